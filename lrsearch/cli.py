@@ -1,0 +1,68 @@
+"""The `lrsearch` command: parses arguments, dispatches to `lrsearch.commands.*`, and
+turns library errors into messages and exit codes (2: bad input, 1: failed run)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+import traceback
+
+from lrsearch import __version__
+from lrsearch.config import ConfigError
+from lrsearch.space import SpaceError
+from lrsearch.studyfile import StudyFileError
+
+#: name -> (module under lrsearch.commands, one-line help). Each module has
+#: `add_arguments(parser)` and `main(args) -> int`.
+COMMANDS = {
+    "run": ("run", "search a study's learning-rate settings (resumes an existing study)"),
+    "worker": ("worker", "join a running study from another machine (PostgreSQL storage)"),
+    "report": ("report", "write importance, parallel-coordinate and learning-curve reports"),
+    "dashboard": ("dashboard", "watch a study live in optuna-dashboard"),
+    "export": ("export", "write the best configuration to JSON or YAML for other projects"),
+    "find-lr": ("find_lr", "LR range test: find the learning rate where the loss falls fastest"),
+    "studies": ("studies", "list the study files in a folder with their descriptions"),
+}
+
+
+class UsageError(Exception):
+    """Bad command-line input; the message says what to change."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lrsearch",
+        description="Find the learning-rate settings of a Keras model with Optuna.",
+        epilog="Run `lrsearch COMMAND --help` for a command's options.",
+    )
+    parser.add_argument("--version", action="version", version=f"lrsearch {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module_name, help_text) in COMMANDS.items():
+        module = importlib.import_module(f"lrsearch.commands.{module_name}")
+        sub = subparsers.add_parser(name, help=help_text, description=module.__doc__)
+        sub.add_argument("--verbose", action="store_true", help="show full tracebacks and library logs")
+        module.add_arguments(sub)
+        sub.set_defaults(handler=module.main)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    try:
+        return int(args.handler(args) or 0)
+    except (StudyFileError, UsageError, SpaceError, ConfigError, FileNotFoundError) as exc:
+        if args.verbose:
+            traceback.print_exc()
+        print(f"lrsearch {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"lrsearch {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

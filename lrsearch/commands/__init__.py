@@ -1,0 +1,1 @@
+"""One module per `lrsearch` sub-command: `add_arguments(parser)` and `main(args)`."""

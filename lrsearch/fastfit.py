@@ -1,0 +1,126 @@
+"""Train a compiled Keras model with whole epochs inside compiled functions.
+
+For the small models a learning-rate search trains, `model.fit` spends most of its time
+on per-step and per-epoch Python overhead, not arithmetic. `fit` here keeps Keras'
+semantics - the model's own `train_step`/`test_step`, its optimizer and metrics, the
+same logs (`loss`, metrics, `val_*`) and epoch-level callbacks - but runs every batch of
+an epoch inside one `tf.function`, shuffling the rows each epoch. A non-finite loss
+stops the epoch at the batch where it appears.
+
+It falls back to `model.fit` for what it cannot serve (datasets, custom `train_step`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+log = logging.getLogger(__name__)
+
+#: Rows per validation batch: large, since evaluation has no per-batch semantics to keep.
+EVAL_BATCH = 4096
+#: The key the fast loop adds to the logs when an epoch hit a non-finite loss.
+NONFINITE_KEY = "nonfinite_loss"
+
+
+def can_run_fast(model: keras.Model, train, val) -> str | None:
+    """None if `fit` can run this model on these data in-graph, else why not."""
+    if type(model).train_step is not keras.Model.train_step or type(model).test_step is not keras.Model.test_step:
+        return "the model overrides train_step/test_step"
+    for part in (train, val):
+        if not (isinstance(part, (tuple, list)) and len(part) == 2):
+            return "the data are not (x, y) arrays"
+        if not all(isinstance(a, np.ndarray) for a in part):
+            return "the data are not NumPy arrays"
+    return None
+
+
+def fit(model: keras.Model, train, val, *, epochs: int, batch_size: int, callbacks=(), shuffle: bool = True,
+        seed: int = 0) -> keras.callbacks.History:
+    """Like `model.fit(x, y, validation_data=val, ...)`, with the same logs and History."""
+    why_not = can_run_fast(model, train, val)
+    if why_not is not None:
+        _fallback_once(why_not)
+        if isinstance(train, (tuple, list)):
+            return model.fit(*train, validation_data=tuple(val), epochs=epochs, batch_size=batch_size,
+                             callbacks=list(callbacks), shuffle=shuffle, verbose=0)
+        return model.fit(train, validation_data=val, epochs=epochs, callbacks=list(callbacks), verbose=0)
+    return _EpochLoop(model, train, val, batch_size).run(epochs, list(callbacks), shuffle, seed)
+
+
+_warned: set[str] = set()
+
+
+def _fallback_once(reason: str) -> None:
+    if reason not in _warned:
+        _warned.add(reason)
+        log.warning("lrsearch: using model.fit (slower), because %s.", reason)
+
+
+class _EpochLoop:
+    """One compiled function trains an epoch, another evaluates the validation set."""
+
+    def __init__(self, model: keras.Model, train, val, batch_size: int) -> None:
+        self.model = model
+        x, y = train
+        self.n = len(x)
+        self.batch_size = min(batch_size, self.n)
+        self.steps = math.ceil(self.n / self.batch_size)
+        self.x, self.y = tf.constant(x), tf.constant(y)
+        self.xv, self.yv = tf.constant(val[0]), tf.constant(val[1])
+        self.val_steps = math.ceil(len(val[0]) / EVAL_BATCH)
+        model._symbolic_build(data_batch=(self.x[: self.batch_size], self.y[: self.batch_size]))
+        if model.optimizer is not None and not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)
+        self.train_epoch = tf.function(self._train_epoch, reduce_retracing=True)
+        self.evaluate = tf.function(self._evaluate, reduce_retracing=True)
+
+    def _train_epoch(self, order):
+        finite = tf.constant(True)
+        for step in tf.range(self.steps):
+            if not finite:
+                break
+            rows = order[step * self.batch_size : tf.minimum((step + 1) * self.batch_size, self.n)]
+            self.model.train_step((tf.gather(self.x, rows), tf.gather(self.y, rows)))
+            finite = tf.reduce_all(tf.math.is_finite(self.model._loss_tracker.result()))
+        return self.model.get_metrics_result(), finite
+
+    def _evaluate(self):
+        n = tf.shape(self.xv)[0]
+        for step in tf.range(self.val_steps):
+            end = tf.minimum((step + 1) * EVAL_BATCH, n)
+            self.model.test_step((self.xv[step * EVAL_BATCH : end], self.yv[step * EVAL_BATCH : end]))
+        return self.model.get_metrics_result()
+
+    def run(self, epochs: int, callbacks: list, shuffle: bool, seed: int) -> keras.callbacks.History:
+        model = self.model
+        history = keras.callbacks.History()
+        callback_list = keras.callbacks.CallbackList(
+            callbacks + [history], model=model, epochs=epochs, steps=self.steps, verbose=0
+        )
+        rng = np.random.default_rng(seed)
+        identity = np.arange(self.n, dtype=np.int32)
+        model.stop_training = False
+        callback_list.on_train_begin()
+        logs: dict = {}
+        for epoch in range(epochs):
+            callback_list.on_epoch_begin(epoch)
+            order = rng.permutation(self.n).astype(np.int32) if shuffle else identity
+            model.reset_metrics()
+            train_logs, finite = self.train_epoch(tf.constant(order))
+            logs = {k: float(v) for k, v in train_logs.items()}
+            if not bool(finite):
+                logs[NONFINITE_KEY] = True  # the pruning callback stops the trial on this
+                callback_list.on_epoch_end(epoch, logs)
+                break
+            model.reset_metrics()
+            logs.update({f"val_{k}": float(v) for k, v in self.evaluate().items()})
+            callback_list.on_epoch_end(epoch, logs)
+            if model.stop_training:
+                break
+        callback_list.on_train_end(logs)
+        return history

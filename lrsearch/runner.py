@@ -1,0 +1,176 @@
+"""One trial: build the study's model, compile it with the trial's learning-rate
+configuration, train it, and record what happened.
+
+Trial user attributes written here: `config` (the full LRConfig), `history` (per-epoch
+logs, `lr` included), `best_value`, `best_epoch`, `epochs_run`, `duration_s`, `device`,
+and on failure `fail_reason`. The pruning callback adds `pruned_*`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import keras
+import numpy as np
+import optuna
+
+from lrsearch import fastfit
+from lrsearch.config import LRConfig
+from lrsearch.pruning import PruningCallback
+from lrsearch.schedules import LearningRateMonitor, make_callbacks, make_optimizer
+from lrsearch.space import suggest
+from lrsearch.studyfile import Study, StudyFileError
+
+
+class TrialRunner:
+    """Holds a study's data once per process and trains one trial at a time."""
+
+    def __init__(self, study: Study, epochs: int | None = None, device: str = "cpu") -> None:
+        self.study = study
+        self.settings = study.settings
+        self.epochs = epochs or study.settings.epochs
+        self.device = device
+        self.train, self.val = load_data(study)
+
+    def steps_per_epoch(self) -> int:
+        if isinstance(self.train, (tuple, list)):
+            return max(1, math.ceil(len(self.train[0]) / self.settings.batch_size))
+        cardinality = int(self.train.cardinality())
+        return max(1, cardinality)
+
+    def build(self, trial: Any, config: LRConfig) -> keras.Model:
+        """The study's model, compiled with `config`'s optimizer."""
+        model = self.study.build_model(trial)
+        if not isinstance(model, keras.Model):
+            raise StudyFileError(self.study.path, f"build_model() must return a Keras model, but returned "
+                                                  f"{type(model).__name__}.")
+        model.compile(
+            optimizer=make_optimizer(config, self.steps_per_epoch(), self.epochs),
+            loss=self.settings.loss,
+            metrics=list(self.settings.metrics),
+        )
+        return model
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        """The Optuna objective: the monitored metric at the last epoch."""
+        keras.backend.clear_session()
+        seed = self.settings.seed + trial.number
+        keras.utils.set_random_seed(seed)
+        started = time.perf_counter()
+        config = suggest(trial, self.study.space)
+        trial.set_user_attr("config", config.to_dict())
+        trial.set_user_attr("device", self.device)
+        recorder = keras.callbacks.History()  # before the pruning callback: keeps the last epoch
+        callbacks = [LearningRateMonitor(), recorder,
+                     *make_callbacks(config, self.settings.objective, self.settings.direction),
+                     PruningCallback(trial, self.settings.objective, self.settings.direction,
+                                     self.settings.stall_window)]
+        try:
+            model = self.build(trial, config)
+            fastfit.fit(model, self.train, self.val, epochs=self.epochs, batch_size=self.settings.batch_size,
+                        callbacks=callbacks, seed=seed)
+        finally:
+            self._record(trial, recorder.history, time.perf_counter() - started)
+        return float(recorder.history[self.settings.objective][-1])
+
+    def _record(self, trial: optuna.Trial, history: dict, duration: float) -> None:
+        keep = {k: [_round(v) for v in vs] for k, vs in history.items() if k != fastfit.NONFINITE_KEY}
+        trial.set_user_attr("history", keep)
+        trial.set_user_attr("duration_s", round(duration, 3))
+        values = keep.get(self.settings.objective, [])
+        trial.set_user_attr("epochs_run", len(keep.get("lr", [])))
+        finite = [(v, i) for i, v in enumerate(values) if v is not None and math.isfinite(v)]
+        if finite:
+            pick = max if self.settings.direction == "maximize" else min
+            best, epoch = pick(finite, key=lambda item: item[0])
+            trial.set_user_attr("best_value", best)
+            trial.set_user_attr("best_epoch", epoch)
+
+
+def load_data(study: Study) -> tuple[Any, Any]:
+    """Call the study's data() and check its shape; NumPy arrays become float32 views."""
+    try:
+        data = study.data()
+    except Exception as exc:
+        raise StudyFileError(study.path, f"data() raised {type(exc).__name__}: {exc}") from exc
+    if not (isinstance(data, (tuple, list)) and len(data) == 2):
+        raise StudyFileError(study.path, "data() must return ((x_train, y_train), (x_val, y_val)) "
+                                         "or (train_dataset, val_dataset).")
+    train, val = data
+    if isinstance(train, (tuple, list)):
+        for name, part in (("train", train), ("validation", val)):
+            if not (isinstance(part, (tuple, list)) and len(part) == 2):
+                raise StudyFileError(study.path, f"data()'s {name} part must be an (x, y) pair.")
+            if len(part[0]) != len(part[1]):
+                raise StudyFileError(study.path, f"data()'s {name} x and y differ in length "
+                                                 f"({len(part[0])} vs {len(part[1])}).")
+        train = tuple(_as_array(a) for a in train)
+        val = tuple(_as_array(a) for a in val)
+    return train, val
+
+
+def _as_array(a: Any) -> Any:
+    a = np.asarray(a)
+    return a.astype("float32") if a.dtype == np.float64 else a
+
+
+def preflight(runner: TrialRunner) -> None:
+    """Check the study file against Keras before any real trial: the builder returns a
+    Keras model, the objective is in the logs. Raises StudyFileError."""
+    study = runner.study
+    probe = optuna.create_study(direction=study.settings.direction).ask()
+    config = suggest(probe, study.space)
+    keras.backend.clear_session()
+    model = runner.build(probe, config)
+    train, val = runner.train, runner.val
+    if isinstance(train, tuple):
+        rows = min(len(train[0]), study.settings.batch_size)
+        train = tuple(a[:rows] for a in train)
+        val = tuple(a[: min(len(val[0]), rows)] for a in val)
+    try:
+        history = fastfit.fit(model, train, val, epochs=1, batch_size=study.settings.batch_size, shuffle=False)
+    except Exception as exc:
+        raise StudyFileError(study.path, f"training one batch failed: {type(exc).__name__}: {exc}") from exc
+    logged = sorted(k for k in history.history if k != fastfit.NONFINITE_KEY)
+    if study.settings.objective not in logged:
+        raise StudyFileError(study.path, f"the objective {study.settings.objective!r} is not logged by this "
+                                         f"model; it logs {logged}. Set settings.objective to one of them "
+                                         f"or add the metric to settings.metrics.")
+    keras.backend.clear_session()
+
+
+def _round(value: Any) -> float | None:
+    value = float(value)
+    return float(f"{value:.6g}") if math.isfinite(value) else None
+
+
+def train(
+    study: Study | str,
+    config: LRConfig | dict,
+    *,
+    epochs: int | None = None,
+    seed: int | None = None,
+    model_params: dict | None = None,
+) -> dict[str, list[float]]:
+    """Train the study's model once with `config`, without Optuna or pruning, and return
+    its per-epoch logs (`lr` included). `model_params` answers the builder's own
+    `trial.suggest_*` calls, if it makes any."""
+    from lrsearch.studyfile import load_study
+
+    if not isinstance(study, Study):
+        study = load_study(study)
+    if isinstance(config, dict):
+        config = LRConfig.from_dict(config)
+    runner = TrialRunner(study, epochs=epochs)
+    seed = study.settings.seed if seed is None else seed
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(seed)
+    model = runner.build(optuna.trial.FixedTrial(model_params or {}), config)
+    recorder = keras.callbacks.History()
+    callbacks = [LearningRateMonitor(), recorder,
+                 *make_callbacks(config, study.settings.objective, study.settings.direction)]
+    fastfit.fit(model, runner.train, runner.val, epochs=runner.epochs, batch_size=study.settings.batch_size,
+                callbacks=callbacks, seed=seed)
+    return dict(recorder.history)

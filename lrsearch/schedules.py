@@ -1,0 +1,123 @@
+"""Turn an `LRConfig` into Keras objects: the optimizer (with its schedule) and the
+learning-rate callbacks. Used by the trial runner and by `load_config` alike.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from lrsearch.config import ONE_CYCLE_ANNIHILATION, ONE_CYCLE_FINAL_DIV, PLATEAU_MIN_LR, LRConfig
+
+_OPTIMIZERS = {
+    "sgd": keras.optimizers.SGD,
+    "rmsprop": keras.optimizers.RMSprop,
+    "adagrad": keras.optimizers.Adagrad,
+    "adam": keras.optimizers.Adam,
+}
+
+
+@keras.saving.register_keras_serializable(package="lrsearch")
+class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
+    """The 1cycle policy: linear from `initial_lr` up to `peak_lr`, linear back down to
+    `initial_lr`, then a last `annihilation` share of the steps down to `final_lr`.
+
+    The peak sits at step `(1 - annihilation) / 2 * total_steps`, the middle of the cycle.
+    """
+
+    def __init__(
+        self,
+        initial_lr: float,
+        peak_lr: float,
+        final_lr: float,
+        total_steps: int,
+        annihilation: float = ONE_CYCLE_ANNIHILATION,
+    ) -> None:
+        if not 0 < initial_lr <= peak_lr:
+            raise ValueError(f"OneCycle needs 0 < initial_lr <= peak_lr, but got {initial_lr} and {peak_lr}.")
+        if not 0 < final_lr <= initial_lr:
+            raise ValueError(f"OneCycle needs 0 < final_lr <= initial_lr, but got {final_lr}.")
+        if total_steps < 2:
+            raise ValueError(f"OneCycle needs total_steps >= 2, but got {total_steps}.")
+        if not 0 <= annihilation < 1:
+            raise ValueError(f"OneCycle needs 0 <= annihilation < 1, but got {annihilation}.")
+        self.initial_lr = float(initial_lr)
+        self.peak_lr = float(peak_lr)
+        self.final_lr = float(final_lr)
+        self.total_steps = int(total_steps)
+        self.annihilation = float(annihilation)
+
+    def __call__(self, step):
+        ops = keras.ops
+        step = ops.cast(step, "float32")
+        total = float(self.total_steps)
+        half = max(1.0, total * (1.0 - self.annihilation) / 2.0)
+        cycle_end = 2.0 * half
+        tail = max(1.0, total - cycle_end)
+        up = self.initial_lr + (self.peak_lr - self.initial_lr) * step / half
+        down = self.peak_lr - (self.peak_lr - self.initial_lr) * (step - half) / half
+        anneal = self.initial_lr + (self.final_lr - self.initial_lr) * ops.minimum(
+            (step - cycle_end) / tail, 1.0
+        )
+        return ops.where(step < half, up, ops.where(step < cycle_end, down, anneal))
+
+    def get_config(self) -> dict:
+        return {
+            "initial_lr": self.initial_lr,
+            "peak_lr": self.peak_lr,
+            "final_lr": self.final_lr,
+            "total_steps": self.total_steps,
+            "annihilation": self.annihilation,
+        }
+
+
+class LearningRateMonitor(keras.callbacks.Callback):
+    """Records the optimizer's learning rate at the end of each epoch (the seed's
+    LearningRateMonitor), in `self.lrs` and in the epoch's logs as `lr`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lrs: list[float] = []
+
+    def on_train_begin(self, logs=None) -> None:
+        self.lrs = []
+
+    def on_epoch_end(self, epoch, logs=None) -> None:
+        lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        self.lrs.append(lr)
+        if logs is not None:
+            logs["lr"] = lr
+
+
+def make_optimizer(config: LRConfig, steps_per_epoch: int, epochs: int) -> keras.optimizers.Optimizer:
+    """A fresh Keras optimizer for `config`, its schedule attached."""
+    learning_rate = make_learning_rate(config, steps_per_epoch, epochs)
+    kwargs = {}
+    if config.optimizer == "sgd":
+        kwargs = {"momentum": config.momentum or 0.0, "nesterov": bool(config.nesterov)}
+    return _OPTIMIZERS[config.optimizer](learning_rate=learning_rate, **kwargs)
+
+
+def make_learning_rate(config: LRConfig, steps_per_epoch: int, epochs: int):
+    """The learning rate argument: a float, or a schedule over optimizer iterations."""
+    if config.schedule == "time_decay":
+        # The seed's lr0 / (1 + decay * iteration).
+        return keras.optimizers.schedules.InverseTimeDecay(config.lr, decay_steps=1, decay_rate=config.decay)
+    if config.schedule == "one_cycle":
+        initial = config.lr / config.div
+        return OneCycle(initial, config.lr, initial / ONE_CYCLE_FINAL_DIV, max(2, steps_per_epoch * epochs))
+    return config.lr
+
+
+def make_callbacks(config: LRConfig, monitor: str, mode: str) -> list[keras.callbacks.Callback]:
+    """The learning-rate callbacks `config` needs (ReduceLROnPlateau for `plateau`)."""
+    if config.schedule != "plateau":
+        return []
+    return [
+        keras.callbacks.ReduceLROnPlateau(
+            monitor=monitor,
+            mode="max" if mode == "maximize" else "min",
+            factor=config.factor,
+            patience=config.patience,
+            min_lr=PLATEAU_MIN_LR,
+        )
+    ]

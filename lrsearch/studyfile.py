@@ -1,0 +1,173 @@
+"""Load a study file by path and check what it provides.
+
+A study file is plain Python. It defines:
+
+- ``data()``: ``((x_train, y_train), (x_val, y_val))`` NumPy arrays, or
+  ``(train_dataset, val_dataset)`` batched ``tf.data`` datasets;
+- ``build_model(trial)`` (or ``build_model()``): a new, *uncompiled* Keras model;
+- ``settings = lrsearch.Settings(...)``: loss, metrics, objective and the rest;
+- optionally ``space = lrsearch.Space(...)`` (or a dict of its options) to narrow or
+  fix parts of the learning-rate search.
+
+lrsearch owns the optimizer, the schedule, the learning-rate callbacks and ``compile``.
+Loading imports the file but neither calls ``data()`` nor builds a model; the checks
+that need TensorFlow run in :func:`lrsearch.runner.preflight`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import inspect
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Any, Callable
+
+from lrsearch.space import Space, SpaceError
+
+
+class StudyFileError(Exception):
+    """A study file that cannot be used; the message names the file and the fix."""
+
+    def __init__(self, path: str | os.PathLike, problem: str) -> None:
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """What a study trains for and how long.
+
+    `objective` is a key of the Keras logs (``val_accuracy``, ``val_loss``...);
+    `direction` defaults to "minimize" for losses and errors, "maximize" otherwise.
+    `stall_epochs` is the window after which a trial whose objective has not moved is
+    pruned as stalled (default: a tenth of the epochs, at least 5).
+    """
+
+    loss: Any
+    metrics: tuple = ()
+    objective: str = "val_loss"
+    direction: str | None = None
+    epochs: int = 20
+    batch_size: int = 32
+    n_trials: int = 50
+    seed: int = 0
+    stall_epochs: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "metrics", tuple(self.metrics or ()))
+        if self.direction is None:
+            lower = self.objective.lower()
+            guess = "minimize" if ("loss" in lower or "error" in lower) else "maximize"
+            object.__setattr__(self, "direction", guess)
+        if self.direction not in ("minimize", "maximize"):
+            raise ValueError(f"direction must be 'minimize' or 'maximize', but got {self.direction!r}.")
+        if not isinstance(self.objective, str) or not self.objective:
+            raise ValueError(f"objective must be the name of a logged metric, but got {self.objective!r}.")
+        for name in ("epochs", "batch_size", "n_trials"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a whole number >= 1, but got {value!r}.")
+        if self.stall_epochs is not None and (not isinstance(self.stall_epochs, int) or self.stall_epochs < 1):
+            raise ValueError(f"stall_epochs must be a whole number >= 1, but got {self.stall_epochs!r}.")
+
+    @property
+    def stall_window(self) -> int:
+        return self.stall_epochs or max(5, self.epochs // 10)
+
+
+@dataclasses.dataclass(frozen=True)
+class Study:
+    """A loaded study file."""
+
+    path: Path
+    name: str
+    description: str
+    settings: Settings
+    space: Space
+    data: Callable[[], Any]
+    builder: Callable[..., Any]
+
+    def build_model(self, trial: Any) -> Any:
+        """Call the file's builder, passing the trial if it takes one."""
+        return self.builder(trial) if _takes_argument(self.builder) else self.builder()
+
+
+def load_study(path: str | os.PathLike) -> Study:
+    """Import the study file at `path` and check its parts; raise StudyFileError."""
+    path = Path(path)
+    if not path.is_file():
+        raise StudyFileError(path, "no such file. Give the path of a study file, e.g. studies/blobs.py.")
+    if path.suffix != ".py":
+        raise StudyFileError(path, "a study file is a Python file ending in .py.")
+    module = _import(path)
+
+    data = getattr(module, "data", None)
+    if not callable(data):
+        raise StudyFileError(path, "defines no data() function. Add `def data():` returning "
+                             "((x_train, y_train), (x_val, y_val)).")
+    builder = getattr(module, "build_model", None)
+    if not callable(builder):
+        raise StudyFileError(path, "defines no build_model() function. Add `def build_model(trial):` "
+                             "returning an uncompiled Keras model.")
+    settings = getattr(module, "settings", None)
+    if not isinstance(settings, Settings):
+        raise StudyFileError(path, "defines no `settings = lrsearch.Settings(loss=..., objective=...)`.")
+    space = getattr(module, "space", None)
+    if space is None:
+        space = Space()
+    elif isinstance(space, dict):
+        try:
+            space = Space.from_dict(space)
+        except (SpaceError, TypeError, ValueError) as exc:
+            raise StudyFileError(path, f"bad `space`: {exc}") from None
+    elif not isinstance(space, Space):
+        raise StudyFileError(path, f"`space` must be lrsearch.Space(...) or a dict, not {type(space).__name__}.")
+    description = (inspect.getdoc(module) or "").strip().splitlines()
+    return Study(
+        path=path,
+        name=path.stem,
+        description=description[0] if description else "",
+        settings=settings,
+        space=space,
+        data=data,
+        builder=builder,
+    )
+
+
+def _import(path: Path) -> Any:
+    module_name = f"lrsearch_study_{path.stem}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise StudyFileError(path, "cannot be imported as a Python module.")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module  # dataclasses and pickling look modules up here
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as exc:
+        raise StudyFileError(path, f"syntax error at line {exc.lineno}: {exc.msg}.") from None
+    except (SpaceError, ValueError, TypeError) as exc:
+        line = _line_in(path, exc)
+        raise StudyFileError(path, f"{line}{exc}") from None
+    except Exception as exc:  # the user's code: report it, with the line, as a study-file problem
+        line = _line_in(path, exc)
+        raise StudyFileError(path, f"{line}{type(exc).__name__} while importing: {exc}") from exc
+    return module
+
+
+def _line_in(path: Path, exc: BaseException) -> str:
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        if Path(frame.filename).resolve() == path.resolve():
+            return f"line {frame.lineno}: "
+    return ""
+
+
+def _takes_argument(func: Callable[..., Any]) -> bool:
+    try:
+        params = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):
+        return True
+    return any(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL) for p in params)
