@@ -1,0 +1,182 @@
+"""The fast epoch loop against `model.fit`: same logs, same weights, same callbacks.
+
+Every test trains a real tiny Keras model on blobs-like data for one to a few epochs.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+optuna = pytest.importorskip("optuna")
+tf = pytest.importorskip("tensorflow")
+
+from lrsearch import fastfit  # noqa: E402
+from lrsearch.config import LRConfig  # noqa: E402
+from lrsearch.pruning import DIVERGED, PruningCallback  # noqa: E402
+from lrsearch.schedules import LearningRateMonitor, make_callbacks, make_optimizer  # noqa: E402
+
+LOG_KEYS = {"loss", "accuracy", "val_loss", "val_accuracy"}
+#: Rows of training data; BATCH does not divide it, so the last batch is partial (100 = 3 * 32 + 4).
+TRAIN_ROWS, BATCH = 100, 32
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    """Three Gaussian blobs as in the seed, small: ((x, y) train, (x, y) validation)."""
+    rng = np.random.default_rng(2)
+    centres = np.array([[-6.0, 2.0], [0.0, -8.0], [-2.0, 6.0]], dtype="float32")
+    labels = rng.integers(0, 3, size=160)
+    x = (centres[labels] + rng.normal(0.0, 2.0, size=(160, 2))).astype("float32")
+    y = np.eye(3, dtype="float32")[labels]
+    return (x[:TRAIN_ROWS], y[:TRAIN_ROWS]), (x[TRAIN_ROWS:], y[TRAIN_ROWS:])
+
+
+def build(optimizer, seed: int = 3, model_class=None) -> keras.Model:
+    """The seed's MLP, smaller, compiled with `optimizer`."""
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(seed)
+    model = (model_class or keras.Sequential)([
+        keras.Input(shape=(2,)),
+        keras.layers.Dense(16, activation="relu", kernel_initializer="he_uniform"),
+        keras.layers.Dense(3, activation="softmax"),
+    ])
+    model.compile(optimizer=optimizer, loss="categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def twins(make_optimizer_):
+    """Two models with the same weights and each its own fresh optimizer."""
+    first = build(make_optimizer_())
+    second = build(make_optimizer_(), seed=99)
+    second.set_weights(first.get_weights())
+    return first, second
+
+
+def test_same_logs_keys_as_model_fit(blobs):
+    train, val = blobs
+    keras_model, fast_model = twins(lambda: keras.optimizers.SGD(0.01, momentum=0.9))
+    reference = keras_model.fit(*train, validation_data=val, epochs=2, batch_size=BATCH, verbose=0)
+    fast = fastfit.fit(fast_model, train, val, epochs=2, batch_size=BATCH)
+    assert set(reference.history) == LOG_KEYS
+    assert set(fast.history) == set(reference.history)
+    assert all(len(values) == 2 for values in fast.history.values())
+
+
+@pytest.mark.parametrize(
+    "make_optimizer_",
+    [lambda: keras.optimizers.SGD(0.05, momentum=0.9), lambda: keras.optimizers.Adam(1e-2)],
+    ids=["sgd-momentum", "adam"],
+)
+def test_same_weights_and_logs_as_model_fit_without_shuffling(blobs, make_optimizer_):
+    train, val = blobs
+    keras_model, fast_model = twins(make_optimizer_)
+    np.testing.assert_array_equal(keras_model.get_weights()[0], fast_model.get_weights()[0])
+    reference = keras_model.fit(*train, validation_data=val, epochs=2, batch_size=BATCH, shuffle=False, verbose=0)
+    fast = fastfit.fit(fast_model, train, val, epochs=2, batch_size=BATCH, shuffle=False)
+    steps = 2 * -(-TRAIN_ROWS // BATCH)  # the partial last batch counts as a step
+    assert int(fast_model.optimizer.iterations.numpy()) == int(keras_model.optimizer.iterations.numpy()) == steps
+    for expected, got in zip(keras_model.get_weights(), fast_model.get_weights()):
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    for key in LOG_KEYS:
+        np.testing.assert_allclose(fast.history[key], reference.history[key], rtol=1e-5, atol=1e-6)
+    moved = [np.max(np.abs(a - b)) for a, b in zip(build(make_optimizer_()).get_weights(), fast_model.get_weights())]
+    assert max(moved) > 1e-3, "training did not change the weights"
+
+
+def test_shuffling_follows_the_seed(blobs):
+    train, val = blobs
+
+    def weights_after(seed):
+        model = build(keras.optimizers.SGD(0.05))
+        fastfit.fit(model, train, val, epochs=2, batch_size=BATCH, seed=seed)
+        return model.get_weights()[0]
+
+    np.testing.assert_array_equal(weights_after(5), weights_after(5))
+    assert not np.allclose(weights_after(5), weights_after(6))
+
+
+def test_reduce_lr_on_plateau_and_lr_monitor_run_in_the_fast_loop(blobs):
+    """A learning rate too small to move the accuracy: the plateau callback must cut it, as in model.fit."""
+    train, val = blobs
+    config = LRConfig(optimizer="sgd", lr=1e-6, momentum=0.0, schedule="plateau", patience=1, factor=0.5)
+    steps = -(-TRAIN_ROWS // BATCH)
+    lrs = {}
+    for name in ("fit", "fast"):
+        model = build(make_optimizer(config, steps, epochs=4))
+        monitor = LearningRateMonitor()
+        callbacks = [monitor, *make_callbacks(config, "val_accuracy", "maximize")]
+        if name == "fit":
+            history = model.fit(*train, validation_data=val, epochs=4, batch_size=BATCH, callbacks=callbacks,
+                                verbose=0)
+        else:
+            history = fastfit.fit(model, train, val, epochs=4, batch_size=BATCH, callbacks=callbacks)
+        assert history.history["lr"] == monitor.lrs
+        lrs[name] = monitor.lrs
+    assert lrs["fast"][0] == pytest.approx(1e-6)
+    assert lrs["fast"][-1] < lrs["fast"][0] / 1.9, f"the learning rate never dropped: {lrs['fast']}"
+    np.testing.assert_allclose(lrs["fast"], lrs["fit"], rtol=1e-6)
+
+
+def test_nonfinite_loss_stops_the_epoch_and_the_trial_is_pruned(blobs):
+    (x, y), val = blobs
+    y = y.copy()
+    y[40] = np.nan  # in the second batch (rows 32-63); a NaN input would not do: relu(NaN) is 0 on CPU
+    study = optuna.create_study(direction="maximize")
+    trial = study.ask()
+    model = build(keras.optimizers.SGD(0.01))
+    pruning = PruningCallback(trial, "val_accuracy", "maximize", stall_window=5)
+    with pytest.raises(optuna.TrialPruned):
+        fastfit.fit(model, (x, y), val, epochs=3, batch_size=BATCH, callbacks=[pruning], shuffle=False)
+    assert int(model.optimizer.iterations.numpy()) == 2, "the epoch went on past the non-finite batch"
+    assert trial.user_attrs["pruned_reason"] == DIVERGED
+    assert trial.user_attrs["pruned_epoch"] == 0
+    assert "nan" in trial.user_attrs["pruned_detail"]
+
+
+def test_nonfinite_loss_is_flagged_in_the_logs(blobs):
+    (x, y), val = blobs
+    y = y.copy()
+    y[0] = np.inf
+    model = build(keras.optimizers.SGD(0.01))
+    history = fastfit.fit(model, (x, y), val, epochs=3, batch_size=BATCH, shuffle=False)
+    assert history.history[fastfit.NONFINITE_KEY] == [True]
+    assert len(history.history["loss"]) == 1
+    assert not np.isfinite(history.history["loss"][0])
+
+
+class CustomStep(keras.Sequential):
+    """A model with its own train_step, which the fast loop must not bypass."""
+
+    def train_step(self, data):
+        self.custom_steps = getattr(self, "custom_steps", 0) + 1
+        return super().train_step(data)
+
+
+def as_datasets(blobs):
+    return tuple(tf.data.Dataset.from_tensor_slices(part).batch(BATCH) for part in blobs)
+
+
+@pytest.mark.parametrize("case", ["custom_train_step", "tf_data"])
+def test_fallback_to_model_fit_gives_the_same_logs_keys(blobs, case, caplog, monkeypatch):
+    monkeypatch.setattr(fastfit, "_warned", set())
+    model = build(keras.optimizers.Adam(1e-3), model_class=CustomStep if case == "custom_train_step" else None)
+    train, val = as_datasets(blobs) if case == "tf_data" else blobs
+    assert fastfit.can_run_fast(model, train, val) is not None
+    with caplog.at_level(logging.WARNING, logger=fastfit.__name__):
+        history = fastfit.fit(model, train, val, epochs=2, batch_size=BATCH)
+        fastfit.fit(model, train, val, epochs=1, batch_size=BATCH)
+    assert set(history.history) == LOG_KEYS
+    assert all(len(values) == 2 for values in history.history.values())
+    warnings = [r for r in caplog.records if "model.fit" in r.getMessage()]
+    assert len(warnings) == 1, "the fallback should be announced exactly once"
+    if case == "custom_train_step":
+        assert model.custom_steps > 0, "the model's own train_step did not run"
+
+
+def test_numpy_data_and_a_plain_model_take_the_fast_path(blobs):
+    train, val = blobs
+    assert fastfit.can_run_fast(build(keras.optimizers.SGD(0.01)), train, val) is None
