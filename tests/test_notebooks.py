@@ -1,0 +1,52 @@
+"""Run each notebook top to bottom in quick mode (LRSEARCH_QUICK=1), as a reader would.
+
+A notebook's own last cells assert what it demonstrates (for 01, the seed's findings), so a
+failing check shows up here as the cell's error and traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+CELL_TIMEOUT_S = 600
+
+
+def execute(name: str, monkeypatch: pytest.MonkeyPatch):
+    """Execute notebooks/`name` in a fresh kernel, in the notebooks folder; return the notebook."""
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    monkeypatch.setenv("LRSEARCH_QUICK", "1")  # the kernel inherits this process's environment
+    notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
+    client = nbclient.NotebookClient(notebook, timeout=CELL_TIMEOUT_S, kernel_name="python3",
+                                     resources={"metadata": {"path": str(NOTEBOOKS)}})
+    client.execute()
+    return notebook
+
+
+def stdout_of(cell) -> str:
+    return "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream" and o.name == "stdout")
+
+
+def test_notebooks_are_committed_without_outputs():
+    import nbformat
+
+    paths = sorted(NOTEBOOKS.glob("*.ipynb"))
+    assert paths
+    for path in paths:
+        notebook = nbformat.read(path, as_version=4)
+        nbformat.validate(notebook)
+        with_outputs = [i for i, c in enumerate(notebook.cells) if c.cell_type == "code" and c.outputs]
+        assert not with_outputs, f"{path.name}: cells {with_outputs} have outputs; clear them before committing"
+
+
+def test_notebook_01_learning_rate_dynamics_reproduces_the_seed(monkeypatch):
+    notebook = execute("01_learning_rate_dynamics.ipynb", monkeypatch)
+    code = [c for c in notebook.cells if c.cell_type == "code"]
+    assert "50 epochs per run (quick mode)" in stdout_of(code[0])
+    assert "assert" in code[-1].source
+    assert "All of the seed's findings checked hold." in stdout_of(code[-1])
+    figures = sum("image/png" in o.get("data", {}) for c in code for o in c.outputs)
+    assert figures >= 7
