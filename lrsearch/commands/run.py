@@ -1,0 +1,134 @@
+"""Search a study's learning-rate settings in parallel worker processes, with pruning.
+
+Running the same command again resumes the study until it holds --n-trials finished
+trials (complete, pruned or failed). The storage defaults to ./lrsearch.journal, which
+optuna-dashboard and the optuna CLI open directly; give --storage postgresql://... to let
+other machines join with `lrsearch worker`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from lrsearch.storage import DEFAULT_STORAGE
+
+
+def add_arguments(parser: argparse.ArgumentParser, joining: bool = False) -> None:
+    parser.add_argument("study_file", metavar="STUDY_FILE", help="the study file, e.g. studies/blobs.py")
+    parser.add_argument("--storage", required=joining, default=None if joining else DEFAULT_STORAGE,
+                        help="Optuna storage URL (postgresql://user:password@host/db) or journal file path"
+                             + ("" if joining else f" (default: ./{DEFAULT_STORAGE})"))
+    parser.add_argument("--study-name", help="study name (default: the study file's name)")
+    parser.add_argument("--n-trials", type=int, help="finished trials the study should hold (default: the study file's)")
+    parser.add_argument("--epochs", type=int, help="override the study file's epochs (for quick tries)")
+    parser.add_argument("--timeout", type=float, help="stop starting trials after this many seconds")
+    parser.add_argument("--workers", type=int,
+                        help="worker processes (default: one per GPU, else one per CPU core)")
+    parser.add_argument("--gpus", default="all", help="GPUs to use: all, none, or indices like 0,1 (default: all)")
+    parser.add_argument("--per-gpu", type=int, default=1, help="workers per GPU (default: 1)")
+    parser.add_argument("--recycle", type=int, default=50, metavar="N",
+                        help="restart each worker after N trials, which bounds TensorFlow's memory growth (default: 50)")
+    if not joining:
+        parser.add_argument("--no-report", action="store_true", help="do not write the report folder at the end")
+
+
+def main(args: argparse.Namespace, joining: bool = False) -> int:
+    import optuna
+
+    from lrsearch import __version__, devices, progress
+    from lrsearch.cli import UsageError
+    from lrsearch.storage import dashboard_command, is_url, open_storage, optuna_cli_hint, redact
+    from lrsearch.studyfile import load_study
+    from lrsearch.workers import Job, Supervisor
+
+    study_file = load_study(args.study_file)
+    settings = study_file.settings
+    for name in ("n_trials", "epochs", "workers", "recycle"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be >= 1, but got {value}.")
+    if args.timeout is not None and args.timeout <= 0:
+        raise UsageError(f"--timeout must be > 0, but got {args.timeout}.")
+    if joining and not is_url(args.storage):
+        print("note: a journal file is shared only by processes of one machine; other machines need "
+              "--storage postgresql://...", file=sys.stderr)
+    try:
+        slots = devices.plan(args.workers, devices.parse_gpus(args.gpus), args.per_gpu)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    name = args.study_name or study_file.name
+    n_trials = args.n_trials or settings.n_trials
+    epochs = args.epochs or settings.epochs
+    try:
+        storage = open_storage(args.storage)
+        study = optuna.create_study(study_name=name, storage=storage, direction=settings.direction,
+                                    load_if_exists=True)
+    except Exception as exc:  # a wrong URL, a server that is down, a file we cannot write
+        raise UsageError(f"cannot open storage {redact(args.storage)}: {type(exc).__name__}: {exc}") from None
+    if study.direction.name.lower() != settings.direction:
+        raise UsageError(f"study {name!r} in {redact(args.storage)} was created to "
+                         f"{study.direction.name.lower()}, but the study file says {settings.direction}.")
+    for key, value in {"study_file": str(study_file.path), "objective": settings.objective,
+                       "direction": settings.direction, "epochs": epochs, "batch_size": settings.batch_size,
+                       "seed": settings.seed, "lrsearch_version": __version__}.items():
+        if study.user_attrs.get(key) != value:
+            study.set_user_attr(key, value)
+
+    print(f"Storage: {redact(args.storage)}  study: {name}")
+    if not joining:
+        print(f"Watch it live:  {dashboard_command(args.storage)}")
+        print(f"List trials:    {optuna_cli_hint(args.storage, name)}")
+    job = Job(study_path=str(study_file.path), storage=args.storage, study_name=name, n_trials=n_trials,
+              epochs=epochs, max_trials=args.recycle, seed=settings.seed)
+    remaining = n_trials - len(study.get_trials(deepcopy=False))
+    if remaining > 0:
+        print(f"Running up to {remaining} of {n_trials} trials ({epochs} epochs each) on {len(slots)} "
+              f"worker(s): {', '.join(slot.describe() for slot in slots)}", flush=True)
+        bar = progress.LiveProgress(study, n_trials)
+        supervisor = Supervisor(job, slots, on_tick=lambda: (bar.tick(), _check_timeout(args, supervisor)))
+        supervisor.started = _now()
+        outcome = supervisor.run()
+        bar.close()
+    else:
+        print(f"The study already holds {n_trials - remaining} trials (asked for {n_trials}); "
+              f"raise --n-trials to search further.")
+        outcome = None
+    print(progress.summary(study))
+    if outcome and outcome.replaced_workers:
+        print(f"{outcome.replaced_workers} worker(s) died and were replaced; their trials were marked failed.")
+    if outcome and outcome.fatal:
+        print(f"lrsearch run: error: {outcome.fatal}", file=sys.stderr)
+        return 2
+    if outcome and outcome.failure_streak:
+        print(f"lrsearch run: stopped: {outcome.failure_streak}\nThe study file is probably wrong; "
+              f"fix it and run the same command again.", file=sys.stderr)
+        return 1
+    if not joining and not args.no_report:
+        _write_report(args.storage, name)
+    if outcome and outcome.interrupted:
+        print("Interrupted. Run the same command again to resume.", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _now() -> float:
+    import time
+
+    return time.monotonic()
+
+
+def _check_timeout(args: argparse.Namespace, supervisor) -> None:
+    if args.timeout is not None and _now() - supervisor.started > args.timeout and not supervisor.stop.is_set():
+        print(f"\n--timeout {args.timeout:g}s reached: running trials finish, no new ones start.",
+              file=sys.stderr, flush=True)
+        supervisor.stop.set()
+
+
+def _write_report(storage: str, study_name: str) -> None:
+    from lrsearch.report import write_report
+
+    folder = write_report(storage, study_name, f"lrsearch-report-{study_name}")
+    print(f"Report: {folder}/summary.md")

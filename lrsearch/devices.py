@@ -1,0 +1,97 @@
+"""Which devices the workers of one machine run on. No TensorFlow import: the parent
+process plans, each worker applies its slot before it imports TensorFlow."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import subprocess
+
+
+@dataclasses.dataclass(frozen=True)
+class Slot:
+    """One worker's place: a GPU index (None for CPU) and its CPU thread budget."""
+
+    gpu: int | None
+    threads: int
+
+    def describe(self) -> str:
+        return f"GPU:{self.gpu}" if self.gpu is not None else f"CPU ({self.threads} thread{'s' * (self.threads > 1)})"
+
+    def environment(self) -> dict[str, str]:
+        """Variables to set before TensorFlow is imported."""
+        return {
+            "CUDA_VISIBLE_DEVICES": "" if self.gpu is None else str(self.gpu),
+            "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"),
+            "OMP_NUM_THREADS": str(self.threads),
+        }
+
+
+def cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def visible_gpus() -> list[int]:
+    """GPU indices this process may use: CUDA_VISIBLE_DEVICES if set, else nvidia-smi's list."""
+    declared = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if declared is not None:
+        return [int(i) for i in declared.split(",") if i.strip().isdigit()]
+    if shutil.which("nvidia-smi") is None:
+        return []
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=20, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [int(line) for line in out.split() if line.strip().isdigit()]
+
+
+def parse_gpus(spec: str | None) -> list[int]:
+    """--gpus: None or "all" (every visible GPU), "none", or "0,1,..."."""
+    if spec is None or spec == "all":
+        return visible_gpus()
+    if spec == "none":
+        return []
+    try:
+        return [int(part) for part in spec.split(",") if part.strip()]
+    except ValueError:
+        raise ValueError(f"--gpus takes 'all', 'none' or indices like '0,1', but got {spec!r}.") from None
+
+
+def plan(workers: int | None, gpus: list[int], per_gpu: int = 1) -> list[Slot]:
+    """One Slot per worker. With GPUs: `per_gpu` workers on each (or `workers` spread
+    round-robin). Without: one single-threaded worker per core by default, which measured
+    fastest for small models (benchmarks/workers.py)."""
+    if per_gpu < 1:
+        raise ValueError(f"--per-gpu must be >= 1, but got {per_gpu}.")
+    if workers is not None and workers < 1:
+        raise ValueError(f"--workers must be >= 1, but got {workers}.")
+    cores = cpu_count()
+    if gpus:
+        count = workers or len(gpus) * per_gpu
+        threads = max(1, cores // count)
+        return [Slot(gpus[i % len(gpus)], threads) for i in range(count)]
+    count = workers or cores
+    return [Slot(None, max(1, cores // count)) for _ in range(count)]
+
+
+def configure_tensorflow(slot: Slot) -> str:
+    """Apply `slot` inside a fresh worker (TensorFlow not yet used); returns the device
+    description recorded with each trial."""
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(slot.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(slot.threads)
+    for gpu in tf.config.list_physical_devices("GPU"):
+        tf.config.experimental.set_memory_growth(gpu, True)
+    if slot.gpu is not None:
+        details = tf.config.list_physical_devices("GPU")
+        if not details:
+            return f"CPU (GPU {slot.gpu} not usable by TensorFlow)"
+        name = tf.config.experimental.get_device_details(details[0]).get("device_name", "")
+        return f"GPU:{slot.gpu} {name}".strip()
+    return slot.describe()

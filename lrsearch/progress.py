@@ -1,0 +1,109 @@
+"""What the user sees while a study runs and when it ends: a live progress bar, the
+top trials and the pruning reasons counted. Reads the storage only; no TensorFlow."""
+
+from __future__ import annotations
+
+import collections
+import math
+import sys
+import time
+
+from tqdm import tqdm
+
+from lrsearch.config import LRConfig
+
+
+class LiveProgress:
+    """A tqdm bar of finished trials, refreshed from the storage at most once a second."""
+
+    def __init__(self, study, n_trials: int, interval: float = 1.0) -> None:
+        self.study, self.interval = study, interval
+        self._last = 0.0
+        self.bar = tqdm(total=n_trials, desc=study.study_name, unit="trial", file=sys.stderr,
+                        dynamic_ncols=True, smoothing=0.1)
+        self.tick(force=True)
+
+    def tick(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last < self.interval:
+            return
+        self._last = now
+        counts = count_states(self.study)
+        finished = counts["COMPLETE"] + counts["PRUNED"] + counts["FAIL"]
+        self.bar.n = min(finished, self.bar.total)
+        best = best_value(self.study)
+        self.bar.set_postfix_str(
+            f"complete {counts['COMPLETE']} pruned {counts['PRUNED']} failed {counts['FAIL']} "
+            f"running {counts['RUNNING']} best {'-' if best is None else f'{best:.4g}'}",
+            refresh=False,
+        )
+        self.bar.refresh()
+
+    def close(self) -> None:
+        self.tick(force=True)
+        self.bar.close()
+
+
+def count_states(study) -> collections.Counter:
+    counts = collections.Counter({"COMPLETE": 0, "PRUNED": 0, "FAIL": 0, "RUNNING": 0})
+    counts.update(t.state.name for t in study.get_trials(deepcopy=False))
+    return counts
+
+
+def best_value(study) -> float | None:
+    from optuna.trial import TrialState
+
+    values = [t.value for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+              if t.value is not None and math.isfinite(t.value)]
+    if not values:
+        return None
+    return max(values) if study.direction.name == "MAXIMIZE" else min(values)
+
+
+def describe_config(config: dict) -> str:
+    """A short human form of an LRConfig dict: `sgd lr=0.0123 momentum=0.9 one_cycle div=10`."""
+    try:
+        cfg = LRConfig.from_dict(config)
+    except ValueError:
+        return str(config)
+    parts = [cfg.optimizer, f"{'peak_lr' if cfg.schedule == 'one_cycle' else 'lr'}={cfg.lr:.3g}"]
+    if cfg.momentum:
+        parts.append(f"momentum={cfg.momentum:.2f}" + (" nesterov" if cfg.nesterov else ""))
+    parts.append(cfg.schedule)
+    for name in ("decay", "patience", "factor", "div"):
+        value = getattr(cfg, name)
+        if value is not None:
+            parts.append(f"{name}={value:.3g}" if isinstance(value, float) else f"{name}={value}")
+    return " ".join(parts)
+
+
+def summary(study, top: int = 5) -> str:
+    """The top trials with their configuration, then pruning and failure reasons counted."""
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    counts = count_states(study)
+    lines = [f"Study {study.study_name!r}: {len(trials)} trials - complete {counts['COMPLETE']}, "
+             f"pruned {counts['PRUNED']}, failed {counts['FAIL']}, running {counts['RUNNING']}."]
+    done = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None and math.isfinite(t.value)]
+    done.sort(key=lambda t: t.value, reverse=study.direction.name == "MAXIMIZE")
+    if done:
+        objective = study.user_attrs.get("objective", "value")
+        lines.append(f"\nTop {min(top, len(done))} trials by {objective} at the last epoch:")
+        lines.append(f"  {'#':>4}  {'value':>8}  {'best (epoch)':>14}  {'time':>6}  configuration")
+        for t in done[:top]:
+            best = t.user_attrs.get("best_value")
+            best_text = f"{best:.4g} ({t.user_attrs.get('best_epoch', 0) + 1})" if best is not None else "-"
+            lines.append(f"  {t.number:>4}  {t.value:>8.4g}  {best_text:>14}  "
+                         f"{t.user_attrs.get('duration_s', 0):>5.1f}s  {describe_config(t.user_attrs.get('config', {}))}")
+    else:
+        lines.append("\nNo trial completed yet.")
+    pruned = collections.Counter(t.user_attrs.get("pruned_reason", "pruner") for t in trials
+                                 if t.state == TrialState.PRUNED)
+    if pruned:
+        lines.append("\nPruned: " + ", ".join(f"{reason} {n}" for reason, n in pruned.most_common()))
+    failed = collections.Counter(t.user_attrs.get("fail_reason", "unknown") for t in trials
+                                 if t.state == TrialState.FAIL)
+    if failed:
+        lines.append("Failed: " + "; ".join(f"{n} x {reason}" for reason, n in failed.most_common(3)))
+    return "\n".join(lines)
