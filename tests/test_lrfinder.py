@@ -1,0 +1,272 @@
+"""The LR range test: the curve's rules on known curves, the in-graph loop on real
+Keras training (weights restored, divergence stop), the blobs suggestion, storage with
+an Optuna study, narrowing the space, the curve files and the find-lr command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+optuna = pytest.importorskip("optuna")
+
+from lrsearch import lrfinder  # noqa: E402
+from lrsearch.config import LRConfig  # noqa: E402
+from lrsearch.lrfinder import RangeTestResult, narrow_space, smooth, suggest_lr  # noqa: E402
+from lrsearch.schedules import make_optimizer  # noqa: E402
+from lrsearch.space import Space  # noqa: E402
+from lrsearch.studyfile import load_study  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+BLOBS = ROOT / "studies" / "blobs.py"
+#: Short range tests for the mechanics (the blobs suggestion test uses the defaults).
+SHORT = {"iterations": 300, "beta": 0.9}
+
+
+@pytest.fixture(scope="module")
+def blobs_study():
+    return load_study(BLOBS)
+
+
+@pytest.fixture
+def optuna_study():
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna.create_study(direction="maximize")
+
+
+def tiny_data(rows: int = 64):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(rows, 2)).astype("float32")
+    y = np.eye(3, dtype="float32")[(x[:, 0] > 0).astype(int) + (x[:, 1] > 1).astype(int)]
+    return x, y
+
+
+def compiled_model(optimizer: str = "sgd", momentum: float | None = 0.9) -> keras.Model:
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input(shape=(2,)), keras.layers.Dense(8, activation="relu"),
+                              keras.layers.Dense(3, activation="softmax")])
+    config = LRConfig(optimizer=optimizer, lr=1e-7, momentum=momentum if optimizer == "sgd" else None)
+    model.compile(optimizer=make_optimizer(config, 1, 1), loss="categorical_crossentropy")
+    return model
+
+
+# --------------------------------------------------------------------------- the curve
+
+
+def test_smooth_is_bias_corrected():
+    assert np.allclose(smooth([2.0] * 50, 0.98), 2.0)
+    assert smooth([1.0, 3.0], 0.5)[1] == pytest.approx((0.25 * 1 + 0.5 * 3) / 0.75)
+
+
+def test_rules_on_a_known_curve():
+    lrs = np.geomspace(1e-6, 10, 701)
+    x = np.log10(lrs)
+    # Falls fastest at lr 1e-3 (a logistic step), lowest at lr 1e-1, then rises.
+    loss = 2.0 - 1.0 / (1.0 + np.exp(-(x + 3.0) * 4)) + 0.5 * np.maximum(x + 1.0, 0) ** 2
+    suggestion, min_lr, steepest_lr = suggest_lr(lrs, loss, "min/10")
+    assert min_lr == pytest.approx(0.1, rel=0.05)
+    assert suggestion == pytest.approx(min_lr / 10)
+    assert steepest_lr == pytest.approx(1e-3, rel=0.05)
+    assert suggest_lr(lrs, loss, "steepest")[0] == steepest_lr
+
+
+def test_rules_reject_unknown_names_and_short_curves():
+    with pytest.raises(ValueError, match="'valley'"):
+        suggest_lr([1e-3, 1e-2, 1e-1], [1.0, 0.5, 2.0], "valley")
+    with pytest.raises(ValueError, match="only 2 finite"):
+        suggest_lr([1e-3, 1e-2, 1e-1], [1.0, 0.5, math.nan])
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+def test_range_test_restores_weights_and_optimizer_state():
+    model = compiled_model()
+    x, y = tiny_data()
+    model(x[:1])
+    before = [w.copy() for w in model.get_weights()]
+    losses, stopped = lrfinder.run_range_test(model, (x, y), batch_size=16, iterations=200, beta=0.9)
+    assert len(losses) > 20 and np.isfinite(losses[:-1]).all()
+    for saved, now in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(saved, now)
+    assert int(model.optimizer.iterations.numpy()) == 0
+    assert all(not np.any(v.numpy()) for v in model.optimizer.variables if "momentum" in v.path)
+    assert float(model.optimizer.learning_rate.numpy()) == pytest.approx(1e-7)
+
+
+def test_range_test_stops_when_the_loss_blows_up():
+    model = compiled_model()
+    x, y = tiny_data()
+    losses, stopped = lrfinder.run_range_test(model, (x, y), batch_size=16, start_lr=1e-3, end_lr=1e6,
+                                              iterations=400, beta=0.9)
+    assert stopped in ("diverged", "nonfinite")
+    assert len(losses) < 400
+    lrs = lrfinder.lr_steps(1e-3, 1e6, 400)[: len(losses)]
+    assert lrs[-1] > 1.0  # it learned first, then blew up at a large LR
+
+
+def test_range_test_reads_tf_data_datasets():
+    tf = pytest.importorskip("tensorflow")
+    model = compiled_model("adam")
+    dataset = tf.data.Dataset.from_tensor_slices(tiny_data()).batch(16)
+    losses, stopped = lrfinder.run_range_test(model, dataset, batch_size=16, iterations=120, beta=0.9)
+    assert len(losses) > 20
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"start_lr": 0.0}, "start_lr"), ({"end_lr": 1e-8}, "end_lr must be > start_lr"),
+    ({"iterations": 0}, "iterations"), ({"beta": 1.0}, "beta"), ({"diverge_factor": 1.0}, "diverge_factor"),
+])
+def test_range_test_checks_its_arguments(bad, message):
+    with pytest.raises(ValueError, match=message):
+        lrfinder.run_range_test(compiled_model(), tiny_data(), batch_size=16, **bad)
+
+
+def test_blobs_sgd_suggestion_lies_between_001_and_1(blobs_study):
+    """The issue's check: the seed tutorial found 0.1 best and 1.0 unstable."""
+    result = lrfinder.find_lr(blobs_study, "sgd")
+    assert result.rule == "min/10"
+    assert 0.01 <= result.suggestion <= 1.0, result.describe()
+    assert result.momentum == 0.0 and result.batch_size == 32
+    assert len(result.lrs) == len(result.losses) == len(result.smoothed)
+    assert result.lrs[0] == pytest.approx(1e-7)
+
+
+def test_find_lr_checks_momentum(blobs_study):
+    with pytest.raises(ValueError, match="momentum applies to sgd only"):
+        lrfinder.find_lr(blobs_study, "adam", momentum=0.9)
+
+
+# --------------------------------------------------------------------------- kept with the study
+
+
+@pytest.fixture(scope="module")
+def short_sgd(blobs_study):
+    return lrfinder.find_lr(blobs_study, "sgd", **SHORT)
+
+
+def test_result_round_trips_through_json(short_sgd):
+    again = RangeTestResult.from_json(short_sgd.to_json())
+    assert again.inputs() == short_sgd.inputs()
+    assert again.lrs == short_sgd.lrs
+    assert np.allclose(again.losses, short_sgd.losses, rtol=1e-5)
+    assert again.suggestion == pytest.approx(short_sgd.suggestion, rel=1e-3)
+
+
+def test_stored_result_is_reused_only_for_the_same_inputs(blobs_study, optuna_study):
+    first, reused = lrfinder.find_lr_cached(blobs_study, optuna_study, "sgd", **SHORT)
+    assert not reused
+    assert lrfinder.result_key("sgd", 32) in optuna_study.user_attrs
+    second, reused = lrfinder.find_lr_cached(blobs_study, optuna_study, "sgd", **SHORT)
+    assert reused and second.duration_s == first.duration_s
+    third, reused = lrfinder.find_lr_cached(blobs_study, optuna_study, "sgd", **{**SHORT, "iterations": 250})
+    assert not reused and third.iterations == 250
+
+
+def test_stored_result_survives_a_journal_file(tmp_path, short_sgd):
+    from lrsearch.storage import open_storage
+
+    path = str(tmp_path / "x.journal")
+    study = optuna.create_study(storage=open_storage(path), study_name="s")
+    lrfinder.store_result(study, short_sgd)
+    loaded = optuna.load_study(study_name="s", storage=open_storage(path))
+    found = lrfinder.stored_result(loaded, "sgd", 32, short_sgd.inputs())
+    assert found is not None and found.suggestion == pytest.approx(short_sgd.suggestion, rel=1e-3)
+
+
+# --------------------------------------------------------------------------- narrowing
+
+
+def test_narrow_space_windows_union_and_clip():
+    space = Space(lr=(1e-7, 1.0), peak_lr=(1e-7, 1.0))
+    narrowed = narrow_space(space, {"sgd": 0.05, "adam": 0.004})
+    assert narrowed.lr == pytest.approx((0.0004, 0.15))
+    assert narrowed.peak_lr == pytest.approx((0.004 / 3, 0.5))
+    assert narrowed.optimizers == space.optimizers and narrowed.momentum == space.momentum
+    clipped = narrow_space(space, {"adagrad": 1.0})
+    assert clipped.lr == pytest.approx((0.1, 1.0)) and clipped.peak_lr == pytest.approx((1 / 3, 1.0))
+
+
+def test_narrow_space_keeps_fixed_and_disjoint_ranges():
+    space = Space(lr=(0.01, 0.01), peak_lr=(1e-7, 1e-5))
+    narrowed = narrow_space(space, {"sgd": 0.05})
+    assert narrowed.lr == (0.01, 0.01)
+    assert narrowed.peak_lr == (1e-7, 1e-5)
+    with pytest.raises(ValueError, match="at least one"):
+        narrow_space(space, {})
+    with pytest.raises(ValueError, match="sgd"):
+        narrow_space(space, {"sgd": -1.0})
+
+
+def test_bounds_from_find_lr_records_and_workers_apply_them(blobs_study, optuna_study):
+    study = dataclasses.replace(blobs_study, space=blobs_study.space.replace(optimizers=("sgd",)))
+    lines: list[str] = []
+    narrowed = lrfinder.bounds_from_find_lr(study, optuna_study, isolate=False, echo=lines.append, **SHORT)
+    record = optuna_study.user_attrs[lrfinder.BOUNDS_ATTR]
+    s = record["suggestions"]["sgd"]
+    assert tuple(record["lr"]) == narrowed.lr == pytest.approx((max(1e-7, s / 10), min(1.0, 3 * s)))
+    assert any("Narrowed" in line for line in lines)
+    applied = lrfinder.apply_recorded_bounds(blobs_study, optuna_study)
+    assert applied.space.lr == narrowed.lr and applied.space.peak_lr == narrowed.peak_lr
+    again: list[str] = []
+    lrfinder.bounds_from_find_lr(study, optuna_study, isolate=False, echo=again.append, **SHORT)
+    assert any("[stored]" in line for line in again)
+    assert lrfinder.apply_recorded_bounds(blobs_study, optuna.create_study()) is blobs_study
+
+
+@pytest.mark.slow
+def test_bounds_from_find_lr_in_a_spawned_process(blobs_study, optuna_study):
+    study = dataclasses.replace(blobs_study, space=blobs_study.space.replace(optimizers=("adam",)))
+    narrowed = lrfinder.bounds_from_find_lr(study, optuna_study, echo=lambda line: None, **SHORT)
+    assert lrfinder.result_key("adam", 32) in optuna_study.user_attrs
+    assert 1e-7 < narrowed.lr[0] < narrowed.lr[1] < 1.0
+
+
+# --------------------------------------------------------------------------- files and command
+
+
+def test_save_curve_writes_png_and_html(short_sgd, tmp_path):
+    png, html = lrfinder.save_curve(short_sgd, tmp_path / "curves")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    page = html.read_text()
+    assert '"type":"log"' in page and f"suggestion {short_sgd.suggestion:.3g}" in page
+    assert (tmp_path / "curves" / "plotly.min.js").is_file()
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    from lrsearch.commands import find_lr
+
+    parser = argparse.ArgumentParser()
+    find_lr.add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def test_find_lr_command_prints_stores_and_reuses(tmp_path, capsys):
+    from lrsearch.commands import find_lr
+
+    argv = [str(BLOBS), "--optimizer", "sgd", "--iterations", "300", "--storage", str(tmp_path / "s.journal"),
+            "--out", str(tmp_path / "out")]
+    assert find_lr.main(parse(argv)) == 0
+    first = capsys.readouterr().out
+    assert "suggested lr" in first and "rule min/10" in first and "stored as" in first
+    assert (tmp_path / "out" / "find_lr-sgd-b32.png").is_file()
+    assert find_lr.main(parse(argv)) == 0
+    assert "reused study user attribute 'find_lr:sgd:32'" in capsys.readouterr().out
+
+
+def test_find_lr_command_rejects_bad_input(tmp_path):
+    from lrsearch.cli import UsageError
+    from lrsearch.commands import find_lr
+
+    base = [str(BLOBS), "--storage", str(tmp_path / "s.journal")]
+    with pytest.raises(UsageError, match="--iterations must be > 0"):
+        find_lr.main(parse([*base, "--iterations", "0"]))
+    with pytest.raises(UsageError, match="--momentum applies to sgd only"):
+        find_lr.main(parse([*base, "--momentum", "0.9"]))
