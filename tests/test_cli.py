@@ -1,0 +1,117 @@
+"""The command line as a user types it: help everywhere, a tiny search end to end,
+resume, plain-Optuna storage, and clear errors for broken study files."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import optuna
+import pytest
+
+from lrsearch.cli import COMMANDS
+from lrsearch.storage import open_storage
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_every_command_has_help(cli, command):
+    result = cli(command, "--help")
+    assert result.returncode == 0, result.stderr
+    assert "usage: lrsearch " + command in result.stdout
+    assert len(result.stdout.splitlines()) > 4
+
+
+def test_top_level_help_lists_every_command(cli):
+    result = cli("--help")
+    assert result.returncode == 0
+    for command in COMMANDS:
+        assert command in result.stdout
+
+
+def load(journal, name="tiny"):
+    return optuna.load_study(study_name=name, storage=open_storage(journal))
+
+
+def test_run_searches_then_resumes_and_optuna_reads_the_storage(cli, tiny_study, journal, tmp_path):
+    first = cli("run", str(tiny_study), "--storage", journal, "--n-trials", "3", "--workers", "2",
+                "--no-report", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert f"optuna-dashboard {journal}" in first.stdout
+    assert "Top" in first.stdout and "val_accuracy" in first.stdout
+    study = load(journal)
+    assert len(study.trials) == 3
+    assert {t.state.name for t in study.trials} <= {"COMPLETE", "PRUNED"}
+    done = [t for t in study.trials if t.state.name == "COMPLETE"]
+    for trial in done:
+        attrs = trial.user_attrs
+        assert attrs["epochs_run"] == 5 and len(attrs["history"]["lr"]) == 5
+        assert set(attrs["history"]) >= {"loss", "accuracy", "val_loss", "val_accuracy", "lr"}
+        assert attrs["device"].endswith("CPU (1 thread)") and attrs["duration_s"] > 0
+        assert sorted(trial.intermediate_values) == list(range(5))
+        assert trial.value == pytest.approx(attrs["history"]["val_accuracy"][-1], abs=1e-6)
+
+    second = cli("run", str(tiny_study), "--storage", journal, "--n-trials", "5", "--workers", "1",
+                 "--no-report", cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert "Running up to 2 of 5 trials" in second.stdout
+    assert len(load(journal).trials) == 5
+
+    listing = subprocess.run([str(Path(sys.executable).with_name("optuna")), "trials", "--study-name", "tiny", "--storage",
+                              journal, "-f", "json"], capture_output=True, text=True, timeout=120)
+    assert listing.returncode == 0, listing.stderr
+    assert len(re.findall(r'"number"', listing.stdout)) == 5
+
+
+BROKEN = {
+    "syntax": ("def data(:\n", "syntax error at line 1"),
+    "no_builder": ("import lrsearch\nsettings = lrsearch.Settings(loss='mse')\ndef data():\n    return 1\n",
+                   "defines no build_model()"),
+    "not_a_model": ("BUILD_NOT_MODEL", "build_model() must return a Keras model, but returned str"),
+    "unknown_space_option": ("SPACE_TYPO", "unknown space option 'optimiser'"),
+    "objective_not_logged": ("OBJECTIVE_TYPO", "the objective 'val_acuracy' is not logged"),
+}
+
+
+def broken_text(kind: str, tiny_study) -> str:
+    text, _ = BROKEN[kind]
+    tiny = tiny_study.read_text()
+    if text == "BUILD_NOT_MODEL":
+        return tiny.replace("    import keras\n", "    return 'a model'\n    import keras\n")
+    if text == "SPACE_TYPO":
+        return tiny + "\nspace = {'optimiser': ('sgd',)}\n"
+    if text == "OBJECTIVE_TYPO":
+        return tiny.replace('objective="val_accuracy"', 'objective="val_acuracy"')
+    return text
+
+
+@pytest.mark.parametrize("kind", list(BROKEN))
+def test_broken_study_file_gets_a_clear_message_and_exit_2(cli, kind, tiny_study, tmp_path):
+    path = tmp_path / f"{kind}.py"
+    path.write_text(broken_text(kind, tiny_study))
+    result = cli("run", str(path), "--storage", str(tmp_path / "s.journal"), "--workers", "1", "--no-report")
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert str(path) in result.stderr and BROKEN[kind][1] in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_option_values_exit_2(cli, tiny_study, journal):
+    result = cli("run", str(tiny_study), "--storage", journal, "--n-trials", "0")
+    assert result.returncode == 2 and "--n-trials must be >= 1" in result.stderr
+    result = cli("run", str(tiny_study), "--storage", journal, "--gpus", "first")
+    assert result.returncode == 2 and "--gpus takes" in result.stderr
+
+
+def test_verbose_shows_the_traceback(cli, tmp_path):
+    path = tmp_path / "syntax.py"
+    path.write_text(textwrap.dedent("def data(:\n"))
+    result = cli("run", str(path), "--verbose")
+    assert result.returncode == 2 and "Traceback" in result.stderr
+
+
+def test_studies_lists_descriptions(cli):
+    result = cli("studies")
+    assert result.returncode == 0
+    assert re.search(r"studies/blobs\.py\s+The seed's blobs problem", result.stdout)
