@@ -12,8 +12,10 @@ Whatever lrsearch prints or records about a URL goes through `redact` first.
 
 from __future__ import annotations
 
+import random
 import re
 import shlex
+import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -51,15 +53,26 @@ def open_storage(storage: str, heartbeat: bool = False) -> "optuna.storages.Base
         return JournalStorage(JournalFileBackend(storage))
     if storage.startswith("redis"):
         return JournalStorage(JournalRedisBackend(storage))
+    options = {"engine_kwargs": {"pool_pre_ping": True}}
     if heartbeat:
-        return RDBStorage(
-            storage,
-            heartbeat_interval=HEARTBEAT_INTERVAL,
-            grace_period=GRACE_PERIOD,
-            failed_trial_callback=_note_stale,
-            engine_kwargs={"pool_pre_ping": True},
-        )
-    return RDBStorage(storage, engine_kwargs={"pool_pre_ping": True})
+        options.update(heartbeat_interval=HEARTBEAT_INTERVAL, grace_period=GRACE_PERIOD,
+                       failed_trial_callback=_note_stale)
+    return _create_rdb(lambda: RDBStorage(storage, **options))
+
+
+def _create_rdb(create, attempts: int = 6):
+    """`create()`, retried while other processes create the same tables: on a fresh
+    database, workers starting together race to create Optuna's tables and all but one
+    fail with a duplicate-key error."""
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    for attempt in range(attempts):
+        try:
+            return create()
+        except (IntegrityError, ProgrammingError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(random.uniform(0.1, 0.5) * (attempt + 1))
 
 
 def _note_stale(study: "optuna.Study", trial: "optuna.trial.FrozenTrial") -> None:
