@@ -394,16 +394,33 @@ def bounds_from_find_lr(study: "Study", optuna_study: "optuna.Study", *, isolate
         "windows": {"lr": list(LR_WINDOW), "peak_lr": list(PEAK_WINDOW), "combined": "union, clipped"},
     }
     optuna_study.set_user_attr(BOUNDS_ATTR, record)
-    echo(f"Narrowed by the range test: lr {_span(narrowed.lr)} (was {_span(study.space.lr)}), "
-         f"peak_lr {_span(narrowed.peak_lr)} (was {_span(study.space.peak_lr)}).")
+    echo(f"Narrowed by the range test: {describe_bounds(record)}.")
     return narrowed
+
+
+def describe_bounds(record: dict[str, Any]) -> str:
+    """The narrowed ranges of a `bounds_from_find_lr` record and the study's own."""
+    return (f"lr {_span(record['lr'])} (was {_span(record['study_lr'])}), "
+            f"peak_lr {_span(record['peak_lr'])} (was {_span(record['study_peak_lr'])})")
+
+
+def recorded_bounds(study: "Study", optuna_study: "optuna.Study") -> tuple[dict | None, bool]:
+    """(the record `bounds_from_find_lr` left with `optuna_study` or None, whether it
+    applies to `study`: it does while the study file's lr and peak_lr ranges are those
+    it was narrowed from; an edited file's own ranges win)."""
+    record = optuna_study.user_attrs.get(BOUNDS_ATTR)
+    if not record:
+        return None, False
+    fresh = (tuple(record["study_lr"]) == tuple(study.space.lr)
+             and tuple(record["study_peak_lr"]) == tuple(study.space.peak_lr))
+    return record, fresh
 
 
 def apply_recorded_bounds(study: "Study", optuna_study: "optuna.Study") -> "Study":
     """`study` with the ranges `bounds_from_find_lr` recorded with `optuna_study`, if
-    any (for worker processes, which load the study file themselves)."""
-    record = optuna_study.user_attrs.get(BOUNDS_ATTR)
-    if not record:
+    any apply (for worker processes, which load the study file themselves)."""
+    record, fresh = recorded_bounds(study, optuna_study)
+    if not fresh:
         return study
     space = study.space.replace(lr=tuple(record["lr"]), peak_lr=tuple(record["peak_lr"]))
     return dataclasses.replace(study, space=space)

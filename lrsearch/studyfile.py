@@ -36,6 +36,9 @@ class StudyFileError(Exception):
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
 
+    def __reduce__(self):  # picklable, so it crosses from a spawned process (the range test's)
+        return type(self), (self.path, self.problem)
+
 
 @dataclasses.dataclass(frozen=True)
 class Settings:

@@ -74,6 +74,7 @@ def worker_main(job: Job, slot: Slot, index: int, lock, lock_owner, stop, events
     import optuna
 
     from lrsearch.devices import configure_tensorflow
+    from lrsearch.lrfinder import apply_recorded_bounds
     from lrsearch.runner import TrialRunner, preflight
     from lrsearch.studyfile import StudyFileError, load_study
 
@@ -81,12 +82,13 @@ def worker_main(job: Job, slot: Slot, index: int, lock, lock_owner, stop, events
     warnings.simplefilter("ignore")
     try:
         device = configure_tensorflow(slot)
-        runner = TrialRunner(load_study(job.study_path), epochs=job.epochs, device=f"{socket.gethostname()}/{device}")
+        study = open_study(job, seed=job.seed * 1000 + index * 7919 + os.getpid() % 1000, heartbeat=True)
+        study_file = apply_recorded_bounds(load_study(job.study_path), study)  # --bounds-from-find-lr's ranges
+        runner = TrialRunner(study_file, epochs=job.epochs, device=f"{socket.gethostname()}/{device}")
         preflight(runner)
     except StudyFileError as exc:
         events.put(("fatal", str(exc)))
         sys.exit(EXIT_FATAL)
-    study = open_study(job, seed=job.seed * 1000 + index * 7919 + os.getpid() % 1000, heartbeat=True)
     study_id = study._study_id
     tag = worker_tag()
     held = _Lock(lock, lock_owner)

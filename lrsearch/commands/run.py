@@ -31,6 +31,10 @@ def add_arguments(parser: argparse.ArgumentParser, joining: bool = False) -> Non
                         help="restart each worker after N trials, which bounds TensorFlow's memory growth (default: 50)")
     if not joining:
         parser.add_argument("--no-report", action="store_true", help="do not write the report folder at the end")
+        parser.add_argument("--bounds-from-find-lr", action="store_true",
+                            help="run the LR range test once per optimizer (or reuse its stored result) and narrow "
+                                 "the lr and 1cycle peak_lr ranges around its suggestions; recorded with the study, "
+                                 "so resumed runs and `lrsearch worker` keep them")
 
 
 def main(args: argparse.Namespace, joining: bool = False) -> int:
@@ -81,6 +85,7 @@ def main(args: argparse.Namespace, joining: bool = False) -> int:
     if not joining:
         print(f"Watch it live:  {dashboard_command(args.storage)}")
         print(f"List trials:    {optuna_cli_hint(args.storage, name)}")
+    _learning_rate_bounds(args, study_file, study)
     job = Job(study_path=str(study_file.path), storage=args.storage, study_name=name, n_trials=n_trials,
               epochs=epochs, max_trials=args.recycle, seed=settings.seed)
     remaining = n_trials - len(study.get_trials(deepcopy=False))
@@ -112,6 +117,27 @@ def main(args: argparse.Namespace, joining: bool = False) -> int:
         print("Interrupted. Run the same command again to resume.", file=sys.stderr)
         return 130
     return 0
+
+
+def _learning_rate_bounds(args: argparse.Namespace, study_file, study) -> None:
+    """With --bounds-from-find-lr, narrow and record the ranges (the workers read the
+    record); else say which recorded ranges the workers will use, if any."""
+    from lrsearch import lrfinder
+    from lrsearch.cli import UsageError
+
+    if getattr(args, "bounds_from_find_lr", False):
+        try:
+            lrfinder.bounds_from_find_lr(study_file, study, echo=lambda line: print(line, flush=True))
+        except ValueError as exc:
+            raise UsageError(f"the LR range test failed: {exc}") from None
+        return
+    record, fresh = lrfinder.recorded_bounds(study_file, study)
+    if record and fresh:
+        print(f"Ranges narrowed by the LR range test (recorded with the study): {lrfinder.describe_bounds(record)}.")
+    elif record:
+        print(f"note: the study file's lr/peak_lr ranges changed since the LR range test narrowed them "
+              f"({lrfinder.describe_bounds(record)}); searching the file's ranges. Add --bounds-from-find-lr "
+              f"to `lrsearch run` to narrow them again.", file=sys.stderr)
 
 
 def _now() -> float:
