@@ -1,0 +1,337 @@
+"""What a report shows, as plain data: one function per figure, each returning a
+NamedTuple or a DataFrame that `html` and `png` draw and the tests check.
+
+Every function accepts any study (no trials, only pruned or failed ones) and returns
+empty data rather than raising; `ReportData.missing` says what could not be computed.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import warnings
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import pandas as pd
+
+from lrsearch.config import LRConfig
+
+if TYPE_CHECKING:
+    import optuna
+
+#: Fields of LRConfig, in the order the tables show them.
+CONFIG_FIELDS = ("optimizer", "schedule", "lr", "momentum", "nesterov", "decay", "patience", "factor", "div")
+#: Parameters drawn on a log axis.
+LOG_FIELDS = ("lr", "decay", "div")
+#: Importance needs this many scored trials; the top group then holds at least
+#: `IMPORTANCE_TOP_TRIALS` of them (PED-ANOVA's own advice is 5).
+IMPORTANCE_MIN_TRIALS = 10
+IMPORTANCE_TOP_TRIALS = 5
+#: How many of the best trials the LR-per-epoch figure and the summary show.
+TOP_TRIALS = 5
+
+IMPORTANCE_EVALUATOR = "PedAnovaImportanceEvaluator"
+IMPORTANCE_WHY = (
+    "PED-ANOVA (the default of Optuna 5's get_param_importances) measures how much each parameter's "
+    "distribution among the top-quantile trials differs from its distribution among all trials. fANOVA and "
+    "mean-decrease-impurity only assess parameters that every trial has, which would drop lrsearch's "
+    "conditional ones (momentum only for SGD, decay only for time decay, div only for one_cycle); Optuna 5's "
+    "PED-ANOVA assesses them too. It fits no model, so it takes milliseconds. Pruned trials count with the "
+    "last value they reported, so settings that were stopped early weigh against the parameters that led "
+    "to them, and one_cycle's peak_lr counts as lr."
+)
+
+
+class Importance(NamedTuple):
+    """Parameter importances (normalised to sum to 1), best first."""
+
+    values: dict[str, float]
+    evaluator: str
+    why: str
+    n_trials: int
+    target_quantile: float | None
+
+
+class ParallelCoordinates(NamedTuple):
+    """One row per scored trial: `objective`, then one column per parameter that varies.
+
+    `frame` keeps NaN where a parameter does not apply to a trial (conditional parameter).
+    """
+
+    frame: pd.DataFrame
+    objective: str
+    params: list[str]
+    categorical: list[str]
+    log: list[str]
+
+
+class History(NamedTuple):
+    """Trial number, state, value and the best value so far (complete trials only)."""
+
+    frame: pd.DataFrame
+    objective: str
+    direction: str
+
+
+class Curves(NamedTuple):
+    """Per-epoch series of several trials: trial number -> values, and each trial's state."""
+
+    series: dict[int, list[float]]
+    states: dict[int, str]
+    ylabel: str
+
+
+class ReportData(NamedTuple):
+    """Everything a report draws and writes, and what it could not compute."""
+
+    study_name: str
+    objective: str
+    direction: str
+    trials: pd.DataFrame
+    importance: Importance | None
+    parallel: ParallelCoordinates
+    history: History
+    learning_curves: Curves
+    lr_curves: Curves
+    objective_vs_lr: pd.DataFrame
+    pruning_reasons: dict[str, int]
+    fail_reasons: dict[str, int]
+    missing: dict[str, str]
+
+
+def collect(study: "optuna.Study") -> ReportData:
+    """All the data of a report on `study`."""
+    trials = study.get_trials(deepcopy=False)
+    objective = str(study.user_attrs.get("objective") or "objective")
+    direction = study.direction.name.lower()
+    frame = trials_frame(trials)
+    complete = frame[frame["state"] == "COMPLETE"]
+    missing: dict[str, str] = {}
+    counts = ", ".join(f"{n} {s.lower()}" for s, n in frame["state"].value_counts().items()) or "no trials"
+
+    importance_data = importance(trials, direction)
+    if importance_data is None:
+        scored = len(_scored(trials))
+        missing["importance"] = (f"needs at least {IMPORTANCE_MIN_TRIALS} trials with a value (complete, or "
+                                 f"pruned after reporting one) whose parameters vary; this study has {scored} "
+                                 f"({counts}).")
+    parallel = parallel_coordinates(trials, objective)
+    if parallel.frame.empty:
+        missing["parallel_coordinates"] = f"no trial reported a finite value ({counts})."
+    elif not parallel.params:
+        missing["parallel_coordinates"] = "no parameter varies between the scored trials."
+    history_data = history(trials, objective, direction)
+    if complete.empty:
+        missing["history"] = f"no complete trial yet ({counts})."
+    curves = learning_curves(trials, objective)
+    if not curves.series:
+        missing["learning_curves"] = f"no trial reported an intermediate value ({counts})."
+    lrs = lr_curves(trials, direction)
+    if not lrs.series:
+        missing["lr_per_epoch"] = "no complete trial recorded its learning rate per epoch."
+    versus = objective_vs_lr(trials)
+    if versus.empty:
+        missing["objective_vs_lr"] = f"no trial reported a finite value ({counts})."
+    return ReportData(
+        study_name=study.study_name,
+        objective=objective,
+        direction=direction,
+        trials=frame,
+        importance=importance_data,
+        parallel=parallel,
+        history=history_data,
+        learning_curves=curves,
+        lr_curves=lrs,
+        objective_vs_lr=versus,
+        pruning_reasons=pruning_reasons(trials),
+        fail_reasons=fail_reasons(trials),
+        missing=missing,
+    )
+
+
+def trial_config(trial: "optuna.trial.FrozenTrial") -> dict[str, Any]:
+    """The trial's full LR configuration: user_attrs["config"], else its params."""
+    config = trial.user_attrs.get("config")
+    if isinstance(config, dict):
+        return dict(config)
+    params = dict(trial.params)
+    if "peak_lr" in params:
+        params["lr"] = params.pop("peak_lr")
+    return {k: v for k, v in params.items() if k in CONFIG_FIELDS}
+
+
+def trials_frame(trials: list["optuna.trial.FrozenTrial"]) -> pd.DataFrame:
+    """One row per trial: number, state, value, the configuration and what the run recorded."""
+    rows = []
+    for t in trials:
+        attrs = t.user_attrs
+        row: dict[str, Any] = {"number": t.number, "state": t.state.name, "value": t.value}
+        config = trial_config(t)
+        row.update({name: config.get(name) for name in CONFIG_FIELDS})
+        for key in ("best_value", "best_epoch", "epochs_run", "duration_s", "pruned_reason", "pruned_epoch",
+                    "pruned_detail", "fail_reason", "device"):
+            row[key] = attrs.get(key)
+        row["reported"] = _last_value(t)
+        row["datetime_start"] = t.datetime_start
+        row["datetime_complete"] = t.datetime_complete
+        rows.append(row)
+    columns = ["number", "state", "value", *CONFIG_FIELDS, "best_value", "best_epoch", "epochs_run", "duration_s",
+               "pruned_reason", "pruned_epoch", "pruned_detail", "fail_reason", "device", "reported",
+               "datetime_start", "datetime_complete"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def importance(trials: list["optuna.trial.FrozenTrial"], direction: str) -> Importance | None:
+    """PED-ANOVA importances over the scored trials, or None when there are too few."""
+    import optuna
+
+    scored = _scored(trials)
+    if len(scored) < IMPORTANCE_MIN_TRIALS:
+        return None
+    # A copy in memory where each scored trial is COMPLETE with its value, and the
+    # parameter `lr` stands for both `lr` and one_cycle's `peak_lr`.
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # create_study logs at INFO
+    try:
+        shadow = optuna.create_study(direction=direction, sampler=optuna.samplers.RandomSampler(seed=0))
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+    lr_values = [value for trial, _ in scored for name, value in trial.params.items() if name in ("lr", "peak_lr")]
+    for trial, value in scored:
+        params, dists = dict(trial.params), dict(trial.distributions)
+        for name in ("lr", "peak_lr"):
+            if name in params:
+                lr = params.pop(name)
+                dists.pop(name)
+                params["lr"] = lr
+                dists["lr"] = optuna.distributions.FloatDistribution(min(lr_values), max(lr_values), log=True)
+        shadow.add_trial(optuna.trial.create_trial(params=params, distributions=dists, value=value))
+    names = {name for t in shadow.trials for name in t.params}
+    if not any(len({str(t.params.get(name)) for t in shadow.trials}) > 1 for name in names):
+        return None
+    quantile = max(0.1, IMPORTANCE_TOP_TRIALS / len(scored))
+    evaluator = optuna.importance.PedAnovaImportanceEvaluator(target_quantile=quantile)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        values = optuna.importance.get_param_importances(shadow, evaluator=evaluator)
+    return Importance(values={k: float(v) for k, v in values.items()}, evaluator=IMPORTANCE_EVALUATOR,
+                      why=IMPORTANCE_WHY, n_trials=len(scored), target_quantile=quantile)
+
+
+def parallel_coordinates(trials: list["optuna.trial.FrozenTrial"], objective: str) -> ParallelCoordinates:
+    """Scored trials with their objective and the configuration fields that vary."""
+    rows = [{"number": t.number, "state": t.state.name, objective: value, **trial_config(t)}
+            for t, value in _scored(trials)]
+    frame = pd.DataFrame(rows, columns=["number", "state", objective, *CONFIG_FIELDS])
+    params = [name for name in CONFIG_FIELDS if frame[name].dropna().astype(str).nunique() > 1]
+    categorical = [name for name in params if name in ("optimizer", "schedule", "nesterov")]
+    log = [name for name in params if name in LOG_FIELDS]
+    frame = frame[["number", "state", objective, *params]].reset_index(drop=True)
+    return ParallelCoordinates(frame=frame, objective=objective, params=params, categorical=categorical, log=log)
+
+
+def history(trials: list["optuna.trial.FrozenTrial"], objective: str, direction: str) -> History:
+    """Values of the complete trials in trial order and the best so far."""
+    done = [t for t in trials if t.state.name == "COMPLETE" and _finite(t.value)]
+    frame = pd.DataFrame({"number": [t.number for t in done], "value": [float(t.value) for t in done]})
+    best = frame["value"].cummax() if direction == "maximize" else frame["value"].cummin()
+    frame["best_so_far"] = best
+    return History(frame=frame, objective=objective, direction=direction)
+
+
+def learning_curves(trials: list["optuna.trial.FrozenTrial"], objective: str) -> Curves:
+    """The objective each trial reported per epoch (its intermediate values)."""
+    series, states = {}, {}
+    for t in trials:
+        if t.intermediate_values:
+            series[t.number] = [float(t.intermediate_values[step]) for step in sorted(t.intermediate_values)]
+            states[t.number] = t.state.name
+    return Curves(series=series, states=states, ylabel=objective)
+
+
+def lr_curves(trials: list["optuna.trial.FrozenTrial"], direction: str, top: int = TOP_TRIALS) -> Curves:
+    """The learning rate per epoch of the `top` best complete trials (LearningRateMonitor)."""
+    series, states = {}, {}
+    for t in best_trials(trials, direction, top):
+        lrs = (t.user_attrs.get("history") or {}).get("lr")
+        if lrs:
+            series[t.number] = [math.nan if v is None else float(v) for v in lrs]
+            states[t.number] = t.state.name
+    return Curves(series=series, states=states, ylabel="learning rate")
+
+
+def objective_vs_lr(trials: list["optuna.trial.FrozenTrial"]) -> pd.DataFrame:
+    """Each scored trial's initial (or peak) learning rate and value, with its optimizer."""
+    rows = []
+    for t, value in _scored(trials):
+        config = trial_config(t)
+        if _finite(config.get("lr")):
+            rows.append({"number": t.number, "state": t.state.name, "optimizer": config.get("optimizer"),
+                         "schedule": config.get("schedule"), "lr": float(config["lr"]), "value": value})
+    return pd.DataFrame(rows, columns=["number", "state", "optimizer", "schedule", "lr", "value"])
+
+
+def pruning_reasons(trials: list["optuna.trial.FrozenTrial"]) -> dict[str, int]:
+    """Pruned trials counted by `pruned_reason` (diverged, stalled, pruner; unknown if absent)."""
+    counts = collections.Counter(str(t.user_attrs.get("pruned_reason") or "unknown")
+                                 for t in trials if t.state.name == "PRUNED")
+    return dict(counts.most_common())
+
+
+def fail_reasons(trials: list["optuna.trial.FrozenTrial"]) -> dict[str, int]:
+    """Failed trials counted by `fail_reason`."""
+    counts = collections.Counter(str(t.user_attrs.get("fail_reason") or "unknown")
+                                 for t in trials if t.state.name == "FAIL")
+    return dict(counts.most_common())
+
+
+def best_trials(trials: list["optuna.trial.FrozenTrial"], direction: str, top: int) -> list["optuna.trial.FrozenTrial"]:
+    """The `top` complete trials with a finite value, best first."""
+    done = [t for t in trials if t.state.name == "COMPLETE" and _finite(t.value)]
+    done.sort(key=lambda t: (-t.value if direction == "maximize" else t.value, t.number))
+    return done[:top]
+
+
+def describe(config: dict[str, Any]) -> str:
+    """A short human label of a configuration, e.g. 'sgd lr=0.01 momentum=0.9, plateau ...'."""
+    try:
+        cfg = LRConfig.from_dict(config)
+    except ValueError:
+        return str(config)
+    parts = [f"{cfg.optimizer} {'peak_lr' if cfg.schedule == 'one_cycle' else 'lr'}={cfg.lr:.3g}"]
+    if cfg.momentum:
+        parts.append(f"momentum={cfg.momentum:.3g}" + (" nesterov" if cfg.nesterov else ""))
+    parts.append(cfg.schedule)
+    for name in ("decay", "patience", "factor", "div"):
+        value = getattr(cfg, name)
+        if value is not None:
+            parts.append(f"{name}={value:.3g}")
+    return " ".join(parts)
+
+
+def absent(value: Any) -> bool:
+    """True for a table cell with no value: None or NaN (a parameter the trial does not use)."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _scored(trials: list["optuna.trial.FrozenTrial"]) -> list[tuple["optuna.trial.FrozenTrial", float]]:
+    """Complete trials with their value and pruned trials with the last value they reported."""
+    scored = []
+    for t in trials:
+        if t.state.name == "COMPLETE" and _finite(t.value):
+            scored.append((t, float(t.value)))
+        elif t.state.name == "PRUNED":
+            value = _last_value(t)
+            if value is not None:
+                scored.append((t, value))
+    return scored
+
+
+def _last_value(trial: "optuna.trial.FrozenTrial") -> float | None:
+    finite = [trial.intermediate_values[s] for s in sorted(trial.intermediate_values)
+              if _finite(trial.intermediate_values[s])]
+    return float(finite[-1]) if finite else None
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

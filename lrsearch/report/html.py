@@ -1,0 +1,117 @@
+"""Draw a report's data as interactive plotly figures, each written as a
+self-contained HTML page (plotly.js inlined, so the page opens offline)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from lrsearch.report.data import Curves, History, Importance, ParallelCoordinates, absent
+from lrsearch.report.style import MISSING_LABEL, STATE_COLORS
+
+
+def write(figure: go.Figure, path: Path) -> Path:
+    figure.write_html(path, include_plotlyjs=True, full_html=True, auto_open=False)
+    return path
+
+
+def importance(data: Importance) -> go.Figure:
+    names = list(data.values)[::-1]
+    figure = go.Figure(go.Bar(x=[data.values[n] for n in names], y=names, orientation="h",
+                              hovertemplate="%{y}: %{x:.3f}<extra></extra>"))
+    figure.update_layout(
+        title=f"Parameter importance ({data.evaluator}, {data.n_trials} trials, "
+              f"top {data.target_quantile:.0%})",
+        xaxis_title="importance (sums to 1)", template="plotly_white")
+    return figure
+
+
+def parallel_coordinates(data: ParallelCoordinates, direction: str) -> go.Figure:
+    frame = data.frame
+    dimensions = [dict(label=data.objective, values=frame[data.objective])]
+    for name in data.params:
+        dimensions.append(_dimension(name, frame[name], name in data.categorical, name in data.log))
+    objective = frame[data.objective]
+    line = dict(color=objective, colorscale="Viridis", showscale=True, reversescale=direction == "minimize",
+                colorbar=dict(title=data.objective))
+    figure = go.Figure(go.Parcoords(dimensions=dimensions, line=line))
+    figure.update_layout(title=f"Parallel coordinates ({len(frame)} trials: complete, and pruned at their "
+                               f"last value)", template="plotly_white")
+    return figure
+
+
+def _dimension(name: str, values, categorical: bool, log: bool) -> dict:
+    present = values.dropna()
+    if categorical:
+        labels = sorted(present.astype(str).unique())
+        codes = {label: i + 1 for i, label in enumerate(labels)}
+        encoded = [0 if absent(v) else codes[str(v)] for v in values]
+        return dict(label=name, values=encoded, tickvals=[0, *codes.values()], ticktext=[MISSING_LABEL, *labels],
+                    range=[0, len(labels)])
+    numbers = np.log10(present.astype(float)) if log else present.astype(float)
+    low, high = float(numbers.min()), float(numbers.max())
+    gap = (high - low) * 0.1 or 0.5
+    missing = low - gap
+    encoded = [missing if absent(v) else (math.log10(v) if log else float(v)) for v in values]
+    ticks = list(np.linspace(low, high, 4)) if high > low else [low]
+    text = [f"{10 ** t:.2g}" if log else f"{t:.3g}" for t in ticks]
+    return dict(label=f"{name} (log)" if log else name, values=encoded, range=[missing, high],
+                tickvals=[missing, *ticks], ticktext=[MISSING_LABEL, *text])
+
+
+def history(data: History) -> go.Figure:
+    frame = data.frame
+    figure = go.Figure()
+    figure.add_scatter(x=frame["number"], y=frame["value"], mode="markers", name="complete trial")
+    figure.add_scatter(x=frame["number"], y=frame["best_so_far"], mode="lines", name="best so far",
+                       line=dict(shape="hv"))
+    figure.update_layout(title="Optimization history", xaxis_title="trial", yaxis_title=data.objective,
+                         template="plotly_white")
+    return figure
+
+
+def curves(data: Curves, title: str) -> go.Figure:
+    figure = go.Figure()
+    for number, values in data.series.items():
+        state = data.states[number]
+        figure.add_scatter(x=list(range(1, len(values) + 1)), y=values, mode="lines", name=f"trial {number}",
+                           legendgroup=state, legendgrouptitle_text=state.lower(),
+                           line=dict(color=STATE_COLORS.get(state), width=1.5 if state == "COMPLETE" else 1),
+                           opacity=1.0 if state == "COMPLETE" else 0.6)
+    figure.update_layout(title=title, xaxis_title="epoch", yaxis_title=data.ylabel, template="plotly_white")
+    return figure
+
+
+def lr_per_epoch(data: Curves) -> go.Figure:
+    figure = go.Figure()
+    for number, values in data.series.items():
+        figure.add_scatter(x=list(range(1, len(values) + 1)), y=values, mode="lines+markers",
+                           name=f"trial {number}", marker=dict(size=3))
+    figure.update_layout(title=f"Learning rate per epoch of the top {len(data.series)} trials",
+                         xaxis_title="epoch", yaxis_title="learning rate", template="plotly_white")
+    figure.update_yaxes(type="log")
+    return figure
+
+
+def objective_vs_lr(frame, objective: str) -> go.Figure:
+    optimizers = sorted(frame["optimizer"].dropna().unique())
+    figure = make_subplots(rows=1, cols=len(optimizers), shared_xaxes="all", shared_yaxes=True,
+                           subplot_titles=optimizers)
+    symbols = {"COMPLETE": "circle", "PRUNED": "x"}
+    for col, optimizer in enumerate(optimizers, start=1):
+        part = frame[frame["optimizer"] == optimizer]
+        for state, group in part.groupby("state"):
+            figure.add_scatter(
+                x=group["lr"], y=group["value"], mode="markers", row=1, col=col,
+                name=state.lower(), legendgroup=state, showlegend=col == 1,
+                marker=dict(symbol=symbols.get(state, "circle"), color=STATE_COLORS.get(state)),
+                text=[f"trial {n}, {s}" for n, s in zip(group["number"], group["schedule"])],
+                hovertemplate="lr %{x:.3g}<br>%{y:.4g}<br>%{text}<extra></extra>")
+        figure.update_xaxes(type="log", title_text="lr (peak for one_cycle)", row=1, col=col)
+    figure.update_yaxes(title_text=objective, row=1, col=1)
+    figure.update_layout(title=f"{objective} against the learning rate, per optimizer", template="plotly_white")
+    return figure

@@ -1,0 +1,60 @@
+"""The report's summary.md: counts, the top trials, importances, pruning reasons, and
+what the report could not show."""
+
+from __future__ import annotations
+
+from lrsearch.report.data import CONFIG_FIELDS, TOP_TRIALS, ReportData, absent, describe
+
+
+def render(data: ReportData, storage: str, figures: dict[str, list[str]]) -> str:
+    """Markdown for `data`; `figures` maps each drawn figure to its files."""
+    trials = data.trials
+    states = trials["state"].value_counts()
+    lines = [f"# lrsearch report: {data.study_name}", "",
+             f"Storage `{storage}`, objective `{data.objective}` ({data.direction}).", "",
+             "Trials: " + (", ".join(f"{n} {s.lower()}" for s, n in states.items()) or "none") + ".", ""]
+
+    lines += ["## Top trials", ""]
+    done = trials[(trials["state"] == "COMPLETE") & trials["value"].notna()]
+    done = done.sort_values("value", ascending=data.direction == "minimize", kind="stable").head(TOP_TRIALS)
+    if done.empty:
+        lines += ["No complete trial yet, so there is no best configuration to show or export.", ""]
+    else:
+        lines += [f"| trial | {data.objective} | best (epoch) | epochs | configuration |", "|---|---|---|---|---|"]
+        for _, row in done.iterrows():
+            config = {k: row[k] for k in CONFIG_FIELDS if not absent(row[k])}
+            if "patience" in config:
+                config["patience"] = int(config["patience"])
+            best = "" if absent(row["best_value"]) else f"{row['best_value']:.4g} ({int(row['best_epoch']) + 1})"
+            epochs = "" if absent(row["epochs_run"]) else int(row["epochs_run"])
+            lines.append(f"| {row['number']} | {row['value']:.4g} | {best} | {epochs} | {describe(config)} |")
+        lines.append("")
+
+    lines += ["## Parameter importance", ""]
+    if data.importance is None:
+        lines += [f"Not computed: {data.missing['importance']}", ""]
+    else:
+        imp = data.importance
+        lines += [f"Evaluator: `{imp.evaluator}` over {imp.n_trials} trials, importance of reaching the top "
+                  f"{imp.target_quantile:.0%}. {imp.why}", "", "| parameter | importance |", "|---|---|"]
+        lines += [f"| {name} | {value:.3f} |" for name, value in imp.values.items()]
+        lines.append("")
+
+    lines += ["## Pruned and failed trials", ""]
+    if not data.pruning_reasons and not data.fail_reasons:
+        lines += ["None.", ""]
+    for title, counts in (("Pruned", data.pruning_reasons), ("Failed", data.fail_reasons)):
+        if counts:
+            lines += [f"| {title.lower()}: reason | trials |", "|---|---|"]
+            lines += [f"| {reason} | {n} |" for reason, n in counts.items()]
+            lines.append("")
+
+    lines += ["## Figures", ""]
+    for name, files in figures.items():
+        lines.append(f"- {name.replace('_', ' ')}: " + ", ".join(f"[{f}]({f})" for f in files))
+    lines += ["- all trials: [trials.csv](trials.csv)", ""]
+    if data.missing:
+        lines += ["## Missing", ""]
+        lines += [f"- {name.replace('_', ' ')}: {why}" for name, why in data.missing.items()]
+        lines.append("")
+    return "\n".join(lines)
