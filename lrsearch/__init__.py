@@ -6,9 +6,10 @@ imports TensorFlow when it is used.
 """
 
 from lrsearch.config import LRConfig
+from lrsearch.export import load_config
 from lrsearch.space import Space
 from lrsearch.studyfile import Settings
 
 __version__ = "0.1.0"
 
-__all__ = ["LRConfig", "Settings", "Space", "__version__"]
+__all__ = ["LRConfig", "Settings", "Space", "__version__", "load_config"]

@@ -1,9 +1,9 @@
 """One trial: build the study's model, compile it with the trial's learning-rate
 configuration, train it, and record what happened.
 
-Trial user attributes written here: `config` (the full LRConfig), `history` (per-epoch
-logs, `lr` included), `best_value`, `best_epoch`, `epochs_run`, `duration_s`, `device`,
-and on failure `fail_reason`. The pruning callback adds `pruned_*`.
+Trial user attributes written here: `config` (the full LRConfig), `seed`,
+`steps_per_epoch`, `history` (per-epoch logs, `lr` included), `best_value`, `best_epoch`,
+`epochs_run`, `duration_s`, `device`, and on failure `fail_reason`. The pruning callback adds `pruned_*`.
 """
 
 from __future__ import annotations
@@ -62,6 +62,8 @@ class TrialRunner:
         config = suggest(trial, self.study.space)
         trial.set_user_attr("config", config.to_dict())
         trial.set_user_attr("device", self.device)
+        trial.set_user_attr("seed", seed)  # with steps_per_epoch, what `lrsearch export` needs to replay it
+        trial.set_user_attr("steps_per_epoch", self.steps_per_epoch())
         recorder = keras.callbacks.History()  # before the pruning callback: keeps the last epoch
         callbacks = [LearningRateMonitor(), recorder,
                      *make_callbacks(config, self.settings.objective, self.settings.direction),
