@@ -51,14 +51,23 @@ def load_optuna_study(ref: StudyRef):
     import optuna
 
     from lrsearch.cli import UsageError
-    from lrsearch.storage import is_url, open_storage, redact
+    from lrsearch.storage import open_storage, redact
 
-    import os
-
-    if not is_url(ref.storage) and not os.path.isfile(ref.storage):
-        raise UsageError(f"no storage file {ref.storage!r}; run `lrsearch run` first or give --storage.")
+    require_storage(ref.storage)
     storage = open_storage(ref.storage)
     names = [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
     if ref.study_name not in names:
         raise UsageError(f"no study {ref.study_name!r} in {redact(ref.storage)}; it holds {names or 'none'}.")
     return optuna.load_study(study_name=ref.study_name, storage=storage)
+
+
+def require_storage(storage: str) -> None:
+    """UsageError unless `storage` is a URL or an existing journal file (reading must not
+    create an empty one)."""
+    import os
+
+    from lrsearch.cli import UsageError
+    from lrsearch.storage import is_url
+
+    if not is_url(storage) and not os.path.isfile(storage):
+        raise UsageError(f"no storage file {storage!r}; run `lrsearch run` first or give --storage.")
