@@ -8,6 +8,9 @@ import os
 import shutil
 import subprocess
 
+#: One folder per GPU that the NVIDIA driver sees.
+DRIVER_GPUS = "/proc/driver/nvidia/gpus"
+
 
 @dataclasses.dataclass(frozen=True)
 class Slot:
@@ -36,12 +39,13 @@ def cpu_count() -> int:
 
 
 def visible_gpus() -> list[int]:
-    """GPU indices this process may use: CUDA_VISIBLE_DEVICES if set, else nvidia-smi's list."""
+    """GPU indices this process may use: CUDA_VISIBLE_DEVICES if set, else nvidia-smi's
+    list, else the NVIDIA driver's count of GPUs."""
     declared = os.environ.get("CUDA_VISIBLE_DEVICES")
     if declared is not None:
         return [int(i) for i in declared.split(",") if i.strip().isdigit()]
     if shutil.which("nvidia-smi") is None:
-        return []
+        return list(range(len(os.listdir(DRIVER_GPUS)))) if os.path.isdir(DRIVER_GPUS) else []
     try:
         out = subprocess.run(["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"],
                              capture_output=True, text=True, timeout=20, check=True).stdout
@@ -51,15 +55,23 @@ def visible_gpus() -> list[int]:
 
 
 def parse_gpus(spec: str | None) -> list[int]:
-    """--gpus: None or "all" (every visible GPU), "none", or "0,1,..."."""
+    """--gpus: None or "all" (every visible GPU), "none", or visible indices like "0,1"."""
     if spec is None or spec == "all":
         return visible_gpus()
     if spec == "none":
         return []
     try:
-        return [int(part) for part in spec.split(",") if part.strip()]
+        gpus = [int(part) for part in spec.split(",") if part.strip()]
     except ValueError:
-        raise ValueError(f"--gpus takes 'all', 'none' or indices like '0,1', but got {spec!r}.") from None
+        gpus = []
+    if not gpus or min(gpus) < 0 or len(set(gpus)) != len(gpus):
+        raise ValueError(f"--gpus takes 'all', 'none' or distinct indices like '0,1', but got {spec!r}.")
+    visible = visible_gpus()
+    missing = [gpu for gpu in gpus if gpu not in visible]
+    if missing:
+        raise ValueError(f"--gpus {spec}: GPU {','.join(map(str, missing))} is not visible here "
+                         f"(visible: {','.join(map(str, visible)) or 'none'}).")
+    return gpus
 
 
 def plan(workers: int | None, gpus: list[int], per_gpu: int = 1) -> list[Slot]:

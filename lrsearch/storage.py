@@ -27,7 +27,7 @@ DEFAULT_STORAGE = "lrsearch.journal"
 HEARTBEAT_INTERVAL = 20
 GRACE_PERIOD = 60
 
-_PASSWORD = re.compile(r"^(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@]*):(?P<password>[^@]*)@")
+_PASSWORD = re.compile(r"^(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@]*):(?P<password>.*)@")
 
 
 def is_url(storage: str) -> bool:

@@ -8,9 +8,10 @@ TensorFlow leaks a little memory per model), or it is told to stop.
 The parent (`Supervisor`) never imports TensorFlow. It starts the workers, replaces one
 that dies and marks the trial it was running failed, stops the run after several
 failures in a row, and handles Ctrl-C: the first lets running trials finish, the second
-kills them (marked failed). Workers count trials under a lock shared on this machine, so
-a run ends with exactly `n_trials`; several machines (RDB storage) may overshoot by a
-trial or two, and heartbeats fail the trials of a machine that vanished.
+(or SIGTERM) kills them (marked failed). Workers claim trials one at a time under a lock
+shared on this machine and, on PostgreSQL, under an advisory lock shared by all
+machines, so a study ends with exactly `n_trials`; heartbeats fail the trials of a
+machine that vanished.
 """
 
 from __future__ import annotations
@@ -18,18 +19,19 @@ from __future__ import annotations
 import dataclasses
 import multiprocessing as mp
 import os
-import queue
 import signal
 import socket
 import sys
 import time
 import warnings
+from multiprocessing.connection import wait
 from typing import Callable
 
 from lrsearch.devices import Slot
 
 EXIT_FATAL = 3
-FINISHED = ("COMPLETE", "PRUNED", "FAIL")
+#: Trials that count toward `n_trials`: all but enqueued ones that no worker took yet.
+CLAIMED = ("RUNNING", "COMPLETE", "PRUNED", "FAIL")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,53 +52,63 @@ def worker_tag(pid: int | None = None) -> str:
     return f"{socket.gethostname()}:{pid or os.getpid()}"
 
 
-def open_study(job: Job, seed: int | None, heartbeat: bool = False):
-    """The Optuna study of `job`, with lrsearch's sampler and pruner."""
+def claimed_trials(study) -> int:
+    """How many trials of `study` count toward its `n_trials`."""
+    from optuna.trial import TrialState
+
+    return study._storage.get_n_trials(study._study_id, state=tuple(TrialState[name] for name in CLAIMED))
+
+
+def open_study(job: Job, seed: int | None, storage):
+    """The Optuna study of `job` in `storage`, with lrsearch's sampler and pruner."""
     import optuna
 
     from lrsearch.pruning import make_pruner
-    from lrsearch.storage import open_storage
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         sampler = optuna.samplers.TPESampler(multivariate=True, group=True, constant_liar=True, seed=seed)
-    return optuna.load_study(study_name=job.study_name, storage=open_storage(job.storage, heartbeat=heartbeat),
-                             sampler=sampler, pruner=make_pruner(job.epochs))
+    return optuna.load_study(study_name=job.study_name, storage=storage, sampler=sampler,
+                             pruner=make_pruner(job.epochs))
 
 
 # --------------------------------------------------------------------------- worker side
 
 
 def worker_main(job: Job, slot: Slot, index: int, lock, lock_owner, stop, events) -> None:
-    """Entry point of a worker process (spawned)."""
+    """Entry point of a worker process (spawned). `stop` is a shared flag, `events` the
+    sending end of this worker's pipe to the parent."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C means
+    parent = os.getppid()
     os.environ.update(slot.environment())
     import optuna
 
     from lrsearch.devices import configure_tensorflow
     from lrsearch.lrfinder import apply_recorded_bounds
     from lrsearch.runner import TrialRunner, preflight
+    from lrsearch.storage import open_storage
     from lrsearch.studyfile import StudyFileError, load_study
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.simplefilter("ignore")
     try:
         device = configure_tensorflow(slot)
-        study = open_study(job, seed=job.seed * 1000 + index * 7919 + os.getpid() % 1000, heartbeat=True)
+        storage = open_storage(job.storage, heartbeat=True)
+        study = open_study(job, seed=job.seed * 1000 + index * 7919 + os.getpid() % 1000, storage=storage)
         study_file = apply_recorded_bounds(load_study(job.study_path), study)  # --bounds-from-find-lr's ranges
         runner = TrialRunner(study_file, epochs=job.epochs, device=f"{socket.gethostname()}/{device}")
         preflight(runner)
-    except StudyFileError as exc:
-        events.put(("fatal", str(exc)))
-        sys.exit(EXIT_FATAL)
-    study_id = study._study_id
+    except Exception as exc:  # the same in every worker: stop the run rather than restart workers
+        message = str(exc) if isinstance(exc, StudyFileError) else f"a worker could not start: {type(exc).__name__}: {exc}"
+        events.send(("fatal", message))
+        os._exit(EXIT_FATAL)
     tag = worker_tag()
-    held = _Lock(lock, lock_owner)
+    claim = _Claim(lock, lock_owner, _DatabaseLock.of(storage, study._study_id))
     current: list = [None]  # the storage id of the trial being run
 
     def objective(trial):
         trial.set_user_attr("worker", tag)
-        held.release()
+        claim.release()
         current[0] = trial._trial_id
         try:
             return runner(trial)
@@ -107,42 +119,73 @@ def worker_main(job: Job, slot: Slot, index: int, lock, lock_owner, stop, events
             raise
 
     for _ in range(job.max_trials):
-        if stop.is_set():
+        if stop.value or os.getppid() != parent:  # told to stop, or the run itself is gone
             break
-        held.acquire()
-        if study._storage.get_n_trials(study_id) >= job.n_trials:
-            held.release()
+        claim.acquire()
+        if claimed_trials(study) >= job.n_trials:
+            claim.release()
             break
         current[0] = None
         try:
             study.optimize(objective, n_trials=1, catch=(Exception,))
         finally:
-            held.release()
+            claim.release()
         if current[0] is not None:
             trial = study._storage.get_trial(current[0])
-            events.put(("trial", trial.state.name, trial.user_attrs.get("fail_reason")))
-    events.close()
-    events.join_thread()
+            events.send(("trial", trial.state.name, trial.user_attrs.get("fail_reason")))
     os._exit(0)  # skip TensorFlow's slow interpreter teardown; everything is in the storage
 
 
-class _Lock:
-    """The machine-wide trial-claiming lock, recording its holder so that the parent can
-    free it if the holder dies."""
+class _Claim:
+    """The lock under which a worker counts the study's trials and creates the next one:
+    the machine-wide lock, recording its holder so that the parent can free it if the
+    holder dies, then the database's lock if there is one."""
 
-    def __init__(self, lock, owner) -> None:
-        self.lock, self.owner, self.held = lock, owner, False
+    def __init__(self, lock, owner, database_lock: "_DatabaseLock | None") -> None:
+        self.lock, self.owner, self.database_lock, self.held = lock, owner, database_lock, False
 
     def acquire(self) -> None:
         self.lock.acquire()
         self.owner.value = os.getpid()
         self.held = True
+        if self.database_lock:
+            self.database_lock.acquire()
 
     def release(self) -> None:
         if self.held:
+            if self.database_lock:
+                self.database_lock.release()
             self.held = False
             self.owner.value = 0
             self.lock.release()
+
+
+class _DatabaseLock:
+    """A PostgreSQL advisory lock on one study, held on a connection of its own, so that
+    workers of several machines claim trials one at a time. The server frees it when the
+    connection drops, so a worker that dies holding it blocks no one."""
+
+    NAMESPACE = 0x6C72  # "lr": the first key of pg_advisory_lock(int, int)
+
+    @classmethod
+    def of(cls, storage, study_id: int) -> "_DatabaseLock | None":
+        engine = getattr(storage, "engine", None)
+        return cls(engine, study_id) if engine is not None and engine.dialect.name == "postgresql" else None
+
+    def __init__(self, engine, study_id: int) -> None:
+        self.connection, self.key = engine.connect(), {"space": self.NAMESPACE, "study": study_id}
+
+    def acquire(self) -> None:
+        self._execute("SELECT pg_advisory_lock(:space, :study)")
+
+    def release(self) -> None:
+        self._execute("SELECT pg_advisory_unlock(:space, :study)")
+
+    def _execute(self, sql: str) -> None:
+        from sqlalchemy import text
+
+        self.connection.execute(text(sql), self.key)
+        self.connection.commit()
 
 
 # --------------------------------------------------------------------------- parent side
@@ -169,109 +212,145 @@ class Supervisor:
         self.max_failures_in_a_row = max_failures_in_a_row
         self.context = mp.get_context("spawn")
         self.lock = self.context.Lock()
-        self.lock_owner = self.context.Value("i", 0)
-        self.stop = self.context.Event()
-        self.events = self.context.Queue()
+        # Plain shared integers: no lock inside that a killed worker could leave held.
+        self.lock_owner = self.context.RawValue("i", 0)
+        self.stop_flag = self.context.RawValue("b", 0)
         self.processes: dict[int, mp.Process] = {}
+        self.pipes: dict[int, object] = {}  # index -> receiving end of the worker's pipe
         self.study = optuna.load_study(study_name=job.study_name, storage=open_storage(job.storage))
         self.outcome = Outcome()
         self._interrupts = 0
+        self._kill_reason: str | None = None
         self._failures_in_a_row = 0
         self._deaths_without_trial = 0
 
+    def stop(self) -> None:
+        """No new trials; running ones finish."""
+        self.stop_flag.value = 1
+
+    def stopping(self) -> bool:
+        return bool(self.stop_flag.value)
+
     def remaining(self) -> int:
-        return self.job.n_trials - self.study._storage.get_n_trials(self.study._study_id)
+        return self.job.n_trials - claimed_trials(self.study)
 
     def run(self) -> Outcome:
         fail_dead_local_trials(self.study)
-        previous = signal.signal(signal.SIGINT, self._on_sigint)
+        previous = {signum: signal.signal(signum, self._on_signal) for signum in (signal.SIGINT, signal.SIGTERM)}
         try:
             for index in range(len(self.slots)):
                 self._start(index)
             while self.processes:
+                if self._kill_reason:
+                    self._kill_all(self._kill_reason)
                 self._drain_events()
                 self._reap()
                 self.on_tick()
                 time.sleep(0.25)
-            self._drain_events()
         finally:
-            signal.signal(signal.SIGINT, previous)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
             self._kill_all("the run was stopped")
         fail_dead_local_trials(self.study)
         return self.outcome
 
     def _start(self, index: int) -> None:
+        receiver, sender = self.context.Pipe(duplex=False)
         process = self.context.Process(
             target=worker_main, name=f"lrsearch-worker-{index}", daemon=True,
-            args=(self.job, self.slots[index], index, self.lock, self.lock_owner, self.stop, self.events),
+            args=(self.job, self.slots[index], index, self.lock, self.lock_owner, self.stop_flag, sender),
         )
         process.start()
-        self.processes[index] = process
+        sender.close()
+        self.processes[index], self.pipes[index] = process, receiver
 
     def _reap(self) -> None:
         for index, process in list(self.processes.items()):
             if process.is_alive():
                 continue
             process.join()
-            del self.processes[index]
+            self._forget(index)
             code = process.exitcode
-            if code not in (0, EXIT_FATAL):
-                self._fail_trials_of(process.pid, f"worker died (exit code {code}: killed, crashed or out of memory)")
+            if code == EXIT_FATAL:
+                continue
+            if code != 0:
+                self._fail_trials_of(process.pid, f"worker died: {describe_exit(code)}")
                 self._deaths_without_trial += 1
-                if self._deaths_without_trial >= 3 and not self.stop.is_set():
-                    self.outcome.fatal = (f"workers keep dying (last exit code {code}) before finishing a trial; "
+                if self._deaths_without_trial >= 3 and not self.stopping():
+                    self.outcome.fatal = (f"workers keep dying ({describe_exit(code)}) before finishing a trial; "
                                           f"run with --workers 1 --verbose to see why.")
-                    self.stop.set()
-            if self.stop.is_set() or self.remaining() <= 0:
+                    self.stop()
+            if self.stopping() or self.remaining() <= 0:
                 continue
             if code != 0:
                 self.outcome.replaced_workers += 1
             self._start(index)
 
+    def _forget(self, index: int) -> None:
+        """Drop a finished worker, reading what it sent before it ended."""
+        self._drain_events([self.pipes[index]])
+        self.pipes.pop(index).close()
+        del self.processes[index]
+
     def _fail_trials_of(self, pid: int, reason: str) -> None:
-        with self.lock_owner.get_lock():
-            held_lock = self.lock_owner.value == pid
-            if held_lock:
-                self.lock_owner.value = 0
+        held_lock = self.lock_owner.value == pid  # a dead worker's value cannot change any more
         fail_running_trials(self.study, lambda tag: tag == worker_tag(pid) or (held_lock and tag is None), reason)
         if held_lock:
+            self.lock_owner.value = 0
             self.lock.release()
 
-    def _drain_events(self) -> None:
-        while True:
+    def _drain_events(self, pipes=None) -> None:
+        for pipe in wait(list(self.pipes.values()) if pipes is None else pipes, timeout=0):
             try:
-                kind, *rest = self.events.get_nowait()
-            except queue.Empty:
-                return
-            if kind == "fatal":
-                self.outcome.fatal = rest[0]
-                self.stop.set()
-            elif kind == "trial":
-                state, reason = rest
-                self._deaths_without_trial = 0
-                self._failures_in_a_row = self._failures_in_a_row + 1 if state == "FAIL" else 0
-                if self._failures_in_a_row >= self.max_failures_in_a_row and not self.stop.is_set():
-                    self.outcome.failure_streak = (f"{self._failures_in_a_row} trials failed in a row; "
-                                                   f"the last with: {reason}")
-                    self.stop.set()
+                while pipe.poll():
+                    self._on_event(*pipe.recv())
+            except (EOFError, OSError):  # the worker ended, perhaps in the middle of a message
+                pass
 
-    def _on_sigint(self, signum, frame) -> None:
-        self._interrupts += 1
+    def _on_event(self, kind: str, *details) -> None:
+        if kind == "fatal":
+            self.outcome.fatal = details[0]
+            self.stop()
+        elif kind == "trial":
+            state, reason = details
+            self._deaths_without_trial = 0
+            self._failures_in_a_row = self._failures_in_a_row + 1 if state == "FAIL" else 0
+            if self._failures_in_a_row >= self.max_failures_in_a_row and not self.stopping():
+                self.outcome.failure_streak = (f"{self._failures_in_a_row} trials failed in a row; "
+                                               f"the last with: {reason}")
+                self.stop()
+
+    def _on_signal(self, signum, frame) -> None:
+        """Ctrl-C: stop gracefully, or at once the second time; SIGTERM: at once. The main
+        loop does the killing, so that this handler never races it."""
         self.outcome.interrupted = True
-        self.stop.set()
+        self.stop()
+        if signum == signal.SIGTERM:
+            self._kill_reason = "the run was terminated (SIGTERM)"
+            return
+        self._interrupts += 1
         if self._interrupts == 1:
             print("\nStopping: running trials finish, no new ones start (Ctrl-C again to stop now).",
                   file=sys.stderr, flush=True)
         else:
-            self._kill_all("interrupted by Ctrl-C")
+            self._kill_reason = "interrupted by Ctrl-C"
 
     def _kill_all(self, reason: str) -> None:
         for index, process in list(self.processes.items()):
             if process.is_alive():
                 process.kill()
             process.join()
+            self._forget(index)
             self._fail_trials_of(process.pid, reason)
-            del self.processes[index]
+
+
+def describe_exit(code: int | None) -> str:
+    """A worker's exit code in words: `killed by SIGKILL (kill -9 or out of memory)`."""
+    if code is not None and code < 0:
+        name = signal.Signals(-code).name if -code in signal.valid_signals() else f"signal {-code}"
+        cause = {"SIGKILL": "kill -9 or out of memory", "SIGSEGV": "a crash", "SIGABRT": "a crash"}.get(name)
+        return f"killed by {name}" + (f" ({cause})" if cause else "")
+    return f"exit code {code}"
 
 
 def fail_running_trials(study, belongs: Callable[[str | None], bool], reason: str) -> int:

@@ -44,7 +44,7 @@ def main(args: argparse.Namespace, joining: bool = False) -> int:
     from lrsearch.cli import UsageError
     from lrsearch.storage import dashboard_command, is_url, open_storage, optuna_cli_hint, redact
     from lrsearch.studyfile import load_study
-    from lrsearch.workers import Job, Supervisor
+    from lrsearch.workers import Job, Supervisor, claimed_trials, fail_dead_local_trials
 
     study_file = load_study(args.study_file)
     settings = study_file.settings
@@ -88,7 +88,8 @@ def main(args: argparse.Namespace, joining: bool = False) -> int:
     _learning_rate_bounds(args, study_file, study)
     job = Job(study_path=str(study_file.path), storage=args.storage, study_name=name, n_trials=n_trials,
               epochs=epochs, max_trials=args.recycle, seed=settings.seed)
-    remaining = n_trials - len(study.get_trials(deepcopy=False))
+    fail_dead_local_trials(study)  # trials left RUNNING by a run of this machine that was killed outright
+    remaining = n_trials - claimed_trials(study)
     if remaining > 0:
         print(f"Running up to {remaining} of {n_trials} trials ({epochs} epochs each) on {len(slots)} "
               f"worker(s): {', '.join(slot.describe() for slot in slots)}", flush=True)
@@ -147,10 +148,10 @@ def _now() -> float:
 
 
 def _check_timeout(args: argparse.Namespace, supervisor) -> None:
-    if args.timeout is not None and _now() - supervisor.started > args.timeout and not supervisor.stop.is_set():
+    if args.timeout is not None and _now() - supervisor.started > args.timeout and not supervisor.stopping():
         print(f"\n--timeout {args.timeout:g}s reached: running trials finish, no new ones start.",
               file=sys.stderr, flush=True)
-        supervisor.stop.set()
+        supervisor.stop()
 
 
 def _write_report(storage: str, study_name: str) -> None:

@@ -1,0 +1,301 @@
+"""Worker processes for real: a worker killed mid-trial, trials that raise, Ctrl-C and a
+resumed run, two `lrsearch worker` commands on one PostgreSQL study, passwords kept out
+of sight, and the device plan (no GPU needed).
+
+The runs use tests/studies/scripted.py, whose trials can wait at a gate (a folder) until
+the test opens it, so that a test kills or interrupts workers while trials surely run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.parse
+import uuid
+from pathlib import Path
+
+import optuna
+import pytest
+
+from lrsearch import devices
+from lrsearch.devices import Slot
+from lrsearch.storage import open_storage, redact
+
+SCRIPTED = Path(__file__).resolve().parent / "studies" / "scripted.py"
+#: A safety net against a hung run, not a speed requirement.
+PATIENCE = 300
+
+
+class Command:
+    """`lrsearch ARGS` started in the background in its own session (so that a test can
+    send Ctrl-C to its whole process group, as a terminal does), output kept in files."""
+
+    def __init__(self, tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> None:
+        self.out, self.err = tmp_path / f"out-{uuid.uuid4().hex[:6]}", tmp_path / f"err-{uuid.uuid4().hex[:6]}"
+        with open(self.out, "w") as out, open(self.err, "w") as err:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "lrsearch", *args], cwd=tmp_path, stdout=out, stderr=err,
+                env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}, start_new_session=True)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def ctrl_c(self) -> None:
+        os.killpg(self.pid, signal.SIGINT)
+
+    def wait(self) -> int:
+        return self.process.wait(timeout=PATIENCE)
+
+    def stdout(self) -> str:
+        return self.out.read_text()
+
+    def stderr(self) -> str:
+        return self.err.read_text()
+
+
+def wait_for(condition, what: str):
+    """Poll `condition` until it returns something truthy."""
+    deadline = time.monotonic() + PATIENCE
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"gave up waiting for {what}")
+
+
+def started(gate: Path) -> dict[int, int]:
+    """Trial number -> pid of the worker running it, for the trials waiting at `gate`."""
+    return {int(p.name.split("-")[1]): int(p.read_text()) for p in gate.glob("started-*")}
+
+
+def children(pid: int) -> set[int]:
+    """Process ids whose parent is `pid` (from /proc: psutil and pgrep may be missing)."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def trials(storage: str, name: str = "scripted") -> list[optuna.trial.FrozenTrial]:
+    return optuna.load_study(study_name=name, storage=open_storage(storage)).get_trials(deepcopy=False)
+
+
+def states(storage: str, name: str = "scripted") -> list[str]:
+    return [t.state.name for t in trials(storage, name)]
+
+
+def test_a_worker_killed_mid_trial_fails_that_trial_and_is_replaced(tmp_path, journal):
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    run = Command(tmp_path, "run", str(SCRIPTED), "--storage", journal, "--n-trials", "4", "--workers", "2",
+                  "--no-report", env={"LRSEARCH_TEST_GATE": str(gate)})
+    number, pid = sorted(wait_for(lambda: started(gate), "a trial to start").items())[0]
+    assert pid in children(run.pid), "the trial should run in a worker process of the run"
+    os.kill(pid, signal.SIGKILL)
+    (gate / "go").touch()
+
+    assert run.wait() == 0, run.stderr()
+    done = trials(journal)
+    assert len(done) == 4
+    assert all(t.state.name in ("COMPLETE", "PRUNED", "FAIL") for t in done)
+    killed = done[number]
+    assert killed.state.name == "FAIL"
+    assert killed.user_attrs["worker"].endswith(f":{pid}")
+    assert "worker died: killed by SIGKILL" in killed.user_attrs["fail_reason"]
+    assert [t.state.name for t in done if t.number != number].count("FAIL") == 0
+    assert "1 worker(s) died and were replaced" in run.stdout()
+
+
+def test_b_a_failing_trial_is_recorded_and_the_run_goes_on(tmp_path, journal):
+    run = Command(tmp_path, "run", str(SCRIPTED), "--storage", journal, "--n-trials", "4", "--workers", "1",
+                  "--no-report", env={"LRSEARCH_TEST_FAIL": "1"})
+    assert run.wait() == 0, run.stderr()
+    done = trials(journal)
+    assert [t.state.name == "FAIL" for t in done] == [False, True, False, False]
+    assert done[1].user_attrs["fail_reason"] == "ValueError: scripted failure of trial 1"
+    assert "Failed: 1 x ValueError: scripted failure of trial 1" in run.stdout()
+
+
+def test_b_failures_in_a_row_stop_the_run(tmp_path, journal):
+    run = Command(tmp_path, "run", str(SCRIPTED), "--storage", journal, "--n-trials", "20", "--workers", "1",
+                  "--no-report", env={"LRSEARCH_TEST_FAIL": "all"})
+    assert run.wait() == 1, run.stderr()
+    assert "5 trials failed in a row; the last with: ValueError: scripted failure" in run.stderr()
+    assert "The study file is probably wrong" in run.stderr()
+    assert 5 <= len(states(journal)) < 20 and set(states(journal)) == {"FAIL"}
+
+
+def test_b_a_study_file_that_fails_at_start_up_stops_the_run_at_once(tmp_path, journal):
+    run = Command(tmp_path, "run", str(SCRIPTED), "--storage", journal, "--workers", "2", "--no-report",
+                  env={"LRSEARCH_TEST_FAIL": "start"})
+    assert run.wait() == 2, run.stderr()
+    assert "error: a worker could not start: ValueError: scripted failure of trial 0" in run.stderr()
+    assert "keep dying" not in run.stderr()
+    assert states(journal) == []
+
+
+def test_c_ctrl_c_lets_trials_finish_twice_stops_them_and_a_rerun_resumes(tmp_path, journal):
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    args = ("run", str(SCRIPTED), "--storage", journal, "--n-trials", "4", "--no-report")
+
+    first = Command(tmp_path, *args, "--workers", "2", env={"LRSEARCH_TEST_GATE": str(gate)})
+    wait_for(lambda: len(started(gate)) == 2, "both workers to start a trial")
+    first.ctrl_c()
+    wait_for(lambda: "Stopping" in first.stderr(), "the run to acknowledge Ctrl-C")
+    (gate / "go").touch()
+    assert first.wait() == 130, first.stderr()
+    assert "Run the same command again to resume" in first.stderr()
+    assert sorted(states(journal)) in (["COMPLETE", "COMPLETE"], ["COMPLETE", "PRUNED"], ["PRUNED", "PRUNED"])
+
+    (gate / "go").unlink()
+    second = Command(tmp_path, *args, "--workers", "1", env={"LRSEARCH_TEST_GATE": str(gate)})
+    wait_for(lambda: 2 in started(gate), "trial 2 to start")
+    second.ctrl_c()
+    wait_for(lambda: "Stopping" in second.stderr(), "the run to acknowledge Ctrl-C")
+    second.ctrl_c()
+    assert second.wait() == 130, second.stderr()
+    interrupted = trials(journal)[2]
+    assert interrupted.state.name == "FAIL"
+    assert interrupted.user_attrs["fail_reason"] == "interrupted by Ctrl-C"
+    assert len(states(journal)) == 3 and "RUNNING" not in states(journal)
+
+    third = Command(tmp_path, *args, "--workers", "1")
+    assert third.wait() == 0, third.stderr()
+    assert "Running up to 1 of 4 trials" in third.stdout()
+    assert len(states(journal)) == 4 and "RUNNING" not in states(journal)
+
+
+def test_enqueued_trials_are_run_not_counted_as_done(tmp_path, journal, cli, tiny_study):
+    study = optuna.create_study(study_name="tiny", storage=open_storage(journal), direction="maximize")
+    for lr in (0.01, 0.02):
+        study.enqueue_trial({"optimizer": "adam", "schedule": "constant", "lr": lr})
+    result = cli("run", str(tiny_study), "--storage", journal, "--n-trials", "3", "--workers", "1", "--no-report",
+                 cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    done = trials(journal, "tiny")
+    assert [t.state.name for t in done].count("WAITING") == 0 and len(done) == 3
+    assert [t.params.get("lr") for t in done[:2]] == [0.01, 0.02]
+
+
+@pytest.fixture
+def fresh_postgres(postgres_url):
+    """A URL of the test server whose tables live in a new, empty schema: a fresh
+    database for one test, dropped afterwards."""
+    import sqlalchemy
+
+    schema = f"lrsearch_{uuid.uuid4().hex[:10]}"
+    engine = sqlalchemy.create_engine(postgres_url)
+    with engine.begin() as connection:
+        connection.execute(sqlalchemy.text(f'CREATE SCHEMA "{schema}"'))
+    yield f"{postgres_url}{'&' if '?' in postgres_url else '?'}options=-csearch_path%3D{schema}"
+    with engine.begin() as connection:
+        connection.execute(sqlalchemy.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    engine.dispose()
+
+
+@pytest.mark.postgres
+def test_d_two_workers_share_one_postgresql_study_exactly(tmp_path, fresh_postgres):
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    args = ("worker", str(SCRIPTED), "--storage", fresh_postgres, "--n-trials", "6", "--workers", "1")
+    machines = [Command(tmp_path, *args, env={"LRSEARCH_TEST_GATE": str(gate)}) for _ in range(2)]
+    waiting = wait_for(lambda: len(started(gate)) == 2 and started(gate), "each machine to start a trial")
+    parents = {pid: parent for parent in (m.pid for m in machines) for pid in children(parent)}
+    assert {parents.get(pid) for pid in waiting.values()} == {m.pid for m in machines}, \
+        "each `lrsearch worker` should be running one of the first two trials"
+    (gate / "go").touch()
+    for machine in machines:
+        assert machine.wait() == 0, machine.stderr()
+
+    done = trials(fresh_postgres)
+    assert len(done) == 6 and {t.state.name for t in done} <= {"COMPLETE", "PRUNED"}
+    assert len({t.user_attrs["worker"] for t in done}) == 2
+
+    password = urllib.parse.urlsplit(fresh_postgres).password
+    assert password, "the test server's URL should have a password, to check that it stays hidden"
+    study = optuna.load_study(study_name="scripted", storage=open_storage(fresh_postgres))
+    recorded = json.dumps([study.user_attrs, study._storage.get_study_system_attrs(study._study_id)]
+                          + [[t.user_attrs, t.system_attrs, t.params] for t in done], default=str)
+    for text in [recorded] + [m.stdout() + m.stderr() for m in machines]:
+        assert password not in text
+    assert redact(fresh_postgres) in machines[0].stdout()
+
+
+def test_e_a_storage_password_never_shows(tmp_path, cli, tiny_study):
+    url = "postgresql://someone:pa55-w0rd@127.0.0.1:1/nowhere"
+    result = cli("run", str(tiny_study), "--storage", url, "--no-report", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "cannot open storage postgresql://someone:***@127.0.0.1:1/nowhere" in result.stderr
+    assert "pa55-w0rd" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("url, shown", [
+    ("postgresql://u:secret@db.example/lr", "postgresql://u:***@db.example/lr"),
+    ("postgresql+psycopg://u:se@cr/et@db:5432/lr?sslmode=require", "postgresql+psycopg://u:***@db:5432/lr?sslmode=require"),
+    ("redis://:secret@localhost:6379/0", "redis://:***@localhost:6379/0"),
+    ("postgresql://u@db/lr", "postgresql://u@db/lr"),
+    ("postgresql://db:5432/lr", "postgresql://db:5432/lr"),
+    ("lrsearch.journal", "lrsearch.journal"),
+])
+def test_e_redact(url, shown):
+    assert redact(url) == shown
+
+
+def test_f_plan_without_gpus_gives_one_single_threaded_worker_per_core():
+    cores = devices.cpu_count()
+    assert devices.plan(None, []) == [Slot(None, 1)] * cores
+    assert devices.plan(1, []) == [Slot(None, cores)]
+    assert devices.plan(2 * cores, []) == [Slot(None, 1)] * (2 * cores)
+    assert Slot(None, 2).describe() == "CPU (2 threads)"
+    assert Slot(None, 1).environment()["CUDA_VISIBLE_DEVICES"] == ""
+
+
+def test_f_plan_spreads_workers_over_gpus():
+    cores = devices.cpu_count()
+    assert [s.gpu for s in devices.plan(None, [0, 1])] == [0, 1]
+    assert [s.gpu for s in devices.plan(None, [0, 1], per_gpu=3)] == [0, 1, 0, 1, 0, 1]
+    assert [s.gpu for s in devices.plan(3, [2, 5])] == [2, 5, 2]
+    assert all(s.threads == max(1, cores // 6) for s in devices.plan(None, [0, 1], per_gpu=3))
+    assert Slot(1, 4).environment()["CUDA_VISIBLE_DEVICES"] == "1"
+    assert Slot(1, 4).describe() == "GPU:1"
+
+
+@pytest.mark.parametrize("workers, per_gpu, message", [(0, 1, "--workers must be >= 1, but got 0"),
+                                                       (None, 0, "--per-gpu must be >= 1, but got 0")])
+def test_f_plan_rejects_bad_counts(workers, per_gpu, message):
+    with pytest.raises(ValueError, match=message):
+        devices.plan(workers, [0], per_gpu)
+
+
+def test_f_parse_gpus(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,3")
+    assert devices.parse_gpus("all") == devices.parse_gpus(None) == [0, 1, 3]
+    assert devices.parse_gpus("none") == []
+    assert devices.parse_gpus("3, 0") == [3, 0]
+    with pytest.raises(ValueError, match="GPU 2 is not visible here \\(visible: 0,1,3\\)"):
+        devices.parse_gpus("0,2")
+    for bad in ("gpu0", "", "-1", "1,1"):
+        with pytest.raises(ValueError, match="--gpus takes 'all', 'none' or distinct indices"):
+            devices.parse_gpus(bad)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert devices.parse_gpus("all") == []
+    with pytest.raises(ValueError, match="visible: none"):
+        devices.parse_gpus("0")
+
+
+def test_f_bad_gpus_are_a_usage_error(tiny_study, journal, tmp_path):
+    run = Command(tmp_path, "run", str(tiny_study), "--storage", journal, "--gpus", "7",
+                  env={"CUDA_VISIBLE_DEVICES": ""})
+    assert run.wait() == 2
+    assert "--gpus 7: GPU 7 is not visible here (visible: none)" in run.stderr()
