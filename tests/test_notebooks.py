@@ -30,6 +30,11 @@ def stdout_of(cell) -> str:
     return "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream" and o.name == "stdout")
 
 
+def image_count(code_cells) -> int:
+    """How many PNG figures the cells displayed."""
+    return sum("image/png" in o.get("data", {}) for c in code_cells for o in c.outputs)
+
+
 def test_notebooks_are_committed_without_outputs():
     import nbformat
 
@@ -48,5 +53,27 @@ def test_notebook_01_learning_rate_dynamics_reproduces_the_seed(monkeypatch):
     assert "50 epochs per run (quick mode)" in stdout_of(code[0])
     assert "assert" in code[-1].source
     assert "All of the seed's findings checked hold." in stdout_of(code[-1])
-    figures = sum("image/png" in o.get("data", {}) for c in code for o in c.outputs)
-    assert figures >= 7
+    assert image_count(code) >= 7
+
+
+@pytest.mark.slow  # a real search in two spawned worker processes: about a minute on two cores
+def test_notebook_02_search_blobs_searches_reports_exports_and_retrains(monkeypatch):
+    notebook = execute("02_search_blobs.ipynb", monkeypatch)
+    code = [c for c in notebook.cells if c.cell_type == "code"]
+    assert "16 trials of 20 epochs (quick mode)" in stdout_of(code[0])
+    printed = "".join(stdout_of(c) for c in code)
+    assert "Study 'blobs': 16 trials" in printed  # the run's own summary
+    assert "Wrote " in printed and "lrsearch.load_config(" in printed  # the export command's output
+    assert "assert" in code[-1].source
+    assert "All checks hold." in stdout_of(code[-1])
+    assert image_count(code) >= 4  # importance, parallel coordinates, objective vs lr, the retrained curves
+
+
+def test_notebook_03_lr_range_test_1cycle_beats_a_constant_rate(monkeypatch):
+    notebook = execute("03_lr_range_test_1cycle.ipynb", monkeypatch)
+    code = [c for c in notebook.cells if c.cell_type == "code"]
+    assert "20 epochs per run (quick mode)" in stdout_of(code[0])
+    assert "suggested lr" in "".join(stdout_of(c) for c in code)
+    assert "assert" in code[-1].source
+    assert "All checks hold." in stdout_of(code[-1])
+    assert image_count(code) >= 3  # the range test curve, the LR per epoch, loss and accuracy
