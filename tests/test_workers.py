@@ -232,6 +232,32 @@ def test_d_two_workers_share_one_postgresql_study_exactly(tmp_path, fresh_postgr
     assert redact(fresh_postgres) in machines[0].stdout()
 
 
+@pytest.mark.postgres
+def test_d_claiming_trials_is_exclusive_across_machines_and_freed_by_a_lost_connection(fresh_postgres):
+    import sqlalchemy
+
+    from lrsearch.workers import _DatabaseLock
+
+    storage = open_storage(fresh_postgres)
+    study_id = optuna.create_study(study_name="locks", storage=storage)._study_id
+    first, second = _DatabaseLock.of(storage, study_id), _DatabaseLock.of(storage, study_id)
+
+    def second_can_claim() -> bool:
+        took = second.connection.execute(sqlalchemy.text("SELECT pg_try_advisory_lock(:space, :study)"),
+                                         second.key).scalar()
+        if took:
+            second.release()
+        return took
+
+    first.acquire()
+    assert not second_can_claim()
+    first.release()
+    assert second_can_claim()
+    first.acquire()
+    first.connection.invalidate()  # as when its worker is killed: the server ends the session
+    assert wait_for(second_can_claim, "the server to free the lock of a lost connection")
+
+
 def test_e_a_storage_password_never_shows(tmp_path, cli, tiny_study):
     url = "postgresql://someone:pa55-w0rd@127.0.0.1:1/nowhere"
     result = cli("run", str(tiny_study), "--storage", url, "--no-report", cwd=tmp_path)
