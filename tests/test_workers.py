@@ -176,6 +176,50 @@ def test_c_ctrl_c_lets_trials_finish_twice_stops_them_and_a_rerun_resumes(tmp_pa
     assert len(states(journal)) == 4 and "RUNNING" not in states(journal)
 
 
+def test_c_sigterm_stops_at_once(tmp_path, journal):
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    run = Command(tmp_path, "run", str(SCRIPTED), "--storage", journal, "--workers", "1", "--no-report",
+                  env={"LRSEARCH_TEST_GATE": str(gate)})
+    wait_for(lambda: started(gate), "a trial to start")
+    os.kill(run.pid, signal.SIGTERM)
+    assert run.wait() == 130, run.stderr()
+    assert [(t.state.name, t.user_attrs["fail_reason"]) for t in trials(journal)] == [
+        ("FAIL", "the run was terminated (SIGTERM)")]
+
+
+def test_c_a_run_killed_outright_leaves_nothing_running_after_a_rerun(tmp_path, journal):
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    args = ("run", str(SCRIPTED), "--storage", journal, "--n-trials", "3", "--workers", "1", "--no-report")
+    killed = Command(tmp_path, *args, env={"LRSEARCH_TEST_GATE": str(gate)})
+    wait_for(lambda: started(gate), "a trial to start")
+    os.killpg(killed.pid, signal.SIGKILL)  # the run and its worker, as a crash of the machine would
+    killed.wait()
+    assert states(journal) == ["RUNNING"]
+
+    rerun = Command(tmp_path, *args)
+    assert rerun.wait() == 0, rerun.stderr()
+    done = trials(journal)
+    assert len(done) == 3 and "RUNNING" not in states(journal)
+    assert done[0].state.name == "FAIL"
+    assert done[0].user_attrs["fail_reason"] == "its worker process is gone (the run was killed)"
+
+
+def test_c_workers_stop_after_their_trial_when_the_run_is_gone(tmp_path, journal):
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    run = Command(tmp_path, "run", str(SCRIPTED), "--storage", journal, "--workers", "1", "--no-report",
+                  env={"LRSEARCH_TEST_GATE": str(gate)})
+    pid = wait_for(lambda: started(gate), "a trial to start")[0]
+    os.kill(run.pid, signal.SIGKILL)  # the run only: its worker is orphaned
+    run.wait()
+    (gate / "go").touch()
+    wait_for(lambda: not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text(),
+             "the orphaned worker to exit")
+    assert states(journal) in (["COMPLETE"], ["PRUNED"])
+
+
 def test_enqueued_trials_are_run_not_counted_as_done(tmp_path, journal, cli, tiny_study):
     study = optuna.create_study(study_name="tiny", storage=open_storage(journal), direction="maximize")
     for lr in (0.01, 0.02):
