@@ -100,8 +100,8 @@ def worker_main(job: Job, slot: Slot, index: int, lock, lock_owner, stop, events
         runner = TrialRunner(study_file, epochs=job.epochs, device=f"{socket.gethostname()}/{device}")
         preflight(runner)
     except Exception as exc:  # the same in every worker: stop the run rather than restart workers
-        message = str(exc) if isinstance(exc, StudyFileError) else f"a worker could not start: {type(exc).__name__}: {exc}"
-        events.send(("fatal", message))
+        events.send(("fatal", str(exc) if isinstance(exc, StudyFileError)
+                      else f"a worker could not start: {type(exc).__name__}: {exc}"))
         os._exit(EXIT_FATAL)
     tag = worker_tag()
     claim = _Claim(lock, lock_owner, _DatabaseLock.of(storage, study._study_id))

@@ -312,7 +312,8 @@ def test_e_a_storage_password_never_shows(tmp_path, cli, tiny_study):
 
 @pytest.mark.parametrize("url, shown", [
     ("postgresql://u:secret@db.example/lr", "postgresql://u:***@db.example/lr"),
-    ("postgresql+psycopg://u:se@cr/et@db:5432/lr?sslmode=require", "postgresql+psycopg://u:***@db:5432/lr?sslmode=require"),
+    ("postgresql+psycopg://u:se@cr/et@db:5432/lr?sslmode=require",
+     "postgresql+psycopg://u:***@db:5432/lr?sslmode=require"),
     ("redis://:secret@localhost:6379/0", "redis://:***@localhost:6379/0"),
     ("postgresql://u@db/lr", "postgresql://u@db/lr"),
     ("postgresql://db:5432/lr", "postgresql://db:5432/lr"),
