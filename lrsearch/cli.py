@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 import traceback
 
@@ -52,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    if args.verbose:
+        os.environ["LRSEARCH_VERBOSE"] = "1"  # worker processes inherit it
     try:
         return int(args.handler(args) or 0)
     except (StudyFileError, UsageError, SpaceError, ConfigError, FileNotFoundError) as exc:

@@ -7,6 +7,7 @@ import dataclasses
 import os
 import shutil
 import subprocess
+import sys
 
 #: One folder per GPU that the NVIDIA driver sees.
 DRIVER_GPUS = "/proc/driver/nvidia/gpus"
@@ -94,8 +95,7 @@ def plan(workers: int | None, gpus: list[int], per_gpu: int = 1) -> list[Slot]:
 def configure_tensorflow(slot: Slot) -> str:
     """Apply `slot` inside a fresh worker (TensorFlow not yet used); returns the device
     description recorded with each trial."""
-    import tensorflow as tf
-
+    tf = import_tensorflow()
     tf.config.threading.set_intra_op_parallelism_threads(slot.threads)
     tf.config.threading.set_inter_op_parallelism_threads(slot.threads)
     for gpu in tf.config.list_physical_devices("GPU"):
@@ -107,3 +107,23 @@ def configure_tensorflow(slot: Slot) -> str:
         name = tf.config.experimental.get_device_details(details[0]).get("device_name", "")
         return f"GPU:{slot.gpu} {name}".strip()
     return slot.describe()
+
+
+def import_tensorflow():
+    """`import tensorflow`, with the native start-up lines it writes straight to stderr
+    (oneDNN, CUDA stubs; TensorFlow 2.21 ignores TF_CPP_MIN_LOG_LEVEL for them) hidden
+    unless LRSEARCH_VERBOSE is set. Import errors still raise as Python exceptions."""
+    if "tensorflow" in sys.modules or os.environ.get("LRSEARCH_VERBOSE"):
+        import tensorflow
+
+        return tensorflow
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        import tensorflow
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+    return tensorflow

@@ -82,9 +82,11 @@ def worker_main(job: Job, slot: Slot, index: int, lock, lock_owner, stop, events
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C means
     parent = os.getppid()
     os.environ.update(slot.environment())
+    from lrsearch.devices import configure_tensorflow, import_tensorflow
+
+    import_tensorflow()  # first, before any module below imports it noisily
     import optuna
 
-    from lrsearch.devices import configure_tensorflow
     from lrsearch.lrfinder import apply_recorded_bounds
     from lrsearch.runner import TrialRunner, preflight
     from lrsearch.storage import open_storage
