@@ -114,3 +114,20 @@ def _check_unused(values: dict[str, Any], owner: str) -> None:
     used = sorted(name for name, value in values.items() if value is not None)
     if used:
         raise ConfigError(f"{owner} takes no {used}.")
+
+
+def describe(config: dict) -> str:
+    """A short human form of an LRConfig dict: `sgd lr=0.0123 momentum=0.9 one_cycle div=10`."""
+    try:
+        cfg = LRConfig.from_dict(config)
+    except ValueError:
+        return str(config)
+    parts = [cfg.optimizer, f"{'peak_lr' if cfg.schedule == 'one_cycle' else 'lr'}={cfg.lr:.3g}"]
+    if cfg.momentum:
+        parts.append(f"momentum={cfg.momentum:.2f}" + (" nesterov" if cfg.nesterov else ""))
+    parts.append(cfg.schedule)
+    for name in ("decay", "patience", "factor", "div"):
+        value = getattr(cfg, name)
+        if value is not None:
+            parts.append(f"{name}={value:.3g}" if isinstance(value, float) else f"{name}={value}")
+    return " ".join(parts)

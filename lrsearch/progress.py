@@ -10,7 +10,7 @@ import time
 
 from tqdm import tqdm
 
-from lrsearch.config import LRConfig
+from lrsearch.config import describe
 
 
 class LiveProgress:
@@ -60,23 +60,6 @@ def best_value(study) -> float | None:
     return max(values) if study.direction.name == "MAXIMIZE" else min(values)
 
 
-def describe_config(config: dict) -> str:
-    """A short human form of an LRConfig dict: `sgd lr=0.0123 momentum=0.9 one_cycle div=10`."""
-    try:
-        cfg = LRConfig.from_dict(config)
-    except ValueError:
-        return str(config)
-    parts = [cfg.optimizer, f"{'peak_lr' if cfg.schedule == 'one_cycle' else 'lr'}={cfg.lr:.3g}"]
-    if cfg.momentum:
-        parts.append(f"momentum={cfg.momentum:.2f}" + (" nesterov" if cfg.nesterov else ""))
-    parts.append(cfg.schedule)
-    for name in ("decay", "patience", "factor", "div"):
-        value = getattr(cfg, name)
-        if value is not None:
-            parts.append(f"{name}={value:.3g}" if isinstance(value, float) else f"{name}={value}")
-    return " ".join(parts)
-
-
 def summary(study, top: int = 5) -> str:
     """The top trials with their configuration, then pruning and failure reasons counted."""
     from optuna.trial import TrialState
@@ -95,7 +78,7 @@ def summary(study, top: int = 5) -> str:
             best = t.user_attrs.get("best_value")
             best_text = f"{best:.4g} ({t.user_attrs.get('best_epoch', 0) + 1})" if best is not None else "-"
             lines.append(f"  {t.number:>4}  {t.value:>8.4g}  {best_text:>14}  "
-                         f"{t.user_attrs.get('duration_s', 0):>5.1f}s  {describe_config(t.user_attrs.get('config', {}))}")
+                         f"{t.user_attrs.get('duration_s', 0):>5.1f}s  {describe(t.user_attrs.get('config', {}))}")
     else:
         lines.append("\nNo trial completed yet.")
     pruned = collections.Counter(t.user_attrs.get("pruned_reason", "pruner") for t in trials

@@ -23,7 +23,7 @@ def main(args: argparse.Namespace) -> int:
     from lrsearch.cli import UsageError
     from lrsearch.commands._common import load_optuna_study, resolve_study
     from lrsearch.export import exported_configs, write
-    from lrsearch.report.data import describe
+    from lrsearch.config import describe
 
     if args.top is not None and args.top < 1:
         raise UsageError(f"--top must be >= 1, but got {args.top}.")

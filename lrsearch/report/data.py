@@ -8,6 +8,7 @@ empty data rather than raising; `ReportData.missing` says what could not be comp
 from __future__ import annotations
 
 import collections
+import dataclasses
 import math
 import warnings
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     import optuna
 
 #: Fields of LRConfig, in the order the tables show them.
-CONFIG_FIELDS = ("optimizer", "schedule", "lr", "momentum", "nesterov", "decay", "patience", "factor", "div")
+CONFIG_FIELDS = tuple(field.name for field in dataclasses.fields(LRConfig))
 #: Parameters drawn on a log axis.
 LOG_FIELDS = ("lr", "decay", "div")
 #: Importance needs this many scored trials; the top group then holds at least
@@ -290,23 +291,6 @@ def best_trials(trials: list["optuna.trial.FrozenTrial"], direction: str, top: i
     done = [t for t in trials if t.state.name == "COMPLETE" and _finite(t.value)]
     done.sort(key=lambda t: (-t.value if direction == "maximize" else t.value, t.number))
     return done[:top]
-
-
-def describe(config: dict[str, Any]) -> str:
-    """A short human label of a configuration, e.g. 'sgd lr=0.01 momentum=0.9, plateau ...'."""
-    try:
-        cfg = LRConfig.from_dict(config)
-    except ValueError:
-        return str(config)
-    parts = [f"{cfg.optimizer} {'peak_lr' if cfg.schedule == 'one_cycle' else 'lr'}={cfg.lr:.3g}"]
-    if cfg.momentum:
-        parts.append(f"momentum={cfg.momentum:.3g}" + (" nesterov" if cfg.nesterov else ""))
-    parts.append(cfg.schedule)
-    for name in ("decay", "patience", "factor", "div"):
-        value = getattr(cfg, name)
-        if value is not None:
-            parts.append(f"{name}={value:.3g}")
-    return " ".join(parts)
 
 
 def absent(value: Any) -> bool:

@@ -3,7 +3,8 @@ what the report could not show."""
 
 from __future__ import annotations
 
-from lrsearch.report.data import CONFIG_FIELDS, TOP_TRIALS, ReportData, absent, describe
+from lrsearch.config import describe
+from lrsearch.report.data import CONFIG_FIELDS, TOP_TRIALS, ReportData, absent
 
 
 def render(data: ReportData, storage: str, figures: dict[str, list[str]]) -> str:
