@@ -442,7 +442,10 @@ def _child_find_lr(study_path: str, requests: list[dict[str, Any]]) -> list[str]
     import os
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from lrsearch.devices import import_tensorflow
     from lrsearch.studyfile import load_study
+
+    import_tensorflow()
 
     study = load_study(study_path)
     return [find_lr(study, **inputs).to_json() for inputs in requests]

@@ -25,7 +25,6 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable
 
-from lrsearch.devices import import_tensorflow
 from lrsearch.space import Space, SpaceError
 
 
@@ -107,7 +106,6 @@ def load_study(path: str | os.PathLike) -> Study:
         raise StudyFileError(path, "no such file. Give the path of a study file, e.g. studies/blobs.py.")
     if path.suffix != ".py":
         raise StudyFileError(path, "a study file is a Python file ending in .py.")
-    import_tensorflow()  # study files build Keras models; hide TensorFlow's start-up noise first
     module = _import(path)
 
     data = getattr(module, "data", None)
