@@ -1,0 +1,147 @@
+"""Per-trial speed of lrsearch's fast runner against `model.fit`, with the accuracy of both.
+
+The same learning-rate configurations are trained on the blobs study, each once with
+`model.fit(..., validation_data=...)` and once with `lrsearch.runner.train` (the fast epoch
+loop), for several seeds. The two are interleaved - the order alternates from one pair to
+the next - so that load from other processes on the machine hits both alike. Each timing
+is a whole trial: model build, compile and training.
+
+    .venv/bin/python benchmarks/trial_speed.py                    # 200 epochs, 5 seeds
+    .venv/bin/python benchmarks/trial_speed.py --epochs 20 --seeds 1   # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+ROOT = Path(__file__).resolve().parent.parent
+#: The seed's settings that learn (tutorial 000): momentum, Adam, plateau, decay, 1cycle.
+CONFIGS = {
+    "sgd 0.01 m0.9": dict(optimizer="sgd", lr=0.01, momentum=0.9),
+    "adam 1e-3": dict(optimizer="adam", lr=1e-3),
+    "sgd plateau p10": dict(optimizer="sgd", lr=0.01, momentum=0.9, schedule="plateau", patience=10, factor=0.1),
+    "sgd time_decay 1e-4": dict(optimizer="sgd", lr=0.01, momentum=0.9, schedule="time_decay", decay=1e-4),
+    "sgd one_cycle 0.1": dict(optimizer="sgd", lr=0.1, momentum=0.9, schedule="one_cycle", div=10.0),
+}
+#: What the issue asks of the fast runner.
+MIN_SPEEDUP, MAX_ACCURACY_GAP = 10.0, 0.01
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--epochs", type=int, default=200, help="epochs per trial (default: 200)")
+    parser.add_argument("--seeds", type=int, default=5, help="seeds per configuration (default: 5)")
+    parser.add_argument("--study", default=str(ROOT / "studies" / "blobs.py"), help="study file (default: blobs)")
+    parser.add_argument("--configs", nargs="+", choices=sorted(CONFIGS), metavar="NAME",
+                        help=f"configurations to run (default: all of {sorted(CONFIGS)})")
+    args = parser.parse_args(argv)
+    for name in ("epochs", "seeds"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be >= 1, but got {getattr(args, name)}.")
+    return args
+
+
+def fit_with_keras(runner, config, epochs: int, seed: int) -> float:
+    """One trial with `model.fit`: the final val_accuracy."""
+    import keras
+    import optuna
+
+    from lrsearch.schedules import LearningRateMonitor, make_callbacks
+
+    settings = runner.settings
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(seed)
+    model = runner.build(optuna.trial.FixedTrial({}), config)
+    callbacks = [LearningRateMonitor(), *make_callbacks(config, settings.objective, settings.direction)]
+    history = model.fit(*runner.train, validation_data=runner.val, epochs=epochs,
+                        batch_size=settings.batch_size, callbacks=callbacks, verbose=0)
+    return float(history.history["val_accuracy"][-1])
+
+
+def fit_fast(study, config, epochs: int, seed: int) -> float:
+    """One trial with lrsearch's fast runner: the final val_accuracy."""
+    from lrsearch.runner import train
+
+    return float(train(study, config, epochs=epochs, seed=seed)["val_accuracy"][-1])
+
+
+def timed(function, *args) -> tuple[float, float]:
+    started = time.perf_counter()
+    value = function(*args)
+    return time.perf_counter() - started, value
+
+
+def spread(values: list[float]) -> str:
+    deviation = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.4f} ± {deviation:.4f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    import tensorflow as tf
+
+    from lrsearch.config import LRConfig
+    from lrsearch.runner import TrialRunner
+    from lrsearch.studyfile import load_study
+
+    tf.get_logger().setLevel("ERROR")
+    study = load_study(args.study)
+    runner = TrialRunner(study, epochs=args.epochs)
+    names = args.configs or list(CONFIGS)
+    print(f"{study.name}: {args.epochs} epochs, batch {study.settings.batch_size}, {args.seeds} seed(s), "
+          f"{len(names)} configuration(s); TensorFlow {tf.__version__}, {os.cpu_count()} CPU(s)")
+    fit_with_keras(runner, LRConfig(**CONFIGS[names[0]]), 1, 0)  # warm-up: TensorFlow's own first-call costs
+    fit_fast(study, LRConfig(**CONFIGS[names[0]]), 1, 0)
+    rows = []
+    print(f"{'configuration':22} {'seed':>4} {'fit s':>7} {'fast s':>7} {'ratio':>6} {'fit acc':>8} {'fast acc':>8}")
+    pair = 0
+    for seed in range(args.seeds):
+        for name in names:
+            config = LRConfig(**CONFIGS[name])
+            runs = {"fit": lambda: timed(fit_with_keras, runner, config, args.epochs, seed),
+                    "fast": lambda: timed(fit_fast, study, config, args.epochs, seed)}
+            order = ("fit", "fast") if pair % 2 == 0 else ("fast", "fit")
+            result = {side: runs[side]() for side in order}
+            pair += 1
+            (fit_s, fit_acc), (fast_s, fast_acc) = result["fit"], result["fast"]
+            rows.append((name, seed, fit_s, fast_s, fit_acc, fast_acc))
+            print(f"{name:22} {seed:>4} {fit_s:7.2f} {fast_s:7.2f} {fit_s / fast_s:6.1f} {fit_acc:8.4f} "
+                  f"{fast_acc:8.4f}", flush=True)
+    return summarize(rows, names)
+
+
+def summarize(rows: list[tuple], names: list[str]) -> int:
+    print(f"\n{'configuration':22} {'fit s/trial':>11} {'fast s/trial':>12} {'ratio':>6}  "
+          f"{'fit val_accuracy':>17}  {'fast val_accuracy':>17}")
+    for name in names:
+        mine = [row for row in rows if row[0] == name]
+        fit_s = statistics.mean(row[2] for row in mine)
+        fast_s = statistics.mean(row[3] for row in mine)
+        print(f"{name:22} {fit_s:11.2f} {fast_s:12.2f} {fit_s / fast_s:6.1f}  {spread([r[4] for r in mine]):>17}  "
+              f"{spread([r[5] for r in mine]):>17}")
+    ratios = [row[2] / row[3] for row in rows]
+    fit_acc, fast_acc = [row[4] for row in rows], [row[5] for row in rows]
+    total_ratio = sum(row[2] for row in rows) / sum(row[3] for row in rows)
+    gap = statistics.mean(fast_acc) - statistics.mean(fit_acc)
+    print(f"{'all':22} {statistics.mean(r[2] for r in rows):11.2f} {statistics.mean(r[3] for r in rows):12.2f} "
+          f"{total_ratio:6.1f}  {spread(fit_acc):>17}  {spread(fast_acc):>17}")
+    print(f"\nper-trial time ratio: median {statistics.median(ratios):.1f}x, min {min(ratios):.1f}x, "
+          f"max {max(ratios):.1f}x; total time ratio {total_ratio:.1f}x")
+    print(f"mean final val_accuracy: model.fit {statistics.mean(fit_acc):.4f}, fast {statistics.mean(fast_acc):.4f} "
+          f"(fast - fit = {gap:+.4f})")
+    fast_enough = min(ratios) >= MIN_SPEEDUP
+    close_enough = abs(gap) <= MAX_ACCURACY_GAP
+    print(f"target: every trial >= {MIN_SPEEDUP:g}x faster: {'yes' if fast_enough else 'NO'}; "
+          f"mean val_accuracy within {MAX_ACCURACY_GAP}: {'yes' if close_enough else 'NO'}")
+    return 0 if fast_enough and close_enough else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
