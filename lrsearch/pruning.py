@@ -26,7 +26,15 @@ DIVERGED, STALLED, BY_PRUNER = "diverged", "stalled", "pruner"
 
 
 def make_pruner(epochs: int) -> optuna.pruners.BasePruner:
-    """The study's relative pruner: Hyperband over epochs (see benchmarks/pruners.py)."""
+    """The study's relative pruner: Hyperband over epochs.
+
+    Chosen by `benchmarks/pruners.py` on blobs (3 seeds x 30 trials of 200 epochs): Hyperband
+    trained 49% fewer epochs than no pruner and reached val_accuracy 0.83 at the same trial
+    in every seed; Median pruning saved 40%, PatientPruner(Median) 23%, and successive
+    halving (89%) missed 0.83 in all three. On blobs a trial's fixed cost (build, trace)
+    outweighs its epochs, so their wall times tie within noise; on larger models epochs
+    dominate and the saving in epochs is the saving in time.
+    """
     return optuna.pruners.HyperbandPruner(min_resource=max(1, epochs // 20), max_resource=epochs, reduction_factor=3)
 
 
