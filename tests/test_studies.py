@@ -1,4 +1,4 @@
-"""The shipped study files: each loads, passes preflight and runs a short search to the end."""
+"""The shipped study files: each loads and runs a short search to the end through `lrsearch run`."""
 
 from __future__ import annotations
 
@@ -21,25 +21,16 @@ def test_study_loads_with_a_one_line_description(name):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_study_passes_preflight_and_finishes_three_trials(name, tmp_path):
+def test_study_runs_to_completion_through_the_cli(name, tmp_path, cli, journal):
     import optuna
 
-    from lrsearch.pruning import make_pruner
-    from lrsearch.runner import TrialRunner, preflight
     from lrsearch.storage import open_storage
-    from lrsearch.studyfile import load_study
 
-    study_file = load_study(STUDIES / f"{name}.py")
-    runner = TrialRunner(study_file, epochs=5)
-    preflight(runner)
-    study = optuna.create_study(
-        study_name=name,
-        storage=open_storage(str(tmp_path / "trials.journal")),
-        direction=study_file.settings.direction,
-        sampler=optuna.samplers.TPESampler(seed=0),
-        pruner=make_pruner(5),
-    )
-    study.optimize(runner, n_trials=3)  # a trial that raises fails the test here
+    result = cli("run", str(STUDIES / f"{name}.py"), "--storage", journal, "--n-trials", "3", "--epochs", "5",
+                 "--workers", "1", "--no-report", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert f"Study '{name}': 3 trials" in result.stdout
+    study = optuna.load_study(study_name=name, storage=open_storage(journal))
 
     _assert_finished_with_finite_values(study.get_trials())
 
@@ -47,7 +38,6 @@ def test_study_passes_preflight_and_finishes_three_trials(name, tmp_path):
 def _assert_finished_with_finite_values(trials):
     states = [t.state.name for t in trials]
     assert len(trials) == 3 and set(states) <= {"COMPLETE", "PRUNED"}, states
-    assert "COMPLETE" in states, states
     for trial in trials:
         history = trial.user_attrs["history"]
         assert trial.user_attrs["epochs_run"] >= 1
