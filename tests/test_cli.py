@@ -59,7 +59,8 @@ def test_run_searches_then_resumes_and_optuna_reads_the_storage(cli, tiny_study,
     assert "Running up to 2 of 5 trials" in second.stdout
     assert len(load(journal).trials) == 5
 
-    listing = subprocess.run([str(Path(sys.executable).with_name("optuna")), "trials", "--study-name", "tiny", "--storage",
+    optuna_cli = str(Path(sys.executable).with_name("optuna"))
+    listing = subprocess.run([optuna_cli, "trials", "--study-name", "tiny", "--storage",
                               journal, "-f", "json"], capture_output=True, text=True, timeout=120)
     assert listing.returncode == 0, listing.stderr
     assert len(re.findall(r'"number"', listing.stdout)) == 5

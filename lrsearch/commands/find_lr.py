@@ -28,7 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--iterations", type=int, help=f"batches at most (default: {DEFAULTS['iterations']})")
     parser.add_argument("--rule", choices=RULES, help=f"how to pick the suggestion (default: {DEFAULTS['rule']})")
     parser.add_argument("--storage", default=DEFAULT_STORAGE,
-                        help=f"journal file path or Optuna storage URL to keep the result in (default: ./{DEFAULT_STORAGE})")
+                        help="journal file path or Optuna storage URL to keep the result in "
+                             f"(default: ./{DEFAULT_STORAGE})")
     parser.add_argument("--study-name", help="study name (default: the study file's name)")
     parser.add_argument("--out", metavar="DIR", help="folder for the curves (default: lrsearch-find-lr-<study name>)")
     parser.add_argument("--recompute", action="store_true", help="run the test even if a stored result matches")

@@ -20,7 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser, joining: bool = False) -> Non
                         help="Optuna storage URL (postgresql://user:password@host/db) or journal file path"
                              + ("" if joining else f" (default: ./{DEFAULT_STORAGE})"))
     parser.add_argument("--study-name", help="study name (default: the study file's name)")
-    parser.add_argument("--n-trials", type=int, help="finished trials the study should hold (default: the study file's)")
+    parser.add_argument("--n-trials", type=int,
+                        help="finished trials the study should hold (default: the study file's)")
     parser.add_argument("--epochs", type=int, help="override the study file's epochs (for quick tries)")
     parser.add_argument("--timeout", type=float, help="stop starting trials after this many seconds")
     parser.add_argument("--workers", type=int,
@@ -28,7 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser, joining: bool = False) -> Non
     parser.add_argument("--gpus", default="all", help="GPUs to use: all, none, or indices like 0,1 (default: all)")
     parser.add_argument("--per-gpu", type=int, default=1, help="workers per GPU (default: 1)")
     parser.add_argument("--recycle", type=int, default=50, metavar="N",
-                        help="restart each worker after N trials, which bounds TensorFlow's memory growth (default: 50)")
+                        help="restart each worker after N trials, which bounds TensorFlow's memory growth "
+                             "(default: 50)")
     if not joining:
         parser.add_argument("--no-report", action="store_true", help="do not write the report folder at the end")
         parser.add_argument("--bounds-from-find-lr", action="store_true",

@@ -7,27 +7,15 @@
 """
 
 import os
+import runpy
 import time
 from pathlib import Path
 
-import lrsearch
-
-settings = lrsearch.Settings(loss="categorical_crossentropy", metrics=["accuracy"], objective="val_accuracy",
-                             epochs=5, batch_size=32, n_trials=4, seed=3)
-
-
-def data():
-    import numpy as np
-    from sklearn.datasets import make_blobs
-
-    x, y = make_blobs(n_samples=200, centers=3, n_features=2, cluster_std=2, random_state=2)
-    onehot = np.eye(3, dtype="float32")[y]
-    return (x[:100], onehot[:100]), (x[100:], onehot[100:])
+_tiny = runpy.run_path(str(Path(__file__).with_name("tiny.py")))
+settings, data = _tiny["settings"], _tiny["data"]
 
 
 def build_model(trial):
-    import keras
-
     real = "worker" in trial.user_attrs  # a trial of the study, not the start-up check's probe
     fail = os.environ.get("LRSEARCH_TEST_FAIL", "")
     if fail == "start" or (real and (fail == "all" or str(trial.number) in fail.split(","))):
@@ -39,5 +27,4 @@ def build_model(trial):
         partial.rename(Path(gate, f"started-{trial.number}"))
         while not Path(gate, "go").exists():
             time.sleep(0.05)
-    return keras.Sequential([keras.Input((2,)), keras.layers.Dense(8, activation="relu"),
-                             keras.layers.Dense(3, activation="softmax")])
+    return _tiny["build_model"](trial)
