@@ -8,16 +8,21 @@ an epoch inside one `tf.function`, shuffling the rows each epoch. A non-finite l
 stops the epoch at the batch where it appears.
 
 It falls back to `model.fit` for what it cannot serve (datasets, custom `train_step`).
+A `Trainer` also keeps compiled models across calls (see `lrsearch.reuse`), so trials
+of an architecture it has seen skip building, compiling and tracing.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
 import math
 
 import keras
 import numpy as np
 import tensorflow as tf
+
+from lrsearch import reuse
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +57,40 @@ def fit(model: keras.Model, train, val, *, epochs: int, batch_size: int, callbac
     return _EpochLoop(model, train, val, batch_size).run(epochs, list(callbacks), shuffle, seed)
 
 
+class Trainer:
+    """Trains models on one dataset with one loss and metrics, like `fit`, keeping up to
+    `keep` compiled models (least recently used go first) to load later trials into."""
+
+    def __init__(self, train, val, *, loss, metrics, batch_size: int, keep: int = 16) -> None:
+        self.train, self.val = train, val
+        self.loss, self.metrics, self.batch_size = loss, list(metrics), batch_size
+        self.keep = keep
+        self._loops: collections.OrderedDict[str, _EpochLoop] = collections.OrderedDict()
+
+    def fit(self, model: keras.Model, optimizer: keras.optimizers.Optimizer, *, epochs: int, callbacks=(),
+            shuffle: bool = True, seed: int = 0) -> keras.callbacks.History:
+        """Compile the uncompiled `model` with `optimizer` (or load both into a kept
+        compiled model of the same `reuse.signature`) and train it as `fit` does."""
+        if self.keep < 1 or not reuse.reusable(model) or can_run_fast(model, self.train, self.val) is not None:
+            model.compile(optimizer=optimizer, loss=self.loss, metrics=self.metrics)
+            return fit(model, self.train, self.val, epochs=epochs, batch_size=self.batch_size,
+                       callbacks=callbacks, shuffle=shuffle, seed=seed)
+        if not model.built:
+            model(self.train[0][:1])
+        key = reuse.signature(model, optimizer)
+        loop = self._loops.pop(key, None)
+        if loop is None:
+            reuse.make_tunable(optimizer)
+            model.compile(optimizer=optimizer, loss=self.loss, metrics=self.metrics)
+            loop = _EpochLoop(model, self.train, self.val, self.batch_size)
+        else:
+            reuse.load(loop.model, loop.model.optimizer, model, optimizer)
+        self._loops[key] = loop
+        while len(self._loops) > self.keep:
+            self._loops.popitem(last=False)
+        return loop.run(epochs, list(callbacks), shuffle, seed)
+
+
 _warned: set[str] = set()
 
 
@@ -80,6 +119,7 @@ class _EpochLoop:
         self.evaluate = tf.function(self._evaluate, reduce_retracing=True)
 
     def _train_epoch(self, order):
+        self.model.reset_metrics()  # in the graph: eager resets cost as much as a small epoch
         finite = tf.constant(True)
         for step in tf.range(self.steps):
             if not finite:
@@ -90,6 +130,7 @@ class _EpochLoop:
         return self.model.get_metrics_result(), finite
 
     def _evaluate(self):
+        self.model.reset_metrics()
         n = tf.shape(self.xv)[0]
         for step in tf.range(self.val_steps):
             end = tf.minimum((step + 1) * EVAL_BATCH, n)
@@ -110,14 +151,12 @@ class _EpochLoop:
         for epoch in range(epochs):
             callback_list.on_epoch_begin(epoch)
             order = rng.permutation(self.n).astype(np.int32) if shuffle else identity
-            model.reset_metrics()
             train_logs, finite = self.train_epoch(tf.constant(order))
             logs = {k: float(v) for k, v in train_logs.items()}
             if not bool(finite):
                 logs[NONFINITE_KEY] = True  # the pruning callback stops the trial on this
                 callback_list.on_epoch_end(epoch, logs)
                 break
-            model.reset_metrics()
             logs.update({f"val_{k}": float(v) for k, v in self.evaluate().items()})
             callback_list.on_epoch_end(epoch, logs)
             if model.stop_training:

@@ -33,6 +33,8 @@ class TrialRunner:
         self.epochs = epochs or study.settings.epochs
         self.device = device
         self.train, self.val = load_data(study)
+        self.trainer = fastfit.Trainer(self.train, self.val, loss=self.settings.loss, metrics=self.settings.metrics,
+                                       batch_size=self.settings.batch_size)
 
     def steps_per_epoch(self) -> int:
         if isinstance(self.train, (tuple, list)):
@@ -40,22 +42,23 @@ class TrialRunner:
         cardinality = int(self.train.cardinality())
         return max(1, cardinality)
 
-    def build(self, trial: Any, config: LRConfig) -> keras.Model:
-        """The study's model, compiled with `config`'s optimizer."""
+    def new_model(self, trial: Any, config: LRConfig) -> tuple[keras.Model, keras.optimizers.Optimizer]:
+        """The study's model, uncompiled, and a fresh optimizer for `config`."""
         model = self.study.build_model(trial)
         if not isinstance(model, keras.Model):
             raise StudyFileError(self.study.path, f"build_model() must return a Keras model, but returned "
                                                   f"{type(model).__name__}.")
-        model.compile(
-            optimizer=make_optimizer(config, self.steps_per_epoch(), self.epochs),
-            loss=self.settings.loss,
-            metrics=list(self.settings.metrics),
-        )
+        return model, make_optimizer(config, self.steps_per_epoch(), self.epochs)
+
+    def build(self, trial: Any, config: LRConfig) -> keras.Model:
+        """The study's model, compiled with `config`'s optimizer."""
+        model, optimizer = self.new_model(trial, config)
+        model.compile(optimizer=optimizer, loss=self.settings.loss, metrics=list(self.settings.metrics))
         return model
 
     def __call__(self, trial: optuna.Trial) -> float:
         """The Optuna objective: the monitored metric at the last epoch."""
-        keras.backend.clear_session()
+        keras.backend.clear_session(free_memory=False)  # Python's own collector suffices; a full one costs 0.2 s
         seed = self.settings.seed + trial.number
         keras.utils.set_random_seed(seed)
         started = time.perf_counter()
@@ -70,9 +73,8 @@ class TrialRunner:
                      PruningCallback(trial, self.settings.objective, self.settings.direction,
                                      self.settings.stall_window)]
         try:
-            model = self.build(trial, config)
-            fastfit.fit(model, self.train, self.val, epochs=self.epochs, batch_size=self.settings.batch_size,
-                        callbacks=callbacks, seed=seed)
+            model, optimizer = self.new_model(trial, config)
+            self.trainer.fit(model, optimizer, epochs=self.epochs, callbacks=callbacks, seed=seed)
         finally:
             self._record(trial, recorder.history, time.perf_counter() - started)
         return float(recorder.history[self.settings.objective][-1])
@@ -120,27 +122,29 @@ def _as_array(a: Any) -> Any:
 
 def preflight(runner: TrialRunner) -> None:
     """Check the study file against Keras before any real trial: the builder returns a
-    Keras model, the objective is in the logs. Raises StudyFileError."""
+    Keras model that takes the data and loss, and the objective is in the logs. Raises
+    StudyFileError. It runs one eager `test_step` on a batch: tracing a training step
+    here would cost a worker a second at start-up, and the first trial trains anyway."""
     study = runner.study
     probe = optuna.create_study(direction=study.settings.direction).ask()
-    config = suggest(probe, study.space)
-    keras.backend.clear_session()
-    model = runner.build(probe, config)
-    train, val = runner.train, runner.val
-    if isinstance(train, tuple):
-        rows = min(len(train[0]), study.settings.batch_size)
-        train = tuple(a[:rows] for a in train)
-        val = tuple(a[: min(len(val[0]), rows)] for a in val)
+    keras.backend.clear_session(free_memory=False)
+    model = runner.build(probe, suggest(probe, study.space))
     try:
-        history = fastfit.fit(model, train, val, epochs=1, batch_size=study.settings.batch_size, shuffle=False)
+        logged = sorted(model.test_step(_first_batch(runner.train, study.settings.batch_size)))
     except Exception as exc:
-        raise StudyFileError(study.path, f"training one batch failed: {type(exc).__name__}: {exc}") from exc
-    logged = sorted(k for k in history.history if k != fastfit.NONFINITE_KEY)
+        raise StudyFileError(study.path, f"evaluating one batch failed: {type(exc).__name__}: {exc}") from exc
+    logged += [f"val_{name}" for name in logged]
     if study.settings.objective not in logged:
         raise StudyFileError(study.path, f"the objective {study.settings.objective!r} is not logged by this "
                                          f"model; it logs {logged}. Set settings.objective to one of them "
                                          f"or add the metric to settings.metrics.")
-    keras.backend.clear_session()
+    keras.backend.clear_session(free_memory=False)
+
+
+def _first_batch(train: Any, batch_size: int) -> tuple:
+    if isinstance(train, tuple):
+        return tuple(a[:batch_size] for a in train)
+    return next(iter(train))
 
 
 def _round(value: Any) -> float | None:

@@ -47,17 +47,17 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
         self.annihilation = float(annihilation)
 
     def __call__(self, step):
-        ops = keras.ops
-        step = ops.cast(step, "float32")
-        total = float(self.total_steps)
-        half = max(1.0, total * (1.0 - self.annihilation) / 2.0)
-        cycle_end = 2.0 * half
-        tail = max(1.0, total - cycle_end)
-        up = self.initial_lr + (self.peak_lr - self.initial_lr) * step / half
-        down = self.peak_lr - (self.peak_lr - self.initial_lr) * (step - half) / half
-        anneal = self.initial_lr + (self.final_lr - self.initial_lr) * ops.minimum(
-            (step - cycle_end) / tail, 1.0
+        ops = keras.ops  # every field goes through ops, so a trial runner may hold them in variables
+        step, initial, peak, final, total, annihilation = (
+            ops.cast(value, "float32")
+            for value in (step, self.initial_lr, self.peak_lr, self.final_lr, self.total_steps, self.annihilation)
         )
+        half = ops.maximum(1.0, total * (1.0 - annihilation) / 2.0)
+        cycle_end = 2.0 * half
+        tail = ops.maximum(1.0, total - cycle_end)
+        up = initial + (peak - initial) * step / half
+        down = peak - (peak - initial) * (step - half) / half
+        anneal = initial + (final - initial) * ops.minimum((step - cycle_end) / tail, 1.0)
         return ops.where(step < half, up, ops.where(step < cycle_end, down, anneal))
 
     def get_config(self) -> dict:

@@ -14,7 +14,7 @@ keras = pytest.importorskip("keras")
 optuna = pytest.importorskip("optuna")
 tf = pytest.importorskip("tensorflow")
 
-from lrsearch import fastfit  # noqa: E402
+from lrsearch import fastfit, reuse  # noqa: E402
 from lrsearch.config import LRConfig  # noqa: E402
 from lrsearch.pruning import DIVERGED, PruningCallback  # noqa: E402
 from lrsearch.schedules import LearningRateMonitor, make_callbacks, make_optimizer  # noqa: E402
@@ -180,3 +180,112 @@ def test_fallback_to_model_fit_gives_the_same_logs_keys(blobs, case, caplog, mon
 def test_numpy_data_and_a_plain_model_take_the_fast_path(blobs):
     train, val = blobs
     assert fastfit.can_run_fast(build(keras.optimizers.SGD(0.01)), train, val) is None
+
+
+# --------------------------------------------------------------------------- Trainer: compiled models kept across trials
+
+
+def fresh(optimizer, units: int = 16, seed: int = 3) -> tuple[keras.Model, keras.optimizers.Optimizer]:
+    """An uncompiled model and its optimizer, as a trial makes them."""
+    keras.backend.clear_session(free_memory=False)
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential([
+        keras.Input(shape=(2,)),
+        keras.layers.Dense(units, activation="relu", kernel_initializer="he_uniform"),
+        keras.layers.Dropout(0.2),
+        keras.layers.Dense(3, activation="softmax"),
+    ])
+    return model, optimizer
+
+
+def trainer_for(blobs, keep: int = 16) -> fastfit.Trainer:
+    train, val = blobs
+    return fastfit.Trainer(train, val, loss="categorical_crossentropy", metrics=["accuracy"], batch_size=BATCH,
+                           keep=keep)
+
+
+STEPS = -(-TRAIN_ROWS // BATCH)
+#: Two trials of one kind (optimizer, schedule) that differ in every number a trial varies.
+PAIRS = {
+    "sgd-time-decay": (LRConfig(optimizer="sgd", lr=0.05, momentum=0.9, nesterov=False, schedule="time_decay",
+                                decay=1e-2),
+                       LRConfig(optimizer="sgd", lr=0.2, momentum=0.3, nesterov=False, schedule="time_decay",
+                                decay=1e-3)),
+    "adam-one-cycle": (LRConfig(optimizer="adam", lr=0.02, schedule="one_cycle", div=10.0),
+                       LRConfig(optimizer="adam", lr=0.005, schedule="one_cycle", div=20.0)),
+    "adagrad-constant": (LRConfig(optimizer="adagrad", lr=0.1), LRConfig(optimizer="adagrad", lr=0.01)),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(PAIRS))
+def test_a_kept_model_trains_the_next_trial_as_a_fresh_one_would(blobs, kind):
+    """Trial B loaded into trial A's compiled model (after A trained and another kind came
+    between) ends with the weights, logs and learning rates of B compiled from scratch."""
+    first, second = PAIRS[kind]
+    trainer = trainer_for(blobs)
+
+    def run_with_trainer(config, seed):
+        monitor = LearningRateMonitor()
+        model, optimizer = fresh(make_optimizer(config, STEPS, epochs=3), seed=seed)
+        history = trainer.fit(model, optimizer, epochs=3, callbacks=[monitor], seed=seed)
+        return history, monitor.lrs
+
+    kept, _ = run_with_trainer(first, seed=1)
+    other = LRConfig(optimizer="rmsprop", lr=1e-3)
+    run_with_trainer(other, seed=2)
+    reused, reused_lrs = run_with_trainer(second, seed=3)
+    assert reused.model is kept.model, "the second trial of a kind did not reuse the kept model"
+    assert len(trainer._loops) == 2
+
+    model, optimizer = fresh(make_optimizer(second, STEPS, epochs=3), seed=3)
+    model.compile(optimizer=optimizer, loss="categorical_crossentropy", metrics=["accuracy"])
+    monitor = LearningRateMonitor()
+    reference = fastfit.fit(model, *blobs, epochs=3, batch_size=BATCH, callbacks=[monitor], seed=3)
+    assert reused.model is not model
+    np.testing.assert_allclose(reused_lrs, monitor.lrs, rtol=1e-5)
+    for key in LOG_KEYS:
+        np.testing.assert_allclose(reused.history[key], reference.history[key], rtol=1e-4, atol=1e-5)
+    for expected, got in zip(model.get_weights(), reused.model.get_weights()):
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+    assert int(reused.model.optimizer.iterations.numpy()) == 3 * STEPS
+
+
+def test_other_architectures_and_subclassed_models_get_their_own_compile(blobs):
+    trainer = trainer_for(blobs, keep=2)
+    config = LRConfig(optimizer="adam", lr=1e-2)
+    histories = []
+    for units in (16, 8, 16):
+        model, optimizer = fresh(make_optimizer(config, STEPS, epochs=1), units=units)
+        histories.append(trainer.fit(model, optimizer, epochs=1))
+    assert histories[2].model is histories[0].model
+    assert histories[1].model is not histories[0].model
+    assert histories[1].model.layers[0].units == 8
+
+    model, optimizer = fresh(make_optimizer(config, STEPS, epochs=1), units=4)  # evicts the least recently used
+    trainer.fit(model, optimizer, epochs=1)
+    model, optimizer = fresh(make_optimizer(config, STEPS, epochs=1), units=8)
+    assert trainer.fit(model, optimizer, epochs=1).model is model, "an evicted model came back"
+
+    class Subclassed(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.dense = keras.layers.Dense(3, activation="softmax")
+
+        def call(self, x):
+            return self.dense(x)
+
+    kept = len(trainer._loops)
+    for _ in range(2):
+        model = Subclassed()
+        assert trainer.fit(model, keras.optimizers.Adam(1e-2), epochs=1).model is model
+    assert len(trainer._loops) == kept
+
+
+def test_knob_reads_like_its_number_in_python_and_in_traced_code():
+    knob = reuse.Knob(0.9)
+    assert knob != 0 and knob > 0.5 and float(knob) == pytest.approx(0.9)
+    times_two = tf.function(lambda: tf.cast(knob, tf.float32) * 2.0)
+    assert float(times_two()) == pytest.approx(1.8)
+    knob.assign(0.0)
+    assert knob == 0 and not knob > 0
+    assert float(times_two()) == 0.0, "the traced function kept the old value"
