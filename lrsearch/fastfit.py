@@ -71,13 +71,15 @@ class Trainer:
             shuffle: bool = True, seed: int = 0) -> keras.callbacks.History:
         """Compile the uncompiled `model` with `optimizer` (or load both into a kept
         compiled model of the same `reuse.signature`) and train it as `fit` does."""
-        if self.keep < 1 or not reuse.reusable(model) or can_run_fast(model, self.train, self.val) is not None:
+        key = None
+        if self.keep > 0 and reuse.reusable(model) and can_run_fast(model, self.train, self.val) is None:
+            if not model.built:
+                model(self.train[0][:1])
+            key = reuse.signature(model, optimizer)
+        if key is None:
             model.compile(optimizer=optimizer, loss=self.loss, metrics=self.metrics)
             return fit(model, self.train, self.val, epochs=epochs, batch_size=self.batch_size,
                        callbacks=callbacks, shuffle=shuffle, seed=seed)
-        if not model.built:
-            model(self.train[0][:1])
-        key = reuse.signature(model, optimizer)
         loop = self._loops.pop(key, None)
         if loop is None:
             reuse.make_tunable(optimizer)

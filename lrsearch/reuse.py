@@ -13,7 +13,8 @@ What must match for reuse (the `signature`): the model's class, config and varia
 shapes; the optimizer's class and config, except its learning rate and momentum (only
 whether momentum is zero, which decides the optimizer's variables); the schedule's
 class and its non-numeric fields. Subclassed models are never reused: their config
-need not describe what they compute.
+need not describe what they compute. A study whose `build_model` varies something its
+layers' configs do not show turns reuse off with `Settings(keep_compiled=False)`.
 """
 
 from __future__ import annotations
@@ -60,12 +61,20 @@ class Knob:
 
 
 def reusable(model: keras.Model) -> bool:
-    """Whether `model`'s config says all it computes (Sequential or functional)."""
-    return isinstance(model, keras.Sequential) or getattr(model, "_is_graph_network", False) is True
+    """Whether `model`'s config says all it computes: a plain Sequential or functional
+    model, not a subclass of either."""
+    from keras.src.models.functional import Functional  # what keras.Model(inputs, outputs) makes
+
+    return type(model) in (keras.Sequential, Functional)
 
 
-def signature(model: keras.Model, optimizer: keras.optimizers.Optimizer) -> str:
-    """What two trials must share to train on one compiled model. `model` must be built."""
+def signature(model: keras.Model, optimizer: keras.optimizers.Optimizer) -> str | None:
+    """What two trials must share to train on one compiled model; None if the model's
+    config cannot be read (a custom layer without `get_config`). `model` must be built."""
+    try:
+        model_config = model.get_config()
+    except NotImplementedError:
+        return None
     options = optimizer.get_config()
     for name in ("name", "learning_rate", *TUNED_OPTIMIZER_ATTRS):
         options.pop(name, None)
@@ -74,7 +83,7 @@ def signature(model: keras.Model, optimizer: keras.optimizers.Optimizer) -> str:
             options[f"{name} != 0"] = float(getattr(optimizer, name)) != 0
     schedule = _schedule(optimizer)
     key = {
-        "model": [type(model).__qualname__, model.get_config(), [(v.path, v.shape, v.dtype) for v in model.variables]],
+        "model": [type(model).__qualname__, model_config, [(v.path, v.shape, v.dtype) for v in model.variables]],
         "optimizer": [type(optimizer).__qualname__, options],
         "schedule": None if schedule is None else [
             type(schedule).__qualname__, {k: v for k, v in schedule.get_config().items() if not _is_number(v)}

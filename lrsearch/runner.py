@@ -24,6 +24,10 @@ from lrsearch.space import suggest
 from lrsearch.studyfile import Study, StudyFileError
 
 
+#: Compiled models a worker keeps: one per optimizer and schedule kind of one architecture.
+KEPT_MODELS = 16
+
+
 class TrialRunner:
     """Holds a study's data once per process and trains one trial at a time."""
 
@@ -34,7 +38,8 @@ class TrialRunner:
         self.device = device
         self.train, self.val = load_data(study)
         self.trainer = fastfit.Trainer(self.train, self.val, loss=self.settings.loss, metrics=self.settings.metrics,
-                                       batch_size=self.settings.batch_size)
+                                       batch_size=self.settings.batch_size,
+                                       keep=KEPT_MODELS if self.settings.keep_compiled else 0)
 
     def steps_per_epoch(self) -> int:
         if isinstance(self.train, (tuple, list)):

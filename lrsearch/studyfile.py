@@ -47,7 +47,10 @@ class Settings:
     `objective` is a key of the Keras logs (``val_accuracy``, ``val_loss``...);
     `direction` defaults to "minimize" for losses and errors, "maximize" otherwise.
     `stall_epochs` is the window after which a trial whose objective has not moved is
-    pruned as stalled (default: a tenth of the epochs, at least 5).
+    pruned as stalled (default: a tenth of the epochs, at least 5). `keep_compiled`
+    lets a worker load a trial into a compiled model it kept from an earlier trial of
+    the same architecture (see `lrsearch.reuse`); turn it off if `build_model` varies
+    something that the layers' Keras configs do not show.
     """
 
     loss: Any
@@ -59,6 +62,7 @@ class Settings:
     n_trials: int = 50
     seed: int = 0
     stall_epochs: int | None = None
+    keep_compiled: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "metrics", tuple(self.metrics or ()))
@@ -76,6 +80,8 @@ class Settings:
                 raise ValueError(f"{name} must be a whole number >= 1, but got {value!r}.")
         if self.stall_epochs is not None and (not isinstance(self.stall_epochs, int) or self.stall_epochs < 1):
             raise ValueError(f"stall_epochs must be a whole number >= 1, but got {self.stall_epochs!r}.")
+        if not isinstance(self.keep_compiled, bool):
+            raise ValueError(f"keep_compiled must be True or False, but got {self.keep_compiled!r}.")
 
     @property
     def stall_window(self) -> int:

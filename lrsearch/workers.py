@@ -3,8 +3,9 @@
 Each worker is a `spawn`ed process that sets its device (CUDA_VISIBLE_DEVICES, thread
 pools) before importing TensorFlow, loads the study file once, and runs trials until the
 study holds `n_trials` trials, it has run `max_trials` (then it exits and is replaced:
-TensorFlow keeps about 4 MB per trained model even after `clear_session`, see
-benchmarks/worker_memory.py), or it is told to stop.
+TensorFlow keeps about 4 MB per model it traced, even after `clear_session`, which
+matters for models the trainer cannot keep compiled; see benchmarks/worker_memory.py),
+or it is told to stop.
 
 The parent (`Supervisor`) never imports TensorFlow. It starts the workers, replaces one
 that dies and marks the trial it was running failed, stops the run after several

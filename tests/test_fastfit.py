@@ -281,6 +281,44 @@ def test_other_architectures_and_subclassed_models_get_their_own_compile(blobs):
     assert len(trainer._loops) == kept
 
 
+def test_functional_models_are_kept_too(blobs):
+    trainer = trainer_for(blobs)
+
+    def functional():
+        keras.backend.clear_session(free_memory=False)
+        inputs = keras.Input(shape=(2,))
+        return keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(keras.layers.Dense(8)(inputs)))
+
+    first = trainer.fit(functional(), keras.optimizers.Adam(1e-2), epochs=1)
+    second = trainer.fit(functional(), keras.optimizers.Adam(1e-3), epochs=1)
+    assert second.model is first.model
+    assert float(second.model.optimizer.learning_rate) == pytest.approx(1e-3)
+
+
+class Mapped(keras.layers.Layer):
+    """A custom layer that Keras cannot describe: its argument is a function."""
+
+    def __init__(self, function):
+        super().__init__()
+        self.function = function
+
+    def call(self, x):
+        return self.function(x)
+
+
+def test_models_whose_config_cannot_be_read_or_with_keep_0_are_compiled_anew(blobs):
+    config = LRConfig(optimizer="adam", lr=1e-2)
+    for trainer, layer in ((trainer_for(blobs), lambda: Mapped(lambda x: 2.0 * x)), (trainer_for(blobs, keep=0), None)):
+        for _ in range(2):
+            model, optimizer = fresh(make_optimizer(config, STEPS, epochs=1))
+            if layer is not None:
+                model = keras.Sequential([layer(), *model.layers])
+            history = trainer.fit(model, optimizer, epochs=1)
+            assert history.model is model
+            assert set(history.history) == LOG_KEYS
+        assert not trainer._loops
+
+
 def test_knob_reads_like_its_number_in_python_and_in_traced_code():
     knob = reuse.Knob(0.9)
     assert knob != 0 and knob > 0.5 and float(knob) == pytest.approx(0.9)

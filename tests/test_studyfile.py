@@ -43,6 +43,7 @@ def test_a_good_study_file_loads(tmp_path):
     (GOOD.replace("settings =", "config ="), "defines no `settings"),
     (GOOD.replace('"optimizers"', '"optimisers"'), "unknown space option 'optimisers'. Did you mean 'optimizers'?"),
     (GOOD.replace('epochs=3', 'epochs=0'), "line 5: epochs must be a whole number >= 1"),
+    (GOOD.replace('epochs=3', 'epochs=3, keep_compiled="no"'), "keep_compiled must be True or False"),
     (GOOD.replace('import lrsearch', 'import lrsearch\nimport no_such_module'), "ModuleNotFoundError"),
 ])
 def test_each_mistake_names_the_file_and_the_fix(tmp_path, text, message):
