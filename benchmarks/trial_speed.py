@@ -158,9 +158,9 @@ def summarize(rows: list[dict], names: list[str]) -> int:
     gaps = {side: statistics.mean(row[f"{side}_acc"] for row in rows) - fit_acc for side in ("fast", "kept")}
     print(f"mean final val_accuracy: model.fit {fit_acc:.4f}, fast {fit_acc + gaps['fast']:.4f} "
           f"({gaps['fast']:+.4f}), kept {fit_acc + gaps['kept']:.4f} ({gaps['kept']:+.4f})")
-    fast_enough = min(ratios["fast"]) >= MIN_SPEEDUP
+    fast_enough = min(ratios["kept"]) >= MIN_SPEEDUP  # a search's trials run as "kept" ones
     close_enough = max(abs(gap) for gap in gaps.values()) <= MAX_ACCURACY_GAP
-    print(f"target: every fast trial >= {MIN_SPEEDUP:g}x faster: {'yes' if fast_enough else 'NO'}; "
+    print(f"target: every kept trial >= {MIN_SPEEDUP:g}x faster: {'yes' if fast_enough else 'NO'}; "
           f"mean val_accuracy within {MAX_ACCURACY_GAP}: {'yes' if close_enough else 'NO'}")
     return 0 if fast_enough and close_enough else 1
 
