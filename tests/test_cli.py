@@ -36,7 +36,10 @@ def load(journal, name="tiny"):
 
 
 def test_run_searches_then_resumes_and_optuna_reads_the_storage(cli, tiny_study, journal, tmp_path):
-    first = cli("run", str(tiny_study), "--storage", journal, "--n-trials", "3", "--workers", "2",
+    # Rates that learn in 5 epochs: over the full range, 3 trials may all stall (lr ~1e-6), leaving no "Top".
+    study_file = tmp_path / "tiny.py"
+    study_file.write_text(tiny_study.read_text() + "\nspace = lrsearch.Space(lr=(1e-3, 0.5), peak_lr=(1e-3, 0.5))\n")
+    first = cli("run", str(study_file), "--storage", journal, "--n-trials", "3", "--workers", "2",
                 "--no-report", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     assert f"optuna-dashboard {journal}" in first.stdout
@@ -53,7 +56,7 @@ def test_run_searches_then_resumes_and_optuna_reads_the_storage(cli, tiny_study,
         assert sorted(trial.intermediate_values) == list(range(5))
         assert trial.value == pytest.approx(attrs["history"]["val_accuracy"][-1], abs=1e-6)
 
-    second = cli("run", str(tiny_study), "--storage", journal, "--n-trials", "5", "--workers", "1",
+    second = cli("run", str(study_file), "--storage", journal, "--n-trials", "5", "--workers", "1",
                  "--no-report", cwd=tmp_path)
     assert second.returncode == 0, second.stderr
     assert "Running up to 2 of 5 trials" in second.stdout
