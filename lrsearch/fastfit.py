@@ -61,7 +61,7 @@ class Trainer:
     """Trains models on one dataset with one loss and metrics, like `fit`, keeping up to
     `keep` compiled models (least recently used go first) to load later trials into."""
 
-    def __init__(self, train, val, *, loss, metrics, batch_size: int, keep: int = 16) -> None:
+    def __init__(self, train, val, *, loss, metrics, batch_size: int, keep: int) -> None:
         self.train, self.val = train, val
         self.loss, self.metrics, self.batch_size = loss, list(metrics), batch_size
         self.keep = keep

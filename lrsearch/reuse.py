@@ -49,10 +49,10 @@ class Knob:
         return self.value
 
     def __eq__(self, other) -> bool:
-        return self.value == float(other)
+        return self.value == other.value if isinstance(other, Knob) else self.value == other
 
     def __lt__(self, other) -> bool:
-        return self.value < float(other)
+        return self.value < other.value if isinstance(other, Knob) else self.value < other
 
     __hash__ = None
 

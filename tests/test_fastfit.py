@@ -322,6 +322,7 @@ def test_models_whose_config_cannot_be_read_or_with_keep_0_are_compiled_anew(blo
 def test_knob_reads_like_its_number_in_python_and_in_traced_code():
     knob = reuse.Knob(0.9)
     assert knob != 0 and knob > 0.5 and float(knob) == pytest.approx(0.9)
+    assert knob != None and knob != "0.9"  # noqa: E711 - other types are unequal, not an error
     times_two = tf.function(lambda: tf.cast(knob, tf.float32) * 2.0)
     assert float(times_two()) == pytest.approx(1.8)
     knob.assign(0.0)
