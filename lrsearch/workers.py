@@ -32,6 +32,8 @@ from typing import Callable
 from lrsearch.devices import Slot
 
 EXIT_FATAL = 3
+#: Trials failed one after another that stop a run (the study file is likely wrong).
+MAX_FAILURES_IN_A_ROW = 5
 #: Trials that count toward `n_trials`: all but enqueued ones that no worker took yet.
 CLAIMED = ("RUNNING", "COMPLETE", "PRUNED", "FAIL")
 
@@ -122,9 +124,12 @@ def worker_main(job: Job, slot: Slot, index: int, lock, lock_owner, stop, events
             trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}")
             raise
 
+    failures_in_a_row = 0
     for _ in range(job.max_trials):
         if stop.value or os.getppid() != parent:  # told to stop, or the run itself is gone
             break
+        if failures_in_a_row >= MAX_FAILURES_IN_A_ROW:  # failing trials take milliseconds: don't
+            break  # race through the study before the parent reads the streak and stops the run
         claim.acquire()
         if claimed_trials(study) >= job.n_trials:
             claim.release()
@@ -136,6 +141,7 @@ def worker_main(job: Job, slot: Slot, index: int, lock, lock_owner, stop, events
             claim.release()
         if current[0] is not None:
             trial = study._storage.get_trial(current[0])
+            failures_in_a_row = failures_in_a_row + 1 if trial.state.name == "FAIL" else 0
             events.send(("trial", trial.state.name, trial.user_attrs.get("fail_reason")))
     os._exit(0)  # skip TensorFlow's slow interpreter teardown; everything is in the storage
 
@@ -206,14 +212,12 @@ class Outcome:
 class Supervisor:
     """Start, watch and replace the workers of one run."""
 
-    def __init__(self, job: Job, slots: list[Slot], on_tick: Callable[[], None] | None = None,
-                 max_failures_in_a_row: int = 5) -> None:
+    def __init__(self, job: Job, slots: list[Slot], on_tick: Callable[[], None] | None = None) -> None:
         import optuna
 
         from lrsearch.storage import open_storage
 
         self.job, self.slots, self.on_tick = job, slots, on_tick or (lambda: None)
-        self.max_failures_in_a_row = max_failures_in_a_row
         self.context = mp.get_context("spawn")
         self.lock = self.context.Lock()
         # Plain shared integers: no lock inside that a killed worker could leave held.
@@ -319,7 +323,7 @@ class Supervisor:
             state, reason = details
             self._deaths_without_trial = 0
             self._failures_in_a_row = self._failures_in_a_row + 1 if state == "FAIL" else 0
-            if self._failures_in_a_row >= self.max_failures_in_a_row and not self.stopping():
+            if self._failures_in_a_row >= MAX_FAILURES_IN_A_ROW and not self.stopping():
                 self.outcome.failure_streak = (f"{self._failures_in_a_row} trials failed in a row; "
                                                f"the last with: {reason}")
                 self.stop()
