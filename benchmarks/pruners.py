@@ -26,6 +26,8 @@ from pathlib import Path
 
 import optuna
 
+from lrsearch.record import read_trial
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -104,8 +106,8 @@ def search(study_file, runner, pruner, seed: int, trials: int, target: float) ->
     study.optimize(runner, n_trials=trials, callbacks=[note_target], catch=(Exception,))
     seconds = time.perf_counter() - started
     best = max((t.value for t in study.trials if t.value is not None), default=float("nan"))
-    epochs = sum(t.user_attrs.get("epochs_run", 0) for t in study.trials)
-    pruned = Counter(t.user_attrs.get("pruned_reason", "?") for t in study.trials
+    epochs = sum(read_trial(t).epochs_run for t in study.trials)
+    pruned = Counter(read_trial(t).pruned_reason for t in study.trials
                      if t.state == optuna.trial.TrialState.PRUNED)
     first = reached[0] if reached else (None, None)
     return Search(seconds, epochs, best, *first, pruned)

@@ -46,6 +46,7 @@ def measure(args: argparse.Namespace, workers: int | None) -> dict[str, float]:
     """One `lrsearch run` on a fresh journal; its trial and epoch rates."""
     import optuna
 
+    from lrsearch.record import read_trial
     from lrsearch.storage import open_storage
 
     folder = tempfile.mkdtemp(prefix="lrsearch-workers-")
@@ -61,7 +62,7 @@ def measure(args: argparse.Namespace, workers: int | None) -> dict[str, float]:
         sys.exit(f"`{' '.join(command)}` failed:\n{result.stderr[-3000:]}")
     trials = optuna.load_study(study_name="bench", storage=open_storage(storage)).get_trials(deepcopy=False)
     span = (max(t.datetime_complete for t in trials) - min(t.datetime_start for t in trials)).total_seconds()
-    epochs = sum(t.user_attrs.get("epochs_run", 0) for t in trials)
+    epochs = sum(read_trial(t).epochs_run for t in trials)
     return {"trials_per_min": 60 * len(trials) / span, "epochs_per_min": 60 * epochs / span,
             "trials_per_min_wall": 60 * len(trials) / wall, "wall_s": wall,
             "pruned": sum(t.state.name == "PRUNED" for t in trials)}

@@ -12,6 +12,7 @@ import traceback
 
 from lrsearch import __version__
 from lrsearch.config import ConfigError
+from lrsearch.errors import LrsearchError
 from lrsearch.space import SpaceError
 from lrsearch.studyfile import StudyFileError
 
@@ -24,6 +25,7 @@ COMMANDS = {
     "dashboard": ("dashboard", "watch a study live in optuna-dashboard"),
     "export": ("export", "write the best configuration to JSON or YAML for other projects"),
     "find-lr": ("find_lr", "LR range test: find the learning rate where the loss falls fastest"),
+    "repair-journal": ("repair_journal", "repair a damaged journal file, keeping a backup"),
     "studies": ("studies", "list the study files in a folder with their descriptions"),
 }
 
@@ -62,6 +64,11 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(f"lrsearch {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except LrsearchError as exc:
+        if args.verbose:
+            traceback.print_exc()
+        print(f"lrsearch {args.command}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
     except KeyboardInterrupt:
         print(f"lrsearch {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -285,6 +285,7 @@ def exported_configs(
         raise ConfigError("give either a trial number or a top count, not both.")
     if top is not None:
         _check_count("top", top)
+    from lrsearch.record import read_study, read_trial
     from lrsearch.report.data import best_trials
 
     trials = study.get_trials(deepcopy=False)
@@ -305,16 +306,18 @@ def exported_configs(
     from lrsearch import __version__
 
     configs = []
+    shared = read_study(study)
     for t in chosen:
-        if "config" not in t.user_attrs:
-            raise ConfigError(f"trial {t.number} has no 'config' user attribute; was it run by lrsearch?")
-        lr_config = LRConfig.from_dict(t.user_attrs["config"])
-        steps = t.user_attrs.get("steps_per_epoch")
+        rec = read_trial(t, shared)
+        if rec.config is None:
+            raise ConfigError(f"trial {t.number} has no recorded configuration; was it run by lrsearch?")
+        lr_config = LRConfig.from_dict(rec.config)
+        steps = rec.steps_per_epoch
         if steps is None and lr_config.schedule == "one_cycle":
             steps = _steps_per_epoch(study_file, t.number)
-        seed = t.user_attrs.get("seed", None if facts["seed"] is None else facts["seed"] + t.number)
+        seed = rec.seed if rec.seed is not None else (None if facts["seed"] is None else facts["seed"] + t.number)
         configs.append(ExportedConfig(
-            lr_config=lr_config, epochs=t.user_attrs.get("epochs_run") or facts["epochs"],
+            lr_config=lr_config, epochs=rec.epochs_run or facts["epochs"],
             batch_size=facts["batch_size"], seed=seed, steps_per_epoch=steps, objective=facts["objective"],
             direction=study.direction.name.lower(), value=float(t.value), study_name=study.study_name,
             trial_number=t.number, lrsearch_version=__version__, exported_at=now,
@@ -348,11 +351,14 @@ def write(configs: list[ExportedConfig], out: str | os.PathLike, *, fmt: str | N
 
 def _study_facts(study: "optuna.Study", study_file: Any) -> dict[str, Any]:
     """epochs, batch_size, objective, seed: the study's attributes, else the study file's."""
-    attrs = study.user_attrs
+    from lrsearch.record import read_study
+
+    recorded = read_study(study)
     settings = getattr(study_file, "settings", None)
     facts = {}
     for key in ("epochs", "batch_size", "objective", "seed"):
-        value = attrs.get(key, getattr(settings, key, None))
+        value = getattr(recorded, key)
+        value = getattr(settings, key, None) if value is None else value
         if value is None and key != "seed":
             raise ConfigError(f"study {study.study_name!r} does not record its {key} (it was not made by "
                               f"`lrsearch run`); give the study file.")

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from lrsearch.config import LRConfig
+from lrsearch.record import range_test_key, read_bounds, read_range_test, write_bounds, write_range_test
 from lrsearch.space import Space
 
 if TYPE_CHECKING:
@@ -46,10 +47,6 @@ if TYPE_CHECKING:
     from lrsearch.studyfile import Study
 
 RULES = ("min/10", "steepest")
-#: A stored result is the study user attribute ATTR_PREFIX + "<optimizer>:<batch_size>".
-ATTR_PREFIX = "find_lr:"
-#: The study user attribute recording the narrowed ranges of a bounded search.
-BOUNDS_ATTR = "find_lr_bounds"
 #: Around a suggestion s, the narrowed ranges: lr in [s/10, 3s], peak_lr in [s/3, 10s].
 LR_WINDOW = (1 / 10, 3.0)
 PEAK_WINDOW = (1 / 3, 10.0)
@@ -94,7 +91,7 @@ class RangeTestResult:
 
     @property
     def key(self) -> str:
-        return result_key(self.optimizer, self.batch_size)
+        return range_test_key(self.optimizer, self.batch_size)
 
     def inputs(self) -> dict[str, Any]:
         """What decides whether a stored result answers a new request."""
@@ -122,10 +119,6 @@ class RangeTestResult:
         data = json.loads(text)
         data["losses"] = tuple(math.nan if v is None else float(v) for v in data["losses"])
         return cls(**data)
-
-
-def result_key(optimizer: str, batch_size: int) -> str:
-    return f"{ATTR_PREFIX}{optimizer}:{batch_size}"
 
 
 # --------------------------------------------------------------------------- the curve
@@ -285,7 +278,7 @@ def stored_result(optuna_study: "optuna.Study", optimizer: str, batch_size: int,
                   inputs: dict[str, Any] | None = None) -> RangeTestResult | None:
     """The result stored with the study for this optimizer and batch size, if there is
     one and (when `inputs` are given) it was made with those inputs."""
-    text = optuna_study.user_attrs.get(result_key(optimizer, batch_size))
+    text = read_range_test(optuna_study, optimizer, batch_size)
     if text is None:
         return None
     result = RangeTestResult.from_json(text)
@@ -296,8 +289,7 @@ def stored_result(optuna_study: "optuna.Study", optimizer: str, batch_size: int,
 
 def store_result(optuna_study: "optuna.Study", result: RangeTestResult) -> str:
     """Record `result` as a study user attribute; return its key."""
-    optuna_study.set_user_attr(result.key, result.to_json())
-    return result.key
+    return write_range_test(optuna_study, result.optimizer, result.batch_size, result.to_json())
 
 
 def request(study: "Study", optimizer: str, **options: Any) -> dict[str, Any]:
@@ -393,7 +385,7 @@ def bounds_from_find_lr(study: "Study", optuna_study: "optuna.Study", *, isolate
         "rule": next(iter(results.values())).rule, "batch_size": next(iter(results.values())).batch_size,
         "windows": {"lr": list(LR_WINDOW), "peak_lr": list(PEAK_WINDOW), "combined": "union, clipped"},
     }
-    optuna_study.set_user_attr(BOUNDS_ATTR, record)
+    write_bounds(optuna_study, record)
     echo(f"Narrowed by the range test: {describe_bounds(record)}.")
     return narrowed
 
@@ -408,7 +400,7 @@ def recorded_bounds(study: "Study", optuna_study: "optuna.Study") -> tuple[dict 
     """(the record `bounds_from_find_lr` left with `optuna_study` or None, whether it
     applies to `study`: it does while the study file's lr and peak_lr ranges are those
     it was narrowed from; an edited file's own ranges win)."""
-    record = optuna_study.user_attrs.get(BOUNDS_ATTR)
+    record = read_bounds(optuna_study)
     if not record:
         return None, False
     fresh = (tuple(record["study_lr"]) == tuple(study.space.lr)

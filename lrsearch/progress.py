@@ -44,6 +44,11 @@ class LiveProgress:
         self.bar.close()
 
 
+def say(line: str) -> None:
+    """One line to stderr that leaves a progress bar intact."""
+    tqdm.write(f"lrsearch: {line}", file=sys.stderr)
+
+
 def count_states(study) -> collections.Counter:
     counts = collections.Counter({"COMPLETE": 0, "PRUNED": 0, "FAIL": 0, "RUNNING": 0})
     counts.update(t.state.name for t in study.get_trials(deepcopy=False))
@@ -62,31 +67,31 @@ def best_value(study) -> float | None:
 
 def summary(study, top: int = 5) -> str:
     """The top trials with their configuration, then pruning and failure reasons counted."""
-    from optuna.trial import TrialState
+    from lrsearch import record
 
-    trials = study.get_trials(deepcopy=False)
-    counts = count_states(study)
+    shared = record.read_study(study)
+    trials = record.read_trials(study)
+    counts = collections.Counter(t.state for t in trials)
     lines = [f"Study {study.study_name!r}: {len(trials)} trials - complete {counts['COMPLETE']}, "
              f"pruned {counts['PRUNED']}, failed {counts['FAIL']}, running {counts['RUNNING']}."]
-    done = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None and math.isfinite(t.value)]
-    done.sort(key=lambda t: t.value, reverse=study.direction.name == "MAXIMIZE")
+    done = [t for t in trials if t.state == "COMPLETE" and t.value is not None and math.isfinite(t.value)]
+    direction = study.direction.name.lower()
+    done.sort(key=lambda t: t.value, reverse=direction == "maximize")
     if done:
-        objective = study.user_attrs.get("objective", "value")
+        objective = shared.objective or "value"
         lines.append(f"\nTop {min(top, len(done))} trials by {objective} at the last epoch:")
         lines.append(f"  {'#':>4}  {'value':>8}  {'best (epoch)':>14}  {'time':>6}  configuration")
         for t in done[:top]:
-            best = t.user_attrs.get("best_value")
-            best_text = f"{best:.4g} ({t.user_attrs.get('best_epoch', 0) + 1})" if best is not None else "-"
+            best = t.best(objective, direction)
+            best_text = f"{best[0]:.4g} ({best[1] + 1})" if best is not None else "-"
             lines.append(f"  {t.number:>4}  {t.value:>8.4g}  {best_text:>14}  "
-                         f"{t.user_attrs.get('duration_s', 0):>5.1f}s  {describe(t.user_attrs.get('config', {}))}")
+                         f"{t.duration_s or 0:>5.1f}s  {describe(t.config or {})}")
     else:
         lines.append("\nNo trial completed yet.")
-    pruned = collections.Counter(t.user_attrs.get("pruned_reason", "pruner") for t in trials
-                                 if t.state == TrialState.PRUNED)
+    pruned = collections.Counter(t.pruned_reason for t in trials if t.state == "PRUNED")
     if pruned:
         lines.append("\nPruned: " + ", ".join(f"{reason} {n}" for reason, n in pruned.most_common()))
-    failed = collections.Counter(t.user_attrs.get("fail_reason", "unknown") for t in trials
-                                 if t.state == TrialState.FAIL)
+    failed = collections.Counter(t.fail_reason for t in trials if t.state == "FAIL")
     if failed:
         lines.append("Failed: " + "; ".join(f"{n} x {reason}" for reason, n in failed.most_common(3)))
     return "\n".join(lines)

@@ -10,7 +10,7 @@ The callback only watches and reports; the decisions are small and named:
 - *pruner*: the objective is reported to Optuna each epoch and the study's pruner
   (Hyperband by default, see `make_pruner`) compares it with the other trials.
 
-Each pruned trial records `pruned_reason`, `pruned_epoch` and `pruned_detail`.
+Each pruned trial records its reason, epoch and detail (`lrsearch.record.write_pruned`).
 """
 
 from __future__ import annotations
@@ -21,8 +21,7 @@ import keras
 import optuna
 
 from lrsearch.fastfit import NONFINITE_KEY
-
-DIVERGED, STALLED, BY_PRUNER = "diverged", "stalled", "pruner"
+from lrsearch.record import BY_PRUNER, DIVERGED, STALLED, write_pruned
 
 
 def make_pruner(epochs: int) -> optuna.pruners.BasePruner:
@@ -113,9 +112,7 @@ class PruningCallback(keras.callbacks.Callback):
         return objective_gain < self.stall_min_delta and loss_gain < self.stall_min_delta
 
     def _prune(self, reason: str, epoch: int | None, detail: str) -> None:
-        self.trial.set_user_attr("pruned_reason", reason)
-        self.trial.set_user_attr("pruned_epoch", epoch)
-        self.trial.set_user_attr("pruned_detail", detail)
+        write_pruned(self.trial, reason, epoch, detail)
         if self.model is not None:
             self.model.stop_training = True
         raise optuna.TrialPruned(f"{reason}: {detail}")

@@ -1,9 +1,8 @@
 """One trial: build the study's model, compile it with the trial's learning-rate
 configuration, train it, and record what happened.
 
-Trial user attributes written here: `config` (the full LRConfig), `seed`,
-`steps_per_epoch`, `history` (per-epoch logs, `lr` included), `best_value`, `best_epoch`,
-`epochs_run`, `duration_s`, `device`, and on failure `fail_reason`. The pruning callback adds `pruned_*`.
+What a trial records (its device and configuration, then its history and training
+time) goes through `lrsearch.record`; the pruning callback adds why it was pruned.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ import keras
 import numpy as np
 import optuna
 
-from lrsearch import fastfit
+from lrsearch import fastfit, record
 from lrsearch.config import LRConfig
 from lrsearch.pruning import PruningCallback
 from lrsearch.schedules import LearningRateMonitor, make_callbacks, make_optimizer
@@ -36,6 +35,7 @@ class TrialRunner:
         self.settings = study.settings
         self.epochs = epochs or study.settings.epochs
         self.device = device
+        self._recorded_steps = False
         self.train, self.val = load_data(study)
         self.trainer = fastfit.Trainer(self.train, self.val, loss=self.settings.loss, metrics=self.settings.metrics,
                                        batch_size=self.settings.batch_size,
@@ -68,10 +68,10 @@ class TrialRunner:
         keras.utils.set_random_seed(seed)
         started = time.perf_counter()
         config = suggest(trial, self.study.space)
-        trial.set_user_attr("config", config.to_dict())
-        trial.set_user_attr("device", self.device)
-        trial.set_user_attr("seed", seed)  # with steps_per_epoch, what `lrsearch export` needs to replay it
-        trial.set_user_attr("steps_per_epoch", self.steps_per_epoch())
+        if not self._recorded_steps:  # what `lrsearch export` needs to replay a 1cycle trial
+            record.write_study(trial.study, steps_per_epoch=self.steps_per_epoch())
+            self._recorded_steps = True
+        record.write_trial_config(trial, self.device, config.to_dict())
         recorder = keras.callbacks.History()  # before the pruning callback: keeps the last epoch
         callbacks = [LearningRateMonitor(), recorder,
                      *make_callbacks(config, self.settings.objective, self.settings.direction),
@@ -85,17 +85,7 @@ class TrialRunner:
         return float(recorder.history[self.settings.objective][-1])
 
     def _record(self, trial: optuna.Trial, history: dict, duration: float) -> None:
-        keep = {k: [_round(v) for v in vs] for k, vs in history.items() if k != fastfit.NONFINITE_KEY}
-        trial.set_user_attr("history", keep)
-        trial.set_user_attr("duration_s", round(duration, 3))
-        values = keep.get(self.settings.objective, [])
-        trial.set_user_attr("epochs_run", len(keep.get("lr", [])))
-        finite = [(v, i) for i, v in enumerate(values) if v is not None and math.isfinite(v)]
-        if finite:
-            pick = max if self.settings.direction == "maximize" else min
-            best, epoch = pick(finite, key=lambda item: item[0])
-            trial.set_user_attr("best_value", best)
-            trial.set_user_attr("best_epoch", epoch)
+        record.write_trial_end(trial, {k: v for k, v in history.items() if k != fastfit.NONFINITE_KEY}, duration)
 
 
 def load_data(study: Study) -> tuple[Any, Any]:
@@ -150,11 +140,6 @@ def _first_batch(train: Any, batch_size: int) -> tuple:
     if isinstance(train, tuple):
         return tuple(a[:batch_size] for a in train)
     return next(iter(train))
-
-
-def _round(value: Any) -> float | None:
-    value = float(value)
-    return float(f"{value:.6g}") if math.isfinite(value) else None
 
 
 def train(

@@ -12,8 +12,11 @@ that dies and marks the trial it was running failed, stops the run after several
 failures in a row, and handles Ctrl-C: the first lets running trials finish, the second
 (or SIGTERM) kills them (marked failed). Workers claim trials one at a time under a lock
 shared on this machine and, on PostgreSQL, under an advisory lock shared by all
-machines, so a study ends with exactly `n_trials`; heartbeats fail the trials of a
-machine that vanished.
+machines, so a study ends with exactly `n_trials`. A worker writes its trial's reports
+and attributes behind (`lrsearch.writeback`), so a database round trip never stalls an
+epoch. Heartbeats fail the trials of a machine that vanished: the process that notices
+fails them with a reason, and a run does not end while trials of live workers elsewhere
+are still RUNNING. Storage outages are waited out (`lrsearch.resilient`).
 """
 
 from __future__ import annotations
@@ -29,9 +32,15 @@ import warnings
 from multiprocessing.connection import wait
 from typing import Callable
 
+from lrsearch import record
 from lrsearch.devices import Slot
+from lrsearch.errors import StorageUnavailableError
+from lrsearch.record import worker_tag
 
 EXIT_FATAL = 3
+EXIT_STORAGE = 4
+#: Seconds between the parent's checks for trials whose heartbeats stopped.
+STALE_CHECK_INTERVAL = 5.0
 #: Trials failed one after another that stop a run (the study file is likely wrong).
 MAX_FAILURES_IN_A_ROW = 5
 #: Trials that count toward `n_trials`: all but enqueued ones that no worker took yet.
@@ -49,11 +58,6 @@ class Job:
     epochs: int
     max_trials: int = 50
     seed: int = 0
-
-
-def worker_tag(pid: int | None = None) -> str:
-    """How a trial names the process running it."""
-    return f"{socket.gethostname()}:{pid or os.getpid()}"
 
 
 def claimed_trials(study) -> int:
@@ -79,10 +83,11 @@ def open_study(job: Job, seed: int | None, storage):
 # --------------------------------------------------------------------------- worker side
 
 
-def worker_main(job: Job, slot: Slot, index: int, lock, lock_owner, stop, events) -> None:
-    """Entry point of a worker process (spawned). `stop` is a shared flag, `events` the
+def worker_main(job: Job, slot: Slot, index: int, lock, lock_owner, stop, pipe) -> None:
+    """Entry point of a worker process (spawned). `stop` is a shared flag, `pipe` the
     sending end of this worker's pipe to the parent."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C means
+    events = _Events(pipe)
     parent = os.getppid()
     os.environ.update(slot.environment())
     from lrsearch.devices import configure_tensorflow, import_tensorflow
@@ -92,28 +97,46 @@ def worker_main(job: Job, slot: Slot, index: int, lock, lock_owner, stop, events
 
     from lrsearch.lrfinder import apply_recorded_bounds
     from lrsearch.runner import TrialRunner, preflight
-    from lrsearch.storage import open_storage
+    from lrsearch.storage import open_storage, redact_text
     from lrsearch.studyfile import StudyFileError, load_study
+    from lrsearch.writeback import WriteBackStorage
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.simplefilter("ignore")
     try:
         device = configure_tensorflow(slot)
-        storage = open_storage(job.storage, heartbeat=True)
+        storage = WriteBackStorage(open_storage(job.storage, wait_to_open=True))
         study = open_study(job, seed=job.seed * 1000 + index * 7919 + os.getpid() % 1000, storage=storage)
         study_file = apply_recorded_bounds(load_study(job.study_path), study)  # --bounds-from-find-lr's ranges
         runner = TrialRunner(study_file, epochs=job.epochs, device=f"{socket.gethostname()}/{device}")
         preflight(runner)
+    except StorageUnavailableError as exc:
+        events.send(("storage", str(exc)))
+        os._exit(EXIT_STORAGE)
     except Exception as exc:  # the same in every worker: stop the run rather than restart workers
         events.send(("fatal", str(exc) if isinstance(exc, StudyFileError)
-                      else f"a worker could not start: {type(exc).__name__}: {exc}"))
+                      else redact_text(f"a worker could not start: {type(exc).__name__}: {exc}", job.storage)))
         os._exit(EXIT_FATAL)
-    tag = worker_tag()
     claim = _Claim(lock, lock_owner, _DatabaseLock.of(storage, study._study_id))
+    try:
+        _run_trials(job, study, runner, claim, stop, events, parent)
+        storage.flush()
+    except StorageUnavailableError as exc:
+        events.send(("storage", str(exc)))
+        os._exit(EXIT_STORAGE)
+    os._exit(0)  # skip TensorFlow's slow interpreter teardown; everything is in the storage
+
+
+def _run_trials(job: Job, study, runner, claim: "_Claim", stop, events, parent: int) -> None:
+    """Claim and run trials until the study holds `n_trials`, `max_trials` ran, the run
+    says stop or is gone, or trials keep failing."""
+    import optuna
+
+    tag = worker_tag()
     current: list = [None]  # the storage id of the trial being run
 
     def objective(trial):
-        trial.set_user_attr("worker", tag)
+        record.write_worker(trial, tag)
         claim.release()
         current[0] = trial._trial_id
         try:
@@ -121,7 +144,7 @@ def worker_main(job: Job, slot: Slot, index: int, lock, lock_owner, stop, events
         except optuna.TrialPruned:
             raise
         except Exception as exc:
-            trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}")
+            record.write_failure(trial, f"{type(exc).__name__}: {exc}")
             raise
 
     failures_in_a_row = 0
@@ -131,19 +154,31 @@ def worker_main(job: Job, slot: Slot, index: int, lock, lock_owner, stop, events
         if failures_in_a_row >= MAX_FAILURES_IN_A_ROW:  # failing trials take milliseconds: don't
             break  # race through the study before the parent reads the streak and stops the run
         claim.acquire()
-        if claimed_trials(study) >= job.n_trials:
-            claim.release()
-            break
-        current[0] = None
         try:
+            record.fail_stale_trials(study)
+            if claimed_trials(study) >= job.n_trials:
+                break
+            current[0] = None
             study.optimize(objective, n_trials=1, catch=(Exception,))
         finally:
             claim.release()
         if current[0] is not None:
-            trial = study._storage.get_trial(current[0])
-            failures_in_a_row = failures_in_a_row + 1 if trial.state.name == "FAIL" else 0
-            events.send(("trial", trial.state.name, trial.user_attrs.get("fail_reason")))
-    os._exit(0)  # skip TensorFlow's slow interpreter teardown; everything is in the storage
+            trial = record.read_trial(study._storage.get_trial(current[0]))
+            failures_in_a_row = failures_in_a_row + 1 if trial.state == "FAIL" else 0
+            events.send(("trial", trial.state, trial.fail_reason))
+
+
+class _Events:
+    """What a worker tells its parent; nobody listens once the run is gone."""
+
+    def __init__(self, pipe) -> None:
+        self.pipe = pipe
+
+    def send(self, event: tuple) -> None:
+        try:
+            self.pipe.send(event)
+        except OSError:  # the parent ended: the worker finishes its trial and stops
+            pass
 
 
 class _Claim:
@@ -179,23 +214,47 @@ class _DatabaseLock:
 
     @classmethod
     def of(cls, storage, study_id: int) -> "_DatabaseLock | None":
-        engine = getattr(storage, "engine", None)
-        return cls(engine, study_id) if engine is not None and engine.dialect.name == "postgresql" else None
+        from lrsearch.resilient import rdb_under
 
-    def __init__(self, engine, study_id: int) -> None:
-        self.connection, self.key = engine.connect(), {"space": self.NAMESPACE, "study": study_id}
+        rdb = rdb_under(storage)
+        engine = getattr(rdb, "engine", None)
+        if engine is None or engine.dialect.name != "postgresql":
+            return None
+        return cls(engine, study_id, getattr(storage, "retrying", lambda work: work()))
+
+    def __init__(self, engine, study_id: int, retrying=lambda work: work()) -> None:
+        self.engine, self.retrying = engine, retrying
+        self.connection, self.key = None, {"space": self.NAMESPACE, "study": study_id}
 
     def acquire(self) -> None:
-        self._execute("SELECT pg_advisory_lock(:space, :study)")
+        self.retrying(lambda: self._execute("SELECT pg_advisory_lock(:space, :study)"))
 
     def release(self) -> None:
-        self._execute("SELECT pg_advisory_unlock(:space, :study)")
+        """Free the lock; a connection lost meanwhile freed it already."""
+        try:
+            self._execute("SELECT pg_advisory_unlock(:space, :study)")
+        except Exception:
+            self._drop()
 
     def _execute(self, sql: str) -> None:
         from sqlalchemy import text
 
-        self.connection.execute(text(sql), self.key)
-        self.connection.commit()
+        try:
+            if self.connection is None:
+                self.connection = self.engine.connect()
+            self.connection.execute(text(sql), self.key)
+            self.connection.commit()
+        except Exception:
+            self._drop()  # reconnect next time (a server restart ends the session, and the lock with it)
+            raise
+
+    def _drop(self) -> None:
+        if self.connection is not None:
+            try:
+                self.connection.invalidate()
+            except Exception:
+                pass
+            self.connection = None
 
 
 # --------------------------------------------------------------------------- parent side
@@ -206,18 +265,18 @@ class Outcome:
     interrupted: bool = False
     fatal: str | None = None
     failure_streak: str | None = None
+    storage_error: str | None = None
     replaced_workers: int = 0
 
 
 class Supervisor:
     """Start, watch and replace the workers of one run."""
 
-    def __init__(self, job: Job, slots: list[Slot], on_tick: Callable[[], None] | None = None) -> None:
-        import optuna
-
-        from lrsearch.storage import open_storage
-
-        self.job, self.slots, self.on_tick = job, slots, on_tick or (lambda: None)
+    def __init__(self, job: Job, slots: list[Slot], study, on_tick: Callable[[], None] | None = None,
+                 say: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True)) -> None:
+        """`study`: the run's Optuna study, on a storage from `lrsearch.storage.open_storage`."""
+        self.job, self.slots, self.study, self.say = job, slots, study, say
+        self.on_tick = on_tick or (lambda: None)
         self.context = mp.get_context("spawn")
         self.lock = self.context.Lock()
         # Plain shared integers: no lock inside that a killed worker could leave held.
@@ -225,8 +284,10 @@ class Supervisor:
         self.stop_flag = self.context.RawValue("b", 0)
         self.processes: dict[int, mp.Process] = {}
         self.pipes: dict[int, object] = {}  # index -> receiving end of the worker's pipe
-        self.study = optuna.load_study(study_name=job.study_name, storage=open_storage(job.storage))
+        if hasattr(study._storage, "abort"):  # a second Ctrl-C ends a wait for the storage
+            study._storage.abort = lambda: self._kill_reason is not None
         self.outcome = Outcome()
+        self._waiting_note: str | None = None
         self._interrupts = 0
         self._kill_reason: str | None = None
         self._failures_in_a_row = 0
@@ -243,24 +304,55 @@ class Supervisor:
         return self.job.n_trials - claimed_trials(self.study)
 
     def run(self) -> Outcome:
-        fail_dead_local_trials(self.study)
         previous = {signum: signal.signal(signum, self._on_signal) for signum in (signal.SIGINT, signal.SIGTERM)}
         try:
-            for index in range(len(self.slots)):
-                self._start(index)
-            while self.processes:
+            fail_dead_local_trials(self.study)
+            record.fail_stale_trials(self.study)
+            if self.remaining() > 0:
+                for index in range(len(self.slots)):
+                    self._start(index)
+            checked = time.monotonic()
+            while self.processes or self._waiting_for_others():
                 if self._kill_reason:
                     self._kill_all(self._kill_reason)
                 self._drain_events()
                 self._reap()
                 self.on_tick()
+                if time.monotonic() - checked >= STALE_CHECK_INTERVAL:
+                    record.fail_stale_trials(self.study)
+                    checked = time.monotonic()
                 time.sleep(0.25)
+        except StorageUnavailableError as exc:
+            self.outcome.storage_error = str(exc)
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
             self._kill_all("the run was stopped")
-        fail_dead_local_trials(self.study)
+        if not self.outcome.storage_error:
+            fail_dead_local_trials(self.study)
         return self.outcome
+
+    def _waiting_for_others(self) -> bool:
+        """With no worker left here: start them again if the study lost trials (one
+        elsewhere failed), and keep the run going while trials of live workers elsewhere
+        are RUNNING (failing those whose heartbeats stop), so that it never ends on a
+        trial that nobody will finish."""
+        if self.stopping():
+            return False
+        if self.remaining() > 0:
+            for index in range(len(self.slots)):
+                self._start(index)
+            return True
+        heartbeats = getattr(self.study._storage, "is_heartbeat_enabled", lambda: False)()
+        others = [t.user_attrs["worker"] for t in self.study.get_trials(deepcopy=False, states=(_running(),))
+                  if _is_live_elsewhere(t.user_attrs.get("worker"), heartbeats)]
+        if others:
+            note = (f"Waiting for {len(others)} trial(s) running in {', '.join(sorted(set(others)))}"
+                    + (" (a trial whose heartbeats stop is failed)" if heartbeats else "") + ".")
+            if note != self._waiting_note:
+                self.say(note)
+                self._waiting_note = note
+        return bool(others)
 
     def _start(self, index: int) -> None:
         receiver, sender = self.context.Pipe(duplex=False)
@@ -279,7 +371,7 @@ class Supervisor:
             process.join()
             self._forget(index)
             code = process.exitcode
-            if code == EXIT_FATAL:
+            if code in (EXIT_FATAL, EXIT_STORAGE):
                 continue
             if code != 0:
                 self._fail_trials_of(process.pid, f"worker died: {describe_exit(code)}")
@@ -302,10 +394,14 @@ class Supervisor:
 
     def _fail_trials_of(self, pid: int, reason: str) -> None:
         held_lock = self.lock_owner.value == pid  # a dead worker's value cannot change any more
-        fail_running_trials(self.study, lambda tag: tag == worker_tag(pid) or (held_lock and tag is None), reason)
         if held_lock:
             self.lock_owner.value = 0
             self.lock.release()
+        try:
+            record.fail_running_trials(self.study, lambda tag: tag == worker_tag(pid) or (held_lock and tag is None),
+                                       reason)
+        except StorageUnavailableError:
+            pass  # its trial stays RUNNING for now; the next run fails it (its process is gone)
 
     def _drain_events(self, pipes=None) -> None:
         for pipe in wait(list(self.pipes.values()) if pipes is None else pipes, timeout=0):
@@ -318,6 +414,9 @@ class Supervisor:
     def _on_event(self, kind: str, *details) -> None:
         if kind == "fatal":
             self.outcome.fatal = details[0]
+            self.stop()
+        elif kind == "storage":
+            self.outcome.storage_error = details[0]
             self.stop()
         elif kind == "trial":
             state, reason = details
@@ -361,31 +460,31 @@ def describe_exit(code: int | None) -> str:
     return f"exit code {code}"
 
 
-def fail_running_trials(study, belongs: Callable[[str | None], bool], reason: str) -> int:
-    """Mark RUNNING trials whose worker tag satisfies `belongs` as failed, with `reason`."""
-    from optuna.trial import TrialState
-
-    count = 0
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if belongs(trial.user_attrs.get("worker")):
-            study._storage.set_trial_user_attr(trial._trial_id, "fail_reason", reason)
-            study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-            count += 1
-    return count
-
-
 def fail_dead_local_trials(study) -> int:
     """Fail RUNNING trials left by processes of this machine that no longer exist (a run
     killed outright); other machines' trials are left to heartbeats."""
     host = socket.gethostname()
 
     def dead_here(tag: str | None) -> bool:
-        if not tag or ":" not in tag:
-            return False
-        tag_host, _, pid = tag.rpartition(":")
-        return tag_host == host and pid.isdigit() and not _alive(int(pid))
+        where = record.split_worker_tag(tag)
+        return where is not None and where[0] == host and not _alive(where[1])
 
-    return fail_running_trials(study, dead_here, "its worker process is gone (the run was killed)")
+    return record.fail_running_trials(study, dead_here, "its worker process is gone (the run was killed)")
+
+
+def _running():
+    from optuna.trial import TrialState
+
+    return TrialState.RUNNING
+
+
+def _is_live_elsewhere(tag: str | None, heartbeats: bool) -> bool:
+    """Whether a RUNNING trial's worker may still finish it: any lrsearch worker where
+    heartbeats will tell if it vanishes, else a live process of this machine."""
+    where = record.split_worker_tag(tag)
+    if where is None:
+        return False
+    return heartbeats or (where[0] == socket.gethostname() and _alive(where[1]))
 
 
 def _alive(pid: int) -> bool:

@@ -13,6 +13,7 @@ import optuna
 import pytest
 
 from lrsearch.cli import COMMANDS
+from lrsearch.record import read_trial
 from lrsearch.storage import open_storage
 
 
@@ -50,7 +51,7 @@ def test_run_searches_then_resumes_and_optuna_reads_the_storage(cli, tiny_study,
     done = [t for t in study.trials if t.state.name == "COMPLETE"]
     for trial in done:
         attrs = trial.user_attrs
-        assert attrs["epochs_run"] == 5 and len(attrs["history"]["lr"]) == 5
+        assert read_trial(trial).epochs_run == 5 and len(attrs["history"]["lr"]) == 5
         assert set(attrs["history"]) >= {"loss", "accuracy", "val_loss", "val_accuracy", "lr"}
         assert attrs["device"].endswith("CPU (1 thread)") and attrs["duration_s"] > 0
         assert sorted(trial.intermediate_values) == list(range(5))

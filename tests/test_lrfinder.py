@@ -16,7 +16,8 @@ import pytest
 keras = pytest.importorskip("keras")
 optuna = pytest.importorskip("optuna")
 
-from lrsearch import lrfinder  # noqa: E402
+from lrsearch import lrfinder
+from lrsearch.record import range_test_key, read_bounds, write_bounds  # noqa: E402
 from lrsearch.config import LRConfig  # noqa: E402
 from lrsearch.lrfinder import RangeTestResult, narrow_space, smooth, suggest_lr  # noqa: E402
 from lrsearch.schedules import make_optimizer  # noqa: E402
@@ -163,7 +164,7 @@ def test_result_round_trips_through_json(short_sgd):
 def test_stored_result_is_reused_only_for_the_same_inputs(blobs_study, optuna_study):
     first, reused = lrfinder.find_lr_cached(blobs_study, optuna_study, "sgd", **SHORT)
     assert not reused
-    assert lrfinder.result_key("sgd", 32) in optuna_study.user_attrs
+    assert range_test_key("sgd", 32) in optuna_study.user_attrs
     second, reused = lrfinder.find_lr_cached(blobs_study, optuna_study, "sgd", **SHORT)
     assert reused and second.duration_s == first.duration_s
     third, reused = lrfinder.find_lr_cached(blobs_study, optuna_study, "sgd", **{**SHORT, "iterations": 250})
@@ -209,7 +210,7 @@ def test_bounds_from_find_lr_records_and_workers_apply_them(blobs_study, optuna_
     study = dataclasses.replace(blobs_study, space=blobs_study.space.replace(optimizers=("sgd",)))
     lines: list[str] = []
     narrowed = lrfinder.bounds_from_find_lr(study, optuna_study, isolate=False, echo=lines.append, **SHORT)
-    record = optuna_study.user_attrs[lrfinder.BOUNDS_ATTR]
+    record = read_bounds(optuna_study)
     s = record["suggestions"]["sgd"]
     assert tuple(record["lr"]) == narrowed.lr == pytest.approx((max(1e-7, s / 10), min(1.0, 3 * s)))
     assert any("Narrowed" in line for line in lines)
@@ -225,7 +226,7 @@ def test_bounds_from_find_lr_records_and_workers_apply_them(blobs_study, optuna_
 def test_bounds_from_find_lr_in_a_spawned_process(blobs_study, optuna_study):
     study = dataclasses.replace(blobs_study, space=blobs_study.space.replace(optimizers=("adam",)))
     narrowed = lrfinder.bounds_from_find_lr(study, optuna_study, echo=lambda line: None, **SHORT)
-    assert lrfinder.result_key("adam", 32) in optuna_study.user_attrs
+    assert range_test_key("adam", 32) in optuna_study.user_attrs
     assert 1e-7 < narrowed.lr[0] < narrowed.lr[1] < 1.0
 
 

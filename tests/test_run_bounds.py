@@ -11,7 +11,8 @@ import pytest
 
 optuna = pytest.importorskip("optuna")
 
-from lrsearch import lrfinder  # noqa: E402
+from lrsearch import lrfinder
+from lrsearch.record import range_test_key, read_bounds, write_bounds  # noqa: E402
 from lrsearch.config import OPTIMIZERS  # noqa: E402
 from lrsearch.storage import open_storage  # noqa: E402
 from lrsearch.studyfile import load_study  # noqa: E402
@@ -44,9 +45,9 @@ def test_run_bounds_from_find_lr_prints_records_and_workers_keep_them(cli, tiny_
         assert re.search(rf"{optimizer} \(batch 32\): suggested lr", first.stdout), first.stdout
 
     study = optuna.load_study(study_name="tiny", storage=open_storage(journal))
-    record = study.user_attrs[lrfinder.BOUNDS_ATTR]
+    record = read_bounds(study)
     assert set(record["suggestions"]) == set(OPTIMIZERS)
-    assert all(lrfinder.result_key(o, 32) in study.user_attrs for o in OPTIMIZERS)
+    assert all(range_test_key(o, 32) in study.user_attrs for o in OPTIMIZERS)
     for name, group in (("lr", 1), ("peak_lr", 3)):
         low, high = record[name]
         assert [float(printed.group(group)), float(printed.group(group + 1))] == pytest.approx([low, high], rel=5e-3)
@@ -70,7 +71,7 @@ def test_a_record_for_other_ranges_is_not_applied(tiny_study):
     study = load_study(tiny_study)
     record = {"lr": [0.001, 0.3], "peak_lr": [0.003, 1.0], "study_lr": list(study.space.lr),
               "study_peak_lr": list(study.space.peak_lr)}
-    optuna_study.set_user_attr(lrfinder.BOUNDS_ATTR, record)
+    write_bounds(optuna_study, record)
     applied = lrfinder.apply_recorded_bounds(study, optuna_study)
     assert applied.space.lr == (0.001, 0.3) and applied.space.peak_lr == (0.003, 1.0)
     edited = dataclasses.replace(study, space=study.space.replace(lr=(1e-5, 1e-1)))

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from lrsearch.record import read_trial
+
 STUDIES = Path(__file__).resolve().parent.parent / "studies"
 NAMES = ["digits", "diabetes", "csv_example"]
 
@@ -40,9 +42,9 @@ def _assert_finished_with_finite_values(trials):
     assert len(trials) == 3 and set(states) <= {"COMPLETE", "PRUNED"}, states
     for trial in trials:
         history = trial.user_attrs["history"]
-        assert trial.user_attrs["epochs_run"] >= 1
+        assert read_trial(trial).epochs_run >= 1
         if trial.state.name == "COMPLETE":
             assert math.isfinite(trial.value)
-            assert trial.user_attrs["epochs_run"] == 5
+            assert read_trial(trial).epochs_run == 5
         if trial.user_attrs.get("pruned_reason") != "diverged":
             assert all(v is not None and math.isfinite(v) for v in history["loss"]), history["loss"]

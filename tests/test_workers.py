@@ -22,7 +22,7 @@ import pytest
 
 from lrsearch import devices
 from lrsearch.devices import Slot
-from lrsearch.storage import open_storage, redact
+from lrsearch.storage import open_storage, redact, redact_text
 
 SCRIPTED = Path(__file__).resolve().parent / "studies" / "scripted.py"
 #: A safety net against a hung run, not a speed requirement.
@@ -33,11 +33,13 @@ class Command:
     """`lrsearch ARGS` started in the background in its own session (so that a test can
     send Ctrl-C to its whole process group, as a terminal does), output kept in files."""
 
-    def __init__(self, tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(self, tmp_path: Path, *args: str, env: dict[str, str] | None = None,
+                 wrap: list[str] | None = None) -> None:
+        """`wrap`: a command line that runs the lrsearch command (e.g. under `unshare`)."""
         self.out, self.err = tmp_path / f"out-{uuid.uuid4().hex[:6]}", tmp_path / f"err-{uuid.uuid4().hex[:6]}"
         with open(self.out, "w") as out, open(self.err, "w") as err:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "lrsearch", *args], cwd=tmp_path, stdout=out, stderr=err,
+                [*(wrap or []), sys.executable, "-m", "lrsearch", *args], cwd=tmp_path, stdout=out, stderr=err,
                 env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}, start_new_session=True)
 
     @property
@@ -239,7 +241,7 @@ def fresh_postgres(postgres_url):
     import sqlalchemy
 
     schema = f"lrsearch_{uuid.uuid4().hex[:10]}"
-    engine = sqlalchemy.create_engine(postgres_url)
+    engine = sqlalchemy.create_engine(postgres_url, pool_pre_ping=True)  # the server may restart meanwhile
     with engine.begin() as connection:
         connection.execute(sqlalchemy.text(f'CREATE SCHEMA "{schema}"'))
     yield f"{postgres_url}{'&' if '?' in postgres_url else '?'}options=-csearch_path%3D{schema}"
@@ -287,11 +289,12 @@ def test_d_claiming_trials_is_exclusive_across_machines_and_freed_by_a_lost_conn
     first, second = _DatabaseLock.of(storage, study_id), _DatabaseLock.of(storage, study_id)
 
     def second_can_claim() -> bool:
-        took = second.connection.execute(sqlalchemy.text("SELECT pg_try_advisory_lock(:space, :study)"),
-                                         second.key).scalar()
-        if took:
-            second.release()
-        return took
+        with second.engine.connect() as connection:
+            took = connection.execute(sqlalchemy.text("SELECT pg_try_advisory_lock(:space, :study)"),
+                                      second.key).scalar()
+            if took:
+                connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:space, :study)"), second.key)
+            return took
 
     first.acquire()
     assert not second_can_claim()
@@ -300,6 +303,10 @@ def test_d_claiming_trials_is_exclusive_across_machines_and_freed_by_a_lost_conn
     first.acquire()
     first.connection.invalidate()  # as when its worker is killed: the server ends the session
     assert wait_for(second_can_claim, "the server to free the lock of a lost connection")
+    first.acquire()  # a lock whose connection was lost connects anew
+    assert not second_can_claim()
+    first.release()
+    assert second_can_claim()
 
 
 def test_e_a_storage_password_never_shows(tmp_path, cli, tiny_study):
@@ -318,9 +325,21 @@ def test_e_a_storage_password_never_shows(tmp_path, cli, tiny_study):
     ("postgresql://u@db/lr", "postgresql://u@db/lr"),
     ("postgresql://db:5432/lr", "postgresql://db:5432/lr"),
     ("lrsearch.journal", "lrsearch.journal"),
+    ("sqlite:///runs/x.db", "sqlite:///runs/x.db"),
+    ("postgresql://u@db/lr?password=secret", "postgresql://u@db/lr?password=***"),
+    ("postgresql://db/lr?user=u&PASSWORD=secret&sslmode=require", "postgresql://db/lr?user=u&PASSWORD=***&sslmode=require"),
+    ("postgresql://u:se%40cret@db/lr", "postgresql://u:***@db/lr"),
+    ("mysql+pymysql://u:se:cr@et@db/lr", "mysql+pymysql://u:***@db/lr"),
 ])
 def test_e_redact(url, shown):
     assert redact(url) == shown
+    assert "secret" not in redact(url) and "se%40" not in redact(url)
+
+
+def test_e_redact_text_scrubs_a_password_wherever_a_message_repeats_it():
+    url = "postgresql://u:se%40cret@db/lr"
+    message = f"connection to {url} failed: password 'se@cret' or 'se%40cret' rejected"
+    assert redact_text(message, url) == "connection to postgresql://u:***@db/lr failed: password '***' or '***' rejected"
 
 
 def test_f_plan_without_gpus_gives_one_single_threaded_worker_per_core():

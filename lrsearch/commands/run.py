@@ -42,9 +42,10 @@ def add_arguments(parser: argparse.ArgumentParser, joining: bool = False) -> Non
 def main(args: argparse.Namespace, joining: bool = False) -> int:
     import optuna
 
-    from lrsearch import __version__, devices, progress
+    from lrsearch import __version__, devices, progress, record
     from lrsearch.cli import UsageError
-    from lrsearch.storage import dashboard_command, is_url, open_storage, optuna_cli_hint, redact
+    from lrsearch.errors import StorageError, StorageUnavailableError
+    from lrsearch.storage import dashboard_command, is_url, open_storage, optuna_cli_hint, redact, redact_text
     from lrsearch.studyfile import load_study
     from lrsearch.workers import Job, Supervisor, claimed_trials, fail_dead_local_trials
 
@@ -69,19 +70,20 @@ def main(args: argparse.Namespace, joining: bool = False) -> int:
     n_trials = args.n_trials or settings.n_trials
     epochs = args.epochs or settings.epochs
     try:
-        storage = open_storage(args.storage)
+        storage = open_storage(args.storage, notify=progress.say)
         study = optuna.create_study(study_name=name, storage=storage, direction=settings.direction,
                                     load_if_exists=True)
+    except StorageError:
+        raise
     except Exception as exc:  # a wrong URL, a server that is down, a file we cannot write
-        raise UsageError(f"cannot open storage {redact(args.storage)}: {type(exc).__name__}: {exc}") from None
+        raise UsageError(redact_text(f"cannot open storage {redact(args.storage)}: {type(exc).__name__}: {exc}",
+                                     args.storage)) from None
     if study.direction.name.lower() != settings.direction:
         raise UsageError(f"study {name!r} in {redact(args.storage)} was created to "
                          f"{study.direction.name.lower()}, but the study file says {settings.direction}.")
-    for key, value in {"study_file": str(study_file.path), "objective": settings.objective,
-                       "direction": settings.direction, "epochs": epochs, "batch_size": settings.batch_size,
-                       "seed": settings.seed, "lrsearch_version": __version__}.items():
-        if study.user_attrs.get(key) != value:
-            study.set_user_attr(key, value)
+    record.write_study(study, study_file=str(study_file.path), objective=settings.objective,
+                       direction=settings.direction, epochs=epochs, batch_size=settings.batch_size,
+                       seed=settings.seed, lrsearch_version=__version__)
 
     print(f"Storage: {redact(args.storage)}  study: {name}")
     if not joining:
@@ -91,15 +93,21 @@ def main(args: argparse.Namespace, joining: bool = False) -> int:
     job = Job(study_path=str(study_file.path), storage=args.storage, study_name=name, n_trials=n_trials,
               epochs=epochs, max_trials=args.recycle, seed=settings.seed)
     fail_dead_local_trials(study)  # trials left RUNNING by a run of this machine that was killed outright
+    record.fail_stale_trials(study)  # ... or by a machine that vanished
     remaining = n_trials - claimed_trials(study)
-    if remaining > 0:
-        print(f"Running up to {remaining} of {n_trials} trials ({epochs} epochs each) on {len(slots)} "
-              f"worker(s): {', '.join(slot.describe() for slot in slots)}", flush=True)
+    if remaining > 0 or progress.count_states(study)["RUNNING"]:
+        if remaining > 0:
+            print(f"Running up to {remaining} of {n_trials} trials ({epochs} epochs each) on {len(slots)} "
+                  f"worker(s): {', '.join(slot.describe() for slot in slots)}", flush=True)
         bar = progress.LiveProgress(study, n_trials)
-        supervisor = Supervisor(job, slots, on_tick=lambda: (bar.tick(), _check_timeout(args, supervisor)))
+        supervisor = Supervisor(job, slots, study, say=progress.say,
+                                on_tick=lambda: (bar.tick(), _check_timeout(args, supervisor)))
         supervisor.started = _now()
         outcome = supervisor.run()
         bar.close()
+        if outcome.storage_error:
+            print(f"lrsearch run: error: {outcome.storage_error}", file=sys.stderr)
+            return StorageUnavailableError.exit_code
     else:
         print(f"The study already holds {n_trials - remaining} trials (asked for {n_trials}); "
               f"raise --n-trials to search further.")

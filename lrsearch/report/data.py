@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import pandas as pd
 
 from lrsearch.config import LRConfig
+from lrsearch.record import read_study, read_trial
 
 if TYPE_CHECKING:
     import optuna
@@ -103,9 +104,9 @@ class ReportData(NamedTuple):
 def collect(study: "optuna.Study") -> ReportData:
     """All the data of a report on `study`."""
     trials = study.get_trials(deepcopy=False)
-    objective = str(study.user_attrs.get("objective") or "objective")
+    objective = read_study(study).objective or "objective"
     direction = study.direction.name.lower()
-    frame = trials_frame(trials)
+    frame = trials_frame(trials, objective, direction)
     complete = frame[frame["state"] == "COMPLETE"]
     missing: dict[str, str] = {}
     counts = ", ".join(f"{n} {s.lower()}" for s, n in frame["state"].value_counts().items()) or "no trials"
@@ -151,9 +152,9 @@ def collect(study: "optuna.Study") -> ReportData:
 
 
 def trial_config(trial: "optuna.trial.FrozenTrial") -> dict[str, Any]:
-    """The trial's full LR configuration: user_attrs["config"], else its params."""
-    config = trial.user_attrs.get("config")
-    if isinstance(config, dict):
+    """The trial's full LR configuration as recorded, else from its params."""
+    config = read_trial(trial).config
+    if config is not None:
         return dict(config)
     params = dict(trial.params)
     if "peak_lr" in params:
@@ -161,17 +162,19 @@ def trial_config(trial: "optuna.trial.FrozenTrial") -> dict[str, Any]:
     return {k: v for k, v in params.items() if k in CONFIG_FIELDS}
 
 
-def trials_frame(trials: list["optuna.trial.FrozenTrial"]) -> pd.DataFrame:
+def trials_frame(trials: list["optuna.trial.FrozenTrial"], objective: str, direction: str) -> pd.DataFrame:
     """One row per trial: number, state, value, the configuration and what the run recorded."""
     rows = []
     for t in trials:
-        attrs = t.user_attrs
+        rec = read_trial(t)
         row: dict[str, Any] = {"number": t.number, "state": t.state.name, "value": t.value}
         config = trial_config(t)
         row.update({name: config.get(name) for name in CONFIG_FIELDS})
-        for key in ("best_value", "best_epoch", "epochs_run", "duration_s", "pruned_reason", "pruned_epoch",
-                    "pruned_detail", "fail_reason", "device"):
-            row[key] = attrs.get(key)
+        best = rec.best(objective, direction)
+        row.update(best_value=best[0] if best else None, best_epoch=best[1] if best else None,
+                   epochs_run=rec.epochs_run if rec.history else None)
+        for key in ("duration_s", "pruned_reason", "pruned_epoch", "pruned_detail", "fail_reason", "device"):
+            row[key] = getattr(rec, key)
         row["reported"] = _last_value(t)
         row["datetime_start"] = t.datetime_start
         row["datetime_complete"] = t.datetime_complete
@@ -254,7 +257,7 @@ def lr_curves(trials: list["optuna.trial.FrozenTrial"], direction: str, top: int
     """The learning rate per epoch of the `top` best complete trials (LearningRateMonitor)."""
     series, states = {}, {}
     for t in best_trials(trials, direction, top):
-        lrs = (t.user_attrs.get("history") or {}).get("lr")
+        lrs = read_trial(t).history.get("lr")
         if lrs:
             series[t.number] = [math.nan if v is None else float(v) for v in lrs]
             states[t.number] = t.state.name
@@ -273,16 +276,14 @@ def objective_vs_lr(trials: list["optuna.trial.FrozenTrial"]) -> pd.DataFrame:
 
 
 def pruning_reasons(trials: list["optuna.trial.FrozenTrial"]) -> dict[str, int]:
-    """Pruned trials counted by `pruned_reason` (diverged, stalled, pruner; unknown if absent)."""
-    counts = collections.Counter(str(t.user_attrs.get("pruned_reason") or "unknown")
-                                 for t in trials if t.state.name == "PRUNED")
+    """Pruned trials counted by reason (diverged, stalled, pruner)."""
+    counts = collections.Counter(read_trial(t).pruned_reason for t in trials if t.state.name == "PRUNED")
     return dict(counts.most_common())
 
 
 def fail_reasons(trials: list["optuna.trial.FrozenTrial"]) -> dict[str, int]:
     """Failed trials counted by `fail_reason`."""
-    counts = collections.Counter(str(t.user_attrs.get("fail_reason") or "unknown")
-                                 for t in trials if t.state.name == "FAIL")
+    counts = collections.Counter(read_trial(t).fail_reason for t in trials if t.state.name == "FAIL")
     return dict(counts.most_common())
 
 

@@ -3,7 +3,9 @@
 - LRSEARCH_TEST_GATE=FOLDER: each trial writes its process id to FOLDER/started-N (N: the
   trial number) and waits until FOLDER/go exists, so that a test acts while trials surely run;
 - LRSEARCH_TEST_FAIL: build_model raises for these trial numbers ("1,3"), for every trial
-  ("all"), or already in the workers' start-up check ("start").
+  ("all"), or already in the workers' start-up check ("start");
+- LRSEARCH_TEST_SLOW=SECONDS: each trial takes that much longer, so that a fault surely
+  strikes while trials run.
 """
 
 import os
@@ -20,6 +22,8 @@ def build_model(trial):
     fail = os.environ.get("LRSEARCH_TEST_FAIL", "")
     if fail == "start" or (real and (fail == "all" or str(trial.number) in fail.split(","))):
         raise ValueError(f"scripted failure of trial {trial.number}")
+    if real:
+        time.sleep(float(os.environ.get("LRSEARCH_TEST_SLOW", 0)))
     gate = os.environ.get("LRSEARCH_TEST_GATE")
     if gate and real:
         partial = Path(gate, f".partial-{trial.number}")
