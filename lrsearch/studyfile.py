@@ -25,6 +25,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable
 
+from lrsearch.directions import direction_of
 from lrsearch.space import Space, SpaceError
 
 
@@ -45,12 +46,14 @@ class Settings:
     """What a study trains for and how long.
 
     `objective` is a key of the Keras logs (``val_accuracy``, ``val_loss``...);
-    `direction` defaults to "minimize" for losses and errors, "maximize" otherwise.
+    `direction` defaults to the way a Keras loss or metric of that name improves
+    (`lrsearch.directions`); for any other objective it must be given.
     `stall_epochs` is the window after which a trial whose objective has not moved is
     pruned as stalled (default: a tenth of the epochs, at least 5). `keep_compiled`
     lets a worker load a trial into a compiled model it kept from an earlier trial of
     the same architecture (see `lrsearch.reuse`); turn it off if `build_model` varies
-    something that the layers' Keras configs do not show.
+    something that the layers' Keras configs do not show. `check_finite` refuses
+    in-memory data holding NaN or inf before the first trial.
     """
 
     loss: Any
@@ -63,25 +66,29 @@ class Settings:
     seed: int = 0
     stall_epochs: int | None = None
     keep_compiled: bool = True
+    check_finite: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "metrics", tuple(self.metrics or ()))
-        if self.direction is None:
-            lower = self.objective.lower()
-            guess = "minimize" if ("loss" in lower or "error" in lower) else "maximize"
-            object.__setattr__(self, "direction", guess)
-        if self.direction not in ("minimize", "maximize"):
-            raise ValueError(f"direction must be 'minimize' or 'maximize', but got {self.direction!r}.")
         if not isinstance(self.objective, str) or not self.objective:
             raise ValueError(f"objective must be the name of a logged metric, but got {self.objective!r}.")
+        if self.direction is None:
+            known = direction_of(self.objective)
+            if known is None:
+                raise ValueError(f"lrsearch does not know whether {self.objective!r} should be minimized or "
+                                 f"maximized; add direction=\"minimize\" or direction=\"maximize\" to the Settings.")
+            object.__setattr__(self, "direction", known)
+        if self.direction not in ("minimize", "maximize"):
+            raise ValueError(f"direction must be 'minimize' or 'maximize', but got {self.direction!r}.")
         for name in ("epochs", "batch_size", "n_trials"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a whole number >= 1, but got {value!r}.")
         if self.stall_epochs is not None and (not isinstance(self.stall_epochs, int) or self.stall_epochs < 1):
             raise ValueError(f"stall_epochs must be a whole number >= 1, but got {self.stall_epochs!r}.")
-        if not isinstance(self.keep_compiled, bool):
-            raise ValueError(f"keep_compiled must be True or False, but got {self.keep_compiled!r}.")
+        for name in ("keep_compiled", "check_finite"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, but got {getattr(self, name)!r}.")
 
     @property
     def stall_window(self) -> int:

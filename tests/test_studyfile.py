@@ -61,8 +61,21 @@ def test_missing_file_and_wrong_suffix(tmp_path):
         load_study(write(tmp_path, GOOD, name="study.txt"))
 
 
-@pytest.mark.parametrize("kwargs, inferred", [({"objective": "val_loss"}, "minimize"),
-                                              ({"objective": "val_accuracy"}, "maximize"),
-                                              ({"objective": "val_mean_absolute_error"}, "minimize")])
-def test_direction_is_inferred_from_the_objective(kwargs, inferred):
-    assert Settings(loss="mse", **kwargs).direction == inferred
+@pytest.mark.parametrize("objective, inferred", [
+    ("val_loss", "minimize"), ("val_accuracy", "maximize"), ("val_mean_absolute_error", "minimize"),
+    ("val_mae", "minimize"), ("val_mse", "minimize"), ("val_rmse", "minimize"), ("val_mape", "minimize"),
+    ("val_msle", "minimize"), ("val_hinge", "minimize"), ("val_logcosh", "minimize"),
+    ("val_kl_divergence", "minimize"), ("val_crossentropy", "minimize"), ("binary_crossentropy", "minimize"),
+    ("val_auc", "maximize"), ("val_auc_1", "maximize"), ("val_precision", "maximize"), ("recall", "maximize"),
+    ("val_r2_score", "maximize"), ("val_price_mae", "minimize"), ("val_out_a_accuracy", "maximize"),
+    ("val_output_1_loss", "minimize"), ("val_f1_score", "maximize"), ("val_false_negatives", "minimize"),
+])
+def test_direction_of_keras_losses_and_metrics_is_known(objective, inferred):
+    assert Settings(loss="mse", objective=objective).direction == inferred
+
+
+@pytest.mark.parametrize("objective", ["val_my_score", "val_wer", "throughput"])
+def test_an_objective_of_unknown_direction_must_say_it(objective):
+    with pytest.raises(ValueError, match=f"whether '{objective}' should be minimized or maximized"):
+        Settings(loss="mse", objective=objective)
+    assert Settings(loss="mse", objective=objective, direction="minimize").direction == "minimize"
