@@ -107,7 +107,25 @@ def load_data(study: Study) -> tuple[Any, Any]:
                                                  f"({len(part[0])} vs {len(part[1])}).")
         train = tuple(_as_array(a) for a in train)
         val = tuple(_as_array(a) for a in val)
+        if study.settings.check_finite:
+            for split, part in (("train", train), ("validation", val)):
+                for role, array in zip(("x", "y"), part):
+                    _check_finite(study, f"{split} {role}", array)
     return train, val
+
+
+def _check_finite(study: Study, name: str, array: np.ndarray) -> None:
+    """StudyFileError naming the first row of a float array that holds NaN or inf."""
+    if not np.issubdtype(array.dtype, np.floating):
+        return
+    flat = array.reshape(len(array), -1) if array.ndim else array.reshape(1, 1)
+    rows = np.flatnonzero(~np.isfinite(flat).all(axis=1))
+    if not rows.size:
+        return
+    value = flat[rows[0]][~np.isfinite(flat[rows[0]])][0]
+    raise StudyFileError(study.path, f"data()'s {name} holds {value} in {len(rows)} row(s), the first at row "
+                                     f"{rows[0]}; a model trained on it learns nothing. Fix the data, or set "
+                                     f"Settings(check_finite=False) if the model handles such values itself.")
 
 
 def _as_array(a: Any) -> Any:
