@@ -63,6 +63,18 @@ def write_study(study, **fields: Any) -> None:
             study.set_user_attr(key, value)
 
 
+def name_objective(study, objective: str) -> None:
+    """Give the study's value the objective's name, as optuna-dashboard shows it."""
+    import warnings
+
+    from optuna.exceptions import ExperimentalWarning
+
+    if study.metric_names != [objective]:
+        with warnings.catch_warnings():  # "experimental" since Optuna 3.2
+            warnings.simplefilter("ignore", ExperimentalWarning)
+            study.set_metric_names([objective])
+
+
 def read_range_test(study, optimizer: str, batch_size: int) -> str | None:
     """The stored LR range test result (JSON text) for this optimizer and batch size."""
     return study.user_attrs.get(range_test_key(optimizer, batch_size))

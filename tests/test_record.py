@@ -58,3 +58,10 @@ def test_write_study_writes_only_what_changed():
     assert study.user_attrs == {"epochs": 5}
     record.write_study(study, epochs=5, objective="val_loss")
     assert record.read_study(study) == record.StudyRecord(epochs=5, objective="val_loss")
+
+
+def test_the_objective_names_the_value_for_the_dashboard():
+    study = optuna.create_study()
+    record.name_objective(study, "val_mae")
+    record.name_objective(study, "val_mae")
+    assert study.metric_names == ["val_mae"]

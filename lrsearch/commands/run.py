@@ -84,6 +84,7 @@ def main(args: argparse.Namespace, joining: bool = False) -> int:
     record.write_study(study, study_file=str(study_file.path), objective=settings.objective,
                        direction=settings.direction, epochs=epochs, batch_size=settings.batch_size,
                        seed=settings.seed, lrsearch_version=__version__)
+    record.name_objective(study, settings.objective)
 
     print(f"Storage: {redact(args.storage)}  study: {name}")
     if not joining:
