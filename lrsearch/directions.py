@@ -29,6 +29,15 @@ _MAXIMIZE = {
 _REPEAT = re.compile(r"_\d+$")
 
 
+def close_names(objective: str) -> list[str]:
+    """Known log names that `objective` may be a typo of (with its `val_`)."""
+    import difflib
+
+    prefix = "val_" if objective.lower().startswith("val_") else ""
+    name = objective.lower()[len(prefix):]
+    return [prefix + n for n in difflib.get_close_matches(name, sorted(_MINIMIZE | _MAXIMIZE), n=2, cutoff=0.85)]
+
+
 def direction_of(objective: str) -> str | None:
     """'minimize' or 'maximize' for a Keras loss or metric log name, else None."""
     name = objective.lower()

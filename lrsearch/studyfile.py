@@ -25,7 +25,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable
 
-from lrsearch.directions import direction_of
+from lrsearch.directions import close_names, direction_of
 from lrsearch.space import Space, SpaceError
 
 
@@ -75,8 +75,10 @@ class Settings:
         if self.direction is None:
             known = direction_of(self.objective)
             if known is None:
+                typo = close_names(self.objective)
                 raise ValueError(f"lrsearch does not know whether {self.objective!r} should be minimized or "
-                                 f"maximized; add direction=\"minimize\" or direction=\"maximize\" to the Settings.")
+                                 f"maximized; add direction=\"minimize\" or direction=\"maximize\" to the Settings"
+                                 + (f" (or did you mean {' or '.join(map(repr, typo))}?)" if typo else "") + ".")
             object.__setattr__(self, "direction", known)
         if self.direction not in ("minimize", "maximize"):
             raise ValueError(f"direction must be 'minimize' or 'maximize', but got {self.direction!r}.")

@@ -88,7 +88,7 @@ def broken_text(kind: str, tiny_study) -> str:
     if text == "SPACE_TYPO":
         return tiny + "\nspace = {'optimiser': ('sgd',)}\n"
     if text == "OBJECTIVE_TYPO":
-        return tiny.replace('objective="val_accuracy"', 'objective="val_acuracy"')
+        return tiny.replace('objective="val_accuracy"', 'objective="val_acuracy", direction="maximize"')
     return text
 
 

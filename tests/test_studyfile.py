@@ -79,3 +79,8 @@ def test_an_objective_of_unknown_direction_must_say_it(objective):
     with pytest.raises(ValueError, match=f"whether '{objective}' should be minimized or maximized"):
         Settings(loss="mse", objective=objective)
     assert Settings(loss="mse", objective=objective, direction="minimize").direction == "minimize"
+
+
+def test_a_misspelt_objective_is_pointed_at_the_name_it_resembles():
+    with pytest.raises(ValueError, match="did you mean 'val_accuracy'"):
+        Settings(loss="mse", objective="val_acuracy")
