@@ -227,7 +227,7 @@ def fail_stale_trials(study) -> int:
     stale = study._storage.stale_trial_ids(study._study_id) if hasattr(study._storage, "stale_trial_ids") else []
     if not stale:
         return 0
-    interval, grace = heartbeat_settings()
+    grace = heartbeat_settings()[1]
     reason = f"its worker stopped sending heartbeats (none for {grace} s; the machine or process is gone)"
     return sum(fail_trial(study._storage, trial_id, reason) for trial_id in stale)
 

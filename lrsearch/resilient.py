@@ -41,15 +41,12 @@ def is_transient(exc: BaseException) -> bool:
 
 
 def _is_transient_one(exc: BaseException) -> bool:
-    try:
-        from sqlalchemy import exc as sa
-    except ImportError:  # pragma: no cover - sqlalchemy comes with optuna
-        sa = None
-    if sa is not None:
-        if isinstance(exc, (sa.OperationalError, sa.InterfaceError, sa.DisconnectionError)):
-            return True
-        if isinstance(exc, sa.DBAPIError) and exc.connection_invalidated:
-            return True
+    from sqlalchemy import exc as sa  # installed with Optuna
+
+    if isinstance(exc, (sa.OperationalError, sa.InterfaceError, sa.DisconnectionError)):
+        return True
+    if isinstance(exc, sa.DBAPIError) and exc.connection_invalidated:
+        return True
     name = type(exc).__name__
     module = type(exc).__module__ or ""
     if module.startswith("psycopg") and name in ("OperationalError", "InterfaceError"):
@@ -90,8 +87,7 @@ class DelegatingStorage(BaseStorage, BaseHeartbeat):
         """RUNNING trials whose heartbeats stopped for longer than the grace period."""
         if not self.is_heartbeat_enabled():
             return []
-        inner = self.inner
-        name = "stale_trial_ids" if isinstance(inner, DelegatingStorage) else "_get_stale_trial_ids"
+        name = "stale_trial_ids" if isinstance(self.inner, DelegatingStorage) else "_get_stale_trial_ids"
         return self.call(name, study_id)
 
     def get_heartbeat_stale_trial_callback(self):
