@@ -63,11 +63,20 @@ def test_run_searches_then_resumes_and_optuna_reads_the_storage(cli, tiny_study,
     assert "Running up to 2 of 5 trials" in second.stdout
     assert len(load(journal).trials) == 5
 
+    changed = cli("run", str(study_file), "--storage", journal, "--n-trials", "6", "--epochs", "7", "--workers", "1",
+                  "--no-report", cwd=tmp_path)
+    assert changed.returncode == 2 and "epochs 5 -> 7" in changed.stderr and "--accept-changes" in changed.stderr
+    assert len(load(journal).trials) == 5 and "Traceback" not in changed.stderr
+    accepted = cli("run", str(study_file), "--storage", journal, "--n-trials", "6", "--epochs", "7", "--workers", "1",
+                   "--no-report", "--accept-changes", cwd=tmp_path)
+    assert accepted.returncode == 0, accepted.stderr
+    assert len(load(journal).trials) == 6 and load(journal).user_attrs["epochs"] == 7
+
     optuna_cli = str(Path(sys.executable).with_name("optuna"))
     listing = subprocess.run([optuna_cli, "trials", "--study-name", "tiny", "--storage",
                               journal, "-f", "json"], capture_output=True, text=True, timeout=120)
     assert listing.returncode == 0, listing.stderr
-    assert len(re.findall(r'"number"', listing.stdout)) == 5
+    assert len(re.findall(r'"number"', listing.stdout)) == 6
 
 
 BROKEN = {

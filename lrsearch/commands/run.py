@@ -28,6 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser, joining: bool = False) -> Non
                         help="worker processes (default: one per GPU, else one per CPU core)")
     parser.add_argument("--gpus", default="all", help="GPUs to use: all, none, or indices like 0,1 (default: all)")
     parser.add_argument("--per-gpu", type=int, default=1, help="workers per GPU (default: 1)")
+    parser.add_argument("--accept-changes", action="store_true",
+                        help="resume the study although its objective, epochs or batch size changed since it was "
+                             "made (records the new ones; earlier trials keep the old)")
     parser.add_argument("--recycle", type=int, default=50, metavar="N",
                         help="restart each worker after N trials, which bounds TensorFlow's memory growth "
                              "(default: 50)")
@@ -81,6 +84,7 @@ def main(args: argparse.Namespace, joining: bool = False) -> int:
     if study.direction.name.lower() != settings.direction:
         raise UsageError(f"study {name!r} in {redact(args.storage)} was created to "
                          f"{study.direction.name.lower()}, but the study file says {settings.direction}.")
+    _check_resume(args, study, name, objective=settings.objective, epochs=epochs, batch_size=settings.batch_size)
     record.write_study(study, study_file=str(study_file.path), objective=settings.objective,
                        direction=settings.direction, epochs=epochs, batch_size=settings.batch_size,
                        seed=settings.seed, lrsearch_version=__version__)
@@ -129,6 +133,21 @@ def main(args: argparse.Namespace, joining: bool = False) -> int:
         print("Interrupted. Run the same command again to resume.", file=sys.stderr)
         return 130
     return 0
+
+
+def _check_resume(args: argparse.Namespace, study, name: str, **current) -> None:
+    """UsageError if the study was made with another objective, epochs or batch size:
+    its old trials would be ranked beside new ones that mean something else."""
+    from lrsearch import record
+    from lrsearch.cli import UsageError
+
+    recorded = record.read_study(study)
+    changed = [f"{key} {getattr(recorded, key)!r} -> {value!r}" for key, value in current.items()
+               if getattr(recorded, key) is not None and getattr(recorded, key) != value]
+    if changed and study.get_trials(deepcopy=False) and not args.accept_changes:
+        raise UsageError(f"study {name!r} was made with other settings than these ({'; '.join(changed)}), so its "
+                         f"trials would not compare with new ones. Give a new --study-name to start afresh, or "
+                         f"--accept-changes to go on with the new settings.")
 
 
 def _learning_rate_bounds(args: argparse.Namespace, study_file, study) -> None:
