@@ -34,8 +34,10 @@ DEFAULT_STORAGE = "lrsearch.journal"
 HEARTBEAT_INTERVAL = 10
 GRACE_PERIOD = 90
 
-#: Query parameters that carry a password (libpq, SQLAlchemy drivers).
+#: Query parameters that carry a password (libpq, SQLAlchemy drivers); any name holding
+#: "password" or "passwd" counts too (`ssl_password`, `db_password`).
 _PASSWORD_PARAMS = {"password", "passwd", "pwd", "sslpassword"}
+#: A URL inside a message (`redact_text`): up to a space or a quote.
 _URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"]+")
 
 
@@ -49,17 +51,16 @@ def is_rdb(storage: str) -> bool:
 
 def redact(storage: str) -> str:
     """`storage` with any password replaced by ***: in `user:password@host` (the
-    password may hold '@', ':' or '/', or be percent-encoded) and in query parameters
-    such as `?password=`. A path stays as it is."""
+    password may hold '@', ':', '/' or '?', or be percent-encoded) and in query parameters
+    such as `?password=` or `&PWD=`. A path or `sqlite:///x.db` stays as it is."""
     if not is_url(storage):
         return storage
     scheme, _, rest = storage.partition("://")
     authority, slash, tail = _split_authority(rest)
     if "@" in authority:
         userinfo, _, host = authority.rpartition("@")
-        if ":" in userinfo:
-            userinfo = userinfo.split(":", 1)[0] + ":***"
-        authority = f"{userinfo}@{host}"
+        user, colon, password = userinfo.partition(":")
+        authority = f"{user}:***@{host}" if colon and password else authority
     path, question, query = tail.partition("?")
     if question:
         query = "&".join(_redact_param(part) for part in query.split("&"))
@@ -67,22 +68,58 @@ def redact(storage: str) -> str:
 
 
 def _split_authority(rest: str) -> tuple[str, str, str]:
-    """(user:password@host:port, "/", the rest): the authority ends at the first '/' or
-    '?' after its last '@' (a password may hold '/')."""
-    at = rest.rfind("@")
+    """`rest` (a URL after "://") as (user:password@host:port, "/" or "", what follows).
+
+    The password may hold '@', ':' and '/', so the user info ends at the last '@' before
+    the query, not at the first '/'; it starts where a '?' is followed by `name=` before
+    any later '@' (so `pa?ss@host` is a password and `db?password=p@ss` a query). A URL
+    whose "://" is followed by '/' (`sqlite:///x.db`) has no authority."""
+    if rest.startswith("/"):
+        return "", "/", rest[1:]
+    query = _query_start(rest)
+    at = rest.rfind("@", 0, query)
+    if at < 0 and ":" in rest[:query] and "/" not in rest[:query] and "@" in rest[query:]:
+        # `user:pa?x=1@host/db`: no path before the '?', so it may still be in a password,
+        # unless what follows it is a password parameter (`host:1?password=p@ss`)
+        path = rest.find("/", query)
+        candidate = rest.rfind("@", 0, path if path >= 0 else len(rest))
+        if not any(_is_password_param(part.partition("=")[0]) for part in rest[query + 1:candidate].split("&")):
+            at = candidate
     for i in range(max(at, 0), len(rest)):
-        if rest[i] in "/?":
-            return rest[:i], "/" if rest[i] == "/" else "", rest[i + 1:] if rest[i] == "/" else rest[i:]
+        if rest[i] == "/":
+            return rest[:i], "/", rest[i + 1:]
+        if rest[i] == "?":
+            return rest[:i], "", rest[i:]
     return rest, "", ""
+
+
+def _query_start(rest: str) -> int:
+    """Where the query of `rest` starts: its first '?' followed by `name=` before the next
+    '@' (or with no '@' after it); len(rest) when there is none."""
+    i = rest.find("?")
+    while i >= 0:
+        at = rest.find("@", i)
+        if at < 0 or "=" in rest[i:at]:
+            return i
+        i = rest.find("?", i + 1)
+    return len(rest)
+
+
+def _is_password_param(key: str) -> bool:
+    import urllib.parse
+
+    key = urllib.parse.unquote_plus(key).strip().lower()
+    return key in _PASSWORD_PARAMS or "password" in key or "passwd" in key
 
 
 def _redact_param(part: str) -> str:
     key, equals, value = part.partition("=")
-    return f"{key}=***" if equals and key.lower() in _PASSWORD_PARAMS and value else part
+    return f"{key}=***" if equals and value and _is_password_param(key) else part
 
 
 def passwords_of(storage: str) -> list[str]:
-    """The password(s) in `storage`, raw and percent-decoded (for scrubbing messages)."""
+    """The passwords in `storage`, raw, percent-decoded and percent-encoded (as a driver
+    may echo them), longest first: for scrubbing messages."""
     import urllib.parse
 
     found = []
@@ -92,15 +129,17 @@ def passwords_of(storage: str) -> list[str]:
         if ":" in userinfo:
             found.append(userinfo.split(":", 1)[1])
         for part in tail.partition("?")[2].split("&"):
-            key, _, value = part.partition("=")
-            if key.lower() in _PASSWORD_PARAMS:
-                found.append(value)
+            key, equals, value = part.partition("=")
+            if equals and _is_password_param(key):
+                found += [value, urllib.parse.unquote_plus(value)]
+    found = [p for p in found if p]
     found += [urllib.parse.unquote(p) for p in found]
-    return sorted({p for p in found if p}, key=len, reverse=True)
+    found += [urllib.parse.quote(p, safe="") for p in found]
+    return sorted(set(found), key=len, reverse=True)
 
 
 def redact_text(text: str, storage: str) -> str:
-    """`text` (an error message, say) with every URL redacted and the passwords of
+    """`text` (an error message, say) with every URL in it redacted and the passwords of
     `storage` replaced by ***, wherever they appear."""
     text = _URL.sub(lambda m: redact(m.group(0)), text)
     for password in passwords_of(storage):

@@ -2,7 +2,7 @@
 complete record before the damage (a line cut short, or one that is not a record).
 Records after the damage are dropped with it: a journal is replayed in order, and later
 records may refer to what the dropped ones did. Trials that were running then are failed
-by the next `lrsearch run`."""
+by the next `lrsearch run`. Stop the runs and workers using the journal first."""
 
 from __future__ import annotations
 
@@ -17,16 +17,19 @@ def main(args: argparse.Namespace) -> int:
     import os
 
     from lrsearch.cli import UsageError
-    from lrsearch.journal import find_damage, repair_journal
+    from lrsearch.journal import repair_journal
 
     if not os.path.isfile(args.journal):
         raise UsageError(f"no journal file {args.journal!r}.")
-    damage = find_damage(args.journal)
+    try:
+        result = repair_journal(args.journal)
+    except PermissionError as exc:
+        raise UsageError(f"cannot repair {args.journal}: {exc.strerror}: {exc.filename}") from None
+    damage = result.damage
     if damage is None:
-        print(f"{args.journal}: no damage found; left as it is.")
+        print(f"{args.journal}: no damage found ({result.records_kept} records); left as it is.")
         return 0
     print(f"{args.journal}: line {damage.line} of {damage.lines} {damage.problem}.")
-    result = repair_journal(args.journal)
     print(f"Backup: {result.backup}")
     print(f"Kept {result.records_kept} records; dropped {result.lines_dropped} line(s), {result.bytes_dropped} bytes.")
     return 0

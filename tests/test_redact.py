@@ -1,0 +1,119 @@
+"""Passwords in storage URLs never survive `redact` or `redact_text`, whatever their form:
+in the user info (holding '@', ':', '/', '?', or percent-encoded), in query parameters,
+with driver schemes; paths and sqlite URLs stay as they are."""
+
+from __future__ import annotations
+
+import itertools
+import urllib.parse
+
+import pytest
+
+from lrsearch.storage import passwords_of, redact, redact_text
+
+
+@pytest.mark.parametrize("url, shown, password", [
+    ("postgresql://user:pw1234@host/db", "postgresql://user:***@host/db", "pw1234"),
+    ("postgresql://user:p@ss:w/rd@host/db", "postgresql://user:***@host/db", "p@ss:w/rd"),
+    ("postgresql://user:p@ss:w/rd@host", "postgresql://user:***@host", "p@ss:w/rd"),
+    ("postgresql://user:p%40ss@host/db", "postgresql://user:***@host/db", "p%40ss"),
+    ("postgresql://user:pa?ss@host/db?sslmode=require", "postgresql://user:***@host/db?sslmode=require", "pa?ss"),
+    ("postgresql://user:pa?x=1@host/db", "postgresql://user:***@host/db", "pa?x=1"),
+    ("postgresql://user:pa#ss@host/db", "postgresql://user:***@host/db", "pa#ss"),
+    ("postgresql://u:p/w@host/db?x=a@b", "postgresql://u:***@host/db?x=a@b", "p/w"),
+    ("postgresql+psycopg://u:se@cr/et@db:5432/lr?sslmode=require",
+     "postgresql+psycopg://u:***@db:5432/lr?sslmode=require", "se@cr/et"),
+    ("mysql+pymysql://u:se:cr@et@db/lr?charset=utf8mb4", "mysql+pymysql://u:***@db/lr?charset=utf8mb4", "se:cr@et"),
+    ("mysql://u:p&w=x@h/db", "mysql://u:***@h/db", "p&w=x"),
+    ("redis://:secret@localhost:6379/0", "redis://:***@localhost:6379/0", "secret"),
+    ("rediss://default:secret@cache:6380", "rediss://default:***@cache:6380", "secret"),
+    ("postgresql://u:secret@[::1]:5432/lr", "postgresql://u:***@[::1]:5432/lr", "secret"),
+    ("postgresql://u:secret@/lr?host=/var/run/postgresql", "postgresql://u:***@/lr?host=/var/run/postgresql", "secret"),
+    ("postgresql://u:secret@db/lr#frag", "postgresql://u:***@db/lr#frag", "secret"),
+    # query parameters, any case, every name drivers use
+    ("postgresql://u@db/lr?password=secret", "postgresql://u@db/lr?password=***", "secret"),
+    ("postgresql://u@db/lr?password=se@cret", "postgresql://u@db/lr?password=***", "se@cret"),
+    ("postgresql://db/lr?user=u&PASSWORD=secret&sslmode=require",
+     "postgresql://db/lr?user=u&PASSWORD=***&sslmode=require", "secret"),
+    ("postgresql://db/lr?Passwd=secret", "postgresql://db/lr?Passwd=***", "secret"),
+    ("mysql+pymysql://u@db/lr?pwd=secret&charset=utf8", "mysql+pymysql://u@db/lr?pwd=***&charset=utf8", "secret"),
+    ("postgresql://db/lr?sslmode=verify-full&sslpassword=keypass",
+     "postgresql://db/lr?sslmode=verify-full&sslpassword=***", "keypass"),
+    ("postgresql://db/lr?ssl_password=keypass", "postgresql://db/lr?ssl_password=***", "keypass"),
+    ("postgresql://db/lr?pass%77ord=secret", "postgresql://db/lr?pass%77ord=***", "secret"),
+    ("postgresql://db/lr?password=p%26w%3D", "postgresql://db/lr?password=***", "p%26w%3D"),
+    ("postgresql://u:one@db/lr?password=two", "postgresql://u:***@db/lr?password=***", "one"),
+    ("postgresql://db:5432/lr?password=p@ss", "postgresql://db:5432/lr?password=***", "p@ss"),
+    ("postgresql://db:5432?password=p@ss", "postgresql://db:5432?password=***", "p@ss"),
+    ("postgresql:///lr?host=/tmp&password=secret", "postgresql:///lr?host=/tmp&password=***", "secret"),
+])
+def test_redact_hides_the_password(url, shown, password):
+    assert redact(url) == shown
+    assert password not in shown and urllib.parse.unquote(password) not in shown
+    assert redact(shown) == shown, "redacting twice changes nothing"
+
+
+@pytest.mark.parametrize("storage", [
+    "lrsearch.journal",
+    "runs/a b/x.journal",
+    "/abs/path/with@at:colon.journal",
+    "sqlite:///x.db",
+    "sqlite:////data/runs@home/x.db",
+    "sqlite:///C:/runs/x@y.db",
+    "postgresql://u@db/lr",
+    "postgresql://db:5432/lr?sslmode=require",
+    "postgresql://u:@db/lr",  # an empty password: nothing to hide
+    "postgresql://db/lr?password=",
+    "redis://localhost:6379/0",
+])
+def test_redact_leaves_what_has_no_password(storage):
+    assert redact(storage) == storage
+    assert passwords_of(storage) == []
+    assert redact_text(f"cannot open {storage} - no", storage) == f"cannot open {storage} - no"
+
+
+#: Passwords that start and end with markers, so that any piece of them left shows.
+PASSWORDS = [f"S3cr{middle}Zq9" for middle in ["", "@", ":", "/", "?", "#", "@:/", "a@b:c/d", "?x=1", "&y=2", "%40", " "]]
+USERINFO_URLS = ["postgresql://user:{}@db.example:5432/lr?sslmode=require", "postgresql+psycopg://u:{}@db/lr",
+                 "mysql+pymysql://u:{}@db", "redis://:{}@cache:6379/0", "postgresql://u:{}@/lr?host=/run/pg"]
+QUERY_URLS = ["postgresql://db/lr?password={}", "postgresql://u@db:5432/lr?sslmode=require&PWD={}",
+              "mysql+pymysql://u@db/lr?passwd={}&charset=utf8"]
+
+
+@pytest.mark.parametrize("template, password", [
+    *itertools.product(USERINFO_URLS, PASSWORDS),
+    *((t, urllib.parse.quote(p, safe="")) for t, p in itertools.product(USERINFO_URLS + QUERY_URLS, PASSWORDS)),
+    *((t, p) for t, p in itertools.product(QUERY_URLS, PASSWORDS) if not set("&# ") & set(p)),
+])
+def test_no_piece_of_a_password_survives(template, password):
+    url = template.format(password)
+    shown = redact(url)
+    assert "S3cr" not in shown and "Zq9" not in shown, shown
+    assert shown.count("***") == 1
+    assert redact_text(f"error: {url} refused {password!r}", url).count("S3cr") == 0
+
+
+def test_redact_text_scrubs_urls_and_every_form_of_the_password():
+    url = "postgresql+psycopg://u:se%40cret@db/lr"
+    message = (f"connection to {url} failed: password 'se@cret' or 'se%40cret' rejected; "
+               f"also tried (mysql://root:other@h/x) and 'postgresql://u@db/lr?password=third'")
+    assert redact_text(message, url) == (
+        "connection to postgresql+psycopg://u:***@db/lr failed: password '***' or '***' rejected; "
+        "also tried (mysql://root:***@h/x) and 'postgresql://u@db/lr?password=***'")
+
+
+def test_redact_text_scrubs_a_raw_password_echoed_percent_encoded():
+    url = "postgresql://u:p@ss/w@db/lr"  # a driver may show it encoded, as SQLAlchemy's URL does
+    text = redact_text("login p@ss/w failed; url postgresql://u:p%40ss%2Fw@db/lr", url)
+    assert text == "login *** failed; url postgresql://u:***@db/lr"
+
+
+def test_redact_text_scrubs_a_query_password():
+    url = "postgresql://db/lr?user=u&password=p%2Bq+r"
+    text = redact_text("FATAL: password 'p+q r' for user u; 'p+q+r'", url)
+    assert "p+q" not in text and text.startswith("FATAL: password '***' for user u")
+
+
+def test_redact_text_leaves_a_message_without_passwords():
+    assert redact_text("disk full at /data", "lrsearch.journal") == "disk full at /data"
+    assert redact_text("no route to db", "postgresql://u@db/lr") == "no route to db"
