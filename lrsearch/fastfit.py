@@ -22,7 +22,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from lrsearch import reuse
+from lrsearch import data, reuse
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +37,20 @@ def can_run_fast(model: keras.Model, train, val) -> str | None:
     if type(model).train_step is not keras.Model.train_step or type(model).test_step is not keras.Model.test_step:
         return "the model overrides train_step/test_step"
     for part in (train, val):
-        if not (isinstance(part, (tuple, list)) and len(part) == 2):
-            return "the data are not (x, y) arrays"
-        if not all(isinstance(a, np.ndarray) for a in part):
-            return "the data are not NumPy arrays"
+        if data.is_dataset(part):
+            return "data() returns datasets, which only model.fit iterates"
+        if not (isinstance(part, tuple) and len(part) in (2, 3)
+                and all(isinstance(a, np.ndarray) for a in data.leaves(part))):
+            return "the data are not in-memory arrays"
     return None
+
+
+def training_path(model: keras.Model, train, val) -> str:
+    """How `fit` trains this model on these data, in words."""
+    why_not = can_run_fast(model, train, val)
+    if why_not is None:
+        return "lrsearch's compiled epoch loop (in-memory arrays)"
+    return f"model.fit (slower), because {why_not}"
 
 
 def fit(model: keras.Model, train, val, *, epochs: int, batch_size: int, callbacks=(), shuffle: bool = True,
@@ -50,9 +59,11 @@ def fit(model: keras.Model, train, val, *, epochs: int, batch_size: int, callbac
     why_not = can_run_fast(model, train, val)
     if why_not is not None:
         _fallback_once(why_not)
-        if isinstance(train, (tuple, list)):
-            return model.fit(*train, validation_data=tuple(val), epochs=epochs, batch_size=batch_size,
-                             callbacks=list(callbacks), shuffle=shuffle, verbose=0)
+        if isinstance(train, tuple):
+            x, y, *weights = train
+            return model.fit(x, y, sample_weight=weights[0] if weights else None, validation_data=val,
+                             epochs=epochs, batch_size=batch_size, callbacks=list(callbacks), shuffle=shuffle,
+                             verbose=0)
         return model.fit(train, validation_data=val, epochs=epochs, callbacks=list(callbacks), verbose=0)
     return _EpochLoop(model, train, val, batch_size).run(epochs, list(callbacks), shuffle, seed)
 
@@ -74,7 +85,7 @@ class Trainer:
         key = None
         if self.keep > 0 and reuse.reusable(model) and can_run_fast(model, self.train, self.val) is None:
             if not model.built:
-                model(self.train[0][:1])
+                model(data.take(self.train, 1)[0])
             key = reuse.signature(model, optimizer)
         if key is None:
             model.compile(optimizer=optimizer, loss=self.loss, metrics=self.metrics)
@@ -107,14 +118,13 @@ class _EpochLoop:
 
     def __init__(self, model: keras.Model, train, val, batch_size: int) -> None:
         self.model = model
-        x, y = train
-        self.n = len(x)
+        self.n = data.rows(train)
         self.batch_size = min(batch_size, self.n)
         self.steps = math.ceil(self.n / self.batch_size)
-        self.x, self.y = tf.constant(x), tf.constant(y)
-        self.xv, self.yv = tf.constant(val[0]), tf.constant(val[1])
-        self.val_steps = math.ceil(len(val[0]) / EVAL_BATCH)
-        model._symbolic_build(data_batch=(self.x[: self.batch_size], self.y[: self.batch_size]))
+        self.train = data.map_arrays(tf.constant, train)
+        self.val = data.map_arrays(tf.constant, val)
+        self.val_steps = math.ceil(data.rows(val) / EVAL_BATCH)
+        model._symbolic_build(data_batch=data.take(self.train, self.batch_size))
         if model.optimizer is not None and not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)
         self.train_epoch = tf.function(self._train_epoch, reduce_retracing=True)
@@ -127,16 +137,16 @@ class _EpochLoop:
             if not finite:
                 break
             rows = order[step * self.batch_size : tf.minimum((step + 1) * self.batch_size, self.n)]
-            self.model.train_step((tf.gather(self.x, rows), tf.gather(self.y, rows)))
+            self.model.train_step(data.map_arrays(lambda t: tf.gather(t, rows), self.train))
             finite = tf.reduce_all(tf.math.is_finite(self.model._loss_tracker.result()))
         return self.model.get_metrics_result(), finite
 
     def _evaluate(self):
         self.model.reset_metrics()
-        n = tf.shape(self.xv)[0]
+        n = tf.shape(data.leaves(self.val[0])[0])[0]
         for step in tf.range(self.val_steps):
-            end = tf.minimum((step + 1) * EVAL_BATCH, n)
-            self.model.test_step((self.xv[step * EVAL_BATCH : end], self.yv[step * EVAL_BATCH : end]))
+            start, end = step * EVAL_BATCH, tf.minimum((step + 1) * EVAL_BATCH, n)
+            self.model.test_step(data.map_arrays(lambda t: t[start:end], self.val))
         return self.model.get_metrics_result()
 
     def run(self, epochs: int, callbacks: list, shuffle: bool, seed: int) -> keras.callbacks.History:

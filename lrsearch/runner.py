@@ -7,15 +7,13 @@ time) goes through `lrsearch.record`; the pruning callback adds why it was prune
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any
 
 import keras
-import numpy as np
 import optuna
 
-from lrsearch import fastfit, record
+from lrsearch import data, fastfit, record
 from lrsearch.config import LRConfig
 from lrsearch.pruning import PruningCallback
 from lrsearch.schedules import LearningRateMonitor, make_callbacks, make_optimizer
@@ -36,20 +34,23 @@ class TrialRunner:
         self.epochs = epochs or study.settings.epochs
         self.device = device
         self._recorded_steps = False
-        self.train, self.val = load_data(study)
+        self._steps: int | None = None
+        self.train, self.val = data.load(study)
         self.trainer = fastfit.Trainer(self.train, self.val, loss=self.settings.loss, metrics=self.settings.metrics,
                                        batch_size=self.settings.batch_size,
                                        keep=KEPT_MODELS if self.settings.keep_compiled else 0)
 
     def steps_per_epoch(self) -> int:
-        if isinstance(self.train, (tuple, list)):
-            return max(1, math.ceil(len(self.train[0]) / self.settings.batch_size))
-        cardinality = int(self.train.cardinality())
-        return max(1, cardinality)
+        if self._steps is None:
+            try:
+                self._steps = data.steps_per_epoch(self.train, self.settings.batch_size)
+            except ValueError as exc:
+                raise StudyFileError(self.study.path, f"data(): {exc}") from None
+        return self._steps
 
     def new_model(self, trial: Any, config: LRConfig) -> tuple[keras.Model, keras.optimizers.Optimizer]:
         """The study's model, uncompiled, and a fresh optimizer for `config`."""
-        model = self.study.build_model(trial)
+        model = self.study.build_model(trial, passthrough=(optuna.TrialPruned,))
         if not isinstance(model, keras.Model):
             raise StudyFileError(self.study.path, f"build_model() must return a Keras model, but returned "
                                                   f"{type(model).__name__}.")
@@ -58,7 +59,11 @@ class TrialRunner:
     def build(self, trial: Any, config: LRConfig) -> keras.Model:
         """The study's model, compiled with `config`'s optimizer."""
         model, optimizer = self.new_model(trial, config)
-        model.compile(optimizer=optimizer, loss=self.settings.loss, metrics=list(self.settings.metrics))
+        try:
+            model.compile(optimizer=optimizer, loss=self.settings.loss, metrics=list(self.settings.metrics))
+        except (ValueError, TypeError) as exc:
+            raise StudyFileError(self.study.path, f"compiling the model with settings loss={self.settings.loss!r}, "
+                                                  f"metrics={list(self.settings.metrics)!r} failed: {exc}") from exc
         return model
 
     def __call__(self, trial: optuna.Trial) -> float:
@@ -88,76 +93,29 @@ class TrialRunner:
         record.write_trial_end(trial, {k: v for k, v in history.items() if k != fastfit.NONFINITE_KEY}, duration)
 
 
-def load_data(study: Study) -> tuple[Any, Any]:
-    """Call the study's data() and check its shape; NumPy arrays become float32 views."""
-    try:
-        data = study.data()
-    except Exception as exc:
-        raise StudyFileError(study.path, f"data() raised {type(exc).__name__}: {exc}") from exc
-    if not (isinstance(data, (tuple, list)) and len(data) == 2):
-        raise StudyFileError(study.path, "data() must return ((x_train, y_train), (x_val, y_val)) "
-                                         "or (train_dataset, val_dataset).")
-    train, val = data
-    if isinstance(train, (tuple, list)):
-        for name, part in (("train", train), ("validation", val)):
-            if not (isinstance(part, (tuple, list)) and len(part) == 2):
-                raise StudyFileError(study.path, f"data()'s {name} part must be an (x, y) pair.")
-            if len(part[0]) != len(part[1]):
-                raise StudyFileError(study.path, f"data()'s {name} x and y differ in length "
-                                                 f"({len(part[0])} vs {len(part[1])}).")
-        train = tuple(_as_array(a) for a in train)
-        val = tuple(_as_array(a) for a in val)
-        if study.settings.check_finite:
-            for split, part in (("train", train), ("validation", val)):
-                for role, array in zip(("x", "y"), part):
-                    _check_finite(study, f"{split} {role}", array)
-    return train, val
-
-
-def _check_finite(study: Study, name: str, array: np.ndarray) -> None:
-    """StudyFileError naming the first row of a float array that holds NaN or inf."""
-    if not np.issubdtype(array.dtype, np.floating):
-        return
-    flat = array.reshape(len(array), -1) if array.ndim else array.reshape(1, 1)
-    rows = np.flatnonzero(~np.isfinite(flat).all(axis=1))
-    if not rows.size:
-        return
-    value = flat[rows[0]][~np.isfinite(flat[rows[0]])][0]
-    raise StudyFileError(study.path, f"data()'s {name} holds {value} in {len(rows)} row(s), the first at row "
-                                     f"{rows[0]}; a model trained on it learns nothing. Fix the data, or set "
-                                     f"Settings(check_finite=False) if the model handles such values itself.")
-
-
-def _as_array(a: Any) -> Any:
-    a = np.asarray(a)
-    return a.astype("float32") if a.dtype == np.float64 else a
-
-
-def preflight(runner: TrialRunner) -> None:
+def preflight(runner: TrialRunner) -> str:
     """Check the study file against Keras before any real trial: the builder returns a
     Keras model that takes the data and loss, and the objective is in the logs. Raises
-    StudyFileError. It runs one eager `test_step` on a batch: tracing a training step
+    StudyFileError; returns how trials will train (`fastfit.training_path`). It runs one eager `test_step` on a batch: tracing a training step
     here would cost a worker a second at start-up, and the first trial trains anyway."""
     study = runner.study
     probe = optuna.create_study(direction=study.settings.direction).ask()
     keras.backend.clear_session(free_memory=False)
     model = runner.build(probe, suggest(probe, study.space))
     try:
-        logged = sorted(model.test_step(_first_batch(runner.train, study.settings.batch_size)))
+        logged = sorted(model.test_step(data.first_batch(runner.train, study.settings.batch_size)))
     except Exception as exc:
-        raise StudyFileError(study.path, f"evaluating one batch failed: {type(exc).__name__}: {exc}") from exc
+        raise StudyFileError(study.path, f"evaluating one batch with settings loss={study.settings.loss!r}, "
+                                         f"metrics={list(study.settings.metrics)!r} failed: "
+                                         f"{type(exc).__name__}: {exc}") from exc
     logged += [f"val_{name}" for name in logged]
     if study.settings.objective not in logged:
         raise StudyFileError(study.path, f"the objective {study.settings.objective!r} is not logged by this "
                                          f"model; it logs {logged}. Set settings.objective to one of them "
                                          f"or add the metric to settings.metrics.")
+    path = fastfit.training_path(model, runner.train, runner.val)
     keras.backend.clear_session(free_memory=False)
-
-
-def _first_batch(train: Any, batch_size: int) -> tuple:
-    if isinstance(train, tuple):
-        return tuple(a[:batch_size] for a in train)
-    return next(iter(train))
+    return path
 
 
 def train(

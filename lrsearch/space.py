@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
+import numbers
 from typing import TYPE_CHECKING, Any
 
 from lrsearch.config import OPTIMIZERS, SCHEDULES, LRConfig
@@ -59,6 +61,8 @@ class Space:
             if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
                 raise SpaceError(f"{name} must be a (low, high) pair, but got {pair!r}.")
             low, high = pair
+            if not all(isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) for v in pair):
+                raise SpaceError(f"{name} must be a pair of finite numbers, but got {pair!r}.")
             if low > high:
                 raise SpaceError(f"{name} must have low <= high, but got {pair!r}.")
             if name in positive and low <= 0:

@@ -16,6 +16,7 @@ that need TensorFlow run in :func:`lrsearch.runner.preflight`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.util
 import inspect
@@ -23,7 +24,7 @@ import os
 import sys
 import traceback
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from lrsearch.directions import close_names, direction_of
 from lrsearch.space import Space, SpaceError
@@ -39,6 +40,48 @@ class StudyFileError(Exception):
 
     def __reduce__(self):  # picklable, so it crosses from a spawned process (the range test's)
         return type(self), (self.path, self.problem)
+
+
+class StudyFileExit(StudyFileError):
+    """The study file's code tried to end the process (`sys.exit`, `os._exit`): the run
+    stops rather than retrying it in a new worker."""
+
+
+class _ExitCalled(BaseException):
+    """Raised in place of `os._exit` while the study file's code runs."""
+
+    def __init__(self, code: Any) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def _refuse_exit(code: Any = 0) -> None:
+    raise _ExitCalled(code)
+
+
+@contextlib.contextmanager
+def user_code(path: str | os.PathLike, what: str, passthrough: tuple[type[BaseException], ...] = ()) -> Iterator[None]:
+    """Run the study file's `what` (``"data()"``...): what it raises becomes a
+    StudyFileError naming the file, `what` and the line; `sys.exit` and `os._exit`
+    become StudyFileExit. Exceptions of `passthrough` types pass unchanged."""
+    real_exit = os._exit
+    os._exit = _refuse_exit
+    try:
+        yield
+    except passthrough:
+        raise
+    except StudyFileError:
+        raise
+    except _ExitCalled as exc:
+        raise StudyFileExit(path, f"{what} called os._exit({exc.code!r}); a study file must not end the "
+                                  f"process. Raise an exception instead.") from None
+    except SystemExit as exc:
+        raise StudyFileExit(path, f"{_line_in(path, exc)}{what} called sys.exit({exc.code!r}); a study file must "
+                                  f"not end the process. Raise an exception instead.") from None
+    except Exception as exc:
+        raise StudyFileError(path, f"{_line_in(path, exc)}{what} raised {type(exc).__name__}: {exc}") from exc
+    finally:
+        os._exit = real_exit
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,7 +112,9 @@ class Settings:
     check_finite: bool = True
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "metrics", tuple(self.metrics or ()))
+        metrics = self.metrics
+        object.__setattr__(self, "metrics", tuple(metrics) if isinstance(metrics, (list, tuple)) else
+                           () if metrics is None else (metrics,))
         if not isinstance(self.objective, str) or not self.objective:
             raise ValueError(f"objective must be the name of a logged metric, but got {self.objective!r}.")
         if self.direction is None:
@@ -86,6 +131,8 @@ class Settings:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a whole number >= 1, but got {value!r}.")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
+            raise ValueError(f"seed must be a whole number >= 0, but got {self.seed!r}.")
         if self.stall_epochs is not None and (not isinstance(self.stall_epochs, int) or self.stall_epochs < 1):
             raise ValueError(f"stall_epochs must be a whole number >= 1, but got {self.stall_epochs!r}.")
         for name in ("keep_compiled", "check_finite"):
@@ -109,9 +156,15 @@ class Study:
     data: Callable[[], Any]
     builder: Callable[..., Any]
 
-    def build_model(self, trial: Any) -> Any:
-        """Call the file's builder, passing the trial if it takes one."""
-        return self.builder(trial) if _takes_argument(self.builder) else self.builder()
+    def build_model(self, trial: Any, passthrough: tuple[type[BaseException], ...] = ()) -> Any:
+        """Call the file's builder, passing the trial if it takes one (see `user_code`)."""
+        with user_code(self.path, "build_model()", passthrough):
+            return self.builder(trial) if _takes_argument(self.builder) else self.builder()
+
+    def load_data(self) -> Any:
+        """Call the file's data() (see `user_code`)."""
+        with user_code(self.path, "data()"):
+            return self.data()
 
 
 def load_study(path: str | os.PathLike) -> Study:
@@ -163,16 +216,13 @@ def _import(path: Path) -> Any:
         raise StudyFileError(path, "cannot be imported as a Python module.")
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module  # dataclasses and pickling look modules up here
-    try:
-        spec.loader.exec_module(module)
-    except SyntaxError as exc:
-        raise StudyFileError(path, f"syntax error at line {exc.lineno}: {exc.msg}.") from None
-    except (SpaceError, ValueError, TypeError) as exc:
-        line = _line_in(path, exc)
-        raise StudyFileError(path, f"{line}{exc}") from None
-    except Exception as exc:  # the user's code: report it, with the line, as a study-file problem
-        line = _line_in(path, exc)
-        raise StudyFileError(path, f"{line}{type(exc).__name__} while importing: {exc}") from exc
+    with user_code(path, "importing it"):
+        try:
+            spec.loader.exec_module(module)
+        except SyntaxError as exc:
+            raise StudyFileError(path, f"syntax error at line {exc.lineno}: {exc.msg}.") from None
+        except (SpaceError, ValueError, TypeError) as exc:  # mostly Settings(...) or Space(...) refusing a value
+            raise StudyFileError(path, f"{_line_in(path, exc)}{exc}") from None
     return module
 
 

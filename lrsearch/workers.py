@@ -22,6 +22,7 @@ are still RUNNING. Storage outages are waited out (`lrsearch.resilient`).
 from __future__ import annotations
 
 import dataclasses
+import logging
 import multiprocessing as mp
 import os
 import signal
@@ -98,18 +99,19 @@ def worker_main(job: Job, slot: Slot, index: int, lock, lock_owner, stop, pipe) 
     from lrsearch.lrfinder import apply_recorded_bounds
     from lrsearch.runner import TrialRunner, preflight
     from lrsearch.storage import open_storage, redact_text
-    from lrsearch.studyfile import StudyFileError, load_study
+    from lrsearch.studyfile import StudyFileError, StudyFileExit, load_study
     from lrsearch.writeback import WriteBackStorage
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.simplefilter("ignore")
+    logging.getLogger("lrsearch.fastfit").setLevel(logging.ERROR)  # the run says once how trials train
     try:
         device = configure_tensorflow(slot)
         storage = WriteBackStorage(open_storage(job.storage, wait_to_open=True))
         study = open_study(job, seed=job.seed * 1000 + index * 7919 + os.getpid() % 1000, storage=storage)
         study_file = apply_recorded_bounds(load_study(job.study_path), study)  # --bounds-from-find-lr's ranges
         runner = TrialRunner(study_file, epochs=job.epochs, device=f"{socket.gethostname()}/{device}")
-        preflight(runner)
+        events.send(("ready", preflight(runner)))
     except StorageUnavailableError as exc:
         events.send(("storage", str(exc)))
         os._exit(EXIT_STORAGE)
@@ -124,6 +126,10 @@ def worker_main(job: Job, slot: Slot, index: int, lock, lock_owner, stop, pipe) 
     except StorageUnavailableError as exc:
         events.send(("storage", str(exc)))
         os._exit(EXIT_STORAGE)
+    except StudyFileExit as exc:
+        storage.flush()
+        events.send(("fatal", str(exc)))
+        os._exit(EXIT_FATAL)
     os._exit(0)  # skip TensorFlow's slow interpreter teardown; everything is in the storage
 
 
@@ -132,8 +138,11 @@ def _run_trials(job: Job, study, runner, claim: "_Claim", stop, events, parent: 
     says stop or is gone, or trials keep failing."""
     import optuna
 
+    from lrsearch.studyfile import StudyFileExit
+
     tag = worker_tag()
     current: list = [None]  # the storage id of the trial being run
+    ended: list = []  # a StudyFileExit: the study file tried to end the process
 
     def objective(trial):
         record.write_worker(trial, tag)
@@ -145,6 +154,8 @@ def _run_trials(job: Job, study, runner, claim: "_Claim", stop, events, parent: 
             raise
         except Exception as exc:
             record.write_failure(trial, f"{type(exc).__name__}: {exc}")
+            if isinstance(exc, StudyFileExit):
+                ended.append(exc)
             raise
 
     failures_in_a_row = 0
@@ -162,6 +173,8 @@ def _run_trials(job: Job, study, runner, claim: "_Claim", stop, events, parent: 
             study.optimize(objective, n_trials=1, catch=(Exception,))
         finally:
             claim.release()
+        if ended:
+            raise ended[0]
         if current[0] is not None:
             trial = record.read_trial(study._storage.get_trial(current[0]))
             failures_in_a_row = failures_in_a_row + 1 if trial.state == "FAIL" else 0
@@ -284,6 +297,8 @@ class Supervisor:
         self.stop_flag = self.context.RawValue("b", 0)
         self.processes: dict[int, mp.Process] = {}
         self.pipes: dict[int, object] = {}  # index -> receiving end of the worker's pipe
+        self.ready: set[int] = set()  # workers past loading the data and the preflight check
+        self.training_path: str | None = None
         if hasattr(study._storage, "abort"):  # a second Ctrl-C ends a wait for the storage
             study._storage.abort = lambda: self._kill_reason is not None
         self.outcome = Outcome()
@@ -315,6 +330,8 @@ class Supervisor:
             while self.processes or self._waiting_for_others():
                 if self._kill_reason:
                     self._kill_all(self._kill_reason)
+                elif self.stopping():
+                    self._kill_unready()
                 self._drain_events()
                 self._reap()
                 self.on_tick()
@@ -388,9 +405,10 @@ class Supervisor:
 
     def _forget(self, index: int) -> None:
         """Drop a finished worker, reading what it sent before it ended."""
-        self._drain_events([self.pipes[index]])
+        self._drain_events([index])
         self.pipes.pop(index).close()
         del self.processes[index]
+        self.ready.discard(index)
 
     def _fail_trials_of(self, pid: int, reason: str) -> None:
         held_lock = self.lock_owner.value == pid  # a dead worker's value cannot change any more
@@ -403,16 +421,22 @@ class Supervisor:
         except StorageUnavailableError:
             pass  # its trial stays RUNNING for now; the next run fails it (its process is gone)
 
-    def _drain_events(self, pipes=None) -> None:
-        for pipe in wait(list(self.pipes.values()) if pipes is None else pipes, timeout=0):
+    def _drain_events(self, indices=None) -> None:
+        pipes = {self.pipes[index]: index for index in (self.pipes if indices is None else indices)}
+        for pipe in wait(list(pipes), timeout=0):
             try:
                 while pipe.poll():
-                    self._on_event(*pipe.recv())
+                    self._on_event(pipes[pipe], *pipe.recv())
             except (EOFError, OSError):  # the worker ended, perhaps in the middle of a message
                 pass
 
-    def _on_event(self, kind: str, *details) -> None:
-        if kind == "fatal":
+    def _on_event(self, index: int, kind: str, *details) -> None:
+        if kind == "ready":
+            self.ready.add(index)
+            if self.training_path is None:
+                self.training_path = details[0]
+                self.say(f"Trials train with {details[0]}.")
+        elif kind == "fatal":
             self.outcome.fatal = details[0]
             self.stop()
         elif kind == "storage":
@@ -443,12 +467,24 @@ class Supervisor:
             self._kill_reason = "interrupted by Ctrl-C"
 
     def _kill_all(self, reason: str) -> None:
-        for index, process in list(self.processes.items()):
-            if process.is_alive():
-                process.kill()
-            process.join()
-            self._forget(index)
-            self._fail_trials_of(process.pid, reason)
+        for index in list(self.processes):
+            self._kill(index, reason)
+
+    def _kill_unready(self) -> None:
+        """Stopping: end the workers still loading data or checking the model (which may
+        hang in the study file's code); they hold no trial."""
+        self._drain_events()
+        for index in list(self.processes):
+            if index not in self.ready:
+                self._kill(index, "the run stopped while the worker was starting")
+
+    def _kill(self, index: int, reason: str) -> None:
+        process = self.processes[index]
+        if process.is_alive():
+            process.kill()
+        process.join()
+        self._forget(index)
+        self._fail_trials_of(process.pid, reason)
 
 
 def describe_exit(code: int | None) -> str:

@@ -328,3 +328,44 @@ def test_knob_reads_like_its_number_in_python_and_in_traced_code():
     knob.assign(0.0)
     assert knob == 0 and not knob > 0
     assert float(times_two()) == 0.0, "the traced function kept the old value"
+
+
+def two_input_two_output(seed: int = 3) -> keras.Model:
+    """A functional model with named inputs "a" and "b" and outputs "cls" and "reg"."""
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(seed)
+    a, b = keras.Input((2,), name="a"), keras.Input((3,), name="b")
+    hidden = keras.layers.Dense(8, activation="relu")(keras.layers.Concatenate()([a, b]))
+    model = keras.Model({"a": a, "b": b}, {"cls": keras.layers.Dense(3, activation="softmax", name="cls")(hidden),
+                                            "reg": keras.layers.Dense(1, name="reg")(hidden)})
+    model.compile(optimizer=keras.optimizers.SGD(0.002),
+                  loss={"cls": "categorical_crossentropy", "reg": "mse"}, metrics={"cls": ["accuracy"]})
+    return model
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "sample_weight"])
+def test_dict_inputs_and_outputs_and_sample_weights_train_like_model_fit(blobs, weighted):
+    """Multi-input, multi-output data as model.fit takes it: same weights and logs without shuffling
+    (Keras' per-output validation losses average over batches, hence one validation batch here too)."""
+    (x, y), (xv, yv) = blobs
+    rng = np.random.default_rng(0)
+
+    def split(x, y):
+        inputs = {"a": x, "b": rng.normal(size=(len(x), 3)).astype("float32")}
+        targets = {"cls": y, "reg": x[:, :1] * 0.5}
+        return (inputs, targets, rng.uniform(0.5, 2.0, size=len(x)).astype("float32")) if weighted \
+            else (inputs, targets)
+
+    train, val = split(x, y), split(xv, yv)
+    assert fastfit.can_run_fast(two_input_two_output(), train, val) is None
+    reference_model = two_input_two_output()
+    reference = reference_model.fit(*train[:2], sample_weight=train[2] if weighted else None, validation_data=val,
+                                    epochs=2, batch_size=BATCH, validation_batch_size=fastfit.EVAL_BATCH,
+                                    shuffle=False, verbose=0)
+    fast_model = two_input_two_output()
+    fast = fastfit.fit(fast_model, train, val, epochs=2, batch_size=BATCH, shuffle=False)
+    assert set(fast.history) == set(reference.history)
+    for expected, got in zip(reference_model.get_weights(), fast_model.get_weights()):
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+    for key in reference.history:
+        np.testing.assert_allclose(fast.history[key], reference.history[key], rtol=1e-4, atol=1e-5)

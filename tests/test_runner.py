@@ -41,7 +41,7 @@ def study(tmp_path, damage: str, check: bool = True):
     ("yv[3, 0] = np.inf; yv[5, 2] = -np.inf", "data()'s validation y holds inf in 2 row(s), the first at row 3"),
 ])
 def test_nonfinite_data_is_refused_with_the_array_and_row(tmp_path, damage, message):
-    from lrsearch.runner import load_data
+    from lrsearch.data import load as load_data
 
     with pytest.raises(StudyFileError, match="bad.py") as error:
         load_data(study(tmp_path, damage))
@@ -49,7 +49,7 @@ def test_nonfinite_data_is_refused_with_the_array_and_row(tmp_path, damage, mess
 
 
 def test_the_check_can_be_turned_off_and_clean_data_passes(tmp_path):
-    from lrsearch.runner import load_data
+    from lrsearch.data import load as load_data
 
     train, _ = load_data(study(tmp_path, "x[0, 0] = np.nan", check=False))
     assert train[0].dtype == "float32"
