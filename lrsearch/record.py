@@ -4,7 +4,8 @@ Optuna keeps states, values, parameters and intermediate values itself; lrsearch
 user attributes, each one a field here, written and read only through this module:
 
 - the study (`StudyRecord`): study_file, objective, direction, epochs, batch_size, seed,
-  lrsearch_version, steps_per_epoch; and the LR range test's results and narrowed ranges;
+  lrsearch_version, steps_per_epoch, space (the study file's), model (what a fixed
+  architecture looks like: `lrsearch.modelsig`); and the LR range test's results and narrowed ranges;
 - a trial (`TrialRecord`): worker, device, config, history (per-epoch logs, `lr`
   included), duration_s, and why it ended early: pruned_reason / pruned_epoch /
   pruned_detail, or fail_reason.
@@ -44,6 +45,8 @@ class StudyRecord:
     seed: int | None = None
     lrsearch_version: str | None = None
     steps_per_epoch: int | None = None
+    space: dict | None = None
+    model: dict | None = None
 
 
 def read_study(study) -> StudyRecord:

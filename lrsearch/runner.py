@@ -7,13 +7,14 @@ time) goes through `lrsearch.record`; the pruning callback adds why it was prune
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
 import keras
 import optuna
 
-from lrsearch import data, fastfit, record
+from lrsearch import architecture, data, fastfit, record
 from lrsearch.config import LRConfig
 from lrsearch.pruning import PruningCallback
 from lrsearch.schedules import LearningRateMonitor, make_callbacks, make_optimizer
@@ -93,15 +94,26 @@ class TrialRunner:
         record.write_trial_end(trial, {k: v for k, v in history.items() if k != fastfit.NONFINITE_KEY}, duration)
 
 
-def preflight(runner: TrialRunner) -> str:
+@dataclasses.dataclass(frozen=True)
+class Preflight:
+    """What the check before the first trial found: how trials train (in words), and
+    the model (`architecture.describe`) when `build_model` suggests nothing of its own."""
+
+    training_path: str
+    model: dict | None
+
+
+def preflight(runner: TrialRunner) -> Preflight:
     """Check the study file against Keras before any real trial: the builder returns a
     Keras model that takes the data and loss, and the objective is in the logs. Raises
-    StudyFileError; returns how trials will train (`fastfit.training_path`). It runs one eager `test_step` on a batch: tracing a training step
+    StudyFileError. It runs one eager `test_step` on a batch: tracing a training step
     here would cost a worker a second at start-up, and the first trial trains anyway."""
     study = runner.study
     probe = optuna.create_study(direction=study.settings.direction).ask()
     keras.backend.clear_session(free_memory=False)
-    model = runner.build(probe, suggest(probe, study.space))
+    config = suggest(probe, study.space)
+    space_params = set(probe.params)
+    model = runner.build(probe, config)
     try:
         logged = sorted(model.test_step(data.first_batch(runner.train, study.settings.batch_size)))
     except Exception as exc:
@@ -113,9 +125,11 @@ def preflight(runner: TrialRunner) -> str:
         raise StudyFileError(study.path, f"the objective {study.settings.objective!r} is not logged by this "
                                          f"model; it logs {logged}. Set settings.objective to one of them "
                                          f"or add the metric to settings.metrics.")
-    path = fastfit.training_path(model, runner.train, runner.val)
+    fixed = set(probe.params) == space_params
+    found = Preflight(fastfit.training_path(model, runner.train, runner.val),
+                      architecture.describe(model) if fixed else None)
     keras.backend.clear_session(free_memory=False)
-    return path
+    return found
 
 
 def train(

@@ -86,6 +86,11 @@ class Space:
                 raise SpaceError(f"unknown space option {key!r}.{hint} Known options: {', '.join(known)}.")
         return cls(**options)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The options as plain JSON values (tuples as lists), as `from_dict` takes them."""
+        return {key: list(value) if isinstance(value, tuple) else value
+                for key, value in dataclasses.asdict(self).items()}
+
     def replace(self, **changes: Any) -> "Space":
         return dataclasses.replace(self, **changes)
 

@@ -59,6 +59,7 @@ class Job:
     epochs: int
     max_trials: int = 50
     seed: int = 0
+    accept_changes: bool = False
 
 
 def claimed_trials(study) -> int:
@@ -111,7 +112,9 @@ def worker_main(job: Job, slot: Slot, index: int, lock, lock_owner, stop, pipe) 
         study = open_study(job, seed=job.seed * 1000 + index * 7919 + os.getpid() % 1000, storage=storage)
         study_file = apply_recorded_bounds(load_study(job.study_path), study)  # --bounds-from-find-lr's ranges
         runner = TrialRunner(study_file, epochs=job.epochs, device=f"{socket.gethostname()}/{device}")
-        events.send(("ready", preflight(runner)))
+        checked = preflight(runner)
+        _check_model(job, study, checked.model)
+        events.send(("ready", checked.training_path))
     except StorageUnavailableError as exc:
         events.send(("storage", str(exc)))
         os._exit(EXIT_STORAGE)
@@ -133,12 +136,31 @@ def worker_main(job: Job, slot: Slot, index: int, lock, lock_owner, stop, pipe) 
     os._exit(0)  # skip TensorFlow's slow interpreter teardown; everything is in the storage
 
 
+def _check_model(job: Job, study, model: dict | None) -> None:
+    """Record the model a fixed `build_model` makes; StudyFileError if it is not the one
+    the study's trials trained (unless the run accepts changes)."""
+    from lrsearch.architecture import difference
+    from lrsearch.studyfile import StudyFileError
+
+    if model is None:
+        return
+    before = record.read_study(study).model
+    change = before and difference(before, model)
+    if change and not job.accept_changes and study.get_trials(deepcopy=False):
+        raise StudyFileError(job.study_path, f"build_model() makes another model than the trials of study "
+                                             f"{job.study_name!r} trained ({change}), so they would not compare. "
+                                             f"Give a new --study-name to start afresh, or --accept-changes to go "
+                                             f"on with this model.")
+    if change or not before:
+        record.write_study(study, model=model)
+
+
 def _run_trials(job: Job, study, runner, claim: "_Claim", stop, events, parent: int) -> None:
     """Claim and run trials until the study holds `n_trials`, `max_trials` ran, the run
     says stop or is gone, or trials keep failing."""
     import optuna
 
-    from lrsearch.studyfile import StudyFileExit
+    from lrsearch.studyfile import StudyFileError, StudyFileExit
 
     tag = worker_tag()
     current: list = [None]  # the storage id of the trial being run
@@ -153,7 +175,8 @@ def _run_trials(job: Job, study, runner, claim: "_Claim", stop, events, parent: 
         except optuna.TrialPruned:
             raise
         except Exception as exc:
-            record.write_failure(trial, f"{type(exc).__name__}: {exc}")
+            record.write_failure(trial, exc.problem if isinstance(exc, StudyFileError) else
+                                 f"{type(exc).__name__}: {exc}")
             if isinstance(exc, StudyFileExit):
                 ended.append(exc)
             raise

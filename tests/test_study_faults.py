@@ -120,3 +120,25 @@ def test_the_first_ctrl_c_ends_a_run_whose_data_hangs(tmp_path):
     assert time.monotonic() - started < 30
     assert "Interrupted" in err and "Traceback" not in err
     assert running_trials(journal) == 0
+
+
+@pytest.mark.parametrize("change, message", [
+    (("seed=3)\n", "seed=3)\nspace = lrsearch.Space(lr=(1e-3, 0.5))\n"), "space lr [1e-07, 1.0] -> [0.001, 0.5]"),
+    (("layers.Dense(8, ", "layers.Dense(16, "), "layers Dense(8) Dense(3) -> Dense(16) Dense(3)"),
+    (('activation="relu"', 'activation="tanh"'), "the same layers, configured otherwise"),
+])
+def test_resuming_a_study_whose_file_changed_stops_unless_accepted(cli, tmp_path, change, message):
+    path = study_file(tmp_path, "seed=3)", "seed=3)")
+    journal = str(tmp_path / "s.journal")
+    run = ("run", str(path), "--storage", journal, "--workers", "1", "--no-report", "--epochs", "2")
+    assert cli(*run, "--n-trials", "1").returncode == 0
+    path.write_text(path.read_text().replace(*change))
+    changed = cli(*run, "--n-trials", "2")
+    assert changed.returncode == 2, changed.stderr
+    assert message in changed.stderr and "--accept-changes" in changed.stderr and "Traceback" not in changed.stderr
+    storage = open_storage(journal)
+    assert len(optuna.load_study(study_name="mine", storage=storage).trials) == 1
+    accepted = cli(*run, "--n-trials", "2", "--accept-changes")
+    assert accepted.returncode == 0, accepted.stderr
+    assert len(optuna.load_study(study_name="mine", storage=storage).trials) == 2
+    assert cli(*run, "--n-trials", "3").returncode == 0, "the accepted change is the study's record now"

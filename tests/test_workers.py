@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -124,8 +125,9 @@ def test_b_a_failing_trial_is_recorded_and_the_run_goes_on(tmp_path, journal):
     assert run.wait() == 0, run.stderr()
     done = trials(journal)
     assert [t.state.name == "FAIL" for t in done] == [False, True, False, False]
-    assert done[1].user_attrs["fail_reason"] == "ValueError: scripted failure of trial 1"
-    assert "Failed: 1 x ValueError: scripted failure of trial 1" in run.stdout()
+    reason = "build_model() raised ValueError: scripted failure of trial 1"
+    assert re.fullmatch(rf"line \d+: {reason}", done[1].user_attrs["fail_reason"])
+    assert reason in run.stdout() and "Failed: 1 x" in run.stdout()
 
 
 def test_b_failures_in_a_row_stop_the_run(tmp_path, journal):

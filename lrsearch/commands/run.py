@@ -29,8 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser, joining: bool = False) -> Non
     parser.add_argument("--gpus", default="all", help="GPUs to use: all, none, or indices like 0,1 (default: all)")
     parser.add_argument("--per-gpu", type=int, default=1, help="workers per GPU (default: 1)")
     parser.add_argument("--accept-changes", action="store_true",
-                        help="resume the study although its objective, epochs or batch size changed since it was "
-                             "made (records the new ones; earlier trials keep the old)")
+                        help="resume the study although its objective, epochs, batch size, space or model changed "
+                             "since it was made (records the new ones; earlier trials keep the old)")
     parser.add_argument("--recycle", type=int, default=50, metavar="N",
                         help="restart each worker after N trials, which bounds TensorFlow's memory growth "
                              "(default: 50)")
@@ -84,10 +84,12 @@ def main(args: argparse.Namespace, joining: bool = False) -> int:
     if study.direction.name.lower() != settings.direction:
         raise UsageError(f"study {name!r} in {redact(args.storage)} was created to "
                          f"{study.direction.name.lower()}, but the study file says {settings.direction}.")
-    _check_resume(args, study, name, objective=settings.objective, epochs=epochs, batch_size=settings.batch_size)
+    space = study_file.space.to_dict()
+    _check_resume(args, study, name, objective=settings.objective, epochs=epochs, batch_size=settings.batch_size,
+                  space=space)
     record.write_study(study, study_file=str(study_file.path), objective=settings.objective,
                        direction=settings.direction, epochs=epochs, batch_size=settings.batch_size,
-                       seed=settings.seed, lrsearch_version=__version__)
+                       seed=settings.seed, lrsearch_version=__version__, space=space)
     record.name_objective(study, settings.objective)
 
     print(f"Storage: {redact(args.storage)}  study: {name}")
@@ -96,7 +98,7 @@ def main(args: argparse.Namespace, joining: bool = False) -> int:
         print(f"List trials:    {optuna_cli_hint(args.storage, name)}")
     _learning_rate_bounds(args, study_file, study)
     job = Job(study_path=str(study_file.path), storage=args.storage, study_name=name, n_trials=n_trials,
-              epochs=epochs, max_trials=args.recycle, seed=settings.seed)
+              epochs=epochs, max_trials=args.recycle, seed=settings.seed, accept_changes=args.accept_changes)
     fail_dead_local_trials(study)  # trials left RUNNING by a run of this machine that was killed outright
     record.fail_stale_trials(study)  # ... or by a machine that vanished
     remaining = n_trials - claimed_trials(study)
@@ -136,14 +138,22 @@ def main(args: argparse.Namespace, joining: bool = False) -> int:
 
 
 def _check_resume(args: argparse.Namespace, study, name: str, **current) -> None:
-    """UsageError if the study was made with another objective, epochs or batch size:
-    its old trials would be ranked beside new ones that mean something else."""
+    """UsageError if the study was made with another objective, epochs, batch size or
+    space: its old trials would be ranked beside new ones that mean something else."""
     from lrsearch import record
     from lrsearch.cli import UsageError
 
     recorded = record.read_study(study)
-    changed = [f"{key} {getattr(recorded, key)!r} -> {value!r}" for key, value in current.items()
-               if getattr(recorded, key) is not None and getattr(recorded, key) != value]
+    changed = []
+    for key, value in current.items():
+        before = getattr(recorded, key)
+        if before is None or before == value:
+            continue
+        if isinstance(value, dict):
+            changed += [f"{key} {option} {before.get(option)!r} -> {value.get(option)!r}"
+                        for option in sorted(set(before) | set(value)) if before.get(option) != value.get(option)]
+        else:
+            changed.append(f"{key} {before!r} -> {value!r}")
     if changed and study.get_trials(deepcopy=False) and not args.accept_changes:
         raise UsageError(f"study {name!r} was made with other settings than these ({'; '.join(changed)}), so its "
                          f"trials would not compare with new ones. Give a new --study-name to start afresh, or "
