@@ -2,8 +2,9 @@
 
 A study file is plain Python. It defines:
 
-- ``data()``: ``((x_train, y_train), (x_val, y_val))`` NumPy arrays, or
-  ``(train_dataset, val_dataset)`` batched ``tf.data`` datasets;
+- ``data()``: ``((x_train, y_train), (x_val, y_val))`` in-memory arrays (or dicts and
+  lists of them, with optional sample weights), or ``(train_dataset, val_dataset)``
+  (see `lrsearch.data`);
 - ``build_model(trial)`` (or ``build_model()``): a new, *uncompiled* Keras model;
 - ``settings = lrsearch.Settings(...)``: loss, metrics, objective and the rest;
 - optionally ``space = lrsearch.Space(...)`` (or a dict of its options) to narrow or
@@ -11,7 +12,8 @@ A study file is plain Python. It defines:
 
 lrsearch owns the optimizer, the schedule, the learning-rate callbacks and ``compile``.
 Loading imports the file but neither calls ``data()`` nor builds a model; the checks
-that need TensorFlow run in :func:`lrsearch.runner.preflight`.
+that need TensorFlow run in :func:`lrsearch.runner.preflight`. The file's code runs
+inside `user_code`, which turns its errors and exits into StudyFileErrors.
 """
 
 from __future__ import annotations
