@@ -106,7 +106,7 @@ def textbook(study_path: str, target: float, limit: float, seed: int, epochs: in
         config = suggest(trial, study_file.space)
         model = study_file.build_model(trial)
         model.compile(optimizer=make_optimizer(config, steps, epochs), loss=settings.loss,
-                      metrics=list(settings.metrics))
+                      metrics=settings.compile_metrics)
         callbacks = [*make_callbacks(config, OBJECTIVE, "maximize"), KerasPruningCallback(trial, OBJECTIVE)]
         history = model.fit(x, y, validation_data=validation, epochs=epochs,
                             batch_size=settings.batch_size, callbacks=callbacks, verbose=0)

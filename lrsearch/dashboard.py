@@ -5,19 +5,25 @@ wsgiref server its CLI runs, so that lrsearch can bind the port first (port 0 pi
 free one), print the real URL, and keep the request log quiet. The storage is opened
 the way `lrsearch run` opens it: a journal file is read alongside running workers
 without taking their lock; SQLite (one writer at a time) is best avoided while a run
-is writing.
+is writing. The importance panel shows the report's importances
+(`lrsearch.report.data.importance`) rather than optuna-dashboard's own.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import json
+import re
 import socketserver
 import sys
+import threading
 from typing import TextIO
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
+#: optuna-dashboard's API route for the importance panel.
+_IMPORTANCE_ROUTE = re.compile(r"/api/studies/(\d+)/param_importances/?")
 
 
 class _ThreadedServer(socketserver.ThreadingMixIn, WSGIServer):
@@ -29,13 +35,61 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
+class ReportImportance:
+    """WSGI application: optuna-dashboard on `storage`, except that the importance panel of a
+    single-objective study shows the report's importances."""
+
+    def __init__(self, storage) -> None:
+        from optuna_dashboard import wsgi
+
+        self.storage = storage
+        self.dashboard = wsgi(storage)
+        self._lock = threading.Lock()
+        self._cache: dict[int, tuple[int, bytes]] = {}  # study id -> (finished trials, body)
+
+    def __call__(self, environ, start_response):
+        match = _IMPORTANCE_ROUTE.fullmatch(environ.get("PATH_INFO", ""))
+        body = self.importances(int(match.group(1))) if match and environ.get("REQUEST_METHOD") == "GET" else None
+        if body is None:
+            return self.dashboard(environ, start_response)
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
+
+    def importances(self, study_id: int) -> bytes | None:
+        """The panel's JSON for `study_id`, or None to leave it to optuna-dashboard (an unknown
+        or multi-objective study)."""
+        from lrsearch.report.data import importance
+
+        try:
+            directions = self.storage.get_study_directions(study_id)
+        except KeyError:
+            return None
+        if len(directions) != 1:
+            return None
+        trials = self.storage.get_all_trials(study_id, deepcopy=False)
+        finished = sum(t.state.name in ("COMPLETE", "PRUNED") for t in trials)
+        with self._lock:
+            cached = self._cache.get(study_id)
+            if cached is None or cached[0] != finished:
+                imp = importance(trials, directions[0].name.lower())
+                values = imp.values if imp is not None else {}
+                panel = [{"name": name, "importance": value, "distribution": _distribution_name(name, trials)}
+                         for name, value in values.items()]
+                cached = self._cache[study_id] = (finished, json.dumps({"param_importances": [panel]}).encode())
+        return cached[1]
+
+
+def _distribution_name(name: str, trials) -> str:
+    names = ("lr", "peak_lr") if name == "lr" else (name,)
+    return next(type(t.distributions[n]).__name__ for t in trials for n in names if n in t.distributions)
+
+
 def make_dashboard_server(storage, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> WSGIServer:
     """A bound, not yet serving, optuna-dashboard server on `storage` (an Optuna storage)."""
-    from optuna_dashboard import wsgi
-
     if not 0 <= port <= 65535:
         raise ValueError(f"port must lie in [0, 65535], but got {port}.")
-    return make_server(host, port, wsgi(storage), server_class=_ThreadedServer, handler_class=_QuietHandler)
+    return make_server(host, port, ReportImportance(storage), server_class=_ThreadedServer,
+                       handler_class=_QuietHandler)
 
 
 def dashboard_url(host: str, port: int, study_id: int | None = None) -> str:

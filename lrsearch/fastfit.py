@@ -74,7 +74,7 @@ class Trainer:
 
     def __init__(self, train, val, *, loss, metrics, batch_size: int, keep: int) -> None:
         self.train, self.val = train, val
-        self.loss, self.metrics, self.batch_size = loss, list(metrics), batch_size
+        self.loss, self.metrics, self.batch_size = loss, metrics, batch_size
         self.keep = keep
         self._loops: collections.OrderedDict[str, _EpochLoop] = collections.OrderedDict()
 

@@ -37,7 +37,7 @@ class TrialRunner:
         self._recorded_steps = False
         self._steps: int | None = None
         self.train, self.val = data.load(study)
-        self.trainer = fastfit.Trainer(self.train, self.val, loss=self.settings.loss, metrics=self.settings.metrics,
+        self.trainer = fastfit.Trainer(self.train, self.val, loss=self.settings.loss, metrics=self.settings.compile_metrics,
                                        batch_size=self.settings.batch_size,
                                        keep=KEPT_MODELS if self.settings.keep_compiled else 0)
 
@@ -61,10 +61,10 @@ class TrialRunner:
         """The study's model, compiled with `config`'s optimizer."""
         model, optimizer = self.new_model(trial, config)
         try:
-            model.compile(optimizer=optimizer, loss=self.settings.loss, metrics=list(self.settings.metrics))
+            model.compile(optimizer=optimizer, loss=self.settings.loss, metrics=self.settings.compile_metrics)
         except (ValueError, TypeError) as exc:
             raise StudyFileError(self.study.path, f"compiling the model with settings loss={self.settings.loss!r}, "
-                                                  f"metrics={list(self.settings.metrics)!r} failed: {exc}") from exc
+                                                  f"metrics={self.settings.compile_metrics!r} failed: {exc}") from exc
         return model
 
     def __call__(self, trial: optuna.Trial) -> float:
@@ -118,7 +118,7 @@ def preflight(runner: TrialRunner) -> Preflight:
         logged = sorted(model.test_step(data.first_batch(runner.train, study.settings.batch_size)))
     except Exception as exc:
         raise StudyFileError(study.path, f"evaluating one batch with settings loss={study.settings.loss!r}, "
-                                         f"metrics={list(study.settings.metrics)!r} failed: "
+                                         f"metrics={study.settings.compile_metrics!r} failed: "
                                          f"{type(exc).__name__}: {exc}") from exc
     logged += [f"val_{name}" for name in logged]
     if study.settings.objective not in logged:

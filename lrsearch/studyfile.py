@@ -116,7 +116,7 @@ class Settings:
     def __post_init__(self) -> None:
         metrics = self.metrics
         object.__setattr__(self, "metrics", tuple(metrics) if isinstance(metrics, (list, tuple)) else
-                           () if metrics is None else (metrics,))
+                           metrics if isinstance(metrics, dict) else () if metrics is None else (metrics,))
         if not isinstance(self.objective, str) or not self.objective:
             raise ValueError(f"objective must be the name of a logged metric, but got {self.objective!r}.")
         if self.direction is None:
@@ -140,6 +140,11 @@ class Settings:
         for name in ("keep_compiled", "check_finite"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False, but got {getattr(self, name)!r}.")
+
+    @property
+    def compile_metrics(self) -> list | dict:
+        """`metrics` as `model.compile` takes them: a list, or a dict per output."""
+        return dict(self.metrics) if isinstance(self.metrics, dict) else list(self.metrics)
 
     @property
     def stall_window(self) -> int:

@@ -81,7 +81,7 @@ def test_data_of_a_mixed_study():
     assert len(data.trials) == 24 and list(data.trials["number"]) == list(range(24))
 
     imp = data.importance
-    assert imp.evaluator == "PedAnovaImportanceEvaluator" and imp.n_trials == 16 + 6
+    assert imp.evaluator == "FanovaImportanceEvaluator" and imp.n_trials == 16 + 6 and imp.n_pruned == 6
     assert "lr" in imp.values and "peak_lr" not in imp.values  # one_cycle's peak_lr counts as lr
     assert set(imp.values) <= {"optimizer", "schedule", "lr", "momentum", "div"}
     assert math.isclose(sum(imp.values.values()), 1.0)
@@ -217,4 +217,5 @@ def test_report_command_after_a_blobs_run(blobs_journal, tmp_path):
     summary = (out / "summary.md").read_text()
     best = study.best_trial
     assert f"| {best.number} | {best.value:.4g} |" in summary
-    assert "## Missing" not in summary and "PedAnovaImportanceEvaluator" in summary
+    assert "## Missing" not in summary and "FanovaImportanceEvaluator" in summary
+    assert "A plain `optuna-dashboard` shows Optuna's default instead: PED-ANOVA over the complete trials" in summary

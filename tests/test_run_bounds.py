@@ -86,4 +86,4 @@ def test_a_study_file_error_in_the_range_test_exits_2(cli, tiny_study, tmp_path)
     result = cli("run", str(broken), "--storage", str(tmp_path / "s.journal"), "--bounds-from-find-lr",
                  "--workers", "1", "--no-report")
     assert result.returncode == 2, result.stdout + result.stderr
-    assert "broken.py: data() raised RuntimeError: no data" in result.stderr
+    assert "data() raised RuntimeError: no data" in result.stderr

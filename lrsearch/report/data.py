@@ -25,22 +25,22 @@ if TYPE_CHECKING:
 CONFIG_FIELDS = tuple(field.name for field in dataclasses.fields(LRConfig))
 #: Parameters drawn on a log axis.
 LOG_FIELDS = ("lr", "decay", "div")
-#: Importance needs this many scored trials; the top group then holds at least
-#: `IMPORTANCE_TOP_TRIALS` of them (PED-ANOVA's own advice is 5).
+#: Importance needs this many scored trials.
 IMPORTANCE_MIN_TRIALS = 10
-IMPORTANCE_TOP_TRIALS = 5
+#: Where a conditional parameter sits in the trials that lack it: this share of its range
+#: below its low end (a categorical one gets the level `IMPORTANCE_UNSET`).
+IMPORTANCE_UNSET_OFFSET = 0.1
+IMPORTANCE_UNSET = "n/a"
 #: How many of the best trials the LR-per-epoch figure and the summary show.
 TOP_TRIALS = 5
 
-IMPORTANCE_EVALUATOR = "PedAnovaImportanceEvaluator"
+IMPORTANCE_EVALUATOR = "FanovaImportanceEvaluator"
 IMPORTANCE_WHY = (
-    "PED-ANOVA (the default of Optuna 5's get_param_importances) measures how much each parameter's "
-    "distribution among the top-quantile trials differs from its distribution among all trials. fANOVA and "
-    "mean-decrease-impurity only assess parameters that every trial has, which would drop lrsearch's "
-    "conditional ones (momentum only for SGD, decay only for time decay, div only for one_cycle); Optuna 5's "
-    "PED-ANOVA assesses them too. It fits no model, so it takes milliseconds. Pruned trials count with the "
-    "last value they reported, so settings that were stopped early weigh against the parameters that led "
-    "to them, and one_cycle's peak_lr counts as lr."
+    "fANOVA fits a random forest to the values of all scored trials and credits each parameter with the "
+    "share of their variance it explains: what separates a poor run from a good one. Pruned trials count "
+    "with the last value they reported. Log-scale parameters (lr, decay, div) are assessed in log space, "
+    "and one_cycle's peak_lr counts as lr. A conditional parameter (momentum, decay, patience, factor, div) "
+    "counts as unset in the trials that lack it, so its share includes that of the choice that brings it in."
 )
 
 
@@ -51,7 +51,7 @@ class Importance(NamedTuple):
     evaluator: str
     why: str
     n_trials: int
-    target_quantile: float | None
+    n_pruned: int
 
 
 class ParallelCoordinates(NamedTuple):
@@ -186,40 +186,76 @@ def trials_frame(trials: list["optuna.trial.FrozenTrial"], objective: str, direc
 
 
 def importance(trials: list["optuna.trial.FrozenTrial"], direction: str) -> Importance | None:
-    """PED-ANOVA importances over the scored trials, or None when there are too few."""
+    """fANOVA importances over the scored trials, or None when there are too few or no
+    parameter varies."""
     import optuna
 
     scored = _scored(trials)
     if len(scored) < IMPORTANCE_MIN_TRIALS:
         return None
-    # A copy in memory where each scored trial is COMPLETE with its value, and the
-    # parameter `lr` stands for both `lr` and one_cycle's `peak_lr`.
+    # A copy in memory where every scored trial is COMPLETE with its value and has every parameter.
+    rows = [_importance_params(trial) for trial, _ in scored]
+    spaces = _importance_spaces(rows)
+    grid = [{name: row[name][0] if name in row else unset for name, (_, unset) in spaces.items()} for row in rows]
+    if not any(len({repr(params[name]) for params in grid}) > 1 for name in spaces):
+        return None
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # create_study logs at INFO
     try:
-        shadow = optuna.create_study(direction=direction, sampler=optuna.samplers.RandomSampler(seed=0))
+        shadow = optuna.create_study(direction=direction)
     finally:
         optuna.logging.set_verbosity(verbosity)
-    lr_values = [value for trial, _ in scored for name, value in trial.params.items() if name in ("lr", "peak_lr")]
-    for trial, value in scored:
-        params, dists = dict(trial.params), dict(trial.distributions)
-        for name in ("lr", "peak_lr"):
-            if name in params:
-                lr = params.pop(name)
-                dists.pop(name)
-                params["lr"] = lr
-                dists["lr"] = optuna.distributions.FloatDistribution(min(lr_values), max(lr_values), log=True)
-        shadow.add_trial(optuna.trial.create_trial(params=params, distributions=dists, value=value))
-    names = {name for t in shadow.trials for name in t.params}
-    if not any(len({str(t.params.get(name)) for t in shadow.trials}) > 1 for name in names):
-        return None
-    quantile = max(0.1, IMPORTANCE_TOP_TRIALS / len(scored))
-    evaluator = optuna.importance.PedAnovaImportanceEvaluator(target_quantile=quantile)
+    distributions = {name: dist for name, (dist, _) in spaces.items()}
+    for params, (_, value) in zip(grid, scored):
+        shadow.add_trial(optuna.trial.create_trial(params=params, distributions=distributions, value=value))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        values = optuna.importance.get_param_importances(shadow, evaluator=evaluator)
+        values = optuna.importance.get_param_importances(
+            shadow, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0))
+    n_pruned = sum(trial.state.name == "PRUNED" for trial, _ in scored)
     return Importance(values={k: float(v) for k, v in values.items()}, evaluator=IMPORTANCE_EVALUATOR,
-                      why=IMPORTANCE_WHY, n_trials=len(scored), target_quantile=quantile)
+                      why=IMPORTANCE_WHY, n_trials=len(scored), n_pruned=n_pruned)
+
+
+def _importance_params(trial: "optuna.trial.FrozenTrial") -> dict[str, tuple[Any, Any]]:
+    """The trial's parameters as fANOVA sees them: name -> (value, distribution), numbers as
+    floats, log-scale ones as log10, `peak_lr` as `lr`."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+
+    params = {}
+    for name, dist in trial.distributions.items():
+        value = trial.params[name]
+        if not isinstance(dist, CategoricalDistribution):
+            low, high, value = float(dist.low), float(dist.high), float(value)
+            if dist.log:
+                low, high, value = math.log10(low), math.log10(high), math.log10(value)
+            dist = FloatDistribution(low, high)
+        params["lr" if name == "peak_lr" else name] = (value, dist)
+    return params
+
+
+def _importance_spaces(rows: list[dict[str, tuple[Any, Any]]]) -> dict[str, tuple[Any, Any]]:
+    """Each parameter's distribution over all `rows` and its value where a row lacks it:
+    name -> (distribution, unset value). Parameters whose range is a single value are left out."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+
+    spaces = {}
+    names = list(dict.fromkeys(name for row in rows for name in row))
+    for name in names:
+        dists = [row[name][1] for row in rows if name in row]
+        conditional = len(dists) < len(rows)
+        if all(isinstance(d, CategoricalDistribution) for d in dists):
+            choices = list(dict.fromkeys(c for d in dists for c in d.choices))
+            if conditional:
+                choices.append(IMPORTANCE_UNSET)
+            if len(choices) > 1:
+                spaces[name] = (CategoricalDistribution(choices), IMPORTANCE_UNSET)
+        elif not any(isinstance(d, CategoricalDistribution) for d in dists):
+            low, high = min(d.low for d in dists), max(d.high for d in dists)
+            if high > low:
+                unset = low - IMPORTANCE_UNSET_OFFSET * (high - low)
+                spaces[name] = (FloatDistribution(unset if conditional else low, high), unset)
+    return spaces
 
 
 def parallel_coordinates(trials: list["optuna.trial.FrozenTrial"], objective: str) -> ParallelCoordinates:

@@ -24,8 +24,7 @@ def importance(data: Importance) -> go.Figure:
     figure = go.Figure(go.Bar(x=[data.values[n] for n in names], y=names, orientation="h",
                               hovertemplate="%{y}: %{x:.3f}<extra></extra>"))
     figure.update_layout(
-        title=f"Parameter importance ({data.evaluator}, {data.n_trials} trials, "
-              f"top {data.target_quantile:.0%})",
+        title=f"Parameter importance ({data.evaluator}, {data.n_trials} trials, {data.n_pruned} of them pruned)",
         xaxis_title="importance (sums to 1)", template="plotly_white")
     return figure
 

@@ -34,7 +34,7 @@ def importance(data: Importance) -> Figure:
     ax.bar_label(bars, fmt="%.2f", padding=2, fontsize=8)
     ax.set_xlabel("importance (sums to 1)")
     ax.set_xlim(0, max(max(data.values.values(), default=0) * 1.15, 0.05))
-    ax.set_title(f"Parameter importance: {data.evaluator}\n{data.n_trials} trials, top {data.target_quantile:.0%}",
+    ax.set_title(f"Parameter importance: {data.evaluator}\n{data.n_trials} trials, {data.n_pruned} of them pruned",
                  fontsize=10)
     return figure
 

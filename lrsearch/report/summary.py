@@ -3,6 +3,8 @@ what the report could not show."""
 
 from __future__ import annotations
 
+import math
+
 from lrsearch.config import describe
 from lrsearch.report.data import CONFIG_FIELDS, TOP_TRIALS, ReportData, absent
 
@@ -36,10 +38,15 @@ def render(data: ReportData, storage: str, figures: dict[str, list[str]]) -> str
         lines += [f"Not computed: {data.missing['importance']}", ""]
     else:
         imp = data.importance
-        lines += [f"Evaluator: `{imp.evaluator}` over {imp.n_trials} trials, importance of reaching the top "
-                  f"{imp.target_quantile:.0%}. {imp.why}", "", "| parameter | importance |", "|---|---|"]
+        complete = imp.n_trials - imp.n_pruned
+        share = f" ({math.ceil(0.1 * complete)} of {complete} here)" if complete > 1 else ""
+        lines += [f"Evaluator: `{imp.evaluator}` over {imp.n_trials} trials ({imp.n_pruned} of them pruned). "
+                  f"{imp.why}", "", "| parameter | importance |", "|---|---|"]
         lines += [f"| {name} | {value:.3f} |" for name, value in imp.values.items()]
-        lines.append("")
+        lines += ["", f"`lrsearch dashboard` shows these values in its importance panel. A plain `optuna-dashboard` "
+                      f"shows Optuna's default instead: PED-ANOVA over the complete trials only, on the raw "
+                      f"parameters, which ranks what sets the best 10% of them{share} apart from the rest; with "
+                      f"few complete trials that is mostly noise.", ""]
 
     lines += ["## Pruned and failed trials", ""]
     if not data.pruning_reasons and not data.fail_reasons:
