@@ -111,19 +111,22 @@ def test_b_a_machine_that_vanishes_has_its_trial_failed_and_the_run_waits_for_it
     heartbeat = {"LRSEARCH_HEARTBEAT": "1,4"}
     gate = tmp_path / "gate"
     gate.mkdir()
-    main = Command(tmp_path, "run", str(SCRIPTED), "--storage", fresh_postgres, "--n-trials", "5",
-                   "--workers", "1", "--no-report", env={**heartbeat, "LRSEARCH_TEST_SLOW": "1"})
+    # The run's trials take 3 s each, so that machine2 (TensorFlow's import takes a while on a busy
+    # machine) surely claims one before the run has claimed them all.
+    main = Command(tmp_path, "run", str(SCRIPTED), "--storage", fresh_postgres, "--n-trials", "8",
+                   "--workers", "1", "--no-report", env={**heartbeat, "LRSEARCH_TEST_SLOW": "3"})
     wait_for(lambda: running_trials(fresh_postgres, 1), "the run to start a trial")
-    machine2 = Command(tmp_path, "worker", str(SCRIPTED), "--storage", fresh_postgres, "--n-trials", "5",
+    machine2 = Command(tmp_path, "worker", str(SCRIPTED), "--storage", fresh_postgres, "--n-trials", "8",
                        "--workers", "1", env={**heartbeat, "LRSEARCH_TEST_GATE": str(gate)},
                        wrap=["unshare", "-u", "sh", "-c", 'hostname machine2 && exec "$0" "$@"'])
     number, pid = next(iter(wait_for(lambda: started(gate), "machine2 to start a trial").items()))
     assert pid in children(machine2.pid)
+    wait_for(lambda: "Waiting for 1 trial(s) running in machine2" in main.stderr(), "the run to wait for machine2")
     os.killpg(machine2.pid, 9)  # the whole machine: its `lrsearch worker` and the worker process
 
     assert main.wait() == 0, main.stderr()
     done = trials(fresh_postgres)
-    assert counts(fresh_postgres) == (5, 0)
+    assert counts(fresh_postgres) == (8, 0)
     lost = done[number]
     assert lost.user_attrs["worker"] == f"machine2:{pid}"
     assert lost.state.name == "FAIL" and "stopped sending heartbeats" in lost.user_attrs["fail_reason"]
