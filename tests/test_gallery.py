@@ -33,7 +33,6 @@ KINDS = [
     pytest.param("two_inputs", FAST, id="two_inputs"),
     pytest.param("varying_architecture", FAST, id="varying_architecture"),
     pytest.param("multi_output", FAST, id="multi_output"),
-    pytest.param("multi_output_dict_metrics", FAST, id="multi_output_dict_metrics"),
 ]
 
 

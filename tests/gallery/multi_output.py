@@ -1,11 +1,9 @@
-"""Gallery: a model with two named outputs (y a dict) and sample weights on the training split."""
+"""Gallery: a model with two named outputs (y and metrics as dicts) and sample weights on the training split."""
 
 import lrsearch
 
-# The metrics as a list with one list per output, in the order of model.output_names
-# (["flag", "value"]); multi_output_dict_metrics.py gives them as a dict.
 settings = lrsearch.Settings(loss={"value": "mse", "flag": "binary_crossentropy"},
-                             metrics=[["accuracy"], ["mae"]], objective="val_value_mae",
+                             metrics={"value": ["mae"], "flag": ["accuracy"]}, objective="val_value_mae",
                              epochs=6, batch_size=32, n_trials=4, seed=8)
 space = lrsearch.Space(lr=(1e-3, 0.1), peak_lr=(1e-3, 0.1))
 
