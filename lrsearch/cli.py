@@ -23,6 +23,7 @@ COMMANDS = {
     "worker": ("worker", "join a running study from another machine (PostgreSQL storage)"),
     "report": ("report", "write importance, parallel-coordinate and learning-curve reports"),
     "dashboard": ("dashboard", "watch a study live in optuna-dashboard"),
+    "confirm": ("confirm", "retrain a study's best trials on fresh seeds and rank them by the mean"),
     "export": ("export", "write the best configuration to JSON or YAML for other projects"),
     "find-lr": ("find_lr", "LR range test: find the learning rate where the loss falls fastest"),
     "repair-journal": ("repair_journal", "repair a damaged journal file, keeping a backup"),

@@ -7,7 +7,9 @@ another project as ready Keras objects:
 
 The file holds `lr_config` (what `LRConfig` knows: the source of truth), the same
 settings spelled as Keras objects under `keras` (for people; checked against `lr_config`
-on load), the training settings and where the configuration came from. Loading parses
+on load), the training settings, where the configuration came from and, where the trial
+was retrained on fresh seeds (`lrsearch.confirm`), its values there with their mean and
+spread under `confirmation`. Loading parses
 JSON or safe YAML only, never executes code, and imports neither Optuna nor the study
 file; TensorFlow is imported when `optimizer()` or `callbacks()` builds an object.
 """
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lrsearch.config import ONE_CYCLE_ANNIHILATION, ONE_CYCLE_FINAL_DIV, PLATEAU_MIN_LR, ConfigError, LRConfig
+from lrsearch.confirm import Confirmation
 
 if TYPE_CHECKING:
     import keras
@@ -30,13 +33,14 @@ if TYPE_CHECKING:
 
 SCHEMA = "lrsearch.config"
 SCHEMA_MANY = "lrsearch.configs"
-SCHEMA_VERSION = 1
+#: 2 added `confirmation`; version 1 files read the same.
+SCHEMA_VERSION = 2
 FORMATS = ("json", "yaml")
 #: Trial parameters that belong to the learning-rate space; the rest are the model's own.
 LR_PARAMS = ("optimizer", "schedule", "lr", "peak_lr", "div", "momentum", "nesterov", "decay", "patience", "factor")
 _KERAS_OPTIMIZERS = {"sgd": "SGD", "rmsprop": "RMSprop", "adagrad": "Adagrad", "adam": "Adam"}
 _TOP_KEYS = {"schema", "schema_version", "lrsearch_version", "exported_at", "study", "training", "lr_config",
-             "keras", "model_params"}
+             "keras", "model_params", "confirmation"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +60,7 @@ class ExportedConfig:
     lrsearch_version: str
     exported_at: str
     model_params: dict[str, Any] = dataclasses.field(default_factory=dict)
+    confirmation: Confirmation | None = None
 
     def optimizer(self, steps_per_epoch: int | None = None) -> "keras.optimizers.Optimizer":
         """A fresh Keras optimizer with its learning-rate schedule.
@@ -98,7 +103,36 @@ class ExportedConfig:
         }
         if self.model_params:
             document["model_params"] = dict(self.model_params)
+        if self.confirmation is not None:
+            document["confirmation"] = _confirmation_document(self.confirmation)
         return document
+
+
+def _confirmation_document(found: Confirmation) -> dict[str, Any]:
+    return {"seeds": list(found.values), "values": list(found.values.values()), "mean": found.mean,
+            "std": found.std, "diverged": found.n_diverged}
+
+
+def _read_confirmation(section: Any) -> Confirmation:
+    """The `confirmation` section, checked: seeds and values of one length, and the
+    summary numbers those values give."""
+    if not isinstance(section, dict):
+        raise ConfigError(f"'confirmation' must be a mapping, but got {type(section).__name__}.")
+    seeds, values = section.get("seeds"), section.get("values")
+    if not isinstance(seeds, list) or not isinstance(values, list) or len(seeds) != len(values) or not seeds:
+        raise ConfigError("confirmation needs 'seeds' and 'values', lists of one length (at least one seed).")
+    if not all(isinstance(seed, int) and not isinstance(seed, bool) for seed in seeds):
+        raise ConfigError(f"confirmation.seeds must be whole numbers, but got {seeds!r}.")
+    if not all(v is None or isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        raise ConfigError(f"confirmation.values must be numbers or null (diverged), but got {values!r}.")
+    found = Confirmation(dict(zip(seeds, values)))
+    expected = _confirmation_document(found)
+    for key in ("mean", "std", "diverged"):
+        got, want = section.get(key), expected[key]
+        if not (got == want or isinstance(got, (int, float)) and want is not None and math.isclose(got, want)):
+            raise ConfigError(f"confirmation.{key} is {got!r} but its values give {want!r}; edit the values "
+                              f"(or delete {key!r}).")
+    return found
 
 
 def keras_description(config: LRConfig, steps_per_epoch: int | None, epochs: int, objective: str,
@@ -204,6 +238,7 @@ def from_document(document: Any) -> ExportedConfig:
         value=None if value is None else float(value), study_name=study["name"], trial_number=study["trial"],
         lrsearch_version=str(document.get("lrsearch_version", "")), exported_at=str(document.get("exported_at", "")),
         model_params=model_params,
+        confirmation=_read_confirmation(document["confirmation"]) if "confirmation" in document else None,
     )
     if "keras" in document:
         if not isinstance(document["keras"], dict):
@@ -275,7 +310,8 @@ def exported_configs(
     study: "optuna.Study", *, trial: int | None = None, top: int | None = None, study_file: Any = None
 ) -> list[ExportedConfig]:
     """The best complete trial of `study` (or trial number `trial`, or the `top` best) as
-    configurations to `write`, best first.
+    configurations to `write`, best first: by the mean over fresh seeds where the trials
+    were confirmed (`lrsearch.confirm.rank`).
 
     Epochs are those the trial trained; batch size, objective and seed come from the
     study's attributes (recorded by `lrsearch run`), else from `study_file` (a loaded
@@ -285,10 +321,11 @@ def exported_configs(
         raise ConfigError("give either a trial number or a top count, not both.")
     if top is not None:
         _check_count("top", top)
+    from lrsearch.confirm import confirmations, rank
     from lrsearch.record import read_study, read_trial
-    from lrsearch.report.data import best_trials
 
     trials = study.get_trials(deepcopy=False)
+    confirmed = confirmations(study)
     if trial is not None:
         chosen = [t for t in trials if t.number == trial]
         if not chosen:
@@ -298,7 +335,7 @@ def exported_configs(
             raise ConfigError(f"trial {trial} is {chosen[0].state.name.lower()}, not complete; only complete trials "
                               f"have a value to export.")
     else:
-        chosen = best_trials(trials, study.direction.name.lower(), top or 1)
+        chosen = rank(trials, study.direction.name.lower(), confirmed)[:top or 1]
         if not chosen:
             raise ConfigError(f"study {study.study_name!r} has no complete trial yet, so there is nothing to export.")
     facts = _study_facts(study, study_file)
@@ -322,6 +359,7 @@ def exported_configs(
             direction=study.direction.name.lower(), value=float(t.value), study_name=study.study_name,
             trial_number=t.number, lrsearch_version=__version__, exported_at=now,
             model_params={k: v for k, v in t.params.items() if k not in LR_PARAMS},
+            confirmation=confirmed.get(t.number),
         ))
     return configs
 

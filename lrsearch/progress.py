@@ -40,8 +40,46 @@ class LiveProgress:
         self.bar.refresh()
 
     def close(self) -> None:
-        self.tick(force=True)
-        self.bar.close()
+        if not self.bar.disable:
+            self.tick(force=True)
+            self.bar.close()
+
+
+class RunProgress:
+    """A run's bars: the trials finished (unless `searching` is False), then the
+    confirmation's trainings."""
+
+    def __init__(self, study, n_trials: int, searching: bool = True) -> None:
+        self.search = LiveProgress(study, n_trials) if searching else None
+        self.confirm: tqdm | None = None
+
+    def tick(self) -> None:
+        if self.search is not None and self.confirm is None:
+            self.search.tick()
+
+    def confirming(self, tasks: list, epochs: int, workers: int) -> None:
+        """The search is done and the confirmation's `tasks` start."""
+        if self.search is not None:
+            self.search.close()
+        if tasks:
+            trials, seeds = sorted({t.number for t in tasks}), {t.seed for t in tasks}
+            print(f"Confirming trial(s) {', '.join(map(str, trials))} on {len(seeds)} fresh seed(s): {len(tasks)} "
+                  f"training(s) of {epochs} epochs on {workers} worker(s).", flush=True)
+            self.confirm = tqdm(total=len(tasks), desc="confirm", unit="training", file=sys.stderr,
+                                dynamic_ncols=True)
+            self._confirm_started = time.monotonic()
+
+    def confirmed(self) -> None:
+        if self.confirm is not None:
+            self.confirm.update(1)
+
+    def close(self) -> None:
+        if self.search is not None:
+            self.search.close()
+        if self.confirm is not None and not self.confirm.disable:
+            self.confirm.close()
+            print(f"Confirmed {self.confirm.n} of {self.confirm.total} training(s) in "
+                  f"{time.monotonic() - self._confirm_started:.1f} s.", flush=True)
 
 
 def say(line: str) -> None:
@@ -66,26 +104,35 @@ def best_value(study) -> float | None:
 
 
 def summary(study, top: int = 5) -> str:
-    """The top trials with their configuration, then pruning and failure reasons counted."""
-    from lrsearch import record
+    """The top trials with their configuration (ranked by their mean over fresh seeds where
+    confirmed), then pruning and failure reasons counted."""
+    from lrsearch import confirm, record
 
     shared = record.read_study(study)
     trials = record.read_trials(study)
     counts = collections.Counter(t.state for t in trials)
     lines = [f"Study {study.study_name!r}: {len(trials)} trials - complete {counts['COMPLETE']}, "
              f"pruned {counts['PRUNED']}, failed {counts['FAIL']}, running {counts['RUNNING']}."]
-    done = [t for t in trials if t.state == "COMPLETE" and t.value is not None and math.isfinite(t.value)]
     direction = study.direction.name.lower()
-    done.sort(key=lambda t: t.value, reverse=direction == "maximize")
+    confirmed = confirm.confirmations(study)
+    done = confirm.rank(trials, direction, confirmed)
     if done:
         objective = shared.objective or "value"
-        lines.append(f"\nTop {min(top, len(done))} trials by {objective} at the last epoch:")
-        lines.append(f"  {'#':>4}  {'value':>8}  {'best (epoch)':>14}  {'time':>6}  configuration")
-        for t in done[:top]:
+        shown = done[:top]
+        seeds = any(t.number in confirmed for t in shown)
+        by = f"mean {objective} on fresh seeds" if seeds else f"{objective} at the last epoch"
+        lines.append(f"\nTop {len(shown)} trials by {by}:")
+        fresh = f"  {'on fresh seeds':<28}" if seeds else ""
+        lines.append(f"  {'#':>4}  {'value':>8}{fresh}  {'best (epoch)':>14}  {'time':>6}  configuration")
+        for t in shown:
             best = t.best(objective, direction)
             best_text = f"{best[0]:.4g} ({best[1] + 1})" if best is not None else "-"
-            lines.append(f"  {t.number:>4}  {t.value:>8.4g}  {best_text:>14}  "
+            fresh = f"  {confirmed[t.number].describe() if t.number in confirmed else '-':<28}" if seeds else ""
+            lines.append(f"  {t.number:>4}  {t.value:>8.4g}{fresh}  {best_text:>14}  "
                          f"{t.duration_s or 0:>5.1f}s  {describe(t.config or {})}")
+        verdict = confirm.verdict(trials, direction, confirmed)
+        if verdict:
+            lines.append(verdict)
     else:
         lines.append("\nNo trial completed yet.")
     pruned = collections.Counter(t.pruned_reason for t in trials if t.state == "PRUNED")

@@ -5,7 +5,9 @@ user attributes, each one a field here, written and read only through this modul
 
 - the study (`StudyRecord`): study_file, objective, direction, epochs, batch_size, seed,
   lrsearch_version, steps_per_epoch, space (the study file's), model (what a fixed
-  architecture looks like: `lrsearch.modelsig`); and the LR range test's results and narrowed ranges;
+  architecture looks like: `lrsearch.architecture`); the LR range test's results and
+  narrowed ranges; and the values of trials retrained on fresh seeds (`lrsearch.confirm`),
+  kept with the study because Optuna freezes a trial's attributes once it has finished;
 - a trial (`TrialRecord`): worker, device, config, history (per-epoch logs, `lr`
   included), duration_s, and why it ended early: pruned_reason / pruned_epoch /
   pruned_detail, or fail_reason.
@@ -28,6 +30,7 @@ DIVERGED, STALLED, BY_PRUNER = "diverged", "stalled", "pruner"
 UNKNOWN_FAILURE = "unknown"
 _RANGE_TEST_PREFIX = "find_lr:"
 _BOUNDS = "find_lr_bounds"
+_CONFIRM_PREFIX = "confirm:"
 
 
 # --------------------------------------------------------------------------- the study
@@ -66,6 +69,23 @@ def write_study(study, **fields: Any) -> None:
             study.set_user_attr(key, value)
 
 
+def changes(study, **current: Any) -> list[str]:
+    """How `current` StudyRecord fields differ from those recorded, one phrase each
+    (`epochs 10 -> 30`; a dict field per key); fields not recorded yet do not count."""
+    recorded = read_study(study)
+    found = []
+    for key, value in current.items():
+        before = getattr(recorded, key)
+        if before is None or before == value:
+            continue
+        if isinstance(value, dict) and isinstance(before, dict):
+            found += [f"{key} {option} {before.get(option)!r} -> {value.get(option)!r}"
+                      for option in sorted(set(before) | set(value)) if before.get(option) != value.get(option)]
+        else:
+            found.append(f"{key} {before!r} -> {value!r}")
+    return found
+
+
 def name_objective(study, objective: str) -> None:
     """Give the study's value the objective's name, as optuna-dashboard shows it."""
     import warnings
@@ -100,6 +120,22 @@ def read_bounds(study) -> dict | None:
 
 def write_bounds(study, record: dict) -> None:
     study.set_user_attr(_BOUNDS, record)
+
+
+def read_confirmations(study) -> dict[int, dict[int, float | None]]:
+    """trial number -> {seed: objective at the last epoch (None: it diverged)}."""
+    found = {}
+    for key, values in study.user_attrs.items():
+        number = key[len(_CONFIRM_PREFIX):]
+        if key.startswith(_CONFIRM_PREFIX) and number.isdigit() and isinstance(values, dict):
+            found[int(number)] = {int(seed): value for seed, value in values.items() if seed.lstrip("-").isdigit()}
+    return found
+
+
+def write_confirmation(study, number: int, values: dict[int, float | None]) -> None:
+    """All the fresh-seed values of trial `number` known so far (non-finite ones as None)."""
+    study.set_user_attr(f"{_CONFIRM_PREFIX}{number}",
+                        {str(seed): None if value is None else _rounded(value) for seed, value in sorted(values.items())})
 
 
 # --------------------------------------------------------------------------- a trial

@@ -8,6 +8,7 @@ time) goes through `lrsearch.record`; the pruning callback adds why it was prune
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from typing import Any
 
@@ -89,6 +90,20 @@ class TrialRunner:
         finally:
             self._record(trial, recorder.history, time.perf_counter() - started)
         return float(recorder.history[self.settings.objective][-1])
+
+    def retrain(self, config: LRConfig, params: dict, seed: int) -> float | None:
+        """Train a finished trial's configuration again on `seed`, as its trial trained
+        but without pruning: the objective at the last epoch, None if it diverged.
+        `params` are the trial's, which answer the builder's own suggestions."""
+        keras.backend.clear_session(free_memory=False)
+        keras.utils.set_random_seed(seed)
+        recorder = keras.callbacks.History()
+        callbacks = [recorder, *make_callbacks(config, self.settings.objective, self.settings.direction)]
+        model, optimizer = self.new_model(optuna.trial.FixedTrial(params), config)
+        self.trainer.fit(model, optimizer, epochs=self.epochs, callbacks=callbacks, seed=seed)
+        values = recorder.history.get(self.settings.objective, [])
+        finished = len(values) == self.epochs and math.isfinite(values[-1])
+        return float(values[-1]) if finished else None
 
     def _record(self, trial: optuna.Trial, history: dict, duration: float) -> None:
         record.write_trial_end(trial, {k: v for k, v in history.items() if k != fastfit.NONFINITE_KEY}, duration)

@@ -60,6 +60,7 @@ class Job:
     max_trials: int = 50
     seed: int = 0
     accept_changes: bool = False
+    confirm: bool = False  # once the study is full, retrain the trials the parent sends (`lrsearch.confirm`)
 
 
 def claimed_trials(study) -> int:
@@ -85,9 +86,10 @@ def open_study(job: Job, seed: int | None, storage):
 # --------------------------------------------------------------------------- worker side
 
 
-def worker_main(job: Job, slot: Slot, index: int, lock, lock_owner, stop, pipe) -> None:
+def worker_main(job: Job, slot: Slot, index: int, lock, lock_owner, stop, pipe, orders) -> None:
     """Entry point of a worker process (spawned). `stop` is a shared flag, `pipe` the
-    sending end of this worker's pipe to the parent."""
+    sending end of this worker's pipe to the parent, `orders` the receiving end of the
+    parent's pipe to it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C means
     events = _Events(pipe)
     parent = os.getppid()
@@ -124,7 +126,8 @@ def worker_main(job: Job, slot: Slot, index: int, lock, lock_owner, stop, pipe) 
         os._exit(EXIT_FATAL)
     claim = _Claim(lock, lock_owner, _DatabaseLock.of(storage, study._study_id))
     try:
-        _run_trials(job, study, runner, claim, stop, events, parent)
+        if _run_trials(job, study, runner, claim, stop, events, parent) and job.confirm:
+            _serve_confirmations(runner, stop, events, orders, parent)
         storage.flush()
     except StorageUnavailableError as exc:
         events.send(("storage", str(exc)))
@@ -155,9 +158,9 @@ def _check_model(job: Job, study, model: dict | None) -> None:
         record.write_study(study, model=model)
 
 
-def _run_trials(job: Job, study, runner, claim: "_Claim", stop, events, parent: int) -> None:
+def _run_trials(job: Job, study, runner, claim: "_Claim", stop, events, parent: int) -> bool:
     """Claim and run trials until the study holds `n_trials`, `max_trials` ran, the run
-    says stop or is gone, or trials keep failing."""
+    says stop or is gone, or trials keep failing. True if the study is full."""
     import optuna
 
     from lrsearch.studyfile import StudyFileError, StudyFileExit
@@ -191,7 +194,7 @@ def _run_trials(job: Job, study, runner, claim: "_Claim", stop, events, parent: 
         try:
             record.fail_stale_trials(study)
             if claimed_trials(study) >= job.n_trials:
-                break
+                return True
             current[0] = None
             study.optimize(objective, n_trials=1, catch=(Exception,))
         finally:
@@ -202,6 +205,43 @@ def _run_trials(job: Job, study, runner, claim: "_Claim", stop, events, parent: 
             trial = record.read_trial(study._storage.get_trial(current[0]))
             failures_in_a_row = failures_in_a_row + 1 if trial.state == "FAIL" else 0
             events.send(("trial", trial.state, trial.fail_reason))
+    return False
+
+
+def _serve_confirmations(runner, stop, events, orders, parent: int) -> None:
+    """After the search: say idle, then retrain the tasks the parent sends until it says
+    done, the run stops or is gone. A task that raises is reported, not fatal (but a
+    study file that tries to end the process is)."""
+    from lrsearch.config import LRConfig
+    from lrsearch.studyfile import StudyFileError, StudyFileExit
+
+    while True:
+        events.send(("idle",))
+        order = _next_order(orders, stop, parent)
+        if order is None:
+            return
+        task = order[1]
+        try:
+            value = runner.retrain(LRConfig.from_dict(task.config), task.params, task.seed)
+        except StudyFileExit:
+            raise
+        except Exception as exc:
+            events.send(("confirm_failed", task, exc.problem if isinstance(exc, StudyFileError)
+                         else f"{type(exc).__name__}: {exc}"))
+            continue
+        events.send(("confirmed", task, value))
+
+
+def _next_order(orders, stop, parent: int) -> tuple | None:
+    """The parent's next ("confirm", task); None when it says done, stops the run or is gone."""
+    while not stop.value and os.getppid() == parent:
+        try:
+            if orders.poll(0.25):
+                order = orders.recv()
+                return order if order[0] == "confirm" else None
+        except (EOFError, OSError):
+            return None
+    return None
 
 
 class _Events:
@@ -303,15 +343,38 @@ class Outcome:
     failure_streak: str | None = None
     storage_error: str | None = None
     replaced_workers: int = 0
+    confirmed: int = 0  # confirmation trainings recorded
+    confirm_failures: list[str] = dataclasses.field(default_factory=list)
+    confirmation_left: bool = False  # the run stopped before its confirmation was done
+
+
+@dataclasses.dataclass
+class Confirming:
+    """The confirmation a run does once its search is done: the `top` trials on `seeds`
+    fresh seeds (`lrsearch.confirm`). `after_running`: wait for RUNNING trials first."""
+
+    top: int
+    seeds: int
+    after_running: bool = True
+    on_start: Callable[[list], None] = lambda tasks: None  # the planned `confirm.Task`s
+    on_done: Callable[[], None] = lambda: None
 
 
 class Supervisor:
     """Start, watch and replace the workers of one run."""
 
     def __init__(self, job: Job, slots: list[Slot], study, on_tick: Callable[[], None] | None = None,
-                 say: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True)) -> None:
-        """`study`: the run's Optuna study, on a storage from `lrsearch.storage.open_storage`."""
+                 say: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True),
+                 confirming: Confirming | None = None) -> None:
+        """`study`: the run's Optuna study, on a storage from `lrsearch.storage.open_storage`.
+        With `confirming`, `job.confirm` must be set."""
         self.job, self.slots, self.study, self.say = job, slots, study, say
+        self.confirming = confirming
+        self.pending: list | None = None  # confirmation tasks not yet sent (None: not planned yet)
+        self.assigned: dict[int, object] = {}  # worker index -> the task it trains
+        self.idle: set[int] = set()  # workers waiting for a confirmation task
+        self._values: dict[int, dict[int, float | None]] = {}  # trial number -> seed -> value
+        self._retried: set[tuple[int, int]] = set()
         self.on_tick = on_tick or (lambda: None)
         self.context = mp.get_context("spawn")
         self.lock = self.context.Lock()
@@ -320,6 +383,7 @@ class Supervisor:
         self.stop_flag = self.context.RawValue("b", 0)
         self.processes: dict[int, mp.Process] = {}
         self.pipes: dict[int, object] = {}  # index -> receiving end of the worker's pipe
+        self.orders: dict[int, object] = {}  # index -> sending end of the pipe to the worker
         self.ready: set[int] = set()  # workers past loading the data and the preflight check
         self.training_path: str | None = None
         if hasattr(study._storage, "abort"):  # a second Ctrl-C ends a wait for the storage
@@ -346,7 +410,7 @@ class Supervisor:
         try:
             fail_dead_local_trials(self.study)
             record.fail_stale_trials(self.study)
-            if self.remaining() > 0:
+            if self._work_left():
                 for index in range(len(self.slots)):
                     self._start(index)
             checked = time.monotonic()
@@ -357,6 +421,7 @@ class Supervisor:
                     self._kill_unready()
                 self._drain_events()
                 self._reap()
+                self._confirm_step()
                 self.on_tick()
                 if time.monotonic() - checked >= STALE_CHECK_INTERVAL:
                     record.fail_stale_trials(self.study)
@@ -370,6 +435,7 @@ class Supervisor:
             self._kill_all("the run was stopped")
         if not self.outcome.storage_error:
             fail_dead_local_trials(self.study)
+        self.outcome.confirmation_left = self._confirmation_left()
         return self.outcome
 
     def _waiting_for_others(self) -> bool:
@@ -379,30 +445,89 @@ class Supervisor:
         trial that nobody will finish."""
         if self.stopping():
             return False
-        if self.remaining() > 0:
+        if self._work_left():
             for index in range(len(self.slots)):
                 self._start(index)
             return True
+        return bool(self._live_running())
+
+    def _work_left(self) -> bool:
+        """Trials to claim, or a confirmation not finished."""
+        return self.remaining() > 0 or self._confirmation_left()
+
+    def _confirmation_left(self) -> bool:
+        return self.confirming is not None and (self.pending is None or bool(self.pending or self.assigned))
+
+    def _live_running(self) -> list[str]:
+        """The workers of RUNNING trials that may still finish them; says once which run
+        elsewhere than in this run's workers."""
         heartbeats = getattr(self.study._storage, "is_heartbeat_enabled", lambda: False)()
-        others = [t.user_attrs["worker"] for t in self.study.get_trials(deepcopy=False, states=(_running(),))
-                  if _is_live_elsewhere(t.user_attrs.get("worker"), heartbeats)]
+        tags = [t.user_attrs["worker"] for t in self.study.get_trials(deepcopy=False, states=(_running(),))
+                if _is_live_elsewhere(t.user_attrs.get("worker"), heartbeats)]
+        ours = {worker_tag(process.pid) for process in self.processes.values()}
+        others = sorted(set(tags) - ours)
         if others:
-            note = (f"Waiting for {len(others)} trial(s) running in {', '.join(sorted(set(others)))}"
+            note = (f"Waiting for {len([t for t in tags if t not in ours])} trial(s) running in {', '.join(others)}"
                     + (" (a trial whose heartbeats stop is failed)" if heartbeats else "") + ".")
             if note != self._waiting_note:
                 self.say(note)
                 self._waiting_note = note
-        return bool(others)
+        return tags
+
+    def _confirm_step(self) -> None:
+        """Once the search is done, plan the confirmation and hand its tasks to idle
+        workers; dismiss them when none is left (or when the study lost a trial and must
+        search again: they end, and are started afresh)."""
+        from lrsearch import confirm
+
+        if self.confirming is None or self.stopping() or not self.idle:
+            return
+        if self.remaining() > 0:
+            self._dismiss(self.idle)
+            return
+        if self.pending is None:
+            if self.confirming.after_running and self._live_running():
+                return
+            self.pending = confirm.plan(self.study, self.confirming.top, self.confirming.seeds)
+            self._values = record.read_confirmations(self.study)
+            self.confirming.on_start(list(self.pending))
+        while self.pending and self.idle:
+            index = self.idle.pop()
+            self.assigned[index] = self.pending.pop(0)
+            self._send(index, ("confirm", self.assigned[index]))
+        if not self.pending and not self.assigned:
+            self._dismiss(self.idle)
+
+    def _dismiss(self, indices) -> None:
+        for index in list(indices):
+            self._send(index, ("done",))
+            self.idle.discard(index)
+
+    def _send(self, index: int, order: tuple) -> None:
+        try:
+            self.orders[index].send(order)
+        except OSError:  # it died meanwhile; reaping it returns its task
+            pass
+
+    def _confirmed(self, index: int, task, value: float | None) -> None:
+        self.assigned.pop(index, None)
+        self._values.setdefault(task.number, {})[task.seed] = value
+        record.write_confirmation(self.study, task.number, self._values[task.number])
+        self.outcome.confirmed += 1
+        self.confirming.on_done()
 
     def _start(self, index: int) -> None:
         receiver, sender = self.context.Pipe(duplex=False)
+        order_receiver, order_sender = self.context.Pipe(duplex=False)
         process = self.context.Process(
             target=worker_main, name=f"lrsearch-worker-{index}", daemon=True,
-            args=(self.job, self.slots[index], index, self.lock, self.lock_owner, self.stop_flag, sender),
+            args=(self.job, self.slots[index], index, self.lock, self.lock_owner, self.stop_flag, sender,
+                  order_receiver),
         )
         process.start()
         sender.close()
-        self.processes[index], self.pipes[index] = process, receiver
+        order_receiver.close()
+        self.processes[index], self.pipes[index], self.orders[index] = process, receiver, order_sender
 
     def _reap(self) -> None:
         for index, process in list(self.processes.items()):
@@ -420,18 +545,32 @@ class Supervisor:
                     self.outcome.fatal = (f"workers keep dying ({describe_exit(code)}) before finishing a trial; "
                                           f"run with --workers 1 --verbose to see why.")
                     self.stop()
-            if self.stopping() or self.remaining() <= 0:
+            if self.stopping() or not self._work_left():
                 continue
             if code != 0:
                 self.outcome.replaced_workers += 1
             self._start(index)
 
     def _forget(self, index: int) -> None:
-        """Drop a finished worker, reading what it sent before it ended."""
+        """Drop a finished worker, reading what it sent before it ended. A confirmation
+        task it was training goes back to the queue: once if the worker died (a second
+        death skips it), always if the run stopped it."""
         self._drain_events([index])
         self.pipes.pop(index).close()
+        self.orders.pop(index).close()
         del self.processes[index]
         self.ready.discard(index)
+        self.idle.discard(index)
+        task = self.assigned.pop(index, None)
+        if task is None:
+            return
+        if self.stopping():
+            self.pending.insert(0, task)
+        elif (task.number, task.seed) in self._retried:
+            self.outcome.confirm_failures.append(f"trial {task.number} seed {task.seed}: its worker died twice")
+        else:
+            self._retried.add((task.number, task.seed))
+            self.pending.insert(0, task)
 
     def _fail_trials_of(self, pid: int, reason: str) -> None:
         held_lock = self.lock_owner.value == pid  # a dead worker's value cannot change any more
@@ -465,6 +604,15 @@ class Supervisor:
         elif kind == "storage":
             self.outcome.storage_error = details[0]
             self.stop()
+        elif kind == "idle":
+            self.idle.add(index)
+        elif kind == "confirmed":
+            self._deaths_without_trial = 0
+            self._confirmed(index, *details)
+        elif kind == "confirm_failed":
+            task, reason = details
+            self.assigned.pop(index, None)
+            self.outcome.confirm_failures.append(f"trial {task.number} seed {task.seed}: {reason}")
         elif kind == "trial":
             state, reason = details
             self._deaths_without_trial = 0

@@ -2,8 +2,8 @@
 
 Each test checks that the run ends cleanly with every trial finished, that its trials took
 the training path they should (lrsearch's compiled epoch loop for in-memory arrays,
-`model.fit` for tf.data), and that the best trial beats the untrained model on the
-study's objective in the study's direction.
+`model.fit` for tf.data), and that the best trial, retrained on two fresh seeds, beats
+the untrained model on the study's objective in the study's direction.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 import optuna
 import pytest
 
+from lrsearch import confirm
 from lrsearch import data as lrdata
 from lrsearch.storage import open_storage
 from lrsearch.studyfile import load_study
@@ -63,7 +64,7 @@ def test_gallery_study(cli, tmp_path, kind, path_line):
     journal = str(tmp_path / "x.journal")
     started = time.monotonic()
     result = cli("run", str(study_file), "--storage", journal, "--n-trials", "4", "--workers", "2", "--no-report",
-                 timeout=240)
+                 "--confirm", "1,2", timeout=240)
     seconds = time.monotonic() - started
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
@@ -79,10 +80,13 @@ def test_gallery_study(cli, tmp_path, kind, path_line):
     assert optuna.trial.TrialState.COMPLETE in states, states
 
     settings = load_study(study_file).settings
-    best = study.best_value
+    confirmed = confirm.confirmations(study)
+    assert list(confirmed) == [study.best_trial.number] and len(confirmed[study.best_trial.number].values) == 2
+    best = confirmed[study.best_trial.number].mean  # on two fresh seeds: not one lucky draw
+    assert best is not None, f"the best trial diverged on both fresh seeds: {confirmed}"
     untrained = untrained_value(study_file, study.best_trial.params)
-    print(f"\n{kind}: {seconds:.1f}s, best {settings.objective} {best:.4f} vs untrained {untrained:.4f} "
-          f"({settings.direction}); {paths[0]}")
+    print(f"\n{kind}: {seconds:.1f}s, best {settings.objective} {best:.4f} on fresh seeds vs untrained "
+          f"{untrained:.4f} ({settings.direction}); {paths[0]}")
     if settings.direction == "minimize":
         assert best < untrained, (best, untrained)
     else:

@@ -13,6 +13,7 @@ import pytest
 
 optuna = pytest.importorskip("optuna")
 
+from lrsearch import confirm  # noqa: E402
 from lrsearch.report import data as report_data  # noqa: E402
 from lrsearch.report import write_report, write_report_for  # noqa: E402
 
@@ -103,7 +104,7 @@ def test_data_of_a_mixed_study():
         assert len(values) == len(trials[number].intermediate_values)
     assert len(data.learning_curves.series) == 22
 
-    top = report_data.best_trials(trials, "maximize", 5)
+    top = confirm.rank(trials, "maximize", {})[:5]
     assert list(data.lr_curves.series) == [t.number for t in top]
     assert all(len(v) == 10 for v in data.lr_curves.series.values())
 
@@ -152,7 +153,8 @@ def test_empty_study(tmp_path):
     out = write_report_for(optuna.create_study(), tmp_path / "r")
     assert sorted(p.name for p in out.iterdir()) == ["summary.md", "trials.csv"]
     assert "Trials: none." in (out / "summary.md").read_text()
-    assert (out / "trials.csv").read_text().startswith("number,state,value,optimizer")
+    assert (out / "trials.csv").read_text().startswith("number,state,value,confirmed_mean,confirmed_std,"
+                                                       "confirmed_seeds,confirmed_diverged,optimizer")
 
 
 def test_hundred_trials_report_is_complete_and_quiet(tmp_path, capfd):

@@ -26,6 +26,8 @@ from lrsearch.devices import Slot
 from lrsearch.storage import open_storage, redact, redact_text
 
 SCRIPTED = Path(__file__).resolve().parent / "studies" / "scripted.py"
+#: The line of scripted.py whose failure messages name.
+RAISE_LINE = next(n for n, line in enumerate(SCRIPTED.read_text().splitlines(), 1) if "raise ValueError" in line)
 #: A safety net against a hung run, not a speed requirement.
 PATIENCE = 300
 
@@ -134,7 +136,7 @@ def test_b_failures_in_a_row_stop_the_run(tmp_path, journal):
     run = Command(tmp_path, "run", str(SCRIPTED), "--storage", journal, "--n-trials", "20", "--workers", "1",
                   "--no-report", env={"LRSEARCH_TEST_FAIL": "all"})
     assert run.wait() == 1, run.stderr()
-    assert "5 trials failed in a row; the last with: line 24: build_model() raised ValueError: scripted failure" in run.stderr()
+    assert f"5 trials failed in a row; the last with: line {RAISE_LINE}: build_model() raised ValueError: scripted failure" in run.stderr()
     assert "The study file is probably wrong" in run.stderr()
     assert 5 <= len(states(journal)) < 20 and set(states(journal)) == {"FAIL"}
 
@@ -143,7 +145,7 @@ def test_b_a_study_file_that_fails_at_start_up_stops_the_run_at_once(tmp_path, j
     run = Command(tmp_path, "run", str(SCRIPTED), "--storage", journal, "--workers", "2", "--no-report",
                   env={"LRSEARCH_TEST_FAIL": "start"})
     assert run.wait() == 2, run.stderr()
-    assert f"error: {SCRIPTED}: line 24: build_model() raised ValueError: scripted failure of trial 0" in run.stderr()
+    assert f"error: {SCRIPTED}: line {RAISE_LINE}: build_model() raised ValueError: scripted failure of trial 0" in run.stderr()
     assert "keep dying" not in run.stderr()
     assert states(journal) == []
 

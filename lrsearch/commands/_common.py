@@ -30,6 +30,26 @@ def add_study_arguments(parser: argparse.ArgumentParser, file_required: bool = F
     parser.add_argument("--study-name", default=None, help="study name (default: the study file's name)")
 
 
+def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workers", type=int,
+                        help="worker processes (default: one per GPU, else one per CPU core)")
+    parser.add_argument("--gpus", default="all", help="GPUs to use: all, none, or indices like 0,1 (default: all)")
+    parser.add_argument("--per-gpu", type=int, default=1, help="workers per GPU (default: 1)")
+
+
+def plan_slots(args: argparse.Namespace) -> list:
+    """The worker slots `add_worker_arguments`' options ask for; UsageError if they are wrong."""
+    from lrsearch import devices
+    from lrsearch.cli import UsageError
+
+    if args.workers is not None and args.workers < 1:
+        raise UsageError(f"--workers must be >= 1, but got {args.workers}.")
+    try:
+        return devices.plan(args.workers, devices.parse_gpus(args.gpus), args.per_gpu)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def resolve_study(args: argparse.Namespace, load: bool = True) -> StudyRef:
     """The study named by the arguments; raises UsageError when it is ambiguous."""
     from lrsearch.cli import UsageError

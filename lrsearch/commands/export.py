@@ -1,5 +1,7 @@
 """Write the best configuration of a study (or a given trial, or the top K) to JSON or
-YAML, for `lrsearch.load_config(path)` in another project."""
+YAML, for `lrsearch.load_config(path)` in another project. The best is by the mean over
+fresh seeds where `lrsearch run` (or `lrsearch confirm`) retrained the top trials, and the
+file carries those values with their spread."""
 
 from __future__ import annotations
 
@@ -33,8 +35,9 @@ def main(args: argparse.Namespace) -> int:
     output = args.output or f"{ref.study_name}-best.{args.format or 'json'}"
     path = write(configs, output, fmt=args.format, many=args.top is not None)
     for rank, cfg in enumerate(configs, start=1):
+        fresh = f" (fresh seeds: {cfg.confirmation.describe()})" if cfg.confirmation else ""
         print(f"{'#' + str(rank) + ' ' if args.top else ''}trial {cfg.trial_number}: {cfg.objective}="
-              f"{cfg.value:.4g}  {describe(cfg.lr_config.to_dict())}")
+              f"{cfg.value:.4g}{fresh}  {describe(cfg.lr_config.to_dict())}")
     print(f"Wrote {path}; in another project: cfg = lrsearch.load_config({str(path)!r})")
     return 0
 

@@ -1,9 +1,11 @@
 """Search a study's learning-rate settings in parallel worker processes, with pruning.
 
 Running the same command again resumes the study until it holds --n-trials finished
-trials (complete, pruned or failed). The storage defaults to ./lrsearch.journal, which
-optuna-dashboard and the optuna CLI open directly; give --storage postgresql://... to let
-other machines join with `lrsearch worker`.
+trials (complete, pruned or failed). At the end the top trials are retrained on fresh
+seeds (--confirm K,N), and the summary, the report and `lrsearch export` rank them by
+their mean over those seeds rather than by one lucky draw. The storage defaults to
+./lrsearch.journal, which optuna-dashboard and the optuna CLI open directly; give
+--storage postgresql://... to let other machines join with `lrsearch worker`.
 """
 
 from __future__ import annotations
@@ -11,7 +13,20 @@ from __future__ import annotations
 import argparse
 import sys
 
+from lrsearch.commands._common import add_worker_arguments, plan_slots
+from lrsearch.confirm import DEFAULT_SEEDS, DEFAULT_TOP
 from lrsearch.storage import DEFAULT_STORAGE
+
+
+def confirm_spec(text: str) -> tuple[int, int]:
+    """--confirm's K,N: how many top trials, how many fresh seeds each."""
+    try:
+        top, seeds = (int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected K,N (top trials, seeds each), like 3,3; got {text!r}") from None
+    if top < 1 or seeds < 1:
+        raise argparse.ArgumentTypeError(f"K and N must be >= 1, but got {text!r}")
+    return top, seeds
 
 
 def add_arguments(parser: argparse.ArgumentParser, joining: bool = False) -> None:
@@ -23,11 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser, joining: bool = False) -> Non
     parser.add_argument("--n-trials", type=int,
                         help="finished trials the study should hold (default: the study file's)")
     parser.add_argument("--epochs", type=int, help="override the study file's epochs (for quick tries)")
-    parser.add_argument("--timeout", type=float, help="stop starting trials after this many seconds")
-    parser.add_argument("--workers", type=int,
-                        help="worker processes (default: one per GPU, else one per CPU core)")
-    parser.add_argument("--gpus", default="all", help="GPUs to use: all, none, or indices like 0,1 (default: all)")
-    parser.add_argument("--per-gpu", type=int, default=1, help="workers per GPU (default: 1)")
+    parser.add_argument("--timeout", type=float,
+                        help="stop starting trials (and confirmation trainings) after this many seconds")
+    add_worker_arguments(parser)
     parser.add_argument("--accept-changes", action="store_true",
                         help="resume the study although its objective, epochs, batch size, space or model changed "
                              "since it was made (records the new ones; earlier trials keep the old)")
@@ -35,6 +48,11 @@ def add_arguments(parser: argparse.ArgumentParser, joining: bool = False) -> Non
                         help="restart each worker after N trials, which bounds TensorFlow's memory growth "
                              "(default: 50)")
     if not joining:
+        confirming = parser.add_mutually_exclusive_group()
+        confirming.add_argument("--confirm", type=confirm_spec, default=(DEFAULT_TOP, DEFAULT_SEEDS), metavar="K,N",
+                                help=f"at the end, retrain the K best complete trials on N fresh seeds each and rank "
+                                     f"by the mean (default: {DEFAULT_TOP},{DEFAULT_SEEDS})")
+        confirming.add_argument("--no-confirm", action="store_true", help="rank by each trial's own seed only")
         parser.add_argument("--no-report", action="store_true", help="do not write the report folder at the end")
         parser.add_argument("--bounds-from-find-lr", action="store_true",
                             help="run the LR range test once per optimizer (or reuse its stored result) and narrow "
@@ -45,16 +63,16 @@ def add_arguments(parser: argparse.ArgumentParser, joining: bool = False) -> Non
 def main(args: argparse.Namespace, joining: bool = False) -> int:
     import optuna
 
-    from lrsearch import __version__, devices, progress, record
+    from lrsearch import __version__, progress, record
     from lrsearch.cli import UsageError
-    from lrsearch.errors import StorageError, StorageUnavailableError
+    from lrsearch.errors import StorageError
     from lrsearch.storage import dashboard_command, is_url, open_storage, optuna_cli_hint, redact, redact_text
     from lrsearch.studyfile import load_study
-    from lrsearch.workers import Job, Supervisor, claimed_trials, fail_dead_local_trials
+    from lrsearch.workers import Confirming, Job, claimed_trials
 
     study_file = load_study(args.study_file)
     settings = study_file.settings
-    for name in ("n_trials", "epochs", "workers", "recycle"):
+    for name in ("n_trials", "epochs", "recycle"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be >= 1, but got {value}.")
@@ -63,10 +81,7 @@ def main(args: argparse.Namespace, joining: bool = False) -> int:
     if joining and not is_url(args.storage):
         print("note: a journal file is shared only by processes of one machine; other machines need "
               "--storage postgresql://...", file=sys.stderr)
-    try:
-        slots = devices.plan(args.workers, devices.parse_gpus(args.gpus), args.per_gpu)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    slots = plan_slots(args)
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     name = args.study_name or study_file.name
@@ -85,8 +100,8 @@ def main(args: argparse.Namespace, joining: bool = False) -> int:
         raise UsageError(f"study {name!r} in {redact(args.storage)} was created to "
                          f"{study.direction.name.lower()}, but the study file says {settings.direction}.")
     space = study_file.space.to_dict()
-    _check_resume(args, study, name, objective=settings.objective, epochs=epochs, batch_size=settings.batch_size,
-                  space=space)
+    check_unchanged(study, name, accept=args.accept_changes, objective=settings.objective, epochs=epochs,
+                    batch_size=settings.batch_size, space=space)
     record.write_study(study, study_file=str(study_file.path), objective=settings.objective,
                        direction=settings.direction, epochs=epochs, batch_size=settings.batch_size,
                        seed=settings.seed, lrsearch_version=__version__, space=space)
@@ -97,38 +112,24 @@ def main(args: argparse.Namespace, joining: bool = False) -> int:
         print(f"Watch it live:  {dashboard_command(args.storage)}")
         print(f"List trials:    {optuna_cli_hint(args.storage, name)}")
     _learning_rate_bounds(args, study_file, study)
+    confirming = None if joining or args.no_confirm else Confirming(*args.confirm)
     job = Job(study_path=str(study_file.path), storage=args.storage, study_name=name, n_trials=n_trials,
-              epochs=epochs, max_trials=args.recycle, seed=settings.seed, accept_changes=args.accept_changes)
-    fail_dead_local_trials(study)  # trials left RUNNING by a run of this machine that was killed outright
-    record.fail_stale_trials(study)  # ... or by a machine that vanished
+              epochs=epochs, max_trials=args.recycle, seed=settings.seed, accept_changes=args.accept_changes,
+              confirm=confirming is not None)
     remaining = n_trials - claimed_trials(study)
-    if remaining > 0 or progress.count_states(study)["RUNNING"]:
-        if remaining > 0:
-            print(f"Running up to {remaining} of {n_trials} trials ({epochs} epochs each) on {len(slots)} "
-                  f"worker(s): {', '.join(slot.describe() for slot in slots)}", flush=True)
-        bar = progress.LiveProgress(study, n_trials)
-        supervisor = Supervisor(job, slots, study, say=progress.say,
-                                on_tick=lambda: (bar.tick(), _check_timeout(args, supervisor)))
-        supervisor.started = _now()
-        outcome = supervisor.run()
-        bar.close()
-        if outcome.storage_error:
-            print(f"lrsearch run: error: {outcome.storage_error}", file=sys.stderr)
-            return StorageUnavailableError.exit_code
-    else:
+    if remaining > 0:
+        print(f"Running up to {remaining} of {n_trials} trials ({epochs} epochs each) on {len(slots)} "
+              f"worker(s): {', '.join(slot.describe() for slot in slots)}", flush=True)
+    outcome = supervise(job, slots, study, timeout=args.timeout, confirming=confirming)
+    if outcome is None:
         print(f"The study already holds {n_trials - remaining} trials (asked for {n_trials}); "
               f"raise --n-trials to search further.")
-        outcome = None
-    print(progress.summary(study))
-    if outcome and outcome.replaced_workers:
-        print(f"{outcome.replaced_workers} worker(s) died and were replaced; their trials were marked failed.")
-    if outcome and outcome.fatal:
-        print(f"lrsearch run: error: {outcome.fatal}", file=sys.stderr)
-        return 2
-    if outcome and outcome.failure_streak:
-        print(f"lrsearch run: stopped: {outcome.failure_streak}\nThe study file is probably wrong; "
-              f"fix it and run the same command again.", file=sys.stderr)
-        return 1
+    hint = " ".join(["lrsearch confirm", args.study_file, *(["--storage", redact(args.storage)]
+                                                             if args.storage != DEFAULT_STORAGE else []),
+                     *(["--study-name", name] if args.study_name else [])])
+    code = finish(outcome, study, "worker" if joining else "run", hint=hint)
+    if code is not None:
+        return code
     if not joining and not args.no_report:
         _write_report(args.storage, name)
     if outcome and outcome.interrupted:
@@ -137,24 +138,65 @@ def main(args: argparse.Namespace, joining: bool = False) -> int:
     return 0
 
 
-def _check_resume(args: argparse.Namespace, study, name: str, **current) -> None:
+def supervise(job, slots, study, *, timeout: float | None, confirming=None):
+    """Run `job`'s workers with a live progress bar (and a second one for the
+    confirmation) until the study is full and confirmed; None if there was nothing to do."""
+    from lrsearch import confirm, progress, record
+    from lrsearch.workers import Supervisor, claimed_trials, fail_dead_local_trials
+
+    fail_dead_local_trials(study)  # trials left RUNNING by a run of this machine that was killed outright
+    record.fail_stale_trials(study)  # ... or by a machine that vanished
+    busy = job.n_trials > claimed_trials(study) or progress.count_states(study)["RUNNING"]
+    if not busy and not (confirming and confirm.plan(study, confirming.top, confirming.seeds)):
+        return None
+    bars = progress.RunProgress(study, job.n_trials, searching=bool(busy))
+    if confirming:
+        confirming.on_start = lambda tasks: bars.confirming(tasks, job.epochs, len(slots))
+        confirming.on_done = bars.confirmed
+    supervisor = Supervisor(job, slots, study, say=progress.say, confirming=confirming,
+                            on_tick=lambda: (bars.tick(), _check_timeout(timeout, supervisor)))
+    supervisor.started = _now()
+    outcome = supervisor.run()
+    bars.close()
+    return outcome
+
+
+def finish(outcome, study, command: str, hint: str) -> int | None:
+    """Print the summary and what went wrong; the exit code if the run failed."""
+    from lrsearch import progress
+    from lrsearch.errors import StorageUnavailableError
+
+    if outcome and outcome.storage_error:
+        print(f"lrsearch {command}: error: {outcome.storage_error}", file=sys.stderr)
+        return StorageUnavailableError.exit_code
+    print(progress.summary(study))
+    if outcome and outcome.replaced_workers:
+        print(f"{outcome.replaced_workers} worker(s) died and were replaced; their trials were marked failed.")
+    if outcome and outcome.confirm_failures:
+        print(f"{len(outcome.confirm_failures)} confirmation training(s) failed: "
+              + "; ".join(outcome.confirm_failures[:3]), file=sys.stderr)
+    if outcome and outcome.fatal:
+        print(f"lrsearch {command}: error: {outcome.fatal}", file=sys.stderr)
+        return 2
+    if outcome and outcome.failure_streak:
+        print(f"lrsearch {command}: stopped: {outcome.failure_streak}\nThe study file is probably wrong; "
+              f"fix it and run the same command again.", file=sys.stderr)
+        return 1
+    if outcome and outcome.confirmation_left:
+        print(f"The confirmation over fresh seeds did not finish; the ranking uses what it recorded. "
+              f"Run the same command again, or `{hint}`, to complete it.", file=sys.stderr)
+    return None
+
+
+def check_unchanged(study, name: str, accept: bool, **current) -> None:
     """UsageError if the study was made with another objective, epochs, batch size or
-    space: its old trials would be ranked beside new ones that mean something else."""
+    space (unless `accept`): its old trials would be ranked beside new ones that mean
+    something else."""
     from lrsearch import record
     from lrsearch.cli import UsageError
 
-    recorded = record.read_study(study)
-    changed = []
-    for key, value in current.items():
-        before = getattr(recorded, key)
-        if before is None or before == value:
-            continue
-        if isinstance(value, dict):
-            changed += [f"{key} {option} {before.get(option)!r} -> {value.get(option)!r}"
-                        for option in sorted(set(before) | set(value)) if before.get(option) != value.get(option)]
-        else:
-            changed.append(f"{key} {before!r} -> {value!r}")
-    if changed and study.get_trials(deepcopy=False) and not args.accept_changes:
+    changed = record.changes(study, **current)
+    if changed and study.get_trials(deepcopy=False) and not accept:
         raise UsageError(f"study {name!r} was made with other settings than these ({'; '.join(changed)}), so its "
                          f"trials would not compare with new ones. Give a new --study-name to start afresh, or "
                          f"--accept-changes to go on with the new settings.")
@@ -187,9 +229,9 @@ def _now() -> float:
     return time.monotonic()
 
 
-def _check_timeout(args: argparse.Namespace, supervisor) -> None:
-    if args.timeout is not None and _now() - supervisor.started > args.timeout and not supervisor.stopping():
-        print(f"\n--timeout {args.timeout:g}s reached: running trials finish, no new ones start.",
+def _check_timeout(timeout: float | None, supervisor) -> None:
+    if timeout is not None and _now() - supervisor.started > timeout and not supervisor.stopping():
+        print(f"\n--timeout {timeout:g}s reached: running trainings finish, no new ones start.",
               file=sys.stderr, flush=True)
         supervisor.stop()
 

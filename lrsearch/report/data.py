@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pandas as pd
 
+from lrsearch import confirm
 from lrsearch.config import LRConfig
 from lrsearch.record import read_study, read_trial
 
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
 
 #: Fields of LRConfig, in the order the tables show them.
 CONFIG_FIELDS = tuple(field.name for field in dataclasses.fields(LRConfig))
+#: What trials_frame says of a trial's values on fresh seeds.
+CONFIRMED_COLUMNS = ("confirmed_mean", "confirmed_std", "confirmed_seeds", "confirmed_diverged")
 #: Parameters drawn on a log axis.
 LOG_FIELDS = ("lr", "decay", "div")
 #: Importance needs this many scored trials.
@@ -90,6 +93,8 @@ class ReportData(NamedTuple):
     objective: str
     direction: str
     trials: pd.DataFrame
+    ranking: list[int]  # complete trials' numbers, best first (`confirm.rank`)
+    confirmed: dict[int, confirm.Confirmation]  # trial number -> its values on fresh seeds
     importance: Importance | None
     parallel: ParallelCoordinates
     history: History
@@ -106,7 +111,8 @@ def collect(study: "optuna.Study") -> ReportData:
     trials = study.get_trials(deepcopy=False)
     objective = read_study(study).objective or "objective"
     direction = study.direction.name.lower()
-    frame = trials_frame(trials, objective, direction)
+    confirmed = confirm.confirmations(study)
+    frame = trials_frame(trials, objective, direction, confirmed)
     complete = frame[frame["state"] == "COMPLETE"]
     missing: dict[str, str] = {}
     counts = ", ".join(f"{n} {s.lower()}" for s, n in frame["state"].value_counts().items()) or "no trials"
@@ -128,7 +134,7 @@ def collect(study: "optuna.Study") -> ReportData:
     curves = learning_curves(trials, objective)
     if not curves.series:
         missing["learning_curves"] = f"no trial reported an intermediate value ({counts})."
-    lrs = lr_curves(trials, direction)
+    lrs = lr_curves(trials, direction, confirmed)
     if not lrs.series:
         missing["lr_per_epoch"] = "no complete trial recorded its learning rate per epoch."
     versus = objective_vs_lr(trials)
@@ -139,6 +145,8 @@ def collect(study: "optuna.Study") -> ReportData:
         objective=objective,
         direction=direction,
         trials=frame,
+        ranking=[t.number for t in confirm.rank(trials, direction, confirmed)],
+        confirmed=confirmed,
         importance=importance_data,
         parallel=parallel,
         history=history_data,
@@ -162,12 +170,18 @@ def trial_config(trial: "optuna.trial.FrozenTrial") -> dict[str, Any]:
     return {k: v for k, v in params.items() if k in CONFIG_FIELDS}
 
 
-def trials_frame(trials: list["optuna.trial.FrozenTrial"], objective: str, direction: str) -> pd.DataFrame:
-    """One row per trial: number, state, value, the configuration and what the run recorded."""
+def trials_frame(trials: list["optuna.trial.FrozenTrial"], objective: str, direction: str,
+                 confirmed: dict[int, confirm.Confirmation] | None = None) -> pd.DataFrame:
+    """One row per trial: number, state, value, its values on fresh seeds (mean, std, how
+    many seeds, how many diverged), the configuration and what the run recorded."""
     rows = []
     for t in trials:
         rec = read_trial(t)
-        row: dict[str, Any] = {"number": t.number, "state": t.state.name, "value": t.value}
+        found = (confirmed or {}).get(t.number)
+        row: dict[str, Any] = {"number": t.number, "state": t.state.name, "value": t.value,
+                               "confirmed_mean": found and found.mean, "confirmed_std": found and found.std,
+                               "confirmed_seeds": found and len(found.values),
+                               "confirmed_diverged": found and found.n_diverged}
         config = trial_config(t)
         row.update({name: config.get(name) for name in CONFIG_FIELDS})
         best = rec.best(objective, direction)
@@ -179,7 +193,7 @@ def trials_frame(trials: list["optuna.trial.FrozenTrial"], objective: str, direc
         row["datetime_start"] = t.datetime_start
         row["datetime_complete"] = t.datetime_complete
         rows.append(row)
-    columns = ["number", "state", "value", *CONFIG_FIELDS, "best_value", "best_epoch", "epochs_run", "duration_s",
+    columns = ["number", "state", "value", *CONFIRMED_COLUMNS, *CONFIG_FIELDS, "best_value", "best_epoch", "epochs_run", "duration_s",
                "pruned_reason", "pruned_epoch", "pruned_detail", "fail_reason", "device", "reported",
                "datetime_start", "datetime_complete"]
     return pd.DataFrame(rows, columns=columns)
@@ -289,10 +303,11 @@ def learning_curves(trials: list["optuna.trial.FrozenTrial"], objective: str) ->
     return Curves(series=series, states=states, ylabel=objective)
 
 
-def lr_curves(trials: list["optuna.trial.FrozenTrial"], direction: str, top: int = TOP_TRIALS) -> Curves:
+def lr_curves(trials: list["optuna.trial.FrozenTrial"], direction: str,
+              confirmed: dict[int, confirm.Confirmation] | None = None, top: int = TOP_TRIALS) -> Curves:
     """The learning rate per epoch of the `top` best complete trials (LearningRateMonitor)."""
     series, states = {}, {}
-    for t in best_trials(trials, direction, top):
+    for t in confirm.rank(trials, direction, confirmed or {})[:top]:
         lrs = read_trial(t).history.get("lr")
         if lrs:
             series[t.number] = [math.nan if v is None else float(v) for v in lrs]
@@ -321,13 +336,6 @@ def fail_reasons(trials: list["optuna.trial.FrozenTrial"]) -> dict[str, int]:
     """Failed trials counted by `fail_reason`."""
     counts = collections.Counter(read_trial(t).fail_reason for t in trials if t.state.name == "FAIL")
     return dict(counts.most_common())
-
-
-def best_trials(trials: list["optuna.trial.FrozenTrial"], direction: str, top: int) -> list["optuna.trial.FrozenTrial"]:
-    """The `top` complete trials with a finite value, best first."""
-    done = [t for t in trials if t.state.name == "COMPLETE" and _finite(t.value)]
-    done.sort(key=lambda t: (-t.value if direction == "maximize" else t.value, t.number))
-    return done[:top]
 
 
 def absent(value: Any) -> bool:

@@ -18,19 +18,26 @@ def render(data: ReportData, storage: str, figures: dict[str, list[str]]) -> str
              "Trials: " + (", ".join(f"{n} {s.lower()}" for s, n in states.items()) or "none") + ".", ""]
 
     lines += ["## Top trials", ""]
-    done = trials[(trials["state"] == "COMPLETE") & trials["value"].notna()]
-    done = done.sort_values("value", ascending=data.direction == "minimize", kind="stable").head(TOP_TRIALS)
-    if done.empty:
+    rows = trials.set_index("number").loc[data.ranking[:TOP_TRIALS]].reset_index()
+    confirmed = any(number in data.confirmed for number in rows["number"])
+    if rows.empty:
         lines += ["No complete trial yet, so there is no best configuration to show or export.", ""]
     else:
-        lines += [f"| trial | {data.objective} | best (epoch) | epochs | configuration |", "|---|---|---|---|---|"]
-        for _, row in done.iterrows():
+        if confirmed:
+            lines += [f"Ranked by the mean {data.objective} over fresh seeds where a trial was retrained on them "
+                      f"(`lrsearch run --confirm K,N`, `lrsearch confirm`); a trial's own value is one draw.", ""]
+        fresh = " on fresh seeds (mean +- std) |" if confirmed else ""
+        lines += [f"| trial | {data.objective} |{fresh} best (epoch) | epochs | configuration |",
+                  "|---|---|" + "---|" * confirmed + "---|---|---|"]
+        for _, row in rows.iterrows():
             config = {k: row[k] for k in CONFIG_FIELDS if not absent(row[k])}
             if "patience" in config:
                 config["patience"] = int(config["patience"])
             best = "" if absent(row["best_value"]) else f"{row['best_value']:.4g} ({int(row['best_epoch']) + 1})"
             epochs = "" if absent(row["epochs_run"]) else int(row["epochs_run"])
-            lines.append(f"| {row['number']} | {row['value']:.4g} | {best} | {epochs} | {describe(config)} |")
+            found = data.confirmed.get(row["number"])
+            fresh = f" {found.describe() if found else ''} |" if confirmed else ""
+            lines.append(f"| {row['number']} | {row['value']:.4g} |{fresh} {best} | {epochs} | {describe(config)} |")
         lines.append("")
 
     lines += ["## Parameter importance", ""]
@@ -66,3 +73,4 @@ def render(data: ReportData, storage: str, figures: dict[str, list[str]]) -> str
         lines += [f"- {name.replace('_', ' ')}: {why}" for name, why in data.missing.items()]
         lines.append("")
     return "\n".join(lines)
+

@@ -1,0 +1,59 @@
+"""Retrain the best trials of an existing study on fresh seeds and record each value, so
+that the summary, the report and `lrsearch export` rank by the mean over seeds rather
+than by one lucky draw. `lrsearch run` does this at its end (--confirm K,N); this command
+does it for a study that skipped it or stopped during it. Trainings recorded already are
+kept, so a larger --seeds adds seeds and a larger --top adds trials."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from lrsearch.commands._common import add_study_arguments, add_worker_arguments, plan_slots
+from lrsearch.confirm import DEFAULT_SEEDS, DEFAULT_TOP
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_study_arguments(parser, file_required=True)
+    parser.add_argument("--top", type=int, default=DEFAULT_TOP, metavar="K",
+                        help=f"how many of the best complete trials to retrain (default: {DEFAULT_TOP})")
+    parser.add_argument("--seeds", type=int, default=DEFAULT_SEEDS, metavar="N",
+                        help=f"fresh seeds per trial (default: {DEFAULT_SEEDS})")
+    parser.add_argument("--timeout", type=float, help="stop starting trainings after this many seconds")
+    add_worker_arguments(parser)
+
+
+def main(args: argparse.Namespace) -> int:
+    from lrsearch import confirm, record
+    from lrsearch.cli import UsageError
+    from lrsearch.commands._common import load_optuna_study, resolve_study
+    from lrsearch.commands.run import check_unchanged, finish, supervise
+    from lrsearch.workers import Confirming, Job
+
+    for name in ("top", "seeds"):
+        if getattr(args, name) < 1:
+            raise UsageError(f"--{name} must be >= 1, but got {getattr(args, name)}.")
+    if args.timeout is not None and args.timeout <= 0:
+        raise UsageError(f"--timeout must be > 0, but got {args.timeout}.")
+    slots = plan_slots(args)
+    ref = resolve_study(args)
+    study = load_optuna_study(ref)
+    settings = ref.study.settings
+    epochs = record.read_study(study).epochs or settings.epochs
+    check_unchanged(study, ref.study_name, accept=False, objective=settings.objective, epochs=epochs,
+                    batch_size=settings.batch_size, space=ref.study.space.to_dict())
+    if not confirm.rank(study.get_trials(deepcopy=False), study.direction.name.lower(), {}):
+        raise UsageError(f"study {ref.study_name!r} has no complete trial yet, so there is nothing to confirm.")
+    confirming = Confirming(args.top, args.seeds, after_running=False)
+    job = Job(study_path=str(ref.study.path), storage=ref.storage, study_name=ref.study_name, n_trials=0,
+              epochs=epochs, seed=settings.seed, confirm=True)
+    outcome = supervise(job, slots, study, timeout=args.timeout, confirming=confirming)
+    if outcome is None:
+        print(f"The top {args.top} trials are confirmed on {args.seeds} fresh seed(s) already.")
+    code = finish(outcome, study, "confirm", hint=f"lrsearch confirm {args.study_file}")
+    if code is not None:
+        return code
+    if outcome and outcome.interrupted:
+        print("Interrupted. Run the same command again to go on.", file=sys.stderr)
+        return 130
+    return 0
