@@ -11,22 +11,27 @@ import sys
 
 #: One folder per GPU that the NVIDIA driver sees.
 DRIVER_GPUS = "/proc/driver/nvidia/gpus"
+#: How CUDA_VISIBLE_DEVICES names a GPU besides its index: by UUID, or a MIG instance.
+UUID_PREFIXES = ("GPU-", "MIG-")
 
 
 @dataclasses.dataclass(frozen=True)
 class Slot:
-    """One worker's place: a GPU index (None for CPU) and its CPU thread budget."""
+    """One worker's place: a GPU as CUDA_VISIBLE_DEVICES names it (an index like "0" or a
+    UUID; None for CPU) and its CPU thread budget."""
 
-    gpu: int | None
+    gpu: str | None
     threads: int
 
     def describe(self) -> str:
-        return f"GPU:{self.gpu}" if self.gpu is not None else f"CPU ({self.threads} thread{'s' * (self.threads > 1)})"
+        if self.gpu is None:
+            return f"CPU ({self.threads} thread{'s' * (self.threads > 1)})"
+        return f"GPU:{self.gpu if len(self.gpu) <= 12 else self.gpu[:12] + '...'}"
 
     def environment(self) -> dict[str, str]:
         """Variables to set before TensorFlow is imported."""
         return {
-            "CUDA_VISIBLE_DEVICES": "" if self.gpu is None else str(self.gpu),
+            "CUDA_VISIBLE_DEVICES": "" if self.gpu is None else self.gpu,
             "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"),
             "OMP_NUM_THREADS": str(self.threads),
         }
@@ -39,43 +44,52 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
-def visible_gpus() -> list[int]:
-    """GPU indices this process may use: CUDA_VISIBLE_DEVICES if set, else nvidia-smi's
-    list, else the NVIDIA driver's count of GPUs."""
+def visible_gpus() -> list[str]:
+    """GPUs this process may use, as CUDA_VISIBLE_DEVICES names them: its entries if it is
+    set (indices or UUIDs, up to the first entry CUDA would not accept, as CUDA reads it),
+    else nvidia-smi's indices, else the NVIDIA driver's count of GPUs."""
     declared = os.environ.get("CUDA_VISIBLE_DEVICES")
     if declared is not None:
-        return [int(i) for i in declared.split(",") if i.strip().isdigit()]
+        gpus = []
+        for entry in (part.strip() for part in declared.split(",")):
+            if not _names_a_gpu(entry):
+                break
+            gpus.append(entry)
+        return gpus
     if shutil.which("nvidia-smi") is None:
-        return list(range(len(os.listdir(DRIVER_GPUS)))) if os.path.isdir(DRIVER_GPUS) else []
+        return [str(i) for i in range(len(os.listdir(DRIVER_GPUS)))] if os.path.isdir(DRIVER_GPUS) else []
     try:
         out = subprocess.run(["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"],
                              capture_output=True, text=True, timeout=20, check=True).stdout
     except (OSError, subprocess.SubprocessError):
         return []
-    return [int(line) for line in out.split() if line.strip().isdigit()]
+    return [line.strip() for line in out.split() if line.strip().isdigit()]
 
 
-def parse_gpus(spec: str | None) -> list[int]:
-    """--gpus: None or "all" (every visible GPU), "none", or visible indices like "0,1"."""
+def parse_gpus(spec: str | None) -> list[str]:
+    """--gpus: None or "all" (every visible GPU), "none", or visible GPUs like "0,1" (or
+    their UUIDs, as CUDA_VISIBLE_DEVICES names them)."""
     if spec is None or spec == "all":
         return visible_gpus()
     if spec == "none":
         return []
-    try:
-        gpus = [int(part) for part in spec.split(",") if part.strip()]
-    except ValueError:
-        gpus = []
-    if not gpus or min(gpus) < 0 or len(set(gpus)) != len(gpus):
-        raise ValueError(f"--gpus takes 'all', 'none' or distinct indices like '0,1', but got {spec!r}.")
+    gpus = [part.strip() for part in spec.split(",") if part.strip()]
+    if not gpus or not all(map(_names_a_gpu, gpus)) or len(set(gpus)) != len(gpus):
+        raise ValueError(f"--gpus takes 'all', 'none' or distinct indices like '0,1' (or GPU UUIDs), "
+                         f"but got {spec!r}.")
     visible = visible_gpus()
     missing = [gpu for gpu in gpus if gpu not in visible]
     if missing:
-        raise ValueError(f"--gpus {spec}: GPU {','.join(map(str, missing))} is not visible here "
-                         f"(visible: {','.join(map(str, visible)) or 'none'}).")
+        raise ValueError(f"--gpus {spec}: GPU {','.join(missing)} is not visible here "
+                         f"(visible: {','.join(visible) or 'none'}).")
     return gpus
 
 
-def plan(workers: int | None, gpus: list[int], per_gpu: int = 1) -> list[Slot]:
+def _names_a_gpu(entry: str) -> bool:
+    return entry.isdigit() or (entry.startswith(UUID_PREFIXES) and len(entry) > 4)
+
+
+def plan(workers: int | None, gpus: list[str], per_gpu: int = 1) -> list[Slot]:
     """One Slot per worker. With GPUs: `per_gpu` workers on each (or `workers` spread
     round-robin). Without: one single-threaded worker per core by default, which measured
     fastest for small models (benchmarks/workers.py)."""

@@ -357,26 +357,26 @@ def test_f_plan_without_gpus_gives_one_single_threaded_worker_per_core():
 
 def test_f_plan_spreads_workers_over_gpus():
     cores = devices.cpu_count()
-    assert [s.gpu for s in devices.plan(None, [0, 1])] == [0, 1]
-    assert [s.gpu for s in devices.plan(None, [0, 1], per_gpu=3)] == [0, 1, 0, 1, 0, 1]
-    assert [s.gpu for s in devices.plan(3, [2, 5])] == [2, 5, 2]
-    assert all(s.threads == max(1, cores // 6) for s in devices.plan(None, [0, 1], per_gpu=3))
-    assert Slot(1, 4).environment()["CUDA_VISIBLE_DEVICES"] == "1"
-    assert Slot(1, 4).describe() == "GPU:1"
+    assert [s.gpu for s in devices.plan(None, ["0", "1"])] == ["0", "1"]
+    assert [s.gpu for s in devices.plan(None, ["0", "1"], per_gpu=3)] == ["0", "1", "0", "1", "0", "1"]
+    assert [s.gpu for s in devices.plan(3, ["2", "5"])] == ["2", "5", "2"]
+    assert all(s.threads == max(1, cores // 6) for s in devices.plan(None, ["0", "1"], per_gpu=3))
+    assert Slot("1", 4).environment()["CUDA_VISIBLE_DEVICES"] == "1"
+    assert Slot("1", 4).describe() == "GPU:1"
 
 
 @pytest.mark.parametrize("workers, per_gpu, message", [(0, 1, "--workers must be >= 1, but got 0"),
                                                        (None, 0, "--per-gpu must be >= 1, but got 0")])
 def test_f_plan_rejects_bad_counts(workers, per_gpu, message):
     with pytest.raises(ValueError, match=message):
-        devices.plan(workers, [0], per_gpu)
+        devices.plan(workers, ["0"], per_gpu)
 
 
 def test_f_parse_gpus(monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,3")
-    assert devices.parse_gpus("all") == devices.parse_gpus(None) == [0, 1, 3]
+    assert devices.parse_gpus("all") == devices.parse_gpus(None) == ["0", "1", "3"]
     assert devices.parse_gpus("none") == []
-    assert devices.parse_gpus("3, 0") == [3, 0]
+    assert devices.parse_gpus("3, 0") == ["3", "0"]
     with pytest.raises(ValueError, match="GPU 2 is not visible here \\(visible: 0,1,3\\)"):
         devices.parse_gpus("0,2")
     for bad in ("gpu0", "", "-1", "1,1"):
@@ -386,6 +386,23 @@ def test_f_parse_gpus(monkeypatch):
     assert devices.parse_gpus("all") == []
     with pytest.raises(ValueError, match="visible: none"):
         devices.parse_gpus("0")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,-1,2")  # CUDA stops reading at the first invalid entry
+    assert devices.parse_gpus("all") == ["0", "1"]
+
+
+def test_f_gpus_named_by_uuid_are_gpus_and_reach_the_worker_as_named(monkeypatch):
+    """As SLURM and Kubernetes set it: each worker gets its GPU's UUID, not an index that
+    would name another (physical) GPU."""
+    first, mig = "GPU-8c1a2b3d-0000-1111-2222-333344445555", "MIG-0f0e0d0c-aaaa-bbbb-cccc-ddddeeeeffff"
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", f"{first},{mig}")
+    gpus = devices.parse_gpus("all")
+    assert gpus == [first, mig]
+    slots = devices.plan(None, gpus, per_gpu=2)
+    assert [s.environment()["CUDA_VISIBLE_DEVICES"] for s in slots] == [first, mig, first, mig]
+    assert slots[0].describe() == "GPU:GPU-8c1a2b3d..."
+    assert devices.parse_gpus(mig) == [mig]
+    with pytest.raises(ValueError, match="GPU GPU-ffff is not visible here"):
+        devices.parse_gpus("GPU-ffff")
 
 
 def test_f_bad_gpus_are_a_usage_error(tiny_study, journal, tmp_path):
