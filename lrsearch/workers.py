@@ -1,7 +1,9 @@
 """Run a study's trials in worker processes that share one Optuna storage.
 
 Each worker is a `spawn`ed process that sets its device (CUDA_VISIBLE_DEVICES, thread
-pools) before importing TensorFlow, loads the study file once, and runs trials until the
+pools) before importing TensorFlow, which it does before the parent has its job (the
+parent starts the workers first, so that this overlaps the parent's own loading of the
+study file), then loads the study file once, and runs trials until the
 study holds `n_trials` trials, it has run `max_trials` (then it exits and is replaced:
 TensorFlow keeps about 4 MB per model it traced, even after `clear_session`, which
 matters for models the trainer cannot keep compiled; see benchmarks/worker_memory.py),
@@ -86,17 +88,20 @@ def open_study(job: Job, seed: int | None, storage):
 # --------------------------------------------------------------------------- worker side
 
 
-def worker_main(job: Job, slot: Slot, index: int, lock, lock_owner, stop, pipe, orders) -> None:
+def worker_main(slot: Slot, index: int, lock, lock_owner, stop, pipe, orders) -> None:
     """Entry point of a worker process (spawned). `stop` is a shared flag, `pipe` the
     sending end of this worker's pipe to the parent, `orders` the receiving end of the
-    parent's pipe to it."""
+    parent's pipe to it, on which the job comes first."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C means
     events = _Events(pipe)
     parent = os.getppid()
     os.environ.update(slot.environment())
     from lrsearch.devices import configure_tensorflow, import_tensorflow
 
-    import_tensorflow()  # first, before any module below imports it noisily
+    import_tensorflow()  # first, before any module below imports it noisily; maybe before the job is known
+    job = _receive_job(orders, stop, parent)
+    if job is None:
+        os._exit(0)
     import optuna
 
     from lrsearch.lrfinder import apply_recorded_bounds
@@ -232,6 +237,17 @@ def _serve_confirmations(runner, stop, events, orders, parent: int) -> None:
         events.send(("confirmed", task, value))
 
 
+def _receive_job(orders, stop, parent: int) -> Job | None:
+    """The job the parent sends; None if it stops the run or is gone first."""
+    while not stop.value and os.getppid() == parent:
+        try:
+            if orders.poll(0.25):
+                return orders.recv()[1]
+        except (EOFError, OSError):
+            return None
+    return None
+
+
 def _next_order(orders, stop, parent: int) -> tuple | None:
     """The parent's next ("confirm", task); None when it says done, stops the run or is gone."""
     while not stop.value and os.getppid() == parent:
@@ -363,19 +379,18 @@ class Confirming:
 class Supervisor:
     """Start, watch and replace the workers of one run."""
 
-    def __init__(self, job: Job, slots: list[Slot], study, on_tick: Callable[[], None] | None = None,
-                 say: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True),
-                 confirming: Confirming | None = None) -> None:
-        """`study`: the run's Optuna study, on a storage from `lrsearch.storage.open_storage`.
-        With `confirming`, `job.confirm` must be set."""
-        self.job, self.slots, self.study, self.say = job, slots, study, say
-        self.confirming = confirming
+    def __init__(self, slots: list[Slot],
+                 say: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True)) -> None:
+        self.slots, self.say = slots, say
+        self.job: Job | None = None
+        self.study = None
+        self.confirming: Confirming | None = None
+        self.on_tick: Callable[[], None] = lambda: None
         self.pending: list | None = None  # confirmation tasks not yet sent (None: not planned yet)
         self.assigned: dict[int, object] = {}  # worker index -> the task it trains
         self.idle: set[int] = set()  # workers waiting for a confirmation task
         self._values: dict[int, dict[int, float | None]] = {}  # trial number -> seed -> value
         self._retried: set[tuple[int, int]] = set()
-        self.on_tick = on_tick or (lambda: None)
         self.context = mp.get_context("spawn")
         self.lock = self.context.Lock()
         # Plain shared integers: no lock inside that a killed worker could leave held.
@@ -386,14 +401,24 @@ class Supervisor:
         self.orders: dict[int, object] = {}  # index -> sending end of the pipe to the worker
         self.ready: set[int] = set()  # workers past loading the data and the preflight check
         self.training_path: str | None = None
-        if hasattr(study._storage, "abort"):  # a second Ctrl-C ends a wait for the storage
-            study._storage.abort = lambda: self._kill_reason is not None
         self.outcome = Outcome()
         self._waiting_note: str | None = None
         self._interrupts = 0
         self._kill_reason: str | None = None
         self._failures_in_a_row = 0
         self._deaths_without_trial = 0
+
+    def prestart(self) -> None:
+        """Start a worker per slot before the job is known: each sets its device and
+        imports TensorFlow (seconds) while the parent loads the study file (which may
+        import TensorFlow too) and opens the storage; `run` hands them the job."""
+        for index in range(len(self.slots)):
+            self._start(index)
+
+    def close(self) -> None:
+        """End the workers of a run that did not happen (`prestart` without `run`)."""
+        for index in list(self.processes):
+            self._kill(index, "the run did not start")
 
     def stop(self) -> None:
         """No new trials; running ones finish."""
@@ -405,14 +430,25 @@ class Supervisor:
     def remaining(self) -> int:
         return self.job.n_trials - claimed_trials(self.study)
 
-    def run(self) -> Outcome:
+    def run(self, job: Job, study, on_tick: Callable[[], None] | None = None,
+            confirming: Confirming | None = None) -> Outcome:
+        """Run `job` on `study` (an Optuna study on a storage from
+        `lrsearch.storage.open_storage`) until it is full, and confirmed with `confirming`
+        (which needs `job.confirm`)."""
+        self.job, self.study, self.confirming = job, study, confirming
+        self.on_tick = on_tick or self.on_tick
+        if hasattr(study._storage, "abort"):  # a second Ctrl-C ends a wait for the storage
+            study._storage.abort = lambda: self._kill_reason is not None
+        for index in self.processes:
+            self._send(index, ("job", job))
         previous = {signum: signal.signal(signum, self._on_signal) for signum in (signal.SIGINT, signal.SIGTERM)}
         try:
             fail_dead_local_trials(self.study)
             record.fail_stale_trials(self.study)
             if self._work_left():
                 for index in range(len(self.slots)):
-                    self._start(index)
+                    if index not in self.processes:
+                        self._start(index)
             checked = time.monotonic()
             while self.processes or self._waiting_for_others():
                 if self._kill_reason:
@@ -521,13 +557,14 @@ class Supervisor:
         order_receiver, order_sender = self.context.Pipe(duplex=False)
         process = self.context.Process(
             target=worker_main, name=f"lrsearch-worker-{index}", daemon=True,
-            args=(self.job, self.slots[index], index, self.lock, self.lock_owner, self.stop_flag, sender,
-                  order_receiver),
+            args=(self.slots[index], index, self.lock, self.lock_owner, self.stop_flag, sender, order_receiver),
         )
         process.start()
         sender.close()
         order_receiver.close()
         self.processes[index], self.pipes[index], self.orders[index] = process, receiver, order_sender
+        if self.job is not None:
+            self._send(index, ("job", self.job))
 
     def _reap(self) -> None:
         for index, process in list(self.processes.items()):
@@ -577,6 +614,8 @@ class Supervisor:
         if held_lock:
             self.lock_owner.value = 0
             self.lock.release()
+        if self.study is None:  # it never had a job
+            return
         try:
             record.fail_running_trials(self.study, lambda tag: tag == worker_tag(pid) or (held_lock and tag is None),
                                        reason)

@@ -27,7 +27,7 @@ def main(args: argparse.Namespace) -> int:
     from lrsearch import confirm, record
     from lrsearch.cli import UsageError
     from lrsearch.commands._common import load_optuna_study, resolve_study
-    from lrsearch.commands.run import check_unchanged, finish, supervise
+    from lrsearch.commands.run import check_unchanged, finish, prestarted, supervise
     from lrsearch.workers import Confirming, Job
 
     for name in ("top", "seeds"):
@@ -47,8 +47,12 @@ def main(args: argparse.Namespace) -> int:
     confirming = Confirming(args.top, args.seeds, after_running=False)
     job = Job(study_path=str(ref.study.path), storage=ref.storage, study_name=ref.study_name, n_trials=0,
               epochs=epochs, seed=settings.seed, confirm=True)
-    outcome = supervise(job, slots, study, timeout=args.timeout, confirming=confirming)
-    if outcome is None:
+    tasks = confirm.plan(study, args.top, args.seeds)
+    outcome = None
+    if tasks:
+        with prestarted(slots[:len(tasks)]) as pool:  # no more workers than trainings
+            outcome = supervise(pool, job, study, timeout=args.timeout, confirming=confirming)
+    else:
         print(f"The top {args.top} trials are confirmed on {args.seeds} fresh seed(s) already.")
     code = finish(outcome, study, "confirm", hint=f"lrsearch confirm {args.study_file}")
     if code is not None:

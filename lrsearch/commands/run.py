@@ -11,6 +11,7 @@ their mean over those seeds rather than by one lucky draw. The storage defaults 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 
 from lrsearch.commands._common import add_worker_arguments, plan_slots
@@ -61,6 +62,34 @@ def add_arguments(parser: argparse.ArgumentParser, joining: bool = False) -> Non
 
 
 def main(args: argparse.Namespace, joining: bool = False) -> int:
+    from lrsearch.cli import UsageError
+
+    for name in ("n_trials", "epochs", "recycle"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be >= 1, but got {value}.")
+    if args.timeout is not None and args.timeout <= 0:
+        raise UsageError(f"--timeout must be > 0, but got {args.timeout}.")
+    with prestarted(plan_slots(args)) as pool:
+        return _main(args, joining, pool)
+
+
+@contextlib.contextmanager
+def prestarted(slots):
+    """A Supervisor whose workers start importing TensorFlow now; ended on the way out if
+    its run did not happen."""
+    from lrsearch import progress
+    from lrsearch.workers import Supervisor
+
+    pool = Supervisor(slots, say=progress.say)
+    pool.prestart()
+    try:
+        yield pool
+    finally:
+        pool.close()
+
+
+def _main(args: argparse.Namespace, joining: bool, pool) -> int:
     import optuna
 
     from lrsearch import __version__, progress, record
@@ -72,16 +101,10 @@ def main(args: argparse.Namespace, joining: bool = False) -> int:
 
     study_file = load_study(args.study_file)
     settings = study_file.settings
-    for name in ("n_trials", "epochs", "recycle"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise UsageError(f"--{name.replace('_', '-')} must be >= 1, but got {value}.")
-    if args.timeout is not None and args.timeout <= 0:
-        raise UsageError(f"--timeout must be > 0, but got {args.timeout}.")
+    slots = pool.slots
     if joining and not is_url(args.storage):
         print("note: a journal file is shared only by processes of one machine; other machines need "
               "--storage postgresql://...", file=sys.stderr)
-    slots = plan_slots(args)
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     name = args.study_name or study_file.name
@@ -120,7 +143,7 @@ def main(args: argparse.Namespace, joining: bool = False) -> int:
     if remaining > 0:
         print(f"Running up to {remaining} of {n_trials} trials ({epochs} epochs each) on {len(slots)} "
               f"worker(s): {', '.join(slot.describe() for slot in slots)}", flush=True)
-    outcome = supervise(job, slots, study, timeout=args.timeout, confirming=confirming)
+    outcome = supervise(pool, job, study, timeout=args.timeout, confirming=confirming)
     if outcome is None:
         print(f"The study already holds {n_trials - remaining} trials (asked for {n_trials}); "
               f"raise --n-trials to search further.")
@@ -138,11 +161,11 @@ def main(args: argparse.Namespace, joining: bool = False) -> int:
     return 0
 
 
-def supervise(job, slots, study, *, timeout: float | None, confirming=None):
-    """Run `job`'s workers with a live progress bar (and a second one for the
-    confirmation) until the study is full and confirmed; None if there was nothing to do."""
+def supervise(pool, job, study, *, timeout: float | None, confirming=None):
+    """Run `job` in `pool` (a Supervisor) with a live progress bar (and a second one for
+    the confirmation) until the study is full and confirmed; None if there was nothing to do."""
     from lrsearch import confirm, progress, record
-    from lrsearch.workers import Supervisor, claimed_trials, fail_dead_local_trials
+    from lrsearch.workers import claimed_trials, fail_dead_local_trials
 
     fail_dead_local_trials(study)  # trials left RUNNING by a run of this machine that was killed outright
     record.fail_stale_trials(study)  # ... or by a machine that vanished
@@ -151,12 +174,11 @@ def supervise(job, slots, study, *, timeout: float | None, confirming=None):
         return None
     bars = progress.RunProgress(study, job.n_trials, searching=bool(busy))
     if confirming:
-        confirming.on_start = lambda tasks: bars.confirming(tasks, job.epochs, len(slots))
+        confirming.on_start = lambda tasks: bars.confirming(tasks, job.epochs, len(pool.slots))
         confirming.on_done = bars.confirmed
-    supervisor = Supervisor(job, slots, study, say=progress.say, confirming=confirming,
-                            on_tick=lambda: (bars.tick(), _check_timeout(timeout, supervisor)))
-    supervisor.started = _now()
-    outcome = supervisor.run()
+    started = _now()
+    outcome = pool.run(job, study, confirming=confirming,
+                       on_tick=lambda: (bars.tick(), _check_timeout(timeout, started, pool)))
     bars.close()
     return outcome
 
@@ -229,8 +251,8 @@ def _now() -> float:
     return time.monotonic()
 
 
-def _check_timeout(timeout: float | None, supervisor) -> None:
-    if timeout is not None and _now() - supervisor.started > timeout and not supervisor.stopping():
+def _check_timeout(timeout: float | None, started: float, supervisor) -> None:
+    if timeout is not None and _now() - started > timeout and not supervisor.stopping():
         print(f"\n--timeout {timeout:g}s reached: running trainings finish, no new ones start.",
               file=sys.stderr, flush=True)
         supervisor.stop()

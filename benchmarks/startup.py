@@ -1,0 +1,75 @@
+"""Seconds from launching `lrsearch run` to its first trial starting (RUNNING in the
+storage), for the blobs study as shipped (Keras imported inside its functions) and for
+the same study with `import keras` at the top of the file, as people often write it (the
+run's own process then imports TensorFlow too).
+
+    .venv/bin/python benchmarks/startup.py --repeats 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+POLL_S = 0.05
+
+
+def first_trial_s(study_file: Path, folder: Path, index: int) -> float:
+    import optuna
+
+    from lrsearch.storage import open_storage
+
+    journal = folder / f"s{index}.journal"
+    started = time.perf_counter()
+    process = subprocess.Popen([sys.executable, "-m", "lrsearch", "run", str(study_file), "--storage", str(journal),
+                                "--n-trials", "2", "--epochs", "1", "--no-confirm", "--no-report"],
+                               cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while process.poll() is None:
+            if journal.exists():
+                try:
+                    study = optuna.load_study(study_name=study_file.stem, storage=open_storage(str(journal)))
+                    if study.get_trials(deepcopy=False):
+                        return time.perf_counter() - started
+                except KeyError:  # the study is not created yet
+                    pass
+            time.sleep(POLL_S)
+        raise SystemExit(f"lrsearch run ended (exit {process.returncode}) before a trial started")
+    finally:
+        process.wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=5, help="launches per study file (default: 5)")
+    args = parser.parse_args(argv)
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    with tempfile.TemporaryDirectory(prefix="lrsearch-startup-") as tmp:
+        folder = Path(tmp)
+        shipped = ROOT / "studies" / "blobs.py"
+        eager = folder / "blobs_keras_at_top.py"
+        eager.write_text("import keras  # noqa: F401\n" + shipped.read_text())
+        times: dict[str, list[float]] = {shipped.name: [], eager.name: []}
+        launches = 0
+        for _ in range(args.repeats):
+            for study_file in (shipped, eager):  # alternating, so that machine noise hits both
+                times[study_file.name].append(first_trial_s(study_file, folder, launches))
+                launches += 1
+        for name, values in times.items():
+            print(f"{name}: first trial after {statistics.median(values):.2f} s (median of {len(values)}: "
+                  f"{', '.join(f'{v:.2f}' for v in values)})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
