@@ -228,10 +228,5 @@ def _create_rdb(create, attempts: int = 6):
             time.sleep(random.uniform(0.1, 0.5) * (attempt + 1))
 
 
-def dashboard_command(storage: str) -> str:
-    """The optuna-dashboard command that watches `storage` (password hidden)."""
-    return f"optuna-dashboard {shlex.quote(redact(storage))}"
-
-
-def optuna_cli_hint(storage: str, study_name: str) -> str:
-    return f"optuna trials --study-name {shlex.quote(study_name)} --storage {shlex.quote(redact(storage))}"
+def optuna_cli_hint(storage: str, study_name: str, program: str = "optuna") -> str:
+    return f"{program} trials --study-name {shlex.quote(study_name)} --storage {shlex.quote(redact(storage))}"

@@ -4,6 +4,7 @@ resume, plain-Optuna storage, and clear errors for broken study files."""
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -43,7 +44,9 @@ def test_run_searches_then_resumes_and_optuna_reads_the_storage(cli, tiny_study,
     first = cli("run", str(study_file), "--storage", journal, "--n-trials", "3", "--workers", "2",
                 "--no-report", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
-    assert f"optuna-dashboard {journal}" in first.stdout
+    hint = next(line for line in first.stdout.splitlines() if line.startswith("Watch it live:")).split()[3:]
+    assert hint[1:] == ["dashboard", str(study_file), "--storage", journal]
+    assert shutil.which(hint[0]), f"{hint[0]} cannot be typed as it is printed"  # with or without an activated venv
     assert "Top" in first.stdout and "val_accuracy" in first.stdout
     study = load(journal)
     assert len(study.trials) == 3

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import shlex
 import sys
 
 from lrsearch.commands._common import add_worker_arguments, plan_slots
@@ -95,7 +96,8 @@ def _main(args: argparse.Namespace, joining: bool, pool) -> int:
     from lrsearch import __version__, progress, record
     from lrsearch.cli import UsageError
     from lrsearch.errors import StorageError
-    from lrsearch.storage import dashboard_command, is_url, open_storage, optuna_cli_hint, redact, redact_text
+    from lrsearch.commands._common import program
+    from lrsearch.storage import is_url, open_storage, optuna_cli_hint, redact, redact_text
     from lrsearch.studyfile import load_study
     from lrsearch.workers import Confirming, Job, claimed_trials
 
@@ -131,9 +133,12 @@ def _main(args: argparse.Namespace, joining: bool, pool) -> int:
     record.name_objective(study, settings.objective)
 
     print(f"Storage: {redact(args.storage)}  study: {name}")
+    study_args = " ".join([shlex.quote(args.study_file),
+                           *(["--storage", shlex.quote(redact(args.storage))] if args.storage != DEFAULT_STORAGE else []),
+                           *(["--study-name", shlex.quote(name)] if args.study_name else [])])
     if not joining:
-        print(f"Watch it live:  {dashboard_command(args.storage)}")
-        print(f"List trials:    {optuna_cli_hint(args.storage, name)}")
+        print(f"Watch it live:  {program()} dashboard {study_args}")
+        print(f"List trials:    {optuna_cli_hint(args.storage, name, program('optuna'))}")
     _learning_rate_bounds(args, study_file, study)
     confirming = None if joining or args.no_confirm else Confirming(*args.confirm)
     job = Job(study_path=str(study_file.path), storage=args.storage, study_name=name, n_trials=n_trials,
@@ -147,9 +152,7 @@ def _main(args: argparse.Namespace, joining: bool, pool) -> int:
     if outcome is None:
         print(f"The study already holds {n_trials - remaining} trials (asked for {n_trials}); "
               f"raise --n-trials to search further.")
-    hint = " ".join(["lrsearch confirm", args.study_file, *(["--storage", redact(args.storage)]
-                                                             if args.storage != DEFAULT_STORAGE else []),
-                     *(["--study-name", name] if args.study_name else [])])
+    hint = f"{program()} confirm {study_args}"
     code = finish(outcome, study, "worker" if joining else "run", hint=hint)
     if code is not None:
         return code
