@@ -163,6 +163,10 @@ class Study:
     data: Callable[[], Any]
     builder: Callable[..., Any]
 
+    def with_seed(self, seed: int) -> "Study":
+        """The same study with settings.seed = `seed` (`lrsearch run --seed`)."""
+        return dataclasses.replace(self, settings=dataclasses.replace(self.settings, seed=seed))
+
     def build_model(self, trial: Any, passthrough: tuple[type[BaseException], ...] = ()) -> Any:
         """Call the file's builder, passing the trial if it takes one (see `user_code`)."""
         with user_code(self.path, "build_model()", passthrough):

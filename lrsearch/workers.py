@@ -23,6 +23,7 @@ are still RUNNING. Storage outages are waited out (`lrsearch.resilient`).
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import logging
 import multiprocessing as mp
@@ -32,6 +33,7 @@ import socket
 import sys
 import time
 import warnings
+import zlib
 from multiprocessing.connection import wait
 from typing import Callable
 
@@ -85,11 +87,19 @@ def open_study(job: Job, seed: int | None, storage):
                              pruner=make_pruner(job.epochs))
 
 
+def sampler_seed(study_seed: int, index: int, generation: int) -> int:
+    """The TPE seed of a worker: fixed by the study's seed, the worker's slot and how many
+    workers that slot started before, and this machine, so that a run with one worker is
+    repeatable while workers (and machines) of one study draw differently."""
+    return zlib.crc32(f"{study_seed}:{index}:{generation}:{socket.gethostname()}".encode())
+
+
 # --------------------------------------------------------------------------- worker side
 
 
-def worker_main(slot: Slot, index: int, lock, lock_owner, stop, pipe, orders) -> None:
-    """Entry point of a worker process (spawned). `stop` is a shared flag, `pipe` the
+def worker_main(slot: Slot, index: int, generation: int, lock, lock_owner, stop, pipe, orders) -> None:
+    """Entry point of a worker process (spawned); `generation` counts the workers started
+    before it in its slot. `stop` is a shared flag, `pipe` the
     sending end of this worker's pipe to the parent, `orders` the receiving end of the
     parent's pipe to it, on which the job comes first."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C means
@@ -116,8 +126,8 @@ def worker_main(slot: Slot, index: int, lock, lock_owner, stop, pipe, orders) ->
     try:
         device = configure_tensorflow(slot)
         storage = WriteBackStorage(open_storage(job.storage, wait_to_open=True))
-        study = open_study(job, seed=job.seed * 1000 + index * 7919 + os.getpid() % 1000, storage=storage)
-        study_file = apply_recorded_bounds(load_study(job.study_path), study)  # --bounds-from-find-lr's ranges
+        study = open_study(job, seed=sampler_seed(job.seed, index, generation), storage=storage)
+        study_file = apply_recorded_bounds(load_study(job.study_path).with_seed(job.seed), study)  # and --bounds-from-find-lr's ranges
         runner = TrialRunner(study_file, epochs=job.epochs, device=f"{socket.gethostname()}/{device}")
         checked = preflight(runner)
         _check_model(job, study, checked.model)
@@ -399,6 +409,7 @@ class Supervisor:
         self.processes: dict[int, mp.Process] = {}
         self.pipes: dict[int, object] = {}  # index -> receiving end of the worker's pipe
         self.orders: dict[int, object] = {}  # index -> sending end of the pipe to the worker
+        self._generations = collections.Counter()  # index -> workers started there so far
         self.ready: set[int] = set()  # workers past loading the data and the preflight check
         self.training_path: str | None = None
         self.outcome = Outcome()
@@ -557,9 +568,11 @@ class Supervisor:
         order_receiver, order_sender = self.context.Pipe(duplex=False)
         process = self.context.Process(
             target=worker_main, name=f"lrsearch-worker-{index}", daemon=True,
-            args=(self.slots[index], index, self.lock, self.lock_owner, self.stop_flag, sender, order_receiver),
+            args=(self.slots[index], index, self._generations[index], self.lock, self.lock_owner, self.stop_flag,
+                  sender, order_receiver),
         )
         process.start()
+        self._generations[index] += 1
         sender.close()
         order_receiver.close()
         self.processes[index], self.pipes[index], self.orders[index] = process, receiver, order_sender

@@ -13,6 +13,7 @@ from pathlib import Path
 import optuna
 import pytest
 
+from lrsearch import record
 from lrsearch.cli import COMMANDS
 from lrsearch.record import read_trial
 from lrsearch.storage import open_storage
@@ -132,3 +133,28 @@ def test_studies_lists_descriptions(cli):
     result = cli("studies")
     assert result.returncode == 0
     assert re.search(r"studies/blobs\.py\s+The seed's blobs problem", result.stdout)
+
+
+def test_a_seeded_run_with_one_worker_is_repeatable_and_a_study_keeps_its_seed(cli, tiny_study, tmp_path):
+    def run(journal, *extra):
+        return cli("run", str(tiny_study), "--storage", str(tmp_path / journal), "--n-trials", "5", "--workers", "1",
+                   "--confirm", "1,2", "--no-report", *extra, cwd=tmp_path)
+
+    def outcome(journal):
+        study = load(str(tmp_path / journal))
+        return ([(t.params, t.state.name, t.value, sorted(t.intermediate_values.items())) for t in study.trials],
+                record.read_confirmations(study), record.read_study(study).seed)
+
+    for journal in ("a.journal", "b.journal", "c.journal"):
+        done = run(journal, "--seed", "11" if journal != "c.journal" else "12")
+        assert done.returncode == 0, done.stderr
+    first, second, other = outcome("a.journal"), outcome("b.journal"), outcome("c.journal")
+    assert first == second and first[2] == 11
+    assert other[0] != first[0] and other[2] == 12
+
+    refused = run("a.journal", "--seed", "12", "--n-trials", "6")
+    assert refused.returncode == 2 and "was made with seed 11, not 12" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    plain = run("a.journal", "--n-trials", "6")  # the file's seed (3) is not the study's either
+    assert plain.returncode == 2 and "--seed 11" in plain.stderr
+    assert len(load(str(tmp_path / "a.journal")).trials) == 5

@@ -40,6 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser, joining: bool = False) -> Non
     parser.add_argument("--n-trials", type=int,
                         help="finished trials the study should hold (default: the study file's)")
     parser.add_argument("--epochs", type=int, help="override the study file's epochs (for quick tries)")
+    parser.add_argument("--seed", type=int,
+                        help="override the study file's seed; with --workers 1 a run is repeatable (see the README)"
+                             + ("; default: the study's own" if joining else ""))
     parser.add_argument("--timeout", type=float,
                         help="stop starting trials (and confirmation trainings) after this many seconds")
     add_worker_arguments(parser)
@@ -71,6 +74,8 @@ def main(args: argparse.Namespace, joining: bool = False) -> int:
             raise UsageError(f"--{name.replace('_', '-')} must be >= 1, but got {value}.")
     if args.timeout is not None and args.timeout <= 0:
         raise UsageError(f"--timeout must be > 0, but got {args.timeout}.")
+    if args.seed is not None and args.seed < 0:
+        raise UsageError(f"--seed must be >= 0, but got {args.seed}.")
     with prestarted(plan_slots(args)) as pool:
         return _main(args, joining, pool)
 
@@ -124,6 +129,8 @@ def _main(args: argparse.Namespace, joining: bool, pool) -> int:
     if study.direction.name.lower() != settings.direction:
         raise UsageError(f"study {name!r} in {redact(args.storage)} was created to "
                          f"{study.direction.name.lower()}, but the study file says {settings.direction}.")
+    study_file = study_file.with_seed(_seed(args, study, name, settings.seed, joining))
+    settings = study_file.settings
     space = study_file.space.to_dict()
     check_unchanged(study, name, accept=args.accept_changes, objective=settings.objective, epochs=epochs,
                     batch_size=settings.batch_size, space=space)
@@ -211,6 +218,21 @@ def finish(outcome, study, command: str, hint: str) -> int | None:
         print(f"The confirmation over fresh seeds did not finish; the ranking uses what it recorded. "
               f"Run the same command again, or `{hint}`, to complete it.", file=sys.stderr)
     return None
+
+
+def _seed(args: argparse.Namespace, study, name: str, file_seed: int, joining: bool) -> int:
+    """The run's seed: --seed, else the study's own when joining it, else the study file's.
+    UsageError if the study has trials made with another: each trial's seed is the
+    study's plus its number, which export and confirmation replay."""
+    from lrsearch import record
+    from lrsearch.cli import UsageError
+
+    recorded = record.read_study(study).seed
+    seed = args.seed if args.seed is not None else recorded if joining and recorded is not None else file_seed
+    if recorded is not None and seed != recorded and study.get_trials(deepcopy=False):
+        raise UsageError(f"study {name!r} was made with seed {recorded}, not {seed}; a study keeps its seed (each "
+                         f"trial's is the study's plus its number). Give a new --study-name, or --seed {recorded}.")
+    return seed
 
 
 def check_unchanged(study, name: str, accept: bool, **current) -> None:
