@@ -82,7 +82,7 @@ def plan(study, top: int, seeds: int) -> list[Task]:
     resumes."""
     shared = record.read_study(study)
     done = record.read_confirmations(study)
-    best = rank(study.get_trials(deepcopy=False), study.direction.name.lower(), {})[:top]
+    best = rank(study.get_trials(deepcopy=False), study.direction.name.lower(), {}, shared.objective)[:top]
     tasks = []
     for seed in fresh_seeds(shared.seed, seeds):
         for trial in best:
@@ -92,38 +92,77 @@ def plan(study, top: int, seeds: int) -> list[Task]:
     return tasks
 
 
-def rank(trials: Iterable[Any], direction: str, confirmed: dict[int, Confirmation]) -> list[Any]:
+def tiebreaker(objective: str) -> str | None:
+    """What ranks trials whose objective ties: the loss of the objective's split (lower
+    first); None when the objective is that loss."""
+    loss = "val_loss" if objective.startswith("val_") else "loss"
+    return None if objective == loss else loss
+
+
+def rank(trials: Iterable[Any], direction: str, confirmed: dict[int, Confirmation],
+         objective: str | None = None) -> list[Any]:
     """Complete trials with a finite value, best first: the confirmed ones by their mean,
-    then the others by their value, then those that diverged on some fresh seed. Takes
-    Optuna FrozenTrials or `record.TrialRecord`s."""
+    then the others by their value, then those that diverged on some fresh seed; ties go
+    to the lower `tiebreaker(objective)` at the trial's last epoch, then the lower number.
+    Takes Optuna FrozenTrials or `record.TrialRecord`s."""
     sign = -1.0 if direction == "maximize" else 1.0
+    second = tiebreaker(objective) if objective else None
 
     def key(trial) -> tuple:
         found = confirmed.get(trial.number)
         if found is None:
-            return 1, 0, sign * trial.value, trial.number
-        if found.n_diverged:
-            return 2, found.n_diverged, math.inf if found.mean is None else sign * found.mean, trial.number
-        return 0, 0, sign * found.mean, trial.number
+            primary = 1, 0, sign * trial.value
+        elif found.n_diverged:
+            primary = 2, found.n_diverged, math.inf if found.mean is None else sign * found.mean
+        else:
+            primary = 0, 0, sign * found.mean
+        return *primary, _last(trial, second), trial.number
 
     done = [t for t in trials if _state(t) == "COMPLETE" and _finite(t.value)]
     return sorted(done, key=key)
 
 
-def verdict(trials: Iterable[Any], direction: str, confirmed: dict[int, Confirmation]) -> str | None:
+def tie_note(trials: Iterable[Any], direction: str, confirmed: dict[int, Confirmation], objective: str) -> str | None:
+    """A line saying that the tiebreaker chose the best trial, if it did."""
+    ranked = rank(trials, direction, confirmed, objective)
+    if len(ranked) < 2 or tiebreaker(objective) is None:
+        return None
+
+    def score(trial) -> tuple:
+        found = confirmed.get(trial.number)
+        return ("confirmed", found.mean, found.n_diverged) if found else ("own seed", trial.value)
+
+    tied = [t for t in ranked if score(t) == score(ranked[0])]
+    if len(tied) < 2:
+        return None
+    second = tiebreaker(objective)
+    values = ", ".join(f"{t.number}: {_last(t, second):.4g}" for t in tied)
+    return (f"Trials {', '.join(str(t.number) for t in tied)} tie on {objective}; the lower {second} at the last "
+            f"epoch ranks trial {tied[0].number} first ({values}).")
+
+
+def verdict(trials: Iterable[Any], direction: str, confirmed: dict[int, Confirmation],
+            objective: str | None = None) -> str | None:
     """One line on what confirmation changed: which trial is the pick and how the raw top
     trial fared on fresh seeds; None if no trial is confirmed."""
     trials = list(trials)
-    ranked = rank(trials, direction, confirmed)
+    ranked = rank(trials, direction, confirmed, objective)
     if not ranked or ranked[0].number not in confirmed:
         return None
-    pick, raw = ranked[0], rank(trials, direction, {})[0]
+    pick, raw = ranked[0], rank(trials, direction, {}, objective)[0]
     line = f"The pick is trial {pick.number}: {confirmed[pick.number].describe()} on fresh seeds"
     if raw.number == pick.number:
         return line + f" (it was also the top trial, at {raw.value:.4g} on its own seed)."
     found = confirmed.get(raw.number)
     fared = f"{found.describe()} on fresh seeds" if found else "not confirmed"
     return line + f"; the top trial by its own seed, {raw.number} ({raw.value:.4g}), scored {fared}."
+
+
+def _last(trial, key: str | None) -> float:
+    """The trial's last finite `key` in its recorded history (inf if none)."""
+    history = trial.history if isinstance(trial, record.TrialRecord) else trial.user_attrs.get("history") or {}
+    values = [v for v in history.get(key, []) if _finite(v)] if key else []
+    return float(values[-1]) if values else math.inf
 
 
 def _state(trial) -> str:

@@ -326,6 +326,7 @@ def exported_configs(
 
     trials = study.get_trials(deepcopy=False)
     confirmed = confirmations(study)
+    facts = _study_facts(study, study_file)
     if trial is not None:
         chosen = [t for t in trials if t.number == trial]
         if not chosen:
@@ -335,10 +336,9 @@ def exported_configs(
             raise ConfigError(f"trial {trial} is {chosen[0].state.name.lower()}, not complete; only complete trials "
                               f"have a value to export.")
     else:
-        chosen = rank(trials, study.direction.name.lower(), confirmed)[:top or 1]
+        chosen = rank(trials, study.direction.name.lower(), confirmed, facts["objective"])[:top or 1]
         if not chosen:
             raise ConfigError(f"study {study.study_name!r} has no complete trial yet, so there is nothing to export.")
-    facts = _study_facts(study, study_file)
     now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     from lrsearch import __version__
 

@@ -115,9 +115,9 @@ def summary(study, top: int = 5) -> str:
              f"pruned {counts['PRUNED']}, failed {counts['FAIL']}, running {counts['RUNNING']}."]
     direction = study.direction.name.lower()
     confirmed = confirm.confirmations(study)
-    done = confirm.rank(trials, direction, confirmed)
+    objective = shared.objective or "value"
+    done = confirm.rank(trials, direction, confirmed, shared.objective)
     if done:
-        objective = shared.objective or "value"
         shown = done[:top]
         seeds = any(t.number in confirmed for t in shown)
         by = f"mean {objective} on fresh seeds" if seeds else f"{objective} at the last epoch"
@@ -130,9 +130,10 @@ def summary(study, top: int = 5) -> str:
             fresh = f"  {confirmed[t.number].describe() if t.number in confirmed else '-':<28}" if seeds else ""
             lines.append(f"  {t.number:>4}  {t.value:>8.4g}{fresh}  {best_text:>14}  "
                          f"{t.duration_s or 0:>5.1f}s  {describe(t.config or {})}")
-        verdict = confirm.verdict(trials, direction, confirmed)
-        if verdict:
-            lines.append(verdict)
+        for note in (confirm.verdict(trials, direction, confirmed, shared.objective),
+                     shared.objective and confirm.tie_note(trials, direction, confirmed, shared.objective)):
+            if note:
+                lines.append(note)
     else:
         lines.append("\nNo trial completed yet.")
     pruned = collections.Counter(t.pruned_reason for t in trials if t.state == "PRUNED")

@@ -134,8 +134,8 @@ def read_confirmations(study) -> dict[int, dict[int, float | None]]:
 
 def write_confirmation(study, number: int, values: dict[int, float | None]) -> None:
     """All the fresh-seed values of trial `number` known so far (non-finite ones as None)."""
-    study.set_user_attr(f"{_CONFIRM_PREFIX}{number}",
-                        {str(seed): None if value is None else _rounded(value) for seed, value in sorted(values.items())})
+    rounded = {str(seed): None if value is None else _rounded(value) for seed, value in sorted(values.items())}
+    study.set_user_attr(f"{_CONFIRM_PREFIX}{number}", rounded)
 
 
 # --------------------------------------------------------------------------- a trial

@@ -127,7 +127,8 @@ def worker_main(slot: Slot, index: int, generation: int, lock, lock_owner, stop,
         device = configure_tensorflow(slot)
         storage = WriteBackStorage(open_storage(job.storage, wait_to_open=True))
         study = open_study(job, seed=sampler_seed(job.seed, index, generation), storage=storage)
-        study_file = apply_recorded_bounds(load_study(job.study_path).with_seed(job.seed), study)  # and --bounds-from-find-lr's ranges
+        # The run's seed, and the ranges --bounds-from-find-lr narrowed.
+        study_file = apply_recorded_bounds(load_study(job.study_path).with_seed(job.seed), study)
         runner = TrialRunner(study_file, epochs=job.epochs, device=f"{socket.gethostname()}/{device}")
         checked = preflight(runner)
         _check_model(job, study, checked.model)

@@ -24,8 +24,9 @@ from test_workers import SCRIPTED, Command, wait_for
 CONFIG = {"optimizer": "adam", "lr": 0.01, "schedule": "constant"}
 
 
-def made_study(values, direction="maximize", seed=3):
-    """An in-memory study of complete trials with these values, recorded as lrsearch does."""
+def made_study(values, direction="maximize", seed=3, losses=None):
+    """An in-memory study of complete trials with these values (and val_loss at their last
+    epoch), recorded as lrsearch does."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction=direction)
     record.write_study(study, seed=seed, objective="val_accuracy", epochs=5, batch_size=32)
@@ -33,7 +34,8 @@ def made_study(values, direction="maximize", seed=3):
         config = dict(CONFIG, lr=0.001 * (i + 1))
         study.add_trial(optuna.trial.create_trial(
             params={"lr": config["lr"]}, distributions={"lr": FloatDistribution(1e-7, 1.0, log=True)},
-            value=value, user_attrs={"config": config}))
+            value=value, user_attrs={"config": config,
+                                     **({"history": {"val_loss": [1.0, losses[i]]}} if losses else {})}))
     return study
 
 
@@ -56,6 +58,22 @@ def test_rank_puts_confirmed_trials_by_mean_then_the_rest_by_value_then_those_th
     ranked = confirm.rank(study.trials, direction, confirmed)
     assert [t.number for t in ranked] == [0, 1, 4, 2, 3]
     assert [t.number for t in confirm.rank(study.trials, direction, {})] == [4, 1, 0, 3, 2]
+
+
+def test_ties_go_to_the_lower_loss_of_the_objectives_split_and_the_summary_says_so():
+    from lrsearch import progress
+
+    study = made_study([1.0, 0.9, 1.0, 1.0], losses=[0.3, 0.01, 0.2, 0.1])
+    assert [t.number for t in confirm.rank(study.trials, "maximize", {})] == [0, 2, 3, 1]
+    assert [t.number for t in confirm.rank(study.trials, "maximize", {}, "val_accuracy")] == [3, 2, 0, 1]
+    note = "Trials 3, 2, 0 tie on val_accuracy; the lower val_loss at the last epoch ranks trial 3 first"
+    assert confirm.tie_note(study.trials, "maximize", {}, "val_accuracy").startswith(note)
+    assert note in progress.summary(study)
+    assert exported_configs(study)[0].trial_number == 3
+    assert confirm.tiebreaker("accuracy") == "loss" and confirm.tiebreaker("val_loss") is None
+    confirmed = {0: confirm.Confirmation({1: 0.9}), 2: confirm.Confirmation({1: 0.9})}
+    assert [t.number for t in confirm.rank(study.trials, "maximize", confirmed, "val_accuracy")][:2] == [2, 0]
+    assert confirm.tie_note(study.trials, "maximize", {3: confirm.Confirmation({1: 0.95})}, "val_accuracy") is None
 
 
 def test_plan_gives_the_top_trials_the_same_fresh_seeds_and_skips_what_is_recorded():
@@ -124,7 +142,7 @@ def test_run_confirms_the_top_trials_and_everything_ranks_by_the_mean(cli, tmp_p
     assert sorted(recorded) == sorted(top) and all(sorted(v) == seeds for v in recorded.values())
     assert f"Confirming trial(s) {', '.join(map(str, sorted(top)))} on 2 fresh seed(s): {2 * len(top)} training(s)" \
         in run.stdout
-    assert "Top" in run.stdout and "by mean val_accuracy on fresh seeds" in run.stdout and "The pick is trial" in run.stdout
+    assert "by mean val_accuracy on fresh seeds" in run.stdout and "The pick is trial" in run.stdout
     assert len(study.trials) == 6  # confirming adds no trial
 
     # Each recorded value is what that configuration gives on that seed (a worker trained the right thing).

@@ -140,9 +140,8 @@ def _main(args: argparse.Namespace, joining: bool, pool) -> int:
     record.name_objective(study, settings.objective)
 
     print(f"Storage: {redact(args.storage)}  study: {name}")
-    study_args = " ".join([shlex.quote(args.study_file),
-                           *(["--storage", shlex.quote(redact(args.storage))] if args.storage != DEFAULT_STORAGE else []),
-                           *(["--study-name", shlex.quote(name)] if args.study_name else [])])
+    where = ["--storage", redact(args.storage)] if args.storage != DEFAULT_STORAGE else []
+    study_args = shlex.join([args.study_file, *where, *(["--study-name", name] if args.study_name else [])])
     if not joining:
         print(f"Watch it live:  {program()} dashboard {study_args}")
         print(f"List trials:    {optuna_cli_hint(args.storage, name, program('optuna'))}")

@@ -95,6 +95,7 @@ class ReportData(NamedTuple):
     trials: pd.DataFrame
     ranking: list[int]  # complete trials' numbers, best first (`confirm.rank`)
     confirmed: dict[int, confirm.Confirmation]  # trial number -> its values on fresh seeds
+    tie_note: str | None  # `confirm.tie_note`: the tiebreaker chose the best trial
     importance: Importance | None
     parallel: ParallelCoordinates
     history: History
@@ -134,7 +135,7 @@ def collect(study: "optuna.Study") -> ReportData:
     curves = learning_curves(trials, objective)
     if not curves.series:
         missing["learning_curves"] = f"no trial reported an intermediate value ({counts})."
-    lrs = lr_curves(trials, direction, confirmed)
+    lrs = lr_curves(trials, direction, confirmed, objective)
     if not lrs.series:
         missing["lr_per_epoch"] = "no complete trial recorded its learning rate per epoch."
     versus = objective_vs_lr(trials)
@@ -145,8 +146,9 @@ def collect(study: "optuna.Study") -> ReportData:
         objective=objective,
         direction=direction,
         trials=frame,
-        ranking=[t.number for t in confirm.rank(trials, direction, confirmed)],
+        ranking=[t.number for t in confirm.rank(trials, direction, confirmed, objective)],
         confirmed=confirmed,
+        tie_note=confirm.tie_note(trials, direction, confirmed, objective),
         importance=importance_data,
         parallel=parallel,
         history=history_data,
@@ -304,10 +306,11 @@ def learning_curves(trials: list["optuna.trial.FrozenTrial"], objective: str) ->
 
 
 def lr_curves(trials: list["optuna.trial.FrozenTrial"], direction: str,
-              confirmed: dict[int, confirm.Confirmation] | None = None, top: int = TOP_TRIALS) -> Curves:
+              confirmed: dict[int, confirm.Confirmation] | None = None, objective: str | None = None,
+              top: int = TOP_TRIALS) -> Curves:
     """The learning rate per epoch of the `top` best complete trials (LearningRateMonitor)."""
     series, states = {}, {}
-    for t in confirm.rank(trials, direction, confirmed or {})[:top]:
+    for t in confirm.rank(trials, direction, confirmed or {}, objective)[:top]:
         lrs = read_trial(t).history.get("lr")
         if lrs:
             series[t.number] = [math.nan if v is None else float(v) for v in lrs]

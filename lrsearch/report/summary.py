@@ -39,6 +39,8 @@ def render(data: ReportData, storage: str, figures: dict[str, list[str]]) -> str
             fresh = f" {found.describe() if found else ''} |" if confirmed else ""
             lines.append(f"| {row['number']} | {row['value']:.4g} |{fresh} {best} | {epochs} | {describe(config)} |")
         lines.append("")
+        if data.tie_note:
+            lines += [data.tie_note, ""]
 
     lines += ["## Parameter importance", ""]
     if data.importance is None:
