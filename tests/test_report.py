@@ -114,6 +114,10 @@ def test_data_of_a_mixed_study():
     assert pruned["value"] == trials[int(pruned["number"])].intermediate_values[2]  # its last report
 
     assert data.pruning_reasons == {"diverged": 2, "stalled": 2, "pruner": 2}
+    pruned_rows = data.trials[data.trials["state"] == "PRUNED"]
+    assert (pruned_rows["pruned_epoch"] == 3).all()  # the third epoch, counted from 1 as Keras prints it
+    complete_rows = data.trials[data.trials["state"] == "COMPLETE"]
+    assert (complete_rows["best_epoch"] == 10).all() and (complete_rows["epochs_run"] == 10).all()
     assert data.fail_reasons == {"ValueError: bad model": 2}
     assert data.missing == {}
 

@@ -175,7 +175,9 @@ def trial_config(trial: "optuna.trial.FrozenTrial") -> dict[str, Any]:
 def trials_frame(trials: list["optuna.trial.FrozenTrial"], objective: str, direction: str,
                  confirmed: dict[int, confirm.Confirmation] | None = None) -> pd.DataFrame:
     """One row per trial: number, state, value, its values on fresh seeds (mean, std, how
-    many seeds, how many diverged), the configuration and what the run recorded."""
+    many seeds, how many diverged), the configuration and what the run recorded. Epochs
+    (best_epoch, pruned_epoch) count from 1, as Keras prints them; the record and
+    Optuna's steps count from 0."""
     rows = []
     for t in trials:
         rec = read_trial(t)
@@ -187,16 +189,17 @@ def trials_frame(trials: list["optuna.trial.FrozenTrial"], objective: str, direc
         config = trial_config(t)
         row.update({name: config.get(name) for name in CONFIG_FIELDS})
         best = rec.best(objective, direction)
-        row.update(best_value=best[0] if best else None, best_epoch=best[1] if best else None,
+        row.update(best_value=best[0] if best else None, best_epoch=best[1] + 1 if best else None,
                    epochs_run=rec.epochs_run if rec.history else None)
-        for key in ("duration_s", "pruned_reason", "pruned_epoch", "pruned_detail", "fail_reason", "device"):
+        for key in ("duration_s", "pruned_reason", "pruned_detail", "fail_reason", "device"):
             row[key] = getattr(rec, key)
+        row["pruned_epoch"] = None if rec.pruned_epoch is None else rec.pruned_epoch + 1
         row["reported"] = _last_value(t)
         row["datetime_start"] = t.datetime_start
         row["datetime_complete"] = t.datetime_complete
         rows.append(row)
-    columns = ["number", "state", "value", *CONFIRMED_COLUMNS, *CONFIG_FIELDS, "best_value", "best_epoch", "epochs_run", "duration_s",
-               "pruned_reason", "pruned_epoch", "pruned_detail", "fail_reason", "device", "reported",
+    columns = ["number", "state", "value", *CONFIRMED_COLUMNS, *CONFIG_FIELDS, "best_value", "best_epoch",
+               "epochs_run", "duration_s", "pruned_reason", "pruned_epoch", "pruned_detail", "fail_reason", "device", "reported",
                "datetime_start", "datetime_complete"]
     return pd.DataFrame(rows, columns=columns)
 

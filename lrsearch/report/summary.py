@@ -33,7 +33,7 @@ def render(data: ReportData, storage: str, figures: dict[str, list[str]]) -> str
             config = {k: row[k] for k in CONFIG_FIELDS if not absent(row[k])}
             if "patience" in config:
                 config["patience"] = int(config["patience"])
-            best = "" if absent(row["best_value"]) else f"{row['best_value']:.4g} ({int(row['best_epoch']) + 1})"
+            best = "" if absent(row["best_value"]) else f"{row['best_value']:.4g} ({int(row['best_epoch'])})"
             epochs = "" if absent(row["epochs_run"]) else int(row["epochs_run"])
             found = data.confirmed.get(row["number"])
             fresh = f" {found.describe() if found else ''} |" if confirmed else ""
@@ -66,6 +66,8 @@ def render(data: ReportData, storage: str, figures: dict[str, list[str]]) -> str
             lines += [f"| {reason} | {n} |" for reason, n in counts.items()]
             lines.append("")
 
+    lines += ["Epochs count from 1 here and in trials.csv, as Keras prints them; optuna-dashboard's steps "
+              "(a trial's intermediate values) count from 0.", ""]
     lines += ["## Figures", ""]
     for name, files in figures.items():
         lines.append(f"- {name.replace('_', ' ')}: " + ", ".join(f"[{f}]({f})" for f in files))
