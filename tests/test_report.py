@@ -153,6 +153,22 @@ def test_only_pruned_and_failed_trials(tmp_path):
     assert "| diverged |" in summary and "| ValueError: bad model | 3 |" in summary
 
 
+def test_the_summary_notes_a_top_trial_that_sat_at_the_plateau_floor(tmp_path):
+    study = optuna.create_study(direction="maximize")
+    study.set_user_attr("objective", "val_accuracy")
+    add_trial(study, curve=[0.5, 0.7, 0.8, 0.8, 0.8], schedule="constant")
+    add_trial(study, curve=[0.5, 0.6, 0.7, 0.7, 0.7], schedule="constant")
+    history = dict(study.trials[1].user_attrs["history"], lr=[1e-2, 1e-3, 1e-7, 1e-7, 1e-7])
+    like = study.trials[1]
+    study.add_trial(optuna.trial.create_trial(params=like.params, distributions=like.distributions, value=0.7,
+                                              user_attrs=dict(like.user_attrs, history=history)))
+    data = report_data.collect(study)
+    assert data.at_floor == {2: (3, 5)}
+    summary = (write_report_for(study, tmp_path / "r") / "summary.md").read_text()
+    assert "Trial 2 spent 3 of its 5 epochs at the plateau schedule's floor (lr 1e-07)" in summary
+    assert "Trial 0 spent" not in summary and "Trial 1 spent" not in summary
+
+
 def test_empty_study(tmp_path):
     out = write_report_for(optuna.create_study(), tmp_path / "r")
     assert sorted(p.name for p in out.iterdir()) == ["summary.md", "trials.csv"]

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import pandas as pd
 
 from lrsearch import confirm
-from lrsearch.config import LRConfig
+from lrsearch.config import PLATEAU_MIN_LR, LRConfig
 from lrsearch.record import read_study, read_trial
 
 if TYPE_CHECKING:
@@ -96,6 +96,7 @@ class ReportData(NamedTuple):
     ranking: list[int]  # complete trials' numbers, best first (`confirm.rank`)
     confirmed: dict[int, confirm.Confirmation]  # trial number -> its values on fresh seeds
     tie_note: str | None  # `confirm.tie_note`: the tiebreaker chose the best trial
+    at_floor: dict[int, tuple[int, int]]  # top trial -> (epochs at the plateau floor, epochs run), if most
     importance: Importance | None
     parallel: ParallelCoordinates
     history: History
@@ -149,6 +150,7 @@ def collect(study: "optuna.Study") -> ReportData:
         ranking=[t.number for t in confirm.rank(trials, direction, confirmed, objective)],
         confirmed=confirmed,
         tie_note=confirm.tie_note(trials, direction, confirmed, objective),
+        at_floor=at_plateau_floor(confirm.rank(trials, direction, confirmed, objective)[:TOP_TRIALS]),
         importance=importance_data,
         parallel=parallel,
         history=history_data,
@@ -199,8 +201,8 @@ def trials_frame(trials: list["optuna.trial.FrozenTrial"], objective: str, direc
         row["datetime_complete"] = t.datetime_complete
         rows.append(row)
     columns = ["number", "state", "value", *CONFIRMED_COLUMNS, *CONFIG_FIELDS, "best_value", "best_epoch",
-               "epochs_run", "duration_s", "pruned_reason", "pruned_epoch", "pruned_detail", "fail_reason", "device", "reported",
-               "datetime_start", "datetime_complete"]
+               "epochs_run", "duration_s", "pruned_reason", "pruned_epoch", "pruned_detail", "fail_reason", "device",
+               "reported", "datetime_start", "datetime_complete"]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -330,6 +332,19 @@ def objective_vs_lr(trials: list["optuna.trial.FrozenTrial"]) -> pd.DataFrame:
             rows.append({"number": t.number, "state": t.state.name, "optimizer": config.get("optimizer"),
                          "schedule": config.get("schedule"), "lr": float(config["lr"]), "value": value})
     return pd.DataFrame(rows, columns=["number", "state", "optimizer", "schedule", "lr", "value"])
+
+
+def at_plateau_floor(trials: list["optuna.trial.FrozenTrial"]) -> dict[int, tuple[int, int]]:
+    """The trials whose learning rate sat at ReduceLROnPlateau's floor for most of their
+    epochs: trial number -> (epochs there, epochs run). They learnt nothing more there,
+    and a shorter run (or a larger factor) would do."""
+    found = {}
+    for t in trials:
+        lrs = [v for v in read_trial(t).history.get("lr", []) if _finite(v)]
+        floor = sum(v <= PLATEAU_MIN_LR * 1.0001 for v in lrs)
+        if lrs and floor > len(lrs) / 2:
+            found[t.number] = (floor, len(lrs))
+    return found
 
 
 def pruning_reasons(trials: list["optuna.trial.FrozenTrial"]) -> dict[str, int]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from lrsearch.config import describe
+from lrsearch.config import PLATEAU_MIN_LR, describe
 from lrsearch.report.data import CONFIG_FIELDS, TOP_TRIALS, ReportData, absent
 
 
@@ -41,6 +41,10 @@ def render(data: ReportData, storage: str, figures: dict[str, list[str]]) -> str
         lines.append("")
         if data.tie_note:
             lines += [data.tie_note, ""]
+        for number, (floor, epochs) in data.at_floor.items():
+            lines += [f"Trial {number} spent {floor} of its {epochs} epochs at the plateau schedule's floor (lr "
+                      f"{PLATEAU_MIN_LR:g}), where it learns nothing more: fewer epochs, or a larger factor or "
+                      f"patience, would reach the same.", ""]
 
     lines += ["## Parameter importance", ""]
     if data.importance is None:
