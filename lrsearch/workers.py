@@ -370,7 +370,6 @@ class Outcome:
     failure_streak: str | None = None
     storage_error: str | None = None
     replaced_workers: int = 0
-    confirmed: int = 0  # confirmation trainings recorded
     confirm_failures: list[str] = dataclasses.field(default_factory=list)
     confirmation_left: bool = False  # the run stopped before its confirmation was done
 
@@ -561,7 +560,6 @@ class Supervisor:
         self.assigned.pop(index, None)
         self._values.setdefault(task.number, {})[task.seed] = value
         record.write_confirmation(self.study, task.number, self._values[task.number])
-        self.outcome.confirmed += 1
         self.confirming.on_done()
 
     def _start(self, index: int) -> None:

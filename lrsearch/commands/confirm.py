@@ -45,8 +45,9 @@ def main(args: argparse.Namespace) -> int:
     if not confirm.rank(study.get_trials(deepcopy=False), study.direction.name.lower(), {}):
         raise UsageError(f"study {ref.study_name!r} has no complete trial yet, so there is nothing to confirm.")
     confirming = Confirming(args.top, args.seeds, after_running=False)
+    recorded_seed = record.read_study(study).seed  # the study's, which its trials and fresh seeds derive from
     job = Job(study_path=str(ref.study.path), storage=ref.storage, study_name=ref.study_name, n_trials=0,
-              epochs=epochs, seed=_recorded_or(record.read_study(study).seed, settings.seed), confirm=True)
+              epochs=epochs, seed=settings.seed if recorded_seed is None else recorded_seed, confirm=True)
     tasks = confirm.plan(study, args.top, args.seeds)
     outcome = None
     if tasks:
@@ -61,7 +62,3 @@ def main(args: argparse.Namespace) -> int:
         print("Interrupted. Run the same command again to go on.", file=sys.stderr)
         return 130
     return 0
-
-
-def _recorded_or(recorded: int | None, default: int) -> int:
-    return default if recorded is None else recorded

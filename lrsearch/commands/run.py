@@ -100,8 +100,8 @@ def _main(args: argparse.Namespace, joining: bool, pool) -> int:
 
     from lrsearch import __version__, progress, record
     from lrsearch.cli import UsageError
-    from lrsearch.errors import StorageError
     from lrsearch.commands._common import program
+    from lrsearch.errors import StorageError
     from lrsearch.storage import is_url, open_storage, optuna_cli_hint, redact, redact_text
     from lrsearch.studyfile import load_study
     from lrsearch.workers import Confirming, Job, claimed_trials
