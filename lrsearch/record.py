@@ -109,6 +109,11 @@ def write_range_test(study, optimizer: str, batch_size: int, text: str) -> str:
     return key
 
 
+def read_range_tests(study) -> list[str]:
+    """Every stored LR range test result (JSON text), ordered by optimizer and batch size."""
+    return [text for key, text in sorted(study.user_attrs.items()) if key.startswith(_RANGE_TEST_PREFIX)]
+
+
 def range_test_key(optimizer: str, batch_size: int) -> str:
     return f"{_RANGE_TEST_PREFIX}{optimizer}:{batch_size}"
 

@@ -78,6 +78,60 @@ def test_rules_on_a_known_curve():
     assert suggest_lr(lrs, loss, "steepest")[0] == steepest_lr
 
 
+def synthetic_result(losses, rule: str = "min/10") -> RangeTestResult:
+    """A range-test result of made-up batch losses over 1e-6..10 (beta 0.9: 10 warm-up iterations)."""
+    return RangeTestResult(optimizer="sgd", batch_size=32, momentum=0.0, start_lr=1e-6, end_lr=10.0,
+                           iterations=len(losses), beta=0.9, diverge_factor=4.0, rule=rule,
+                           losses=tuple(losses), stopped="diverged", duration_s=0.1)
+
+
+#: log10 of the learning rates of the synthetic curves, 100 iterations a decade.
+LOG_LRS = np.log10(np.geomspace(1e-6, 10, 701))
+
+
+def clean_curve(noise: float = 0.02) -> np.ndarray:
+    """Falls from 2.2 to 0.6 around lr 1e-3, then slowly to its minimum (0.35) at lr 0.3, then blows up."""
+    x = LOG_LRS
+    loss = 2.2 - 1.6 / (1.0 + np.exp(-3 * (x + 3))) - 0.1 * np.clip(x + 3, 0, 2.5) + 3 * np.maximum(x + 0.5, 0) ** 2
+    return loss + np.random.default_rng(0).normal(0, noise, x.size)
+
+
+def test_a_clean_curve_gives_no_bump_warning():
+    for rule in ("min/10", "steepest"):
+        result = synthetic_result(clean_curve(), rule)
+        assert 0.02 < result.min_lr / 10 < 0.06 and 3e-4 < result.steepest_lr < 3e-3
+        assert result.bump is None and result.warning() is None
+
+
+def test_a_suggestion_on_a_bump_warns_what_was_seen_and_what_to_do():
+    """As blobs with SGD: the smoothed loss is about 0.6 at 1e-3..1e-2, climbs to
+    about 2 at lr 0.03, falls again to its minimum near 0.3, and min/10 points at the bump."""
+    bump = 1.4 * np.exp(-(((LOG_LRS - np.log10(0.03)) / 0.25) ** 2))
+    result = synthetic_result(clean_curve() + bump)
+    assert 0.02 < result.suggestion < 0.06
+    loss, low, low_lr = result.bump
+    assert loss > 1.5 and 0.5 < low < 0.65 and 1e-3 < low_lr < 0.02
+    warning = result.warning()
+    assert warning.startswith("warning: the suggestion sits on a bump of the smoothed loss")
+    assert f"({loss:.3g} at lr {result.suggestion:.3g}, {loss / low:.1f}x its {low:.3g} at lr {low_lr:.3g})" in warning
+    assert "look at the curve" in warning and f"at or below lr {low_lr:.3g}" in warning and "\n" not in warning
+    assert RangeTestResult.from_json(result.to_json()).bump == pytest.approx(result.bump, rel=1e-4)
+    steepest = synthetic_result(clean_curve() + bump, "steepest")  # the bump's falling side is steepest: on it too
+    assert 0.03 < steepest.suggestion < 0.1 and steepest.warning()
+
+
+def test_bump_margin_is_relative_and_ignores_the_warm_up():
+    lrs = np.geomspace(1e-4, 1, 100)
+    smoothed = np.full(100, 1.0)
+    smoothed[50] = 1.0 + 0.9 * lrfinder.BUMP_MARGIN  # a rise within the margin
+    assert lrfinder.find_bump(lrs, smoothed, lrs[50]) is None
+    smoothed[50] = 1.0 + 1.1 * lrfinder.BUMP_MARGIN
+    assert lrfinder.find_bump(lrs, smoothed, lrs[50]) == (smoothed[50], 1.0, lrs[0])
+    smoothed[:10] = 0.1  # the moving average's first, unsettled values do not count
+    assert lrfinder.find_bump(lrs, smoothed, lrs[50], warmup=10) == (smoothed[50], 1.0, lrs[10])
+    assert lrfinder.find_bump(lrs, smoothed, lrs[5], warmup=10) is None
+
+
 def test_rules_reject_unknown_names_and_short_curves():
     with pytest.raises(ValueError, match="'valley'"):
         suggest_lr([1e-3, 1e-2, 1e-1], [1.0, 0.5, 2.0], "valley")
@@ -260,6 +314,24 @@ def test_find_lr_command_prints_stores_and_reuses(tmp_path, capsys):
     assert (tmp_path / "out" / "find_lr-sgd-b32.png").is_file()
     assert find_lr.main(parse(argv)) == 0
     assert "reused study user attribute 'find_lr:sgd:32'" in capsys.readouterr().out
+
+
+def test_find_lr_command_warns_of_the_blobs_sgd_bump_and_the_report_shows_it(tmp_path, capsys):
+    """The issue's case: on blobs, SGD's min/10 suggestion (~0.046) sits on a bump of the smoothed loss."""
+    from lrsearch.commands import find_lr
+    from lrsearch.report import write_report
+    from lrsearch.storage import open_storage
+
+    storage = str(tmp_path / "s.journal")
+    assert find_lr.main(parse([str(BLOBS), "--optimizer", "sgd", "--storage", storage,
+                               "--out", str(tmp_path / "out")])) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].startswith("  warning: the suggestion sits on a bump of the smoothed loss"), lines
+    assert "look at the curve" in lines[1] and lines[2].startswith("  curve: ")
+    result = lrfinder.stored_result(optuna.load_study(study_name="blobs", storage=open_storage(storage)), "sgd", 32)
+    assert result.bump.loss > 1.5 * result.bump.low
+    summary = (write_report(storage, "blobs", tmp_path / "report") / "summary.md").read_text()
+    assert f"## LR range tests\n\n- {result.describe()}\n  - {result.warning()}\n" in summary
 
 
 def test_find_lr_command_rejects_bad_input(tmp_path):

@@ -1,10 +1,11 @@
 """LR range test: train the study's model while the learning rate grows geometrically
 (1e-7 to 10 by default), and suggest the learning rate from the loss curve.
 
-Prints the suggestion and the rule used, writes the curve (PNG and HTML, loss against
-LR on a log axis) and stores the result with the study (user attribute
-find_lr:<optimizer>:<batch size>), so that a second call with the same inputs, or
-`lrsearch run --bounds-from-find-lr`, reuses it.
+Prints the suggestion and the rule used (and a warning when the suggestion sits on a
+bump of the smoothed loss), writes the curve (PNG and HTML, loss against LR on a log
+axis) and stores the result with the study (user attribute find_lr:<optimizer>:<batch
+size>), so that a second call with the same inputs, or `lrsearch run
+--bounds-from-find-lr`, reuses it; the report lists the stored results and warnings.
 """
 
 from __future__ import annotations
@@ -68,6 +69,8 @@ def main(args: argparse.Namespace) -> int:
             raise UsageError(str(exc)) from None
         png, html = save_curve(result, out)
         print(result.describe())
+        if result.warning():
+            print(f"  {result.warning()}")
         print(f"  curve: {png}  {html}")
         print(f"  {'reused' if reused else 'stored as'} study user attribute {result.key!r} "
               f"(study {name!r} in {redact(args.storage)})" + ("; --recompute runs it again" if reused else ""))

@@ -17,7 +17,8 @@ import pandas as pd
 
 from lrsearch import confirm
 from lrsearch.config import PLATEAU_MIN_LR, LRConfig
-from lrsearch.record import read_study, read_trial
+from lrsearch.lrfinder import RangeTestResult
+from lrsearch.record import read_range_tests, read_study, read_trial
 
 if TYPE_CHECKING:
     import optuna
@@ -97,6 +98,7 @@ class ReportData(NamedTuple):
     confirmed: dict[int, confirm.Confirmation]  # trial number -> its values on fresh seeds
     tie_note: str | None  # `confirm.tie_note`: the tiebreaker chose the best trial
     at_floor: dict[int, tuple[int, int]]  # top trial -> (epochs at the plateau floor, epochs run), if most
+    range_tests: list[RangeTestResult]  # stored with the study by `lrsearch find-lr` or --bounds-from-find-lr
     importance: Importance | None
     parallel: ParallelCoordinates
     history: History
@@ -151,6 +153,7 @@ def collect(study: "optuna.Study") -> ReportData:
         confirmed=confirmed,
         tie_note=confirm.tie_note(trials, direction, confirmed, objective),
         at_floor=at_plateau_floor(confirm.rank(trials, direction, confirmed, objective)[:TOP_TRIALS]),
+        range_tests=[RangeTestResult.from_json(text) for text in read_range_tests(study)],
         importance=importance_data,
         parallel=parallel,
         history=history_data,

@@ -1,5 +1,5 @@
-"""The report's summary.md: counts, the top trials, importances, pruning reasons, and
-what the report could not show."""
+"""The report's summary.md: counts, the top trials, the stored LR range tests,
+importances, pruning reasons, and what the report could not show."""
 
 from __future__ import annotations
 
@@ -45,6 +45,14 @@ def render(data: ReportData, storage: str, figures: dict[str, list[str]]) -> str
             lines += [f"Trial {number} spent {floor} of its {epochs} epochs at the plateau schedule's floor (lr "
                       f"{PLATEAU_MIN_LR:g}), where it learns nothing more: fewer epochs, or a larger factor or "
                       f"patience, would reach the same.", ""]
+
+    if data.range_tests:
+        lines += ["## LR range tests", ""]
+        for result in data.range_tests:
+            lines.append(f"- {result.describe()}")
+            if result.warning():
+                lines.append(f"  - {result.warning()}")
+        lines.append("")
 
     lines += ["## Parameter importance", ""]
     if data.importance is None:
