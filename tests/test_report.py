@@ -122,6 +122,46 @@ def test_data_of_a_mixed_study():
     assert data.missing == {}
 
 
+def test_learning_curves_highlight_the_top_trials_by_the_reports_ranking(tmp_path):
+    from matplotlib.colors import to_hex
+
+    from lrsearch.record import write_confirmation
+    from lrsearch.report import html, png
+    from lrsearch.report.style import OTHER_COLOR, TOP_COLORS
+
+    study = lr_driven_study()
+    by_value = [t.number for t in confirm.rank(study.get_trials(), "maximize", {})]
+    write_confirmation(study, by_value[7], {10: 0.99, 11: 0.98})  # the 8th by its own value is best on fresh seeds
+    data = report_data.collect(study)
+    top = data.ranking[:5]
+    assert top[0] == by_value[7] and top[1:] == by_value[:4]
+
+    figure = html.curves(data.learning_curves, "t", top)
+    traces = figure.data
+    assert len(traces) == len(data.learning_curves.series) == 22
+    grey, coloured = traces[:17], traces[17:]  # the top trials drawn last, over the others
+    assert [t.name for t in coloured] == [f"#{rank}: trial {number}" for rank, number in enumerate(top, start=1)]
+    assert [t.line.color for t in coloured] == list(TOP_COLORS)
+    assert {t.line.color for t in grey} == {OTHER_COLOR} and max(t.line.width for t in grey) < coloured[0].line.width
+    assert [t.showlegend for t in grey].count(True) == 1 and grey[0].legendgrouptitle.text == "other trials (17)"
+    assert all(t.showlegend is not False for t in coloured)
+
+    drawn = png.curves(data.learning_curves, "t", top)
+    assert [text.get_text() for text in drawn.legends[0].get_texts()] == [t.name for t in coloured] + [
+        "other trials (17)"]
+    ax = drawn.axes[0]
+    (others,) = ax.collections
+    assert len(others.get_segments()) == 17 and to_hex(others.get_colors()[0]) == OTHER_COLOR
+    lines = ax.get_lines()
+    assert [line.get_label() for line in lines] == [t.name for t in coloured]
+    assert [line.get_color() for line in lines] == list(TOP_COLORS)
+    assert min(line.get_linewidth() for line in lines) > others.get_linewidths()[0]
+    assert others.get_zorder() < min(line.get_zorder() for line in lines)
+
+    page = (write_report_for(study, tmp_path / "r") / "learning_curves.html").read_text()
+    assert all(f'"name":"{t.name}"' in page for t in coloured) and "the top 5 in colour" in page
+
+
 def test_minimize_direction_orders_best_and_history():
     study = optuna.create_study(direction="minimize")
     for value in (0.5, 0.3, 0.4, 0.1):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lrsearch.report.data import ReportData, collect
+from lrsearch.report.data import TOP_TRIALS, ReportData, collect
 
 __all__ = ["ReportData", "collect", "write_report", "write_report_for"]
 
@@ -47,9 +47,10 @@ def write_report_for(study, out_dir: str | Path, storage_label: str = "") -> Pat
     if "history" not in data.missing:
         draw("history", lambda: html.history(data.history), lambda: png.history(data.history))
     if "learning_curves" not in data.missing:
-        title = f"Learning curves: {data.objective} per epoch of every trial"
-        draw("learning_curves", lambda: html.curves(data.learning_curves, title),
-             lambda: png.curves(data.learning_curves, title))
+        top = [number for number in data.ranking[:TOP_TRIALS] if number in data.learning_curves.series]
+        title = f"Learning curves: {data.objective} per epoch of every trial, the top {len(top)} in colour"
+        draw("learning_curves", lambda: html.curves(data.learning_curves, title, top),
+             lambda: png.curves(data.learning_curves, title, top))
     if "lr_per_epoch" not in data.missing:
         draw("lr_per_epoch", lambda: html.lr_per_epoch(data.lr_curves), lambda: png.lr_per_epoch(data.lr_curves))
     if "objective_vs_lr" not in data.missing:

@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from lrsearch.report.data import Curves, History, Importance, ParallelCoordinates, absent
-from lrsearch.report.style import MISSING_LABEL, STATE_COLORS
+from lrsearch.report.style import MISSING_LABEL, OTHER_COLOR, STATE_COLORS, TOP_COLORS, top_label
 
 
 def write(figure: go.Figure, path: Path) -> Path:
@@ -73,14 +73,22 @@ def history(data: History) -> go.Figure:
     return figure
 
 
-def curves(data: Curves, title: str) -> go.Figure:
+def curves(data: Curves, title: str, top: list[int]) -> go.Figure:
+    """The `top` trials (best first) in colour, each named in the legend; the others thin
+    and grey behind them, under one legend entry."""
+    others = [number for number in data.series if number not in top]
     figure = go.Figure()
-    for number, values in data.series.items():
-        state = data.states[number]
-        figure.add_scatter(x=list(range(1, len(values) + 1)), y=values, mode="lines", name=f"trial {number}",
-                           legendgroup=state, legendgrouptitle_text=state.lower(),
-                           line=dict(color=STATE_COLORS.get(state), width=1.5 if state == "COMPLETE" else 1),
-                           opacity=1.0 if state == "COMPLETE" else 0.6)
+    for i, number in enumerate(others):
+        values = data.series[number]
+        figure.add_scatter(x=list(range(1, len(values) + 1)), y=values, mode="lines",
+                           name=f"trial {number} ({data.states[number].lower()})", legendgroup="others",
+                           legendgrouptitle_text=f"other trials ({len(others)})", showlegend=i == 0,
+                           line=dict(color=OTHER_COLOR, width=0.8), opacity=0.6)
+    for rank, number in enumerate(top):
+        values = data.series[number]
+        figure.add_scatter(x=list(range(1, len(values) + 1)), y=values, mode="lines", name=top_label(rank, number),
+                           legendgroup="top", legendgrouptitle_text=f"top {len(top)}", legendrank=rank + 1,
+                           line=dict(color=TOP_COLORS[rank], width=2.2))
     figure.update_layout(title=title, xaxis_title="epoch", yaxis_title=data.ylabel, template="plotly_white")
     return figure
 

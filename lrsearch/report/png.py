@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from lrsearch.report.data import Curves, History, Importance, ParallelCoordinates
-from lrsearch.report.style import MISSING_LABEL, STATE_COLORS
+from lrsearch.report.style import MISSING_LABEL, OTHER_COLOR, STATE_COLORS, TOP_COLORS, top_label
 
 DPI = 110
 
@@ -112,17 +112,19 @@ def history(data: History) -> Figure:
     return figure
 
 
-def curves(data: Curves, title: str) -> Figure:
-    """All trials' curves: complete ones in colour, pruned in grey, failed in red."""
+def curves(data: Curves, title: str, top: list[int]) -> Figure:
+    """The `top` trials' curves (best first) in colour, each named in the legend; the
+    others thin and grey behind them."""
     figure = Figure(figsize=(7, 4.5), layout="constrained")
     ax = figure.add_subplot()
-    for state in ("PRUNED", "FAIL", "RUNNING", "COMPLETE"):  # complete trials on top
-        segments = [np.column_stack([np.arange(1, len(v) + 1), v]) for n, v in data.series.items()
-                    if data.states[n] == state]
-        if segments:
-            ax.add_collection(LineCollection(segments, colors=STATE_COLORS[state], linewidths=1.0,
-                                             alpha=0.9 if state == "COMPLETE" else 0.5,
-                                             label=f"{state.lower()} ({len(segments)})"))
+    for rank, number in enumerate(top):
+        values = data.series[number]
+        ax.plot(range(1, len(values) + 1), values, color=TOP_COLORS[rank], linewidth=1.8, zorder=2,
+                label=top_label(rank, number))
+    others = [np.column_stack([np.arange(1, len(v) + 1), v]) for n, v in data.series.items() if n not in top]
+    if others:  # after the top trials in the legend, below them in the drawing
+        ax.add_collection(LineCollection(others, colors=OTHER_COLOR, linewidths=0.6, alpha=0.6, zorder=1,
+                                         label=f"other trials ({len(others)})"))
     ax.autoscale()
     ax.set_xlabel("epoch")
     ax.set_ylabel(data.ylabel)
