@@ -10,7 +10,7 @@ import pytest
 from lrsearch.record import read_trial
 
 STUDIES = Path(__file__).resolve().parent.parent / "studies"
-NAMES = ["digits", "diabetes", "csv_example"]
+NAMES = ["digits", "diabetes", "csv_example", "csv_multiclass"]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -20,6 +20,27 @@ def test_study_loads_with_a_one_line_description(name):
     study = load_study(STUDIES / f"{name}.py")
     assert study.description and "\n" not in study.description
     assert study.settings.direction == ("minimize" if name == "diabetes" else "maximize")
+
+
+def test_csv_multiclass_gives_integer_labels_of_its_three_classes():
+    import numpy as np
+    import pandas as pd
+
+    from lrsearch import data
+    from lrsearch.studyfile import load_study
+
+    study = load_study(STUDIES / "csv_multiclass.py")
+    assert study.settings.loss == "sparse_categorical_crossentropy"
+    (x, y), (x_val, y_val) = data.load(study)
+    table = pd.read_csv(STUDIES / "data" / "plans.csv")
+    assert len(x) + len(x_val) == len(table) == 600 and x.dtype == x_val.dtype == np.float32
+    assert y.dtype == np.int32 and y.ndim == 1 and set(np.unique(y)) == set(np.unique(y_val)) == {0, 1, 2}
+    shares = np.bincount(y) / len(y)
+    assert shares == pytest.approx(np.bincount(y_val) / len(y_val), abs=0.02)  # stratified
+    expected = table["plan"].value_counts(normalize=True)
+    assert shares == pytest.approx([expected["basic"], expected["premium"], expected["standard"]], abs=0.02)
+    assert x.shape[1] == 4 + 4  # the numeric columns, and region one-hot
+    assert np.abs(x.mean(axis=0)).max() < 1e-5
 
 
 @pytest.mark.parametrize("name", NAMES)
