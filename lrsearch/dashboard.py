@@ -6,7 +6,8 @@ free one), print the real URL, and keep the request log quiet. The storage is op
 the way `lrsearch run` opens it: a journal file is read alongside running workers
 without taking their lock; SQLite (one writer at a time) is best avoided while a run
 is writing. The importance panel shows the report's importances
-(`lrsearch.report.data.importance`) rather than optuna-dashboard's own.
+(`lrsearch.report.data.importance`) rather than optuna-dashboard's own. Before it serves,
+the trials get the notes they lack (`lrsearch.notes`), and the server serves their charts.
 """
 
 from __future__ import annotations
@@ -39,11 +40,11 @@ class ReportImportance:
     """WSGI application: optuna-dashboard on `storage`, except that the importance panel of a
     single-objective study shows the report's importances."""
 
-    def __init__(self, storage) -> None:
+    def __init__(self, storage, artifact_store=None) -> None:
         from optuna_dashboard import wsgi
 
         self.storage = storage
-        self.dashboard = wsgi(storage)
+        self.dashboard = wsgi(storage, artifact_store=artifact_store)
         self._lock = threading.Lock()
         self._cache: dict[int, tuple[int, bytes]] = {}  # study id -> (finished trials, body)
 
@@ -84,11 +85,13 @@ def _distribution_name(name: str, trials) -> str:
     return next(type(t.distributions[n]).__name__ for t in trials for n in names if n in t.distributions)
 
 
-def make_dashboard_server(storage, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> WSGIServer:
-    """A bound, not yet serving, optuna-dashboard server on `storage` (an Optuna storage)."""
+def make_dashboard_server(storage, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
+                          artifact_store=None) -> WSGIServer:
+    """A bound, not yet serving, optuna-dashboard server on `storage` (an Optuna storage),
+    serving `artifact_store`'s files (an Optuna artifact store) if given."""
     if not 0 <= port <= 65535:
         raise ValueError(f"port must lie in [0, 65535], but got {port}.")
-    return make_server(host, port, ReportImportance(storage), server_class=_ThreadedServer,
+    return make_server(host, port, ReportImportance(storage, artifact_store), server_class=_ThreadedServer,
                        handler_class=_QuietHandler)
 
 
@@ -100,13 +103,16 @@ def dashboard_url(host: str, port: int, study_id: int | None = None) -> str:
 
 def serve(storage: str, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, study_name: str | None = None,
           out: TextIO = sys.stdout) -> None:
-    """Serve `storage` (journal file path or storage URL) until interrupted; print the URL
-    (of `study_name`'s page, if given) first."""
+    """Serve `storage` (journal file path or storage URL) until interrupted, with notes
+    written first for its studies (or `study_name` only); print the URL (of `study_name`'s
+    page, if given) first."""
+    from lrsearch import notes
     from lrsearch.storage import open_storage
 
     opened = open_storage(storage)
     study_id = opened.get_study_id_from_name(study_name) if study_name else None
-    server = make_dashboard_server(opened, host, port)
+    write_notes(opened, storage, study_name, out)
+    server = make_dashboard_server(opened, host, port, notes.artifact_store(storage))
     try:
         print(f"Dashboard: {dashboard_url(host, server.server_port, study_id)}", file=out, flush=True)
         if not _is_loopback(host):
@@ -118,6 +124,24 @@ def serve(storage: str, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, stud
         pass
     finally:
         server.server_close()
+
+
+def write_notes(opened, storage: str, study_name: str | None, out: TextIO) -> None:
+    """`lrsearch.notes.annotate` the studies of `opened` (or `study_name` only); a storage
+    that takes no writes (a read-only file, a read-only database user) gets a warning."""
+    import optuna
+
+    from lrsearch import notes
+    from lrsearch.storage import redact_text
+
+    names = [study_name] if study_name else [
+        s.study_name for s in optuna.get_all_study_summaries(opened, include_best_trial=False)]
+    try:
+        for name in names:
+            notes.annotate(optuna.load_study(study_name=name, storage=opened), storage)
+    except Exception as exc:  # the dashboard is worth serving without them
+        print(redact_text(f"warning: could not write the trials' notes ({type(exc).__name__}: {exc}); serving "
+                          f"without them.", storage), file=out, flush=True)
 
 
 def _is_loopback(host: str) -> bool:

@@ -10,7 +10,10 @@ user attributes, each one a field here, written and read only through this modul
   kept with the study because Optuna freezes a trial's attributes once it has finished;
 - a trial (`TrialRecord`): worker, device, config, history (per-epoch logs, `lr`
   included), duration_s, and why it ended early: pruned_reason / pruned_epoch /
-  pruned_detail, or fail_reason.
+  pruned_detail, or fail_reason;
+- for optuna-dashboard, by `lrsearch.notes` rather than here: the notes of the study and
+  its trials (study system attributes, in optuna-dashboard's format) and each trial's
+  learning-rate chart (an artifact of the study, in a folder beside the storage).
 
 What can be derived is not stored: epochs run and the best epoch come from the history,
 a trial's seed is the study's seed plus its number. Studies written before that (with
