@@ -12,6 +12,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+from optuna_dashboard._note import get_note_from_system_attrs
 
 from lrsearch import record
 from lrsearch.cli import COMMANDS
@@ -60,6 +61,11 @@ def test_run_searches_then_resumes_and_optuna_reads_the_storage(cli, tiny_study,
         assert attrs["device"].endswith("CPU (1 thread)") and attrs["duration_s"] > 0
         assert sorted(trial.intermediate_values) == list(range(5))
         assert trial.value == pytest.approx(attrs["history"]["val_accuracy"][-1], abs=1e-6)
+    attrs = study._storage.get_study_system_attrs(study._study_id)  # optuna-dashboard's notes
+    assert get_note_from_system_attrs(attrs, None)["body"].startswith("## tiny")
+    for trial in study.trials:
+        assert get_note_from_system_attrs(attrs, trial._trial_id)["body"].startswith(f"### Trial {trial.number}: ")
+    assert len(list(Path(f"{journal}.artifacts").iterdir())) == 3  # their charts
 
     second = cli("run", str(study_file), "--storage", journal, "--n-trials", "5", "--workers", "1",
                  "--no-report", cwd=tmp_path)

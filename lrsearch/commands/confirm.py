@@ -55,7 +55,7 @@ def main(args: argparse.Namespace) -> int:
             outcome = supervise(pool, job, study, timeout=args.timeout, confirming=confirming)
     else:
         print(f"The top {args.top} trials are confirmed on {args.seeds} fresh seed(s) already.")
-    code = finish(outcome, study, "confirm", hint=f"lrsearch confirm {args.study_file}")
+    code = finish(outcome, study, "confirm", hint=f"lrsearch confirm {args.study_file}", storage=ref.storage)
     if code is not None:
         return code
     if outcome and outcome.interrupted:

@@ -154,12 +154,12 @@ def _main(args: argparse.Namespace, joining: bool, pool) -> int:
     if remaining > 0:
         print(f"Running up to {remaining} of {n_trials} trials ({epochs} epochs each) on {len(slots)} "
               f"worker(s): {', '.join(slot.describe() for slot in slots)}", flush=True)
-    outcome = supervise(pool, job, study, timeout=args.timeout, confirming=confirming)
+    outcome = supervise(pool, job, study, timeout=args.timeout, confirming=confirming, notes=not joining)
     if outcome is None:
         print(f"The study already holds {n_trials - remaining} trials (asked for {n_trials}); "
               f"raise --n-trials to search further.")
     hint = f"{program()} confirm {study_args}"
-    code = finish(outcome, study, "worker" if joining else "run", hint=hint)
+    code = finish(outcome, study, "worker" if joining else "run", hint=hint, storage=None if joining else args.storage)
     if code is not None:
         return code
     if not joining and not args.no_report:
@@ -170,10 +170,12 @@ def _main(args: argparse.Namespace, joining: bool, pool) -> int:
     return 0
 
 
-def supervise(pool, job, study, *, timeout: float | None, confirming=None):
+def supervise(pool, job, study, *, timeout: float | None, confirming=None, notes: bool = True):
     """Run `job` in `pool` (a Supervisor) with a live progress bar (and a second one for
-    the confirmation) until the study is full and confirmed; None if there was nothing to do."""
+    the confirmation), and with `notes` each finished trial's dashboard note, until the
+    study is full and confirmed; None if there was nothing to do."""
     from lrsearch import confirm, progress, record
+    from lrsearch.notes import LiveNotes
     from lrsearch.workers import claimed_trials, fail_dead_local_trials
 
     fail_dead_local_trials(study)  # trials left RUNNING by a run of this machine that was killed outright
@@ -186,21 +188,25 @@ def supervise(pool, job, study, *, timeout: float | None, confirming=None):
         confirming.on_start = lambda tasks: bars.confirming(tasks, job.epochs, len(pool.slots))
         confirming.on_done = bars.confirmed
     started = _now()
+    live = LiveNotes(study, job.storage) if notes else None
     outcome = pool.run(job, study, confirming=confirming,
-                       on_tick=lambda: (bars.tick(), _check_timeout(timeout, started, pool)))
+                       on_tick=lambda: (bars.tick(), live and live.tick(), _check_timeout(timeout, started, pool)))
     bars.close()
     return outcome
 
 
-def finish(outcome, study, command: str, hint: str) -> int | None:
-    """Print the summary and what went wrong; the exit code if the run failed."""
-    from lrsearch import progress
+def finish(outcome, study, command: str, hint: str, storage: str | None = None) -> int | None:
+    """Print the summary and what went wrong, and write the dashboard notes the trials
+    lack given their `storage`; the exit code if the run failed."""
+    from lrsearch import notes, progress
     from lrsearch.errors import StorageUnavailableError
 
     if outcome and outcome.storage_error:
         print(f"lrsearch {command}: error: {outcome.storage_error}", file=sys.stderr)
         return StorageUnavailableError.exit_code
     print(progress.summary(study))
+    if storage is not None:
+        notes.annotate(study, storage)
     if outcome and outcome.replaced_workers:
         print(f"{outcome.replaced_workers} worker(s) died and were replaced; their trials were marked failed.")
     if outcome and outcome.confirm_failures:
