@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import threading
 import time
 from typing import Any
 
 import keras
 import optuna
 
-from lrsearch import architecture, data, fastfit, record
+from lrsearch import architecture, data, fastfit, lanes, record
 from lrsearch.config import LRConfig
 from lrsearch.pruning import PruningCallback
 from lrsearch.schedules import LearningRateMonitor, make_callbacks, make_optimizer
@@ -28,7 +29,8 @@ KEPT_MODELS = 16
 
 
 class TrialRunner:
-    """Holds a study's data once per process and trains one trial at a time."""
+    """Holds a study's data once per process and trains its trials: one at a time, or
+    one per thread in lanes once `use_lanes` said yes."""
 
     def __init__(self, study: Study, epochs: int | None = None, device: str = "cpu") -> None:
         self.study = study
@@ -41,6 +43,20 @@ class TrialRunner:
         self.trainer = fastfit.Trainer(self.train, self.val, loss=self.settings.loss, metrics=self.settings.compile_metrics,
                                        batch_size=self.settings.batch_size,
                                        keep=KEPT_MODELS if self.settings.keep_compiled else 0)
+        self.lanes = 1
+        self._building = threading.Lock()  # threads in lanes share the global seed
+
+    def use_lanes(self, count: int, model: keras.Model, optimizer: keras.optimizers.Optimizer) -> str | None:
+        """Train trials in `count` lanes (threads calling this runner at once) if models
+        like `model` with `optimizer` can; None if so, else why not."""
+        if not self.settings.keep_compiled:
+            return "settings.keep_compiled is off"
+        trainer = lanes.Lanes(self.train, self.val, loss=self.settings.loss, metrics=self.settings.compile_metrics,
+                              batch_size=self.settings.batch_size, lanes=count, alone=self.trainer)
+        why = trainer.why_not(model, optimizer)
+        if why is None:
+            self.trainer, self.lanes = trainer, count
+        return why
 
     def steps_per_epoch(self) -> int:
         if self._steps is None:
@@ -70,9 +86,7 @@ class TrialRunner:
 
     def __call__(self, trial: optuna.Trial) -> float:
         """The Optuna objective: the monitored metric at the last epoch."""
-        keras.backend.clear_session(free_memory=False)  # Python's own collector suffices; a full one costs 0.2 s
         seed = self.settings.seed + trial.number
-        keras.utils.set_random_seed(seed)
         started = time.perf_counter()
         config = suggest(trial, self.study.space)
         if not self._recorded_steps:  # what `lrsearch export` needs to replay a 1cycle trial
@@ -85,22 +99,34 @@ class TrialRunner:
                      PruningCallback(trial, self.settings.objective, self.settings.direction,
                                      self.settings.stall_window)]
         try:
-            model, optimizer = self.new_model(trial, config)
+            model, optimizer = self._seeded_model(trial, config, seed, fresh_names=self.lanes == 1)
             self.trainer.fit(model, optimizer, epochs=self.epochs, callbacks=callbacks, seed=seed)
         finally:
             self._record(trial, recorder.history, time.perf_counter() - started)
         return float(recorder.history[self.settings.objective][-1])
 
+    def _seeded_model(self, trial: Any, config: LRConfig, seed: int, fresh_names: bool):
+        """`new_model`, built, its initial weights drawn from `seed`; with `fresh_names`
+        Keras' layer names start afresh, as the kept models' signatures need (not while
+        other threads build models: lanes ignore names)."""
+        with self._building:
+            if fresh_names:
+                keras.backend.clear_session(free_memory=False)  # Python's collector suffices; a full one costs 0.2 s
+            keras.utils.set_random_seed(seed)
+            model, optimizer = self.new_model(trial, config)
+            if not model.built:
+                model(data.take(self.train, 1)[0])
+            return model, optimizer
+
     def retrain(self, config: LRConfig, params: dict, seed: int) -> float | None:
         """Train a finished trial's configuration again on `seed`, as its trial trained
         but without pruning: the objective at the last epoch, None if it diverged.
         `params` are the trial's, which answer the builder's own suggestions."""
-        keras.backend.clear_session(free_memory=False)
-        keras.utils.set_random_seed(seed)
         recorder = keras.callbacks.History()
         callbacks = [recorder, *make_callbacks(config, self.settings.objective, self.settings.direction)]
-        model, optimizer = self.new_model(optuna.trial.FixedTrial(params), config)
-        self.trainer.fit(model, optimizer, epochs=self.epochs, callbacks=callbacks, seed=seed)
+        model, optimizer = self._seeded_model(optuna.trial.FixedTrial(params), config, seed, fresh_names=True)
+        trainer = self.trainer.alone if self.lanes > 1 else self.trainer  # one at a time, as the parent sends them
+        trainer.fit(model, optimizer, epochs=self.epochs, callbacks=callbacks, seed=seed)
         values = recorder.history.get(self.settings.objective, [])
         finished = len(values) == self.epochs and math.isfinite(values[-1])
         return float(values[-1]) if finished else None
@@ -118,11 +144,15 @@ class Preflight:
     model: dict | None
 
 
-def preflight(runner: TrialRunner) -> Preflight:
+def preflight(runner: TrialRunner, lane_count: int | None = 1, lane_cap: int = lanes.MAX_LANES,
+              device_kind: str = "cpu") -> Preflight:
     """Check the study file against Keras before any real trial: the builder returns a
     Keras model that takes the data and loss, and the objective is in the logs. Raises
     StudyFileError. It runs one eager `test_step` on a batch: tracing a training step
-    here would cost a worker a second at start-up, and the first trial trains anyway."""
+    here would cost a worker a second at start-up, and the first trial trains anyway.
+    With `lane_count` > 1 (None: as many as suit the model and `device_kind`, at most `lane_cap`)
+    it sets the runner to train in lanes if this model can (tracing the lanes' step,
+    which the trials then use)."""
     study = runner.study
     probe = optuna.create_study(direction=study.settings.direction).ask()
     keras.backend.clear_session(free_memory=False)
@@ -141,8 +171,19 @@ def preflight(runner: TrialRunner) -> Preflight:
                                          f"model; it logs {logged}. Set settings.objective to one of them "
                                          f"or add the metric to settings.metrics.")
     fixed = set(probe.params) == space_params
-    found = Preflight(fastfit.training_path(model, runner.train, runner.val),
-                      architecture.describe(model) if fixed else None)
+    path = fastfit.training_path(model, runner.train, runner.val)
+    if lane_count is None:
+        lane_count = lanes.auto_count(model, study.settings.batch_size, device_kind, lane_cap)
+    if lane_count > 1:
+        why_not = runner.use_lanes(lane_count, model, model.optimizer)
+        if why_not is not None:
+            path += f", one trial at a time, because {why_not}"
+        else:
+            path += f", {lane_count} trials at once in lanes"
+            op = runner.trainer.lane_by_lane(model)
+            if op:
+                path += f" ({op} and other ops without a vectorised form run lane by lane)"
+    found = Preflight(path, architecture.describe(model) if fixed else None)
     keras.backend.clear_session(free_memory=False)
     return found
 

@@ -49,18 +49,7 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
         self.annihilation = float(annihilation)
 
     def __call__(self, step):
-        ops = keras.ops  # every field goes through ops, so a trial runner may hold them in variables
-        step, initial, peak, final, total, annihilation = (
-            ops.cast(value, "float32")
-            for value in (step, self.initial_lr, self.peak_lr, self.final_lr, self.total_steps, self.annihilation)
-        )
-        half = ops.maximum(1.0, total * (1.0 - annihilation) / 2.0)
-        cycle_end = 2.0 * half
-        tail = ops.maximum(1.0, total - cycle_end)
-        up = initial + (peak - initial) * step / half
-        down = peak - (peak - initial) * (step - half) / half
-        anneal = initial + (final - initial) * ops.minimum((step - cycle_end) / tail, 1.0)
-        return ops.where(step < half, up, ops.where(step < cycle_end, down, anneal))
+        return one_cycle_rate(step, self.initial_lr, self.peak_lr, self.final_lr, self.total_steps, self.annihilation)
 
     def get_config(self) -> dict:
         return {
@@ -70,6 +59,22 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
             "total_steps": self.total_steps,
             "annihilation": self.annihilation,
         }
+
+
+def one_cycle_rate(step, initial, peak, final, total, annihilation):
+    """The 1cycle learning rate at `step`; every argument may be a number or a tensor
+    (a trial runner holds them in variables, lanes in per-lane tensors)."""
+    ops = keras.ops
+    step, initial, peak, final, total, annihilation = (
+        ops.cast(value, "float32") for value in (step, initial, peak, final, total, annihilation)
+    )
+    half = ops.maximum(1.0, total * (1.0 - annihilation) / 2.0)
+    cycle_end = 2.0 * half
+    tail = ops.maximum(1.0, total - cycle_end)
+    up = initial + (peak - initial) * step / half
+    down = peak - (peak - initial) * (step - half) / half
+    anneal = initial + (final - initial) * ops.minimum((step - cycle_end) / tail, 1.0)
+    return ops.where(step < half, up, ops.where(step < cycle_end, down, anneal))
 
 
 class LearningRateMonitor(keras.callbacks.Callback):

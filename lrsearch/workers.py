@@ -3,7 +3,8 @@
 Each worker is a `spawn`ed process that sets its device (CUDA_VISIBLE_DEVICES, thread
 pools) before importing TensorFlow, which it does before the parent has its job (the
 parent starts the workers first, so that this overlaps the parent's own loading of the
-study file), then loads the study file once, and runs trials until the
+study file), then loads the study file once, and runs trials - several at once in
+lanes, one thread each (`lrsearch.lanes`), where the model allows - until the
 study holds `n_trials` trials, it has run `max_trials` (then it exits and is replaced:
 TensorFlow keeps about 4 MB per model it traced, even after `clear_session`, which
 matters for models the trainer cannot keep compiled; see benchmarks/worker_memory.py),
@@ -31,6 +32,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
 import warnings
 import zlib
@@ -65,6 +67,8 @@ class Job:
     seed: int = 0
     accept_changes: bool = False
     confirm: bool = False  # once the study is full, retrain the trials the parent sends (`lrsearch.confirm`)
+    lanes: int | None = 1  # trials a worker trains at once (`lrsearch.lanes`); None: as suits the model
+    lane_cap: int = 32  # the most lanes a worker may choose
 
 
 def claimed_trials(study) -> int:
@@ -130,7 +134,7 @@ def worker_main(slot: Slot, index: int, generation: int, lock, lock_owner, stop,
         # The run's seed, and the ranges --bounds-from-find-lr narrowed.
         study_file = apply_recorded_bounds(load_study(job.study_path).with_seed(job.seed), study)
         runner = TrialRunner(study_file, epochs=job.epochs, device=f"{socket.gethostname()}/{device}")
-        checked = preflight(runner)
+        checked = preflight(runner, job.lanes, job.lane_cap, "gpu" if device.startswith("GPU") else "cpu")
         _check_model(job, study, checked.model)
         events.send(("ready", checked.training_path))
     except StorageUnavailableError as exc:
@@ -140,9 +144,10 @@ def worker_main(slot: Slot, index: int, generation: int, lock, lock_owner, stop,
         events.send(("fatal", str(exc) if isinstance(exc, StudyFileError)
                       else redact_text(f"a worker could not start: {type(exc).__name__}: {exc}", job.storage)))
         os._exit(EXIT_FATAL)
-    claim = _Claim(lock, lock_owner, _DatabaseLock.of(storage, study._study_id))
+    database_lock = _DatabaseLock.of(storage, study._study_id)
     try:
-        if _run_trials(job, study, runner, claim, stop, events, parent) and job.confirm:
+        if _run_trials(job, study, runner, lambda: _Claim(lock, lock_owner, database_lock), stop, events,
+                       parent) and job.confirm:
             _serve_confirmations(runner, stop, events, orders, parent)
         storage.flush()
     except StorageUnavailableError as exc:
@@ -174,54 +179,85 @@ def _check_model(job: Job, study, model: dict | None) -> None:
         record.write_study(study, model=model)
 
 
-def _run_trials(job: Job, study, runner, claim: "_Claim", stop, events, parent: int) -> bool:
+def _run_trials(job: Job, study, runner, claim: Callable[[], "_Claim"], stop, events, parent: int) -> bool:
     """Claim and run trials until the study holds `n_trials`, `max_trials` ran, the run
-    says stop or is gone, or trials keep failing. True if the study is full."""
-    import optuna
+    says stop or is gone, or trials keep failing; in `runner.lanes` threads at once, each
+    with its own `claim()`. True if the study is full."""
+    search = _Search(job, study, runner, stop, events, parent)
+    threads = [threading.Thread(target=search.loop, args=(claim(),), name=f"lrsearch-lane-{i}", daemon=True)
+               for i in range(1, runner.lanes)]
+    for thread in threads:
+        thread.start()
+    search.loop(claim())
+    for thread in threads:
+        thread.join()
+    if search.ended:
+        raise search.ended[0]
+    return search.full
 
-    from lrsearch.studyfile import StudyFileError, StudyFileExit
 
-    tag = worker_tag()
-    current: list = [None]  # the storage id of the trial being run
-    ended: list = []  # a StudyFileExit: the study file tried to end the process
+class _Search:
+    """What the threads of `_run_trials` share: the trials they started, the failures in a
+    row, whether the study is full, and a study file's attempt to end the process."""
 
-    def objective(trial):
-        record.write_worker(trial, tag)
-        claim.release()
-        current[0] = trial._trial_id
-        try:
-            return runner(trial)
-        except optuna.TrialPruned:
-            raise
-        except Exception as exc:
-            record.write_failure(trial, exc.problem if isinstance(exc, StudyFileError) else
-                                 f"{type(exc).__name__}: {exc}")
-            if isinstance(exc, StudyFileExit):
-                ended.append(exc)
-            raise
+    def __init__(self, job: Job, study, runner, stop, events, parent: int) -> None:
+        self.job, self.study, self.runner, self.stop, self.events, self.parent = job, study, runner, stop, events, parent
+        self.tag = worker_tag()
+        self.lock = threading.Lock()
+        self.started = 0
+        self.failures_in_a_row = 0
+        self.full = False
+        self.ended: list = []  # a StudyFileExit
 
-    failures_in_a_row = 0
-    for _ in range(job.max_trials):
-        if stop.value or os.getppid() != parent:  # told to stop, or the run itself is gone
-            break
-        if failures_in_a_row >= MAX_FAILURES_IN_A_ROW:  # failing trials take milliseconds: don't
-            break  # race through the study before the parent reads the streak and stops the run
-        claim.acquire()
-        try:
-            record.fail_stale_trials(study)
-            if claimed_trials(study) >= job.n_trials:
-                return True
-            current[0] = None
-            study.optimize(objective, n_trials=1, catch=(Exception,))
-        finally:
+    def _go_on(self) -> bool:
+        with self.lock:
+            if (self.full or self.ended or self.started >= self.job.max_trials
+                    or self.failures_in_a_row >= MAX_FAILURES_IN_A_ROW):  # failing trials take milliseconds: don't
+                return False  # race through the study before the parent reads the streak and stops the run
+            self.started += 1
+        return not self.stop.value and os.getppid() == self.parent  # told to stop, or the run itself is gone
+
+    def loop(self, claim: "_Claim") -> None:
+        import optuna
+
+        from lrsearch.studyfile import StudyFileError, StudyFileExit
+
+        current: list = [None]  # the storage id of the trial being run
+
+        def objective(trial):
+            record.write_worker(trial, self.tag)
             claim.release()
-        if ended:
-            raise ended[0]
-        if current[0] is not None:
-            trial = record.read_trial(study._storage.get_trial(current[0]))
-            failures_in_a_row = failures_in_a_row + 1 if trial.state == "FAIL" else 0
-            events.send(("trial", trial.state, trial.fail_reason))
-    return False
+            current[0] = trial._trial_id
+            try:
+                return self.runner(trial)
+            except optuna.TrialPruned:
+                raise
+            except Exception as exc:
+                record.write_failure(trial, exc.problem if isinstance(exc, StudyFileError) else
+                                     f"{type(exc).__name__}: {exc}")
+                if isinstance(exc, StudyFileExit):
+                    self.ended.append(exc)
+                raise
+
+        study = self.study
+        while self._go_on():
+            claim.acquire()
+            try:
+                record.fail_stale_trials(study)
+                if claimed_trials(study) >= self.job.n_trials:
+                    self.full = True
+                    return
+                current[0] = None
+                study.optimize(objective, n_trials=1, catch=(Exception,))
+            finally:
+                claim.release()
+            if self.ended:
+                return
+            if current[0] is not None:
+                trial = record.read_trial(study._storage.get_trial(current[0]))
+                with self.lock:
+                    self.failures_in_a_row = self.failures_in_a_row + 1 if trial.state == "FAIL" else 0
+                self.events.send(("trial", trial.state, trial.fail_reason))
 
 
 def _serve_confirmations(runner, stop, events, orders, parent: int) -> None:
@@ -276,10 +312,12 @@ class _Events:
 
     def __init__(self, pipe) -> None:
         self.pipe = pipe
+        self.lock = threading.Lock()  # threads in lanes send too
 
     def send(self, event: tuple) -> None:
         try:
-            self.pipe.send(event)
+            with self.lock:
+                self.pipe.send(event)
         except OSError:  # the parent ended: the worker finishes its trial and stops
             pass
 

@@ -121,6 +121,29 @@ def test_a_worker_killed_mid_trial_fails_that_trial_and_is_replaced(tmp_path, jo
     assert "1 worker(s) died and were replaced" in run.stdout()
 
 
+def test_a_worker_killed_with_trials_in_lanes_fails_each_of_them_and_is_replaced(tmp_path, journal):
+    """Three trials at once in one worker: all three end FAIL with the worker's death, none
+    stays RUNNING, and the replacement finishes the study in lanes again."""
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    run = Command(tmp_path, "run", str(SCRIPTED), "--storage", journal, "--n-trials", "9", "--workers", "1",
+                  "--lanes", "3", "--no-report", "--no-confirm", env={"LRSEARCH_TEST_GATE": str(gate)})
+    _, pid = sorted(wait_for(lambda: started(gate), "a trial to start").items())[0]
+    wait_for(lambda: states(journal).count("RUNNING") == 3, "three trials running in lanes")
+    os.kill(pid, signal.SIGKILL)
+    (gate / "go").touch()
+
+    assert run.wait() == 0, run.stderr()
+    done = trials(journal)
+    assert len(done) == 9 and not [t for t in done if t.state.name == "RUNNING"]
+    failed = [t for t in done if t.state.name == "FAIL"]
+    assert len(failed) == 3
+    assert all("worker died: killed by SIGKILL" in t.user_attrs["fail_reason"] for t in failed)
+    assert all(t.user_attrs["worker"].endswith(f":{pid}") for t in failed)
+    assert (run.stdout() + run.stderr()).count("3 trials at once in lanes") == 1  # once, not again by the replacement
+    assert "Traceback" not in run.stdout() + run.stderr()
+
+
 def test_b_a_failing_trial_is_recorded_and_the_run_goes_on(tmp_path, journal):
     run = Command(tmp_path, "run", str(SCRIPTED), "--storage", journal, "--n-trials", "4", "--workers", "1",
                   "--no-report", env={"LRSEARCH_TEST_FAIL": "1"})

@@ -19,6 +19,10 @@ from lrsearch.commands._common import add_worker_arguments, plan_slots
 from lrsearch.confirm import DEFAULT_SEEDS, DEFAULT_TOP
 from lrsearch.storage import DEFAULT_STORAGE
 
+#: Trials of a worker's share per lane it may choose: with more lanes than this allows,
+#: the sampler would draw most of the study before any trial finished.
+TRIALS_PER_LANE = 4
+
 
 def confirm_spec(text: str) -> tuple[int, int]:
     """--confirm's K,N: how many top trials, how many fresh seeds each."""
@@ -46,6 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser, joining: bool = False) -> Non
     parser.add_argument("--timeout", type=float,
                         help="stop starting trials (and confirmation trainings) after this many seconds")
     add_worker_arguments(parser)
+    parser.add_argument("--lanes", type=int, metavar="K",
+                        help="trials each worker trains at once in one compiled step (1: one at a time; default: "
+                             "as many as suit the model and device, at most a quarter of each worker's trials)")
     parser.add_argument("--accept-changes", action="store_true",
                         help="resume the study although its objective, epochs, batch size, space or model changed "
                              "since it was made (records the new ones; earlier trials keep the old)")
@@ -68,7 +75,7 @@ def add_arguments(parser: argparse.ArgumentParser, joining: bool = False) -> Non
 def main(args: argparse.Namespace, joining: bool = False) -> int:
     from lrsearch.cli import UsageError
 
-    for name in ("n_trials", "epochs", "recycle"):
+    for name in ("n_trials", "epochs", "recycle", "lanes"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be >= 1, but got {value}.")
@@ -149,7 +156,8 @@ def _main(args: argparse.Namespace, joining: bool, pool) -> int:
     confirming = None if joining or args.no_confirm else Confirming(*args.confirm)
     job = Job(study_path=str(study_file.path), storage=args.storage, study_name=name, n_trials=n_trials,
               epochs=epochs, max_trials=args.recycle, seed=settings.seed, accept_changes=args.accept_changes,
-              confirm=confirming is not None)
+              confirm=confirming is not None, lanes=args.lanes,
+              lane_cap=max(1, n_trials // (TRIALS_PER_LANE * len(slots))))
     remaining = n_trials - claimed_trials(study)
     if remaining > 0:
         print(f"Running up to {remaining} of {n_trials} trials ({epochs} epochs each) on {len(slots)} "
