@@ -56,6 +56,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=1, help="runs of each side; medians compared (default: 1)")
     parser.add_argument("--epochs", type=int, help="epochs per trial on both sides (default: the study file's)")
     parser.add_argument("--workers", type=int, help="lrsearch run --workers (default: lrsearch's own choice)")
+    parser.add_argument("--lanes", type=int, help="lrsearch run --lanes (default: lrsearch's own choice)")
     args = parser.parse_args(argv)
     if not 0 < args.target <= 1:
         parser.error(f"--target must lie in (0, 1], but got {args.target}.")
@@ -69,14 +70,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 class Outcome:
-    """How one side did: seconds to the target (None if not reached), trials, best value."""
+    """How one side did: seconds to the target (None if not reached), trials, best value,
+    and trials to the target: how many the sampler had drawn up to the first that reached it."""
 
-    def __init__(self, name: str, seconds: float | None, elapsed: float, trials: int, best: float) -> None:
+    def __init__(self, name: str, seconds: float | None, elapsed: float, trials: int, best: float,
+                 trials_to_target: int | None) -> None:
         self.name, self.seconds, self.elapsed, self.trials, self.best = name, seconds, elapsed, trials, best
+        self.trials_to_target = trials_to_target
 
     def describe(self, target: float) -> str:
-        found = (f"reached {target} in {self.seconds:.1f} s" if self.seconds is not None
-                 else f"not reached in {self.elapsed:.0f} s")
+        found = (f"reached {target} in {self.seconds:.1f} s at trial {self.trials_to_target}"
+                 if self.seconds is not None else f"not reached in {self.elapsed:.0f} s")
         best = f"{self.best:.4f}" if math.isfinite(self.best) else "none"
         return f"{self.name:9} {found}; {self.trials} finished trials, best {best}"
 
@@ -90,14 +94,14 @@ def textbook(study_path: str, target: float, limit: float, seed: int, epochs: in
     import optuna
     from optuna_integration import KerasPruningCallback
 
-    from lrsearch.runner import load_data
+    from lrsearch import data
     from lrsearch.schedules import make_callbacks, make_optimizer
     from lrsearch.space import suggest
     from lrsearch.studyfile import load_study
 
     study_file = load_study(study_path)
     settings = study_file.settings
-    (x, y), validation = load_data(study_file)
+    (x, y), validation = data.load(study_file)
     steps = math.ceil(len(x) / settings.batch_size)
     epochs = epochs or settings.epochs
 
@@ -127,13 +131,14 @@ def textbook(study_path: str, target: float, limit: float, seed: int, epochs: in
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed),
                                 pruner=optuna.pruners.MedianPruner())
     study.optimize(objective, timeout=limit, callbacks=[stop_at_target], catch=(Exception,))
-    return _outcome("textbook", study.get_trials(deepcopy=False), reached, time.monotonic() - started)
+    return _outcome("textbook", study.get_trials(deepcopy=False), reached, time.monotonic() - started, target)
 
 
 # --------------------------------------------------------------------------- lrsearch side
 
 
-def lrsearch(study_path: str, target: float, limit: float, workers: int | None, epochs: int | None) -> Outcome:
+def lrsearch(study_path: str, target: float, limit: float, workers: int | None, epochs: int | None,
+             lanes: int | None) -> Outcome:
     """`lrsearch run` on a fresh journal, watched from here until it reaches the target."""
     import optuna
 
@@ -146,6 +151,8 @@ def lrsearch(study_path: str, target: float, limit: float, workers: int | None, 
                    "ttt", "--n-trials", "1000", "--timeout", str(limit), "--no-report"]
         if workers:
             command += ["--workers", str(workers)]
+        if lanes:
+            command += ["--lanes", str(lanes)]
         if epochs:
             command += ["--epochs", str(epochs)]
         log_path = os.path.join(folder, "run.log")
@@ -174,8 +181,7 @@ def lrsearch(study_path: str, target: float, limit: float, workers: int | None, 
             trials = study.get_trials(deepcopy=False)
         if study is None or (process.returncode not in (0, 130, -signal.SIGINT) and not reached):
             print(f"lrsearch run exited with {process.returncode}; its output:\n{Path(log_path).read_text()[-3000:]}")
-        finished = [t for t in trials if t.state.is_finished()]
-        return _outcome("lrsearch", finished, reached, elapsed)
+        return _outcome("lrsearch", trials, reached, elapsed, target)
 
 
 def _try_load(journal: str, open_storage):
@@ -208,9 +214,11 @@ def _best(trials) -> float:
     return max(values, default=-math.inf)
 
 
-def _outcome(name: str, trials, reached: list[float], elapsed: float) -> Outcome:
+def _outcome(name: str, trials, reached: list[float], elapsed: float, target: float) -> Outcome:
     finished = [t for t in trials if t.state.is_finished()]
-    return Outcome(name, reached[0] if reached else None, elapsed, len(finished), _best(finished))
+    hits = [t.number for t in finished if t.state.name == "COMPLETE" and t.value >= target - FLOAT32_SLACK]
+    return Outcome(name, reached[0] if reached else None, elapsed, len(finished), _best(finished),
+                   min(hits) + 1 if reached and hits else None)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -222,14 +230,15 @@ def main(argv: list[str] | None = None) -> int:
     for repeat in range(args.repeats):
         for side in sides if repeat % 2 == 0 else sides[::-1]:  # alternate, so load hits both alike
             if side == "lrsearch":
-                outcome = lrsearch(args.study, args.target, args.limit, args.workers, args.epochs)
+                outcome = lrsearch(args.study, args.target, args.limit, args.workers, args.epochs, args.lanes)
             else:
                 outcome = textbook(args.study, args.target, args.limit, args.seed + repeat, args.epochs)
             outcomes[side].append(outcome)
             print(f"repeat {repeat}: {outcome.describe(args.target)}", flush=True)
     for side, runs in outcomes.items():
         print(f"{side:9} seconds to {args.target}: {', '.join(_seconds(o) for o in runs)}; "
-              f"median {_median_seconds(runs)}")
+              f"median {_median_seconds(runs)}; trials to it: "
+              f"{', '.join(str(o.trials_to_target or 'miss') for o in runs)}")
     if len(outcomes) == 2:
         ours, theirs = _median(outcomes["lrsearch"]), _median(outcomes["textbook"])
         if math.isinf(ours):

@@ -10,12 +10,13 @@ or Adam with their hyperparameters), its schedule (constant, inverse time decay,
 1cycle; ReduceLROnPlateau through its callback), its metrics, and it stops at the
 batch where its loss becomes non-finite. Lanes need not be at the same epoch.
 
-`Lanes.fit` is `fastfit.Trainer.fit` for many threads at once: each thread trains one
-trial, runs that trial's callbacks on its own lane's logs, and leaves when the trial
-ends, so that the next trial takes the lane while the others go on. An epoch runs once
-every lane in use has asked for its next one. What lanes cannot serve (another
-optimizer or option, a subclassed model, an op without a vectorized form, datasets)
-trains alone, one trial at a time, and `Lanes.fallback_reason` says why.
+`Lanes.fit` is `fastfit.Trainer.fit` for many threads at once: each thread hands one
+trial to the group's engine thread, which runs the epochs and, after each, the trial's
+callbacks on its own lane's logs; when the trial ends (what a callback raised, such as
+optuna.TrialPruned, is raised in the trial's thread) the next trial takes the lane
+while the others go on. Ops without a vectorised form run lane by lane inside the step.
+What lanes cannot serve (another optimizer or option, sparse gradients, a subclassed
+model, datasets) trains alone, one trial at a time, and `Lanes.why_not` says why.
 """
 
 from __future__ import annotations
@@ -89,15 +90,14 @@ def hyperparameters(optimizer: keras.optimizers.Optimizer) -> LaneOptimizer | st
         return "RMSprop has momentum"
     rate = optimizer._learning_rate
     lane = LaneOptimizer(kind=KINDS.index(kind), lr=1.0, epsilon=options.get("epsilon", 1e-7))
-    for name in ("momentum", "rho", "beta_1", "beta_2"):
-        if kind in ("sgd", "adam") and name in options:
-            setattr(lane, name, float(options[name]))
-    if kind == "rmsprop":
-        lane.rho = float(options["rho"])
     if kind == "sgd":
-        lane.nesterov = float(bool(options["nesterov"]))
-    if kind == "adagrad":
+        lane.momentum, lane.nesterov = float(options["momentum"]), float(bool(options["nesterov"]))
+    elif kind == "rmsprop":
+        lane.rho = float(options["rho"])
+    elif kind == "adagrad":
         lane.accumulator = float(options["initial_accumulator_value"])
+    else:
+        lane.beta_1, lane.beta_2 = float(options["beta_1"]), float(options["beta_2"])
     if isinstance(rate, OneCycle):
         lane.cycle, lane.lr = 1.0, rate.peak_lr
         lane.initial, lane.final, lane.total, lane.annihilation = (rate.initial_lr, rate.final_lr, rate.total_steps,
@@ -353,6 +353,7 @@ class Lanes:
         self.loss, self.metrics, self.batch_size, self.lanes = loss, metrics, batch_size, lanes
         self.alone = alone
         self._alone_lock = threading.Lock()
+        self._said: set[str] = set()
         self._groups: dict[str, _Engine] = {}
         self._groups_lock = threading.Lock()
 
@@ -379,7 +380,9 @@ class Lanes:
         """Train uncompiled `model` with `optimizer` as `fastfit.Trainer.fit` does, in a lane."""
         why = self.why_not(model, optimizer)
         if why is not None:
-            fastfit._fallback_once(f"{why}, trials train alone")
+            if why not in self._said:
+                self._said.add(why)
+                log.warning("lrsearch: a trial trains alone, not in lanes, because %s.", why)
             with self._alone_lock:
                 return self.alone.fit(model, optimizer, epochs=epochs, callbacks=callbacks, shuffle=shuffle, seed=seed)
         return self._engine(model).fit(model, hyperparameters(optimizer), epochs, list(callbacks), shuffle, seed)
@@ -393,8 +396,7 @@ class Lanes:
 
     def _new_engine(self, model: keras.Model) -> "_Engine | _Broken":
         """A traced group for `model`'s architecture: every op vectorised if it can be,
-        else with the ops that cannot run lane by lane (still faster than alone for the
-        convolutional and dropout models of benchmarks/lanes.py)."""
+        else with the ops that cannot run one lane after another inside the step."""
         lacking = None
         for lenient in (False, True):
             try:
@@ -403,7 +405,7 @@ class Lanes:
                 group.trace()
             except _SparseGradients as exc:
                 return _Broken(str(exc))
-            except (ValueError, TypeError, NotImplementedError) as exc:
+            except Exception as exc:  # what vectorising or running the step raised: try leniently, then alone
                 lacking = lacking or _first_line(exc)
                 continue
             if lacking:

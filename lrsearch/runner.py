@@ -124,9 +124,9 @@ class TrialRunner:
         `params` are the trial's, which answer the builder's own suggestions."""
         recorder = keras.callbacks.History()
         callbacks = [recorder, *make_callbacks(config, self.settings.objective, self.settings.direction)]
-        model, optimizer = self._seeded_model(optuna.trial.FixedTrial(params), config, seed, fresh_names=True)
-        trainer = self.trainer.alone if self.lanes > 1 else self.trainer  # one at a time, as the parent sends them
-        trainer.fit(model, optimizer, epochs=self.epochs, callbacks=callbacks, seed=seed)
+        model, optimizer = self._seeded_model(optuna.trial.FixedTrial(params), config, seed,
+                                              fresh_names=self.lanes == 1)
+        self.trainer.fit(model, optimizer, epochs=self.epochs, callbacks=callbacks, seed=seed)
         values = recorder.history.get(self.settings.objective, [])
         finished = len(values) == self.epochs and math.isfinite(values[-1])
         return float(values[-1]) if finished else None

@@ -261,27 +261,43 @@ class _Search:
 
 
 def _serve_confirmations(runner, stop, events, orders, parent: int) -> None:
-    """After the search: say idle, then retrain the tasks the parent sends until it says
-    done, the run stops or is gone. A task that raises is reported, not fatal (but a
-    study file that tries to end the process is)."""
+    """After the search: say idle once a lane, then retrain the tasks the parent sends,
+    one a lane at once, until it says done, the run stops or is gone. A task that raises
+    is reported, not fatal (but a study file that tries to end the process is)."""
+    import queue
+
     from lrsearch.config import LRConfig
     from lrsearch.studyfile import StudyFileError, StudyFileExit
 
-    while True:
+    tasks: queue.SimpleQueue = queue.SimpleQueue()
+    ended: list = []
+
+    def serve() -> None:
+        while (task := tasks.get()) is not None:
+            try:
+                value = runner.retrain(LRConfig.from_dict(task.config), task.params, task.seed)
+            except StudyFileExit as exc:
+                ended.append(exc)
+                return
+            except Exception as exc:
+                events.send(("confirm_failed", task, exc.problem if isinstance(exc, StudyFileError)
+                             else f"{type(exc).__name__}: {exc}"))
+            else:
+                events.send(("confirmed", task, value))
+            events.send(("idle",))
+
+    threads = [threading.Thread(target=serve, name=f"lrsearch-confirm-{i}", daemon=True) for i in range(runner.lanes)]
+    for thread in threads:
+        thread.start()
         events.send(("idle",))
-        order = _next_order(orders, stop, parent)
-        if order is None:
-            return
-        task = order[1]
-        try:
-            value = runner.retrain(LRConfig.from_dict(task.config), task.params, task.seed)
-        except StudyFileExit:
-            raise
-        except Exception as exc:
-            events.send(("confirm_failed", task, exc.problem if isinstance(exc, StudyFileError)
-                         else f"{type(exc).__name__}: {exc}"))
-            continue
-        events.send(("confirmed", task, value))
+    while (order := _next_order(orders, stop, parent, give_up=lambda: bool(ended))) is not None:
+        tasks.put(order[1])
+    for thread in threads:
+        tasks.put(None)
+    for thread in threads:
+        thread.join()
+    if ended:
+        raise ended[0]
 
 
 def _receive_job(orders, stop, parent: int) -> Job | None:
@@ -295,9 +311,9 @@ def _receive_job(orders, stop, parent: int) -> Job | None:
     return None
 
 
-def _next_order(orders, stop, parent: int) -> tuple | None:
+def _next_order(orders, stop, parent: int, give_up: Callable[[], bool] = lambda: False) -> tuple | None:
     """The parent's next ("confirm", task); None when it says done, stops the run or is gone."""
-    while not stop.value and os.getppid() == parent:
+    while not stop.value and os.getppid() == parent and not give_up():
         try:
             if orders.poll(0.25):
                 order = orders.recv()
@@ -435,8 +451,8 @@ class Supervisor:
         self.confirming: Confirming | None = None
         self.on_tick: Callable[[], None] = lambda: None
         self.pending: list | None = None  # confirmation tasks not yet sent (None: not planned yet)
-        self.assigned: dict[int, object] = {}  # worker index -> the task it trains
-        self.idle: set[int] = set()  # workers waiting for a confirmation task
+        self.assigned: dict[int, list] = {}  # worker index -> the tasks it trains (one a lane)
+        self.idle: collections.Counter = collections.Counter()  # worker index -> lanes waiting for a task
         self._values: dict[int, dict[int, float | None]] = {}  # trial number -> seed -> value
         self._retried: set[tuple[int, int]] = set()
         self.context = mp.get_context("spawn")
@@ -541,7 +557,7 @@ class Supervisor:
         return self.remaining() > 0 or self._confirmation_left()
 
     def _confirmation_left(self) -> bool:
-        return self.confirming is not None and (self.pending is None or bool(self.pending or self.assigned))
+        return self.confirming is not None and (self.pending is None or bool(self.pending or self._in_training()))
 
     def _live_running(self) -> list[str]:
         """The workers of RUNNING trials that may still finish them; says once which run
@@ -565,10 +581,10 @@ class Supervisor:
         search again: they end, and are started afresh)."""
         from lrsearch import confirm
 
-        if self.confirming is None or self.stopping() or not self.idle:
+        if self.confirming is None or self.stopping() or not +self.idle:
             return
         if self.remaining() > 0:
-            self._dismiss(self.idle)
+            self._dismiss(list(self.idle))
             return
         if self.pending is None:
             if self.confirming.after_running and self._live_running():
@@ -576,17 +592,22 @@ class Supervisor:
             self.pending = confirm.plan(self.study, self.confirming.top, self.confirming.seeds)
             self._values = record.read_confirmations(self.study)
             self.confirming.on_start(list(self.pending))
-        while self.pending and self.idle:
-            index = self.idle.pop()
-            self.assigned[index] = self.pending.pop(0)
-            self._send(index, ("confirm", self.assigned[index]))
-        if not self.pending and not self.assigned:
-            self._dismiss(self.idle)
+        while self.pending and +self.idle:
+            index = next(index for index, free in self.idle.items() if free > 0)
+            self.idle[index] -= 1
+            task = self.pending.pop(0)
+            self.assigned.setdefault(index, []).append(task)
+            self._send(index, ("confirm", task))
+        if not self.pending and not self._in_training():
+            self._dismiss(list(self.idle))
+
+    def _in_training(self) -> bool:
+        return any(self.assigned.values())
 
     def _dismiss(self, indices) -> None:
-        for index in list(indices):
+        for index in indices:
             self._send(index, ("done",))
-            self.idle.discard(index)
+            self.idle.pop(index, None)
 
     def _send(self, index: int, order: tuple) -> None:
         try:
@@ -595,7 +616,7 @@ class Supervisor:
             pass
 
     def _confirmed(self, index: int, task, value: float | None) -> None:
-        self.assigned.pop(index, None)
+        self._unassign(index, task)
         self._values.setdefault(task.number, {})[task.seed] = value
         record.write_confirmation(self.study, task.number, self._values[task.number])
         self.confirming.on_done()
@@ -639,25 +660,27 @@ class Supervisor:
             self._start(index)
 
     def _forget(self, index: int) -> None:
-        """Drop a finished worker, reading what it sent before it ended. A confirmation
-        task it was training goes back to the queue: once if the worker died (a second
-        death skips it), always if the run stopped it."""
+        """Drop a finished worker, reading what it sent before it ended. The confirmation
+        tasks it was training go back to the queue: once if the worker died (a second
+        death skips them), always if the run stopped it."""
         self._drain_events([index])
         self.pipes.pop(index).close()
         self.orders.pop(index).close()
         del self.processes[index]
         self.ready.discard(index)
-        self.idle.discard(index)
-        task = self.assigned.pop(index, None)
-        if task is None:
-            return
-        if self.stopping():
-            self.pending.insert(0, task)
-        elif (task.number, task.seed) in self._retried:
-            self.outcome.confirm_failures.append(f"trial {task.number} seed {task.seed}: its worker died twice")
-        else:
-            self._retried.add((task.number, task.seed))
-            self.pending.insert(0, task)
+        self.idle.pop(index, None)
+        for task in self.assigned.pop(index, []):
+            if self.stopping():
+                self.pending.insert(0, task)
+            elif (task.number, task.seed) in self._retried:
+                self.outcome.confirm_failures.append(f"trial {task.number} seed {task.seed}: its worker died twice")
+            else:
+                self._retried.add((task.number, task.seed))
+                self.pending.insert(0, task)
+
+    def _unassign(self, index: int, task) -> None:
+        if task in self.assigned.get(index, []):
+            self.assigned[index].remove(task)
 
     def _fail_trials_of(self, pid: int, reason: str) -> None:
         held_lock = self.lock_owner.value == pid  # a dead worker's value cannot change any more
@@ -694,13 +717,13 @@ class Supervisor:
             self.outcome.storage_error = details[0]
             self.stop()
         elif kind == "idle":
-            self.idle.add(index)
+            self.idle[index] += 1
         elif kind == "confirmed":
             self._deaths_without_trial = 0
             self._confirmed(index, *details)
         elif kind == "confirm_failed":
             task, reason = details
-            self.assigned.pop(index, None)
+            self._unassign(index, task)
             self.outcome.confirm_failures.append(f"trial {task.number} seed {task.seed}: {reason}")
         elif kind == "trial":
             state, reason = details

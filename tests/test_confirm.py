@@ -217,12 +217,15 @@ def with_good_trials(journal: str, name: str = "scripted") -> None:
         study.enqueue_trial({"optimizer": "adam", "schedule": "constant", "lr": lr})
 
 
-def test_a_worker_killed_during_a_confirmation_training_is_replaced_and_its_training_redone(tmp_path):
+@pytest.mark.parametrize("workers", [("--workers", "2"), ("--workers", "1", "--lanes", "2")],
+                         ids=["two workers", "two lanes"])
+def test_a_worker_killed_during_a_confirmation_training_is_replaced_and_its_training_redone(tmp_path, workers):
+    """With lanes, the worker holds two trainings when it dies: both are redone."""
     journal = str(tmp_path / "c.journal")
     gate = tmp_path / "gate"
     gate.mkdir()
     with_good_trials(journal)
-    run = Command(tmp_path, "run", str(SCRIPTED), "--storage", journal, "--n-trials", "6", "--workers", "2",
+    run = Command(tmp_path, "run", str(SCRIPTED), "--storage", journal, "--n-trials", "6", *workers,
                   "--confirm", "2,2", "--no-report", env={"LRSEARCH_TEST_CONFIRM_GATE": str(gate)})
     victim = sorted(wait_for(lambda: confirm_started(gate), "a confirmation training to start").values())[0]
     os.kill(victim, signal.SIGKILL)

@@ -35,6 +35,19 @@ def confirm_spec(text: str) -> tuple[int, int]:
     return top, seeds
 
 
+def lanes_spec(text: str) -> int | None:
+    """--lanes: a count >= 1, or auto (None)."""
+    if text == "auto":
+        return None
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1 or auto; got {text!r}") from None
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1 or auto, but got {text!r}")
+    return count
+
+
 def add_arguments(parser: argparse.ArgumentParser, joining: bool = False) -> None:
     parser.add_argument("study_file", metavar="STUDY_FILE", help="the study file, e.g. studies/blobs.py")
     parser.add_argument("--storage", required=joining, default=None if joining else DEFAULT_STORAGE,
@@ -50,9 +63,10 @@ def add_arguments(parser: argparse.ArgumentParser, joining: bool = False) -> Non
     parser.add_argument("--timeout", type=float,
                         help="stop starting trials (and confirmation trainings) after this many seconds")
     add_worker_arguments(parser)
-    parser.add_argument("--lanes", type=int, metavar="K",
-                        help="trials each worker trains at once in one compiled step (1: one at a time; default: "
-                             "as many as suit the model and device, at most a quarter of each worker's trials)")
+    parser.add_argument("--lanes", type=lanes_spec, default=1, metavar="K",
+                        help="trials each worker trains at once in one compiled step; auto: as many as suit the "
+                             "model and device, at most a quarter of each worker's trials (default: 1, which "
+                             "reached a first good blobs trial sooner; see the README)")
     parser.add_argument("--accept-changes", action="store_true",
                         help="resume the study although its objective, epochs, batch size, space or model changed "
                              "since it was made (records the new ones; earlier trials keep the old)")
@@ -75,7 +89,7 @@ def add_arguments(parser: argparse.ArgumentParser, joining: bool = False) -> Non
 def main(args: argparse.Namespace, joining: bool = False) -> int:
     from lrsearch.cli import UsageError
 
-    for name in ("n_trials", "epochs", "recycle", "lanes"):
+    for name in ("n_trials", "epochs", "recycle"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be >= 1, but got {value}.")
