@@ -52,11 +52,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--side", choices=("both", "lrsearch", "textbook"), default="both")
     parser.add_argument("--study", default=str(ROOT / "studies" / "blobs.py"), help="study file (default: blobs)")
     parser.add_argument("--seed", type=int, default=0,
-                        help="the textbook sampler's seed in the first repeat, +1 per repeat (default: 0)")
+                        help="the textbook sampler's seed and lrsearch run --seed in the first repeat, +1 per repeat "
+                             "(default: 0), so that each repeat is a draw of the samplers' luck on both sides")
     parser.add_argument("--repeats", type=int, default=1, help="runs of each side; medians compared (default: 1)")
     parser.add_argument("--epochs", type=int, help="epochs per trial on both sides (default: the study file's)")
     parser.add_argument("--workers", type=int, help="lrsearch run --workers (default: lrsearch's own choice)")
-    parser.add_argument("--lanes", type=int, help="lrsearch run --lanes (default: lrsearch's own choice)")
+    parser.add_argument("--lanes", help="lrsearch run --lanes: a count or auto (default: lrsearch's own)")
     args = parser.parse_args(argv)
     if not 0 < args.target <= 1:
         parser.error(f"--target must lie in (0, 1], but got {args.target}.")
@@ -138,7 +139,7 @@ def textbook(study_path: str, target: float, limit: float, seed: int, epochs: in
 
 
 def lrsearch(study_path: str, target: float, limit: float, workers: int | None, epochs: int | None,
-             lanes: int | None) -> Outcome:
+             lanes: str | None, seed: int) -> Outcome:
     """`lrsearch run` on a fresh journal, watched from here until it reaches the target."""
     import optuna
 
@@ -148,11 +149,11 @@ def lrsearch(study_path: str, target: float, limit: float, workers: int | None, 
     with tempfile.TemporaryDirectory(prefix="lrsearch-ttt-") as folder:
         journal = os.path.join(folder, "run.journal")
         command = [sys.executable, "-m", "lrsearch", "run", study_path, "--storage", journal, "--study-name",
-                   "ttt", "--n-trials", "1000", "--timeout", str(limit), "--no-report"]
+                   "ttt", "--n-trials", "1000", "--timeout", str(limit), "--no-report", "--seed", str(seed)]
         if workers:
             command += ["--workers", str(workers)]
         if lanes:
-            command += ["--lanes", str(lanes)]
+            command += ["--lanes", lanes]
         if epochs:
             command += ["--epochs", str(epochs)]
         log_path = os.path.join(folder, "run.log")
@@ -230,7 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     for repeat in range(args.repeats):
         for side in sides if repeat % 2 == 0 else sides[::-1]:  # alternate, so load hits both alike
             if side == "lrsearch":
-                outcome = lrsearch(args.study, args.target, args.limit, args.workers, args.epochs, args.lanes)
+                outcome = lrsearch(args.study, args.target, args.limit, args.workers, args.epochs, args.lanes,
+                                   args.seed + repeat)
             else:
                 outcome = textbook(args.study, args.target, args.limit, args.seed + repeat, args.epochs)
             outcomes[side].append(outcome)
