@@ -25,6 +25,7 @@ COMMANDS = {
     "dashboard": ("dashboard", "watch a study live in optuna-dashboard"),
     "confirm": ("confirm", "retrain a study's best trials on fresh seeds and rank them by the mean"),
     "export": ("export", "write the best configuration to JSON or YAML for other projects"),
+    "retrain": ("retrain", "train the best configuration again and save the Keras model with its history"),
     "find-lr": ("find_lr", "LR range test: find the learning rate where the loss falls fastest"),
     "repair-journal": ("repair_journal", "repair a damaged journal file, keeping a backup"),
     "studies": ("studies", "list the study files in a folder with their descriptions"),
