@@ -3,8 +3,8 @@ and `lrsearch.retrain`.
 
 The trial trains as it did in the search, through the runner's trainer: its configuration,
 its model parameters (an `optuna.trial.FixedTrial`), its seed (the study's seed plus its
-number, unless another is given) and the study's epochs, without pruning. The pick is the
-one `lrsearch export` writes: by the confirmed mean first.
+number, unless another is given), the study's epochs and the study file's `callbacks(trial)`,
+without pruning. The pick is the one `lrsearch export` writes: by the confirmed mean first.
 
 With `full_data` it trains on the training and validation rows together, for a final model:
 no held-out rows are left, so only training metrics are reported and the plateau schedule
@@ -105,7 +105,7 @@ def retrain(study_file: "str | os.PathLike | Study", *, storage: str | None = No
     bar = tqdm(total=epochs, unit="epoch", desc=f"trial {cfg.trial_number}", delay=2, disable=not verbose,
                dynamic_ncols=True)
     callbacks = [LearningRateMonitor(), recorder, *make_callbacks(config, monitor, settings.direction),
-                 keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: bar.update(1))]
+                 *runner.study_callbacks(fixed), keras.callbacks.LambdaCallback(on_epoch_end=lambda *_: bar.update(1))]
     model, optimizer = runner._seeded_model(fixed, config, seed, fresh_names=True)
     try:
         runner.trainer.fit(model, optimizer, epochs=epochs, callbacks=callbacks, seed=seed)

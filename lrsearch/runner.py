@@ -21,7 +21,7 @@ from lrsearch.config import LRConfig
 from lrsearch.pruning import PruningCallback
 from lrsearch.schedules import LearningRateMonitor, make_callbacks, make_optimizer
 from lrsearch.space import suggest
-from lrsearch.studyfile import Study, StudyFileError
+from lrsearch.studyfile import Study, StudyFileError, user_code
 
 
 #: Compiled models a worker keeps: one per optimizer and schedule kind of one architecture.
@@ -96,6 +96,7 @@ class TrialRunner:
         recorder = keras.callbacks.History()  # before the pruning callback: keeps the last epoch
         callbacks = [LearningRateMonitor(), recorder,
                      *make_callbacks(config, self.settings.objective, self.settings.direction),
+                     *self.study_callbacks(trial),
                      PruningCallback(trial, self.settings.objective, self.settings.direction,
                                      self.settings.stall_window)]
         try:
@@ -122,17 +123,59 @@ class TrialRunner:
         """Train a finished trial's configuration again on `seed`, as its trial trained
         but without pruning: the objective at the last epoch, None if it diverged.
         `params` are the trial's, which answer the builder's own suggestions."""
+        trial = optuna.trial.FixedTrial(params)
         recorder = keras.callbacks.History()
-        callbacks = [recorder, *make_callbacks(config, self.settings.objective, self.settings.direction)]
-        model, optimizer = self._seeded_model(optuna.trial.FixedTrial(params), config, seed,
-                                              fresh_names=self.lanes == 1)
+        callbacks = [LearningRateMonitor(), recorder,  # `lr` in the logs, as the study's callbacks see it in trials
+                     *make_callbacks(config, self.settings.objective, self.settings.direction),
+                     *self.study_callbacks(trial)]
+        model, optimizer = self._seeded_model(trial, config, seed, fresh_names=self.lanes == 1)
         self.trainer.fit(model, optimizer, epochs=self.epochs, callbacks=callbacks, seed=seed)
-        values = recorder.history.get(self.settings.objective, [])
-        finished = len(values) == self.epochs and math.isfinite(values[-1])
+        values = recorder.history.get(self.settings.objective, [])  # fewer than epochs if a callback stopped it
+        finished = values and fastfit.NONFINITE_KEY not in recorder.history and math.isfinite(values[-1])
         return float(values[-1]) if finished else None
+
+    def study_callbacks(self, trial: Any) -> list[keras.callbacks.Callback]:
+        """The study file's callbacks(trial), checked, each run inside `user_code`: what
+        one raises fails its training with the file named."""
+        made = self.study.call_callbacks(trial)
+        if not isinstance(made, (list, tuple)) or not all(isinstance(c, keras.callbacks.Callback) for c in made):
+            raise StudyFileError(self.study.path, f"callbacks() must return a list of Keras callbacks, but returned "
+                                                  f"{made!r:.200}.")
+        return [_StudyCallback(self.study.path, callback) for callback in made]
 
     def _record(self, trial: optuna.Trial, history: dict, duration: float) -> None:
         record.write_trial_end(trial, {k: v for k, v in history.items() if k != fastfit.NONFINITE_KEY}, duration)
+
+
+class _StudyCallback(keras.callbacks.Callback):
+    """A study file's callback with its epoch-level hooks run inside `user_code` (the
+    epoch loops call no batch-level hooks)."""
+
+    def __init__(self, path, callback: keras.callbacks.Callback) -> None:
+        super().__init__()
+        self.path, self.callback = path, callback
+
+    def set_model(self, model) -> None:
+        self.callback.set_model(model)
+
+    def set_params(self, params) -> None:
+        self.callback.set_params(params)
+
+    def _hook(self, name: str, *args) -> None:
+        with user_code(self.path, f"callbacks(): {type(self.callback).__name__}.{name}()", (optuna.TrialPruned,)):
+            getattr(self.callback, name)(*args)
+
+    def on_train_begin(self, logs=None) -> None:
+        self._hook("on_train_begin", logs)
+
+    def on_epoch_begin(self, epoch, logs=None) -> None:
+        self._hook("on_epoch_begin", epoch, logs)
+
+    def on_epoch_end(self, epoch, logs=None) -> None:
+        self._hook("on_epoch_end", epoch, logs)
+
+    def on_train_end(self, logs=None) -> None:
+        self._hook("on_train_end", logs)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -8,7 +8,9 @@ A study file is plain Python. It defines:
 - ``build_model(trial)`` (or ``build_model()``): a new, *uncompiled* Keras model;
 - ``settings = lrsearch.Settings(...)``: loss, metrics, objective and the rest;
 - optionally ``space = lrsearch.Space(...)`` (or a dict of its options) to narrow or
-  fix parts of the learning-rate search.
+  fix parts of the learning-rate search;
+- optionally ``callbacks(trial)`` (or ``callbacks()``): a list of Keras callbacks that run
+  beside lrsearch's in every training (see `lrsearch.runner.TrialRunner.study_callbacks`).
 
 lrsearch owns the optimizer, the schedule, the learning-rate callbacks and ``compile``.
 Loading imports the file but neither calls ``data()`` nor builds a model; the checks
@@ -162,6 +164,7 @@ class Study:
     space: Space
     data: Callable[[], Any]
     builder: Callable[..., Any]
+    callbacks: Callable[..., Any] | None = None
 
     def with_seed(self, seed: int) -> "Study":
         """The same study with settings.seed = `seed` (`lrsearch run --seed`)."""
@@ -171,6 +174,13 @@ class Study:
         """Call the file's builder, passing the trial if it takes one (see `user_code`)."""
         with user_code(self.path, "build_model()", passthrough):
             return self.builder(trial) if _takes_argument(self.builder) else self.builder()
+
+    def call_callbacks(self, trial: Any) -> Any:
+        """Call the file's callbacks(), passing the trial if it takes one; [] without one."""
+        if self.callbacks is None:
+            return []
+        with user_code(self.path, "callbacks()"):
+            return self.callbacks(trial) if _takes_argument(self.callbacks) else self.callbacks()
 
     def load_data(self) -> Any:
         """Call the file's data() (see `user_code`)."""
@@ -208,6 +218,10 @@ def load_study(path: str | os.PathLike) -> Study:
             raise StudyFileError(path, f"bad `space`: {exc}") from None
     elif not isinstance(space, Space):
         raise StudyFileError(path, f"`space` must be lrsearch.Space(...) or a dict, not {type(space).__name__}.")
+    callbacks = getattr(module, "callbacks", None)
+    if callbacks is not None and not callable(callbacks):
+        raise StudyFileError(path, f"`callbacks` must be a function, callbacks(trial), returning a list of Keras "
+                                   f"callbacks, not {type(callbacks).__name__}.")
     description = (inspect.getdoc(module) or "").strip().splitlines()
     return Study(
         path=path,
@@ -217,6 +231,7 @@ def load_study(path: str | os.PathLike) -> Study:
         space=space,
         data=data,
         builder=builder,
+        callbacks=callbacks,
     )
 
 

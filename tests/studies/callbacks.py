@@ -1,0 +1,55 @@
+"""The tiny study with callbacks of its own: one writes each hook it gets to the file named
+by LRSEARCH_TEST_CALLBACK_LOG, one stops training after epoch 2 (0-based), so that a trial
+that is not pruned has 3 epochs of history."""
+
+import os
+
+import lrsearch
+
+settings = lrsearch.Settings(loss="categorical_crossentropy", metrics=["accuracy"], objective="val_accuracy",
+                             epochs=5, batch_size=32, n_trials=4, seed=3)
+space = lrsearch.Space(lr=(1e-2, 0.3), peak_lr=(1e-2, 0.3))
+
+
+def data():
+    import numpy as np
+    from sklearn.datasets import make_blobs
+
+    x, y = make_blobs(n_samples=200, centers=3, n_features=2, cluster_std=2, random_state=2)
+    onehot = np.eye(3, dtype="float32")[y]
+    return (x[:100], onehot[:100]), (x[100:], onehot[100:])
+
+
+def build_model(trial):
+    import keras
+
+    return keras.Sequential([keras.Input((2,)), keras.layers.Dense(8, activation="relu"),
+                             keras.layers.Dense(3, activation="softmax")])
+
+
+def callbacks(trial):
+    import keras
+    import optuna
+
+    who = "retrain" if isinstance(trial, optuna.trial.FixedTrial) else f"trial {trial.number}"
+
+    class Log(keras.callbacks.Callback):
+        def write(self, line):
+            with open(os.environ["LRSEARCH_TEST_CALLBACK_LOG"], "a") as log:
+                log.write(f"{who} {line}\n")
+
+        def on_train_begin(self, logs=None):
+            self.write("train_begin")
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.write(f"epoch_end {epoch} lr={logs['lr']:.3g} val_accuracy={logs['val_accuracy']:.3f}")
+
+        def on_train_end(self, logs=None):
+            self.write("train_end")
+
+    class Stop(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 2:
+                self.model.stop_training = True
+
+    return [Log(), Stop()]
