@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import logging
 import os
 import sys
@@ -30,6 +31,10 @@ COMMANDS = {
     "repair-journal": ("repair_journal", "repair a damaged journal file, keeping a backup"),
     "studies": ("studies", "list the study files in a folder with their descriptions"),
 }
+#: The search stack (`pip install 'lrsearch[search]'`) by import name, which every command needs;
+#: the light install (Keras and PyYAML) is enough for `load_config` only.
+SEARCH_STACK = ("optuna", "optuna_dashboard", "tensorflow", "sklearn", "pandas", "plotly", "matplotlib",
+                "sqlalchemy", "psycopg", "tqdm")
 
 
 class UsageError(Exception):
@@ -59,6 +64,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     if args.verbose:
         os.environ["LRSEARCH_VERBOSE"] = "1"  # worker processes inherit it
+    missing = missing_search_stack()
+    if missing:
+        print(f"lrsearch {args.command} needs the search stack, and {missing} is not installed: "
+              f"pip install 'lrsearch[search]' (in a clone: pip install -e '.[search]')", file=sys.stderr)
+        return 2
     try:
         return int(args.handler(args) or 0)
     except (StudyFileError, UsageError, SpaceError, ConfigError, FileNotFoundError) as exc:
@@ -74,6 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"lrsearch {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def missing_search_stack() -> str | None:
+    """The first package of the search stack that is not installed, else None."""
+    return next((name for name in SEARCH_STACK if importlib.util.find_spec(name) is None), None)
 
 
 if __name__ == "__main__":
