@@ -360,35 +360,43 @@ class Lanes:
     def why_not(self, model: keras.Model, optimizer: keras.optimizers.Optimizer) -> str | None:
         """None if a lane can train `model` with `optimizer`, else why not (building the
         group of `model`'s architecture, and tracing it, the first time)."""
-        why = fastfit.can_run_fast(model, self.train, self.val)
-        if why is None and not isinstance(hyperparameters(optimizer), LaneOptimizer):
-            why = hyperparameters(optimizer)
-        if why is None and architecture_key(model) is None:
-            why = "the model is not a plain Sequential or functional model with a config"
-        if why is None:
-            engine = self._engine(model)
-            why = engine.broken if isinstance(engine, _Broken) else None
-        return why
+        return self._place(model, optimizer)[2]
 
     def lane_by_lane(self, model: keras.Model) -> str | None:
         """The first op that runs lane by lane in `model`'s group, if any (see `why_not`)."""
-        engine = self._engine(model)
+        key = architecture_key(model)
+        engine = None if key is None else self._engine(key, model)
         return engine.group.lane_by_lane if isinstance(engine, _Engine) else None
 
     def fit(self, model: keras.Model, optimizer: keras.optimizers.Optimizer, *, epochs: int, callbacks=(),
             shuffle: bool = True, seed: int = 0) -> keras.callbacks.History:
         """Train uncompiled `model` with `optimizer` as `fastfit.Trainer.fit` does, in a lane."""
-        why = self.why_not(model, optimizer)
+        engine, lane_optimizer, why = self._place(model, optimizer)
         if why is not None:
             if why not in self._said:
                 self._said.add(why)
                 log.warning("lrsearch: a trial trains alone, not in lanes, because %s.", why)
             with self._alone_lock:
                 return self.alone.fit(model, optimizer, epochs=epochs, callbacks=callbacks, shuffle=shuffle, seed=seed)
-        return self._engine(model).fit(model, hyperparameters(optimizer), epochs, list(callbacks), shuffle, seed)
+        return engine.fit(model, lane_optimizer, epochs, list(callbacks), shuffle, seed)
 
-    def _engine(self, model: keras.Model) -> "_Engine | _Broken":
+    def _place(self, model, optimizer) -> tuple["_Engine | None", LaneOptimizer | None, str | None]:
+        """The engine and lane optimizer for `model` and `optimizer`, or why lanes cannot take them."""
+        why = fastfit.can_run_fast(model, self.train, self.val)
+        if why is not None:
+            return None, None, why
+        lane_optimizer = hyperparameters(optimizer)
+        if isinstance(lane_optimizer, str):
+            return None, None, lane_optimizer
         key = architecture_key(model)
+        if key is None:
+            return None, None, "the model is not a plain Sequential or functional model with a config"
+        engine = self._engine(key, model)
+        if isinstance(engine, _Broken):
+            return None, None, engine.broken
+        return engine, lane_optimizer, None
+
+    def _engine(self, key: str, model: keras.Model) -> "_Engine | _Broken":
         with self._groups_lock:
             if key not in self._groups:
                 self._groups[key] = self._new_engine(model)
