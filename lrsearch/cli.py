@@ -1,5 +1,6 @@
 """The `lrsearch` command: parses arguments, dispatches to `lrsearch.commands.*`, and
-turns library errors into messages and exit codes (2: bad input, 1: failed run)."""
+turns lrsearch's errors into messages and exit codes (`lrsearch.errors`); any other
+exception is reported as a bug in lrsearch, with its traceback under --verbose."""
 
 from __future__ import annotations
 
@@ -12,10 +13,7 @@ import sys
 import traceback
 
 from lrsearch import __version__
-from lrsearch.config import ConfigError
-from lrsearch.errors import LrsearchError
-from lrsearch.space import SpaceError
-from lrsearch.studyfile import StudyFileError
+from lrsearch.errors import InternalError, LrsearchError
 
 #: name -> (module under lrsearch.commands, one-line help). Each module has
 #: `add_arguments(parser)` and `main(args) -> int`.
@@ -35,10 +33,6 @@ COMMANDS = {
 #: the light install (Keras and PyYAML) is enough for `load_config` only.
 SEARCH_STACK = ("optuna", "optuna_dashboard", "tensorflow", "sklearn", "pandas", "plotly", "matplotlib",
                 "sqlalchemy", "psycopg", "tqdm")
-
-
-class UsageError(Exception):
-    """Bad command-line input; the message says what to change."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,11 +65,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.handler(args) or 0)
-    except (StudyFileError, UsageError, SpaceError, ConfigError, FileNotFoundError) as exc:
-        if args.verbose:
-            traceback.print_exc()
-        print(f"lrsearch {args.command}: error: {exc}", file=sys.stderr)
-        return 2
     except LrsearchError as exc:
         if args.verbose:
             traceback.print_exc()
@@ -84,6 +73,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"lrsearch {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        if args.verbose:
+            traceback.print_exc()
+        print(f"lrsearch {args.command}: internal error: {type(exc).__name__}: {exc}\nThis is a bug in lrsearch "
+              f"{__version__}, not in your input" + ("" if args.verbose else "; --verbose shows its traceback")
+              + ". Please report it.", file=sys.stderr)
+        return InternalError.exit_code
 
 
 def missing_search_stack() -> str | None:

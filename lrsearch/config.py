@@ -10,6 +10,8 @@ import dataclasses
 import math
 from typing import Any
 
+from lrsearch.errors import UsageError
+
 OPTIMIZERS = ("sgd", "rmsprop", "adagrad", "adam")
 SCHEDULES = ("constant", "time_decay", "plateau", "one_cycle")
 
@@ -21,7 +23,7 @@ ONE_CYCLE_FINAL_DIV = 1e3
 PLATEAU_MIN_LR = 1e-7
 
 
-class ConfigError(ValueError):
+class ConfigError(UsageError):
     """A learning-rate configuration that Keras cannot run."""
 
 

@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from lrsearch.studyfile import Study, StudyFileError
+from lrsearch.errors import StudyFileError
+from lrsearch.studyfile import Study
 
 SHAPE = ("((x_train, y_train), (x_val, y_val)), optionally with sample weights as a third item of each split, "
          "or (train_dataset, val_dataset)")

@@ -9,6 +9,8 @@ import shutil
 import subprocess
 import sys
 
+from lrsearch.errors import UsageError
+
 #: One folder per GPU that the NVIDIA driver sees.
 DRIVER_GPUS = "/proc/driver/nvidia/gpus"
 #: How CUDA_VISIBLE_DEVICES names a GPU besides its index: by UUID, or a MIG instance.
@@ -75,12 +77,12 @@ def parse_gpus(spec: str | None) -> list[str]:
         return []
     gpus = [part.strip() for part in spec.split(",") if part.strip()]
     if not gpus or not all(map(_names_a_gpu, gpus)) or len(set(gpus)) != len(gpus):
-        raise ValueError(f"--gpus takes 'all', 'none' or distinct indices like '0,1' (or GPU UUIDs), "
+        raise UsageError(f"--gpus takes 'all', 'none' or distinct indices like '0,1' (or GPU UUIDs), "
                          f"but got {spec!r}.")
     visible = visible_gpus()
     missing = [gpu for gpu in gpus if gpu not in visible]
     if missing:
-        raise ValueError(f"--gpus {spec}: GPU {','.join(missing)} is not visible here "
+        raise UsageError(f"--gpus {spec}: GPU {','.join(missing)} is not visible here "
                          f"(visible: {','.join(visible) or 'none'}).")
     return gpus
 
@@ -94,9 +96,9 @@ def plan(workers: int | None, gpus: list[str], per_gpu: int = 1) -> list[Slot]:
     round-robin). Without: one single-threaded worker per core by default, which measured
     fastest for small models (benchmarks/workers.py)."""
     if per_gpu < 1:
-        raise ValueError(f"--per-gpu must be >= 1, but got {per_gpu}.")
+        raise UsageError(f"--per-gpu must be >= 1, but got {per_gpu}.")
     if workers is not None and workers < 1:
-        raise ValueError(f"--workers must be >= 1, but got {workers}.")
+        raise UsageError(f"--workers must be >= 1, but got {workers}.")
     cores = cpu_count()
     if gpus:
         count = workers or len(gpus) * per_gpu

@@ -18,7 +18,7 @@ import shutil
 import time
 from contextlib import contextmanager
 
-from lrsearch.errors import StorageError
+from lrsearch.errors import StorageError, UsageError
 
 
 class JournalDamagedError(StorageError, ValueError):
@@ -78,7 +78,7 @@ def repair_journal(path: str) -> RepairResult:
     damaged line, under the journal's lock; a journal without damage is left as it is
     (no backup). Stop the processes writing to it first: they replay what they read."""
     if not os.path.isfile(path):
-        raise FileNotFoundError(errno.ENOENT, "no journal file", path)
+        raise UsageError(f"no journal file {path!r}.")
     with _locked(path, required=True):
         damage, records = _scan(path)
         if damage is None:

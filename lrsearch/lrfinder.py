@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 import numpy as np
 
 from lrsearch.config import LRConfig
+from lrsearch.errors import UsageError
 from lrsearch.record import range_test_key, read_bounds, read_range_test, write_bounds, write_range_test
 from lrsearch.space import Space
 
@@ -177,11 +178,11 @@ def suggest_lr(lrs, smoothed, rule: str = "min/10", warmup: int = 0) -> tuple[fl
     descent). Steepest descent is looked for after `warmup` iterations (the moving
     average's own settling) and before the minimum (after it the loss is blowing up)."""
     if rule not in RULES:
-        raise ValueError(f"rule must be one of {list(RULES)}, but got {rule!r}.")
+        raise UsageError(f"rule must be one of {list(RULES)}, but got {rule!r}.")
     lrs, smoothed = np.asarray(lrs, float), np.asarray(smoothed, float)
     finite = np.isfinite(smoothed)
     if finite.sum() < 3:
-        raise ValueError(f"the range test ran only {int(finite.sum())} finite iterations; lower start_lr.")
+        raise UsageError(f"the range test ran only {int(finite.sum())} finite iterations; lower start_lr.")
     lrs, smoothed = lrs[finite], smoothed[finite]
     best = int(np.argmin(smoothed))
     min_lr = float(lrs[best])
@@ -220,11 +221,11 @@ def run_range_test(model: "keras.Model", train, *, batch_size: int, start_lr: fl
 
     _check_positive(start_lr=start_lr, end_lr=end_lr, iterations=iterations, batch_size=batch_size)
     if end_lr <= start_lr:
-        raise ValueError(f"end_lr must be > start_lr, but got end_lr={end_lr} <= start_lr={start_lr}.")
+        raise UsageError(f"end_lr must be > start_lr, but got end_lr={end_lr} <= start_lr={start_lr}.")
     if not 0 <= beta < 1:
-        raise ValueError(f"beta must lie in [0, 1), but got {beta}.")
+        raise UsageError(f"beta must lie in [0, 1), but got {beta}.")
     if diverge_factor <= 1:
-        raise ValueError(f"diverge_factor must be > 1, but got {diverge_factor}.")
+        raise UsageError(f"diverge_factor must be > 1, but got {diverge_factor}.")
     dataset = _repeated_batches(train, batch_size, seed)
     model._symbolic_build(data_batch=next(iter(dataset)))  # as fastfit: weights and compiled metrics
     optimizer = model.optimizer
@@ -276,7 +277,7 @@ def _repeated_batches(train, batch_size: int, seed: int):
 def _check_positive(**values: float) -> None:
     for name, value in values.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
-            raise ValueError(f"{name} must be a positive number, but got {value!r}.")
+            raise UsageError(f"{name} must be a positive number, but got {value!r}.")
 
 
 def find_lr(study: "Study", optimizer: str = "sgd", *, batch_size: int | None = None, momentum: float | None = None,
@@ -292,9 +293,9 @@ def find_lr(study: "Study", optimizer: str = "sgd", *, batch_size: int | None = 
     from lrsearch.runner import TrialRunner
 
     if rule not in RULES:
-        raise ValueError(f"rule must be one of {list(RULES)}, but got {rule!r}.")
+        raise UsageError(f"rule must be one of {list(RULES)}, but got {rule!r}.")
     if optimizer != "sgd" and momentum is not None:
-        raise ValueError(f"momentum applies to sgd only, but got momentum={momentum} with {optimizer!r}.")
+        raise UsageError(f"momentum applies to sgd only, but got momentum={momentum} with {optimizer!r}.")
     if optimizer == "sgd" and momentum is None:
         momentum = 0.0
     started = time.perf_counter()
@@ -302,7 +303,7 @@ def find_lr(study: "Study", optimizer: str = "sgd", *, batch_size: int | None = 
     batch_size = batch_size or settings.batch_size
     runner = TrialRunner(study, epochs=1)
     if not isinstance(runner.train, tuple) and batch_size != settings.batch_size:
-        raise ValueError(f"{study.path}: data() returns batched datasets, whose batch size "
+        raise UsageError(f"{study.path}: data() returns batched datasets, whose batch size "
                          f"({settings.batch_size} by the settings) cannot be changed to {batch_size}.")
     keras.backend.clear_session()
     keras.utils.set_random_seed(settings.seed)
@@ -380,7 +381,7 @@ def narrow_space(space: Space, suggestions: dict[str, float]) -> Space:
     study's range entirely leaves that range unchanged.
     """
     if not suggestions:
-        raise ValueError("narrow_space needs at least one suggestion, but got none.")
+        raise UsageError("narrow_space needs at least one suggestion, but got none.")
     for optimizer, value in suggestions.items():
         _check_positive(**{f"the suggestion for {optimizer}": value})
     changes = {}

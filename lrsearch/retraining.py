@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from lrsearch import record
 from lrsearch.config import LRConfig, describe
-from lrsearch.errors import LrsearchError
+from lrsearch.errors import UsageError
 
 if TYPE_CHECKING:
     import keras
@@ -34,10 +34,8 @@ if TYPE_CHECKING:
     from lrsearch.studyfile import Study
 
 
-class RetrainError(LrsearchError):
+class RetrainError(UsageError):
     """What cannot be retrained as asked; the message says why."""
-
-    exit_code = 2
 
 
 def history_path(output: str | os.PathLike) -> Path:

@@ -21,7 +21,8 @@ from lrsearch.config import LRConfig
 from lrsearch.pruning import PruningCallback
 from lrsearch.schedules import LearningRateMonitor, make_callbacks, make_optimizer
 from lrsearch.space import suggest
-from lrsearch.studyfile import Study, StudyFileError, user_code
+from lrsearch.errors import StudyFileError
+from lrsearch.studyfile import Study, user_code
 
 
 #: Compiled models a worker keeps: one per optimizer and schedule kind of one architecture.

@@ -14,12 +14,13 @@ import numbers
 from typing import TYPE_CHECKING, Any
 
 from lrsearch.config import OPTIMIZERS, SCHEDULES, LRConfig
+from lrsearch.errors import UsageError
 
 if TYPE_CHECKING:
     import optuna
 
 
-class SpaceError(ValueError):
+class SpaceError(UsageError):
     """A search space that cannot be sampled."""
 
 

@@ -31,24 +31,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from lrsearch.directions import close_names, direction_of
+from lrsearch.errors import StudyFileError, StudyFileExit
 from lrsearch.space import Space, SpaceError
-
-
-class StudyFileError(Exception):
-    """A study file that cannot be used; the message names the file and the fix."""
-
-    def __init__(self, path: str | os.PathLike, problem: str) -> None:
-        self.path = str(path)
-        self.problem = problem
-        super().__init__(f"{self.path}: {problem}")
-
-    def __reduce__(self):  # picklable, so it crosses from a spawned process (the range test's)
-        return type(self), (self.path, self.problem)
-
-
-class StudyFileExit(StudyFileError):
-    """The study file's code tried to end the process (`sys.exit`, `os._exit`): the run
-    stops rather than retrying it in a new worker."""
 
 
 class _ExitCalled(BaseException):

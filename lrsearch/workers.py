@@ -121,7 +121,8 @@ def worker_main(slot: Slot, index: int, generation: int, lock, lock_owner, stop,
     from lrsearch.lrfinder import apply_recorded_bounds
     from lrsearch.runner import TrialRunner, preflight
     from lrsearch.storage import open_storage, redact_text
-    from lrsearch.studyfile import StudyFileError, StudyFileExit, load_study
+    from lrsearch.errors import StudyFileError, StudyFileExit
+    from lrsearch.studyfile import load_study
     from lrsearch.writeback import WriteBackStorage
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -164,7 +165,7 @@ def _check_model(job: Job, study, model: dict | None) -> None:
     """Record the model a fixed `build_model` makes; StudyFileError if it is not the one
     the study's trials trained (unless the run accepts changes)."""
     from lrsearch.architecture import difference
-    from lrsearch.studyfile import StudyFileError
+    from lrsearch.errors import StudyFileError
 
     if model is None:
         return
@@ -220,7 +221,7 @@ class _Search:
     def loop(self, claim: "_Claim") -> None:
         import optuna
 
-        from lrsearch.studyfile import StudyFileError, StudyFileExit
+        from lrsearch.errors import StudyFileError, StudyFileExit
 
         current: list = [None]  # the storage id of the trial being run
 
@@ -267,7 +268,7 @@ def _serve_confirmations(runner, stop, events, orders, parent: int) -> None:
     import queue
 
     from lrsearch.config import LRConfig
-    from lrsearch.studyfile import StudyFileError, StudyFileExit
+    from lrsearch.errors import StudyFileError, StudyFileExit
 
     tasks: queue.SimpleQueue = queue.SimpleQueue()
     ended: list = []

@@ -72,7 +72,8 @@ def test_callbacks_that_raise_fail_their_trial_not_the_run_and_name_the_study_fi
 
 def test_callbacks_must_be_a_function_that_returns_keras_callbacks(tmp_path):
     from lrsearch.runner import TrialRunner
-    from lrsearch.studyfile import StudyFileError, load_study
+    from lrsearch.errors import StudyFileError
+    from lrsearch.studyfile import load_study
 
     bad = tmp_path / "bad.py"
     bad.write_text(TINY.read_text() + "\ncallbacks = [1]\n")

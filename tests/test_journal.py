@@ -15,7 +15,7 @@ import pytest
 from optuna.trial import TrialState
 
 from lrsearch import journal as journal_module
-from lrsearch.errors import StorageError
+from lrsearch.errors import StorageError, UsageError
 from lrsearch.journal import JournalDamagedError, check_journal, find_damage, repair_journal
 from lrsearch.storage import open_storage
 
@@ -75,7 +75,7 @@ def test_a_missing_or_empty_journal_is_no_damage(tmp_path):
     (tmp_path / "empty.journal").write_bytes(b"")
     check_journal(str(tmp_path / "empty.journal"))
     assert not (tmp_path / "absent.journal").exists(), "checking creates nothing"
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(UsageError):
         repair_journal(str(tmp_path / "absent.journal"))
 
 

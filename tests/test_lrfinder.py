@@ -335,7 +335,7 @@ def test_find_lr_command_warns_of_the_blobs_sgd_bump_and_the_report_shows_it(tmp
 
 
 def test_find_lr_command_rejects_bad_input(tmp_path):
-    from lrsearch.cli import UsageError
+    from lrsearch.errors import UsageError
     from lrsearch.commands import find_lr
 
     base = [str(BLOBS), "--storage", str(tmp_path / "s.journal")]

@@ -7,7 +7,8 @@ import textwrap
 
 import pytest
 
-from lrsearch.studyfile import StudyFileError, load_study
+from lrsearch.errors import StudyFileError
+from lrsearch.studyfile import load_study
 
 STUDY = textwrap.dedent('''
     """Blobs with one bad value."""

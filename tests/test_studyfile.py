@@ -6,7 +6,8 @@ import textwrap
 
 import pytest
 
-from lrsearch.studyfile import Settings, StudyFileError, load_study
+from lrsearch.errors import StudyFileError
+from lrsearch.studyfile import Settings, load_study
 
 GOOD = textwrap.dedent('''
     """A small study."""

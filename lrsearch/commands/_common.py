@@ -58,19 +58,16 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
 def plan_slots(args: argparse.Namespace) -> list:
     """The worker slots `add_worker_arguments`' options ask for; UsageError if they are wrong."""
     from lrsearch import devices
-    from lrsearch.cli import UsageError
+    from lrsearch.errors import UsageError
 
     if args.workers is not None and args.workers < 1:
         raise UsageError(f"--workers must be >= 1, but got {args.workers}.")
-    try:
-        return devices.plan(args.workers, devices.parse_gpus(args.gpus), args.per_gpu)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    return devices.plan(args.workers, devices.parse_gpus(args.gpus), args.per_gpu)
 
 
 def resolve_study(args: argparse.Namespace, load: bool = True) -> StudyRef:
     """The study named by the arguments; raises UsageError when it is ambiguous."""
-    from lrsearch.cli import UsageError
+    from lrsearch.errors import UsageError
     from lrsearch.studyfile import load_study
 
     study = load_study(args.study_file) if args.study_file and load else None
@@ -88,7 +85,7 @@ def load_optuna_study(ref: StudyRef):
     """The Optuna study `ref` names; UsageError naming the studies there if it is absent."""
     import optuna
 
-    from lrsearch.cli import UsageError
+    from lrsearch.errors import UsageError
     from lrsearch.storage import open_storage, redact
 
     require_storage(ref.storage)
@@ -104,7 +101,7 @@ def require_storage(storage: str) -> None:
     create an empty one)."""
     import os
 
-    from lrsearch.cli import UsageError
+    from lrsearch.errors import UsageError
     from lrsearch.storage import is_url
 
     if not is_url(storage) and not os.path.isfile(storage):

@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from lrsearch import confirm, record
-    from lrsearch.cli import UsageError
+    from lrsearch.errors import UsageError
     from lrsearch.commands._common import load_optuna_study, resolve_study
     from lrsearch.commands.run import check_unchanged, finish, prestarted, supervise
     from lrsearch.workers import Confirming, Job

@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from lrsearch.cli import UsageError
+    from lrsearch.errors import UsageError
     from lrsearch.commands._common import load_optuna_study, require_storage, resolve_study
     from lrsearch.dashboard import serve
     from lrsearch.storage import DEFAULT_STORAGE, redact

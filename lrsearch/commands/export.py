@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from lrsearch.cli import UsageError
+    from lrsearch.errors import UsageError
     from lrsearch.commands._common import load_optuna_study, resolve_study
     from lrsearch.export import exported_configs, write
     from lrsearch.config import describe

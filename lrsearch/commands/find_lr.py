@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     import optuna
 
-    from lrsearch.cli import UsageError
+    from lrsearch.errors import UsageError
     from lrsearch.lrfinder import find_lr_cached, save_curve
     from lrsearch.storage import open_storage, redact
     from lrsearch.studyfile import load_study
@@ -63,10 +63,7 @@ def main(args: argparse.Namespace) -> int:
     options = {"batch_size": args.batch_size, "momentum": args.momentum, "start_lr": args.start_lr,
                "end_lr": args.end_lr, "iterations": args.iterations, "rule": args.rule}
     for optimizer in optimizers:
-        try:
-            result, reused = find_lr_cached(study, optuna_study, optimizer, recompute=args.recompute, **options)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
+        result, reused = find_lr_cached(study, optuna_study, optimizer, recompute=args.recompute, **options)
         png, html = save_curve(result, out)
         print(result.describe())
         if result.warning():

@@ -16,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     import os
 
-    from lrsearch.cli import UsageError
+    from lrsearch.errors import UsageError
     from lrsearch.journal import repair_journal
 
     if not os.path.isfile(args.journal):

@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from lrsearch.cli import UsageError
+    from lrsearch.errors import UsageError
     from lrsearch.retraining import retrain
 
     for name in ("seed", "epochs"):

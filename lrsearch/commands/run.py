@@ -87,7 +87,7 @@ def add_arguments(parser: argparse.ArgumentParser, joining: bool = False) -> Non
 
 
 def main(args: argparse.Namespace, joining: bool = False) -> int:
-    from lrsearch.cli import UsageError
+    from lrsearch.errors import UsageError
 
     for name in ("n_trials", "epochs", "recycle"):
         value = getattr(args, name)
@@ -120,7 +120,7 @@ def _main(args: argparse.Namespace, joining: bool, pool) -> int:
     import optuna
 
     from lrsearch import __version__, progress, record
-    from lrsearch.cli import UsageError
+    from lrsearch.errors import UsageError
     from lrsearch.commands._common import program
     from lrsearch.errors import StorageError
     from lrsearch.storage import is_url, open_storage, optuna_cli_hint, redact, redact_text
@@ -252,7 +252,7 @@ def _seed(args: argparse.Namespace, study, name: str, file_seed: int, joining: b
     UsageError if the study has trials made with another: each trial's seed is the
     study's plus its number, which export and confirmation replay."""
     from lrsearch import record
-    from lrsearch.cli import UsageError
+    from lrsearch.errors import UsageError
 
     recorded = record.read_study(study).seed
     seed = args.seed if args.seed is not None else recorded if joining and recorded is not None else file_seed
@@ -267,7 +267,7 @@ def check_unchanged(study, name: str, accept: bool, **current) -> None:
     space (unless `accept`): its old trials would be ranked beside new ones that mean
     something else."""
     from lrsearch import record
-    from lrsearch.cli import UsageError
+    from lrsearch.errors import UsageError
 
     changed = record.changes(study, **current)
     if changed and study.get_trials(deepcopy=False) and not accept:
@@ -280,12 +280,12 @@ def _learning_rate_bounds(args: argparse.Namespace, study_file, study) -> None:
     """With --bounds-from-find-lr, narrow and record the ranges (the workers read the
     record); else say which recorded ranges the workers will use, if any."""
     from lrsearch import lrfinder
-    from lrsearch.cli import UsageError
+    from lrsearch.errors import UsageError
 
     if getattr(args, "bounds_from_find_lr", False):
         try:
             lrfinder.bounds_from_find_lr(study_file, study, echo=lambda line: print(line, flush=True))
-        except ValueError as exc:
+        except UsageError as exc:
             raise UsageError(f"the LR range test failed: {exc}") from None
         return
     record, fresh = lrfinder.recorded_bounds(study_file, study)

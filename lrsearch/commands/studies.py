@@ -11,8 +11,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from lrsearch.cli import UsageError
-    from lrsearch.studyfile import StudyFileError, load_study
+    from lrsearch.errors import UsageError
+    from lrsearch.errors import StudyFileError
+    from lrsearch.studyfile import load_study
 
     folder = Path(args.folder)
     if not folder.is_dir():
