@@ -32,7 +32,7 @@ COMMANDS = {
 #: The search stack (`pip install 'lrsearch[search]'`) by import name, which every command needs;
 #: the light install (Keras and PyYAML) is enough for `load_config` only.
 SEARCH_STACK = ("optuna", "optuna_dashboard", "tensorflow", "sklearn", "pandas", "plotly", "matplotlib",
-                "sqlalchemy", "psycopg", "tqdm")
+                "sqlalchemy", "psycopg", "tqdm", "cloudpickle")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,6 +7,8 @@ exits with `InternalError.exit_code`.
 - `UsageError`: bad input from the user (options, arguments, files they name); exit 2.
 - `StudyFileError`: a study (a file or one defined in Python) that cannot be used; exit 2.
 - `StorageError`: the Optuna storage cannot be used as it is.
+- `SearchStopped`: a search that could not go on (its workers cannot run the study, or
+  its trials keep failing).
 - `InternalError`: lrsearch itself is broken (a Keras or Optuna internal it relies on
   changed); the message names the versions.
 """
@@ -63,6 +65,18 @@ class StorageOpenError(StorageError):
     cannot be written."""
 
     exit_code = 2
+
+
+class SearchStopped(LrsearchError):
+    """A search stopped before it was done: its workers cannot run the study (exit 2), or
+    its trials failed one after another (exit 1). What it recorded stays in the storage."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+    def __reduce__(self):
+        return type(self), (str(self), self.exit_code)
 
 
 class InternalError(LrsearchError):

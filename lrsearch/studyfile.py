@@ -1,4 +1,4 @@
-"""Load a study file by path and check what it provides.
+"""Load a study file by path, or define a study in Python, and check what it provides.
 
 A study file is plain Python. It defines:
 
@@ -31,8 +31,12 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from lrsearch.directions import close_names, direction_of
-from lrsearch.errors import StudyFileError, StudyFileExit
+from lrsearch.errors import StudyFileError, StudyFileExit, UsageError
 from lrsearch.space import Space, SpaceError
+
+
+#: Study files are imported as modules named this plus the file's stem.
+STUDY_MODULE_PREFIX = "lrsearch_study_"
 
 
 class _ExitCalled(BaseException):
@@ -139,7 +143,7 @@ class Settings:
 
 @dataclasses.dataclass(frozen=True)
 class Study:
-    """A loaded study file."""
+    """A loaded study file, or a study defined in Python (`define_study`)."""
 
     path: Path
     name: str
@@ -149,6 +153,7 @@ class Study:
     data: Callable[[], Any]
     builder: Callable[..., Any]
     callbacks: Callable[..., Any] | None = None
+    in_python: bool = False  # made by `define_study`, not loaded from a file
 
     def with_seed(self, seed: int) -> "Study":
         """The same study with settings.seed = `seed` (`lrsearch run --seed`)."""
@@ -180,19 +185,36 @@ def load_study(path: str | os.PathLike) -> Study:
     if path.suffix != ".py":
         raise StudyFileError(path, "a study file is a Python file ending in .py.")
     module = _import(path)
+    description = (inspect.getdoc(module) or "").strip().splitlines()
+    return _assemble(path, path.stem, description[0] if description else "",
+                     **{part: getattr(module, part, None) for part in ("data", "build_model", "settings", "space",
+                                                                       "callbacks")})
 
-    data = getattr(module, "data", None)
+
+def define_study(name: str, *, data: Callable[[], Any], build_model: Callable[..., Any], settings: Settings,
+                 space: "Space | dict | None" = None, callbacks: Callable[..., Any] | None = None,
+                 description: str = "") -> Study:
+    """A study defined in Python (a notebook cell, a script) rather than in a study file:
+    the same parts a study file defines, checked the same way. `lrsearch.search` ships it
+    to its worker processes with cloudpickle, functions and what they use included."""
+    if not isinstance(name, str) or not name.strip() or "/" in name:
+        raise UsageError(f"a study's name must be a non-empty string without '/', but got {name!r}.")
+    return _assemble(Path(f"<study {name} defined in Python>"), name, description, data=data,
+                     build_model=build_model, settings=settings, space=space, callbacks=callbacks, in_python=True)
+
+
+def _assemble(path: Path, name: str, description: str, *, data: Any, build_model: Any, settings: Any, space: Any,
+              callbacks: Any, in_python: bool = False) -> Study:
+    """Check a study's parts (from a file's module or from `define_study`); StudyFileError."""
+    where = "is given" if in_python else "defines"
     if not callable(data):
-        raise StudyFileError(path, "defines no data() function. Add `def data():` returning "
+        raise StudyFileError(path, f"{where} no data() function. Add `def data():` returning "
                              "((x_train, y_train), (x_val, y_val)).")
-    builder = getattr(module, "build_model", None)
-    if not callable(builder):
-        raise StudyFileError(path, "defines no build_model() function. Add `def build_model(trial):` "
+    if not callable(build_model):
+        raise StudyFileError(path, f"{where} no build_model() function. Add `def build_model(trial):` "
                              "returning an uncompiled Keras model.")
-    settings = getattr(module, "settings", None)
     if not isinstance(settings, Settings):
-        raise StudyFileError(path, "defines no `settings = lrsearch.Settings(loss=..., objective=...)`.")
-    space = getattr(module, "space", None)
+        raise StudyFileError(path, f"{where} no `settings = lrsearch.Settings(loss=..., objective=...)`.")
     if space is None:
         space = Space()
     elif isinstance(space, dict):
@@ -202,25 +224,43 @@ def load_study(path: str | os.PathLike) -> Study:
             raise StudyFileError(path, f"bad `space`: {exc}") from None
     elif not isinstance(space, Space):
         raise StudyFileError(path, f"`space` must be lrsearch.Space(...) or a dict, not {type(space).__name__}.")
-    callbacks = getattr(module, "callbacks", None)
     if callbacks is not None and not callable(callbacks):
         raise StudyFileError(path, f"`callbacks` must be a function, callbacks(trial), returning a list of Keras "
                                    f"callbacks, not {type(callbacks).__name__}.")
-    description = (inspect.getdoc(module) or "").strip().splitlines()
-    return Study(
-        path=path,
-        name=path.stem,
-        description=description[0] if description else "",
-        settings=settings,
-        space=space,
-        data=data,
-        builder=builder,
-        callbacks=callbacks,
-    )
+    return Study(path=path, name=name, description=description, settings=settings, space=space, data=data,
+                 builder=build_model, callbacks=callbacks, in_python=in_python)
+
+
+def pickle_study(study: Study) -> bytes | None:
+    """What a worker process needs to rebuild `study`: None for a study file (which the
+    worker imports by path), cloudpickle's bytes for a study defined in Python."""
+    if not study.in_python:
+        return None
+    import cloudpickle
+
+    for name, module in list(sys.modules.items()):  # study files, imported by path, are not importable by name
+        if name.startswith(STUDY_MODULE_PREFIX):
+            cloudpickle.register_pickle_by_value(module)
+    try:
+        return cloudpickle.dumps(study)
+    except Exception as exc:
+        raise StudyFileError(study.path, f"cannot be sent to the worker processes: pickling it raised "
+                                         f"{type(exc).__name__}: {exc}. Its functions must not hold open files, "
+                                         f"locks or models; build those inside data() and build_model().") from None
+
+
+def unpickle_study(path: str, pickled: bytes | None) -> Study:
+    """The study a worker runs: the file at `path`, or the one `pickle_study` made."""
+    if pickled is None:
+        return load_study(path)
+    import cloudpickle
+
+    with user_code(path, "unpickling it"):
+        return cloudpickle.loads(pickled)
 
 
 def _import(path: Path) -> Any:
-    module_name = f"lrsearch_study_{path.stem}"
+    module_name = f"{STUDY_MODULE_PREFIX}{path.stem}"
     spec = importlib.util.spec_from_file_location(module_name, path)
     if spec is None or spec.loader is None:
         raise StudyFileError(path, "cannot be imported as a Python module.")
@@ -236,7 +276,8 @@ def _import(path: Path) -> Any:
     return module
 
 
-def _line_in(path: Path, exc: BaseException) -> str:
+def _line_in(path: str | os.PathLike, exc: BaseException) -> str:
+    path = Path(path)
     for frame in reversed(traceback.extract_tb(exc.__traceback__)):
         if Path(frame.filename).resolve() == path.resolve():
             return f"line {frame.lineno}: "

@@ -69,6 +69,7 @@ class Job:
     confirm: bool = False  # once the study is full, retrain the trials the parent sends (`lrsearch.confirm`)
     lanes: int | None = 1  # trials a worker trains at once (`lrsearch.lanes`); None: as suits the model
     lane_cap: int = 32  # the most lanes a worker may choose
+    study_pickle: bytes | None = None  # a study defined in Python (`lrsearch.studyfile.pickle_study`)
 
 
 def claimed_trials(study) -> int:
@@ -122,7 +123,7 @@ def worker_main(slot: Slot, index: int, generation: int, lock, lock_owner, stop,
     from lrsearch.runner import TrialRunner, preflight
     from lrsearch.storage import open_storage, redact_text
     from lrsearch.errors import StudyFileError, StudyFileExit
-    from lrsearch.studyfile import load_study
+    from lrsearch.studyfile import unpickle_study
     from lrsearch.writeback import WriteBackStorage
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -133,7 +134,8 @@ def worker_main(slot: Slot, index: int, generation: int, lock, lock_owner, stop,
         storage = WriteBackStorage(open_storage(job.storage, wait_to_open=True))
         study = open_study(job, seed=sampler_seed(job.seed, index, generation), storage=storage)
         # The run's seed, and the ranges --bounds-from-find-lr narrowed.
-        study_file = apply_recorded_bounds(load_study(job.study_path).with_seed(job.seed), study)
+        study_file = unpickle_study(job.study_path, job.study_pickle).with_seed(job.seed)
+        study_file = apply_recorded_bounds(study_file, study)
         runner = TrialRunner(study_file, epochs=job.epochs, device=f"{socket.gethostname()}/{device}")
         checked = preflight(runner, job.lanes, job.lane_cap, "gpu" if device.startswith("GPU") else "cpu")
         _check_model(job, study, checked.model)
@@ -507,7 +509,9 @@ class Supervisor:
             study._storage.abort = lambda: self._kill_reason is not None
         for index in self.processes:
             self._send(index, ("job", job))
-        previous = {signum: signal.signal(signum, self._on_signal) for signum in (signal.SIGINT, signal.SIGTERM)}
+        main_thread = threading.current_thread() is threading.main_thread()  # only it may handle signals
+        previous = {signum: signal.signal(signum, self._on_signal)
+                    for signum in ((signal.SIGINT, signal.SIGTERM) if main_thread else ())}
         try:
             fail_dead_local_trials(self.study)
             record.fail_stale_trials(self.study)

@@ -123,7 +123,7 @@ def test_broken_study_file_gets_a_clear_message_and_exit_2(cli, kind, tiny_study
 
 def test_bad_option_values_exit_2(cli, tiny_study, journal):
     result = cli("run", str(tiny_study), "--storage", journal, "--n-trials", "0")
-    assert result.returncode == 2 and "--n-trials must be >= 1" in result.stderr
+    assert result.returncode == 2 and "--n-trials: must be >= 1, but got 0" in result.stderr
     result = cli("run", str(tiny_study), "--storage", journal, "--gpus", "first")
     assert result.returncode == 2 and "--gpus takes" in result.stderr
 

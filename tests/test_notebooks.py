@@ -56,14 +56,15 @@ def test_notebook_01_learning_rate_dynamics_reproduces_the_seed(monkeypatch):
     assert image_count(code) >= 7
 
 
-@pytest.mark.slow  # a real search in two spawned worker processes: about a minute on two cores
-def test_notebook_02_search_blobs_searches_reports_exports_and_retrains(monkeypatch):
+@pytest.mark.slow  # a real search of a study defined in its cells, in two spawned workers: about a minute
+def test_notebook_02_defines_a_study_searches_it_in_workers_reports_exports_and_retrains(monkeypatch):
     notebook = execute("02_search_blobs.ipynb", monkeypatch)
     code = [c for c in notebook.cells if c.cell_type == "code"]
-    assert "16 trials of 20 epochs (quick mode)" in stdout_of(code[0])
+    assert "define_study(" in code[1].source and "lrsearch.search(blobs" in code[2].source  # defined in its cells
+    assert "16 trials of 20 epochs (quick mode)" in stdout_of(code[1])
     printed = "".join(stdout_of(c) for c in code)
-    assert "Study 'blobs': 16 trials" in printed  # the run's own summary
-    assert "Wrote " in printed and "lrsearch.load_config(" in printed  # the export command's output
+    assert "Study 'blobs': 16 trials" in printed and "outcome: finished" in printed  # the search's own summary
+    assert "Wrote " in printed and '"schema"' in printed  # the exported file
     assert "assert" in code[-1].source
     assert "All checks hold." in stdout_of(code[-1])
     assert image_count(code) >= 4  # importance, parallel coordinates, objective vs lr, the retrained curves

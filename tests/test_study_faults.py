@@ -104,7 +104,7 @@ def test_timeout_ends_a_run_whose_data_hangs(tmp_path):
     process, journal = start_hanging_run(tmp_path, "--timeout", "3")
     out, err = process.communicate(timeout=90)
     assert process.returncode == 0, err
-    assert "--timeout 3s reached" in err and "Traceback" not in err
+    assert "Timeout reached (3s)" in err and "Traceback" not in err
     assert running_trials(journal) == 0
 
 

@@ -48,20 +48,43 @@ def program(name: str = "lrsearch") -> str:
     return shlex.quote(here if relative.startswith("..") else relative)
 
 
+def at_least(low: int):
+    """An argparse type: a whole number >= `low`."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, but got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, but got {value}")
+        return value
+
+    return parse
+
+
+def seconds(text: str) -> float:
+    """An argparse type: a number of seconds > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, but got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, but got {text}")
+    return value
+
+
 def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--workers", type=int,
+    parser.add_argument("--workers", type=at_least(1),
                         help="worker processes (default: one per GPU, else one per CPU core)")
     parser.add_argument("--gpus", default="all", help="GPUs to use: all, none, or indices like 0,1 (default: all)")
-    parser.add_argument("--per-gpu", type=int, default=1, help="workers per GPU (default: 1)")
+    parser.add_argument("--per-gpu", type=at_least(1), default=1, help="workers per GPU (default: 1)")
 
 
 def plan_slots(args: argparse.Namespace) -> list:
     """The worker slots `add_worker_arguments`' options ask for; UsageError if they are wrong."""
     from lrsearch import devices
-    from lrsearch.errors import UsageError
 
-    if args.workers is not None and args.workers < 1:
-        raise UsageError(f"--workers must be >= 1, but got {args.workers}.")
     return devices.plan(args.workers, devices.parse_gpus(args.gpus), args.per_gpu)
 
 

@@ -9,17 +9,17 @@ from __future__ import annotations
 import argparse
 import sys
 
-from lrsearch.commands._common import add_study_arguments, add_worker_arguments, plan_slots
+from lrsearch.commands._common import add_study_arguments, add_worker_arguments, at_least, plan_slots, seconds
 from lrsearch.confirm import DEFAULT_SEEDS, DEFAULT_TOP
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_study_arguments(parser, file_required=True)
-    parser.add_argument("--top", type=int, default=DEFAULT_TOP, metavar="K",
+    parser.add_argument("--top", type=at_least(1), default=DEFAULT_TOP, metavar="K",
                         help=f"how many of the best complete trials to retrain (default: {DEFAULT_TOP})")
-    parser.add_argument("--seeds", type=int, default=DEFAULT_SEEDS, metavar="N",
+    parser.add_argument("--seeds", type=at_least(1), default=DEFAULT_SEEDS, metavar="N",
                         help=f"fresh seeds per trial (default: {DEFAULT_SEEDS})")
-    parser.add_argument("--timeout", type=float, help="stop starting trainings after this many seconds")
+    parser.add_argument("--timeout", type=seconds, help="stop starting trainings after this many seconds")
     add_worker_arguments(parser)
 
 
@@ -27,14 +27,9 @@ def main(args: argparse.Namespace) -> int:
     from lrsearch import confirm, record
     from lrsearch.errors import UsageError
     from lrsearch.commands._common import load_optuna_study, resolve_study
-    from lrsearch.commands.run import check_unchanged, finish, prestarted, supervise
+    from lrsearch.searching import Timer, check_unchanged, finish, prestarted, supervise
     from lrsearch.workers import Confirming, Job
 
-    for name in ("top", "seeds"):
-        if getattr(args, name) < 1:
-            raise UsageError(f"--{name} must be >= 1, but got {getattr(args, name)}.")
-    if args.timeout is not None and args.timeout <= 0:
-        raise UsageError(f"--timeout must be > 0, but got {args.timeout}.")
     slots = plan_slots(args)
     ref = resolve_study(args)
     study = load_optuna_study(ref)
@@ -52,12 +47,10 @@ def main(args: argparse.Namespace) -> int:
     outcome = None
     if tasks:
         with prestarted(slots[:len(tasks)]) as pool:  # no more workers than trainings
-            outcome = supervise(pool, job, study, timeout=args.timeout, confirming=confirming)
+            outcome = supervise(pool, job, study, timer=Timer(args.timeout), confirming=confirming)
     else:
         print(f"The top {args.top} trials are confirmed on {args.seeds} fresh seed(s) already.")
-    code = finish(outcome, study, "confirm", hint=f"lrsearch confirm {args.study_file}", storage=ref.storage)
-    if code is not None:
-        return code
+    finish(outcome, study, hint=f"lrsearch confirm {args.study_file}", storage=ref.storage)
     if outcome and outcome.interrupted:
         print("Interrupted. Run the same command again to go on.", file=sys.stderr)
         return 130
