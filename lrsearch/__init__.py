@@ -6,7 +6,7 @@ that trains imports TensorFlow when it is used.
 """
 
 from lrsearch.config import LRConfig
-from lrsearch.export import load_config
+from lrsearch.configfile import load_config
 from lrsearch.retraining import retrain
 from lrsearch.space import Space
 from lrsearch.studyfile import Settings
