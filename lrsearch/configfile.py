@@ -58,8 +58,9 @@ class ExportedConfig:
     exported_at: str
     model_params: dict[str, Any] = dataclasses.field(default_factory=dict)
     confirmation: Confirmation | None = None
-    #: The file's `keras.optimizer` (Keras' serialized form), if it has one.
-    keras_optimizer: dict[str, Any] | None = None
+    #: The file's `keras.optimizer` (Keras' serialized form), if it has one: what
+    #: `lr_config` gives, so it takes no part in comparisons.
+    keras_optimizer: dict[str, Any] | None = dataclasses.field(default=None, compare=False, repr=False)
 
     def optimizer(self, steps_per_epoch: int | None = None) -> "keras.optimizers.Optimizer":
         """A fresh Keras optimizer with its learning-rate schedule.
