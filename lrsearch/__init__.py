@@ -7,8 +7,8 @@ errors they raise (`lrsearch.errors`); what trains imports TensorFlow when it is
 """
 
 from lrsearch.config import LRConfig
+from lrsearch.configfile import load_config
 from lrsearch.errors import LrsearchError, SearchStopped, StorageError, StudyFileError, UsageError
-from lrsearch.export import load_config
 from lrsearch.retraining import retrain
 from lrsearch.searching import SearchResult, join, search
 from lrsearch.space import Space

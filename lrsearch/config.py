@@ -1,5 +1,6 @@
 """The learning-rate configuration of one trial: what the space suggests, what
-`schedules` turns into Keras objects and what `export` writes.
+`schedules` turns into Keras objects and what `export` writes, checked against the
+catalogue's optimizers and schedules.
 
 Plain data, no TensorFlow or Optuna import: `load_config` must work without them.
 """
@@ -10,17 +11,9 @@ import dataclasses
 import math
 from typing import Any
 
+from lrsearch.catalogue import OPTIMIZERS, PARAMS, SCHEDULES, Param
+from lrsearch.catalogue import PLATEAU_MIN_LR  # noqa: F401 (lrsearch.report.summary reads it from here)
 from lrsearch.errors import UsageError
-
-OPTIMIZERS = ("sgd", "rmsprop", "adagrad", "adam")
-SCHEDULES = ("constant", "time_decay", "plateau", "one_cycle")
-
-#: 1cycle's last phase: the share of training spent annealing below eta0.
-ONE_CYCLE_ANNIHILATION = 0.1
-#: How far below eta0 the 1cycle schedule ends.
-ONE_CYCLE_FINAL_DIV = 1e3
-#: The floor ReduceLROnPlateau never goes below.
-PLATEAU_MIN_LR = 1e-7
 
 
 class ConfigError(UsageError):
@@ -32,8 +25,9 @@ class LRConfig:
     """One point of the search space.
 
     `lr` is the initial learning rate; with the `one_cycle` schedule it is the peak
-    (eta1), and the cycle starts at `lr / div` (eta0). Fields that the chosen optimizer
-    or schedule does not use stay None.
+    (eta1, searched as `peak_lr`), and the cycle starts at `lr / div` (eta0). Fields that
+    the chosen optimizer or schedule does not use stay None; `lrsearch.catalogue` says
+    which those are.
     """
 
     optimizer: str
@@ -49,32 +43,19 @@ class LRConfig:
     def __post_init__(self) -> None:
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
         _check_choice("schedule", self.schedule, SCHEDULES)
-        _check_range("lr", self.lr, 0.0, 10.0, low_open=True)
-        sgd_only = {"momentum": self.momentum, "nesterov": self.nesterov}
-        if self.optimizer == "sgd":
-            _check_range("momentum", self.momentum if self.momentum is not None else 0.0, 0.0, 1.0, high_open=True)
-        else:
-            _check_unused(sgd_only, f"optimizer {self.optimizer!r}")
-        wanted = {
-            "constant": (),
-            "time_decay": ("decay",),
-            "plateau": ("patience", "factor"),
-            "one_cycle": ("div",),
-        }[self.schedule]
-        others = {name: getattr(self, name) for name in ("decay", "patience", "factor", "div") if name not in wanted}
-        _check_unused(others, f"schedule {self.schedule!r}")
-        for name in wanted:
-            if getattr(self, name) is None:
-                raise ConfigError(f"schedule {self.schedule!r} needs {name!r}, but it is missing.")
-        if self.decay is not None:
-            _check_range("decay", self.decay, 0.0, math.inf)
-        if self.patience is not None:
-            if not isinstance(self.patience, int) or isinstance(self.patience, bool) or self.patience < 0:
-                raise ConfigError(f"'patience' must be a whole number >= 0, but got {self.patience!r}.")
-        if self.factor is not None:
-            _check_range("factor", self.factor, 0.0, 1.0, low_open=True, high_open=True)
-        if self.div is not None:
-            _check_range("div", self.div, 1.0, math.inf)
+        optimizer, schedule = OPTIMIZERS[self.optimizer], SCHEDULES[self.schedule]
+        own = {param.field: param for param in (schedule.lr, *optimizer.params, *schedule.params)}
+        for param in PARAMS.values():
+            if param.field not in own and getattr(self, param.field) is not None:
+                owner = (f"optimizer {self.optimizer!r}" if any(param in o.params for o in OPTIMIZERS.values())
+                         else f"schedule {self.schedule!r}")
+                raise ConfigError(f"{owner} takes no [{param.field!r}].")
+        for param in (schedule.lr, *schedule.params):
+            if getattr(self, param.field) is None:
+                raise ConfigError(f"schedule {self.schedule!r} needs {param.field!r}, but it is missing.")
+        for field, param in own.items():
+            if getattr(self, field) is not None:
+                _check_value(param, getattr(self, field))
 
     def to_dict(self) -> dict[str, Any]:
         """The fields that are set, in a JSON-friendly dict."""
@@ -95,27 +76,22 @@ class LRConfig:
         return cls(**data)
 
 
-def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+def _check_choice(name: str, value: Any, choices: dict) -> None:
     if value not in choices:
         raise ConfigError(f"{name!r} must be one of {list(choices)}, but got {value!r}.")
 
 
-def _check_range(
-    name: str, value: Any, low: float, high: float, low_open: bool = False, high_open: bool = False
-) -> None:
+def _check_value(param: Param, value: Any) -> None:
+    if param.kind == "bool":
+        if not isinstance(value, bool):
+            raise ConfigError(f"{param.field!r} must be true or false, but got {value!r}.")
+        return
+    if param.kind == "int" and (not isinstance(value, int) or isinstance(value, bool)):
+        raise ConfigError(f"{param.field!r} must be a whole number in {param.interval()}, but got {value!r}.")
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ConfigError(f"{name!r} must be a finite number, but got {value!r}.")
-    too_low = value <= low if low_open else value < low
-    too_high = value >= high if high_open else value > high
-    if too_low or too_high:
-        lo, hi = ("(" if low_open else "["), (")" if high_open else "]")
-        raise ConfigError(f"{name!r} must lie in {lo}{low}, {high}{hi}, but got {value!r}.")
-
-
-def _check_unused(values: dict[str, Any], owner: str) -> None:
-    used = sorted(name for name, value in values.items() if value is not None)
-    if used:
-        raise ConfigError(f"{owner} takes no {used}.")
+        raise ConfigError(f"{param.field!r} must be a finite number, but got {value!r}.")
+    if not param.accepts(value):
+        raise ConfigError(f"{param.field!r} must lie in {param.interval()}, but got {value!r}.")
 
 
 def describe(config: dict) -> str:
@@ -124,12 +100,14 @@ def describe(config: dict) -> str:
         cfg = LRConfig.from_dict(config)
     except ValueError:
         return str(config)
-    parts = [cfg.optimizer, f"{'peak_lr' if cfg.schedule == 'one_cycle' else 'lr'}={cfg.lr:.3g}"]
-    if cfg.momentum:
-        parts.append(f"momentum={cfg.momentum:.2f}" + (" nesterov" if cfg.nesterov else ""))
+    optimizer, schedule = OPTIMIZERS[cfg.optimizer], SCHEDULES[cfg.schedule]
+    parts = [cfg.optimizer, f"{schedule.lr.name}={cfg.lr:.3g}"]
+    for param in optimizer.params:
+        value = getattr(cfg, param.field)
+        if value:
+            parts.append(param.name if param.kind == "bool" else f"{param.name}={value:.2f}")
     parts.append(cfg.schedule)
-    for name in ("decay", "patience", "factor", "div"):
-        value = getattr(cfg, name)
-        if value is not None:
-            parts.append(f"{name}={value:.3g}" if isinstance(value, float) else f"{name}={value}")
+    for param in schedule.params:
+        value = getattr(cfg, param.field)
+        parts.append(f"{param.name}={value}" if param.kind == "int" else f"{param.name}={value:.3g}")
     return " ".join(parts)

@@ -1,5 +1,6 @@
-"""Turn an `LRConfig` into Keras objects: the optimizer (with its schedule) and the
-learning-rate callbacks. Used by the trial runner and by `load_config` alike.
+"""Turn an `LRConfig` into Keras objects, as `lrsearch.catalogue` describes them: the
+optimizer (with its schedule) and the learning-rate callbacks. Used by the trial runner
+and by `load_config` alike. Holds lrsearch's own 1cycle schedule, registered with Keras.
 """
 
 from __future__ import annotations
@@ -8,14 +9,8 @@ import weakref
 
 import keras
 
-from lrsearch.config import ONE_CYCLE_ANNIHILATION, ONE_CYCLE_FINAL_DIV, PLATEAU_MIN_LR, LRConfig
-
-_OPTIMIZERS = {
-    "sgd": keras.optimizers.SGD,
-    "rmsprop": keras.optimizers.RMSprop,
-    "adagrad": keras.optimizers.Adagrad,
-    "adam": keras.optimizers.Adam,
-}
+from lrsearch.catalogue import ONE_CYCLE_ANNIHILATION, OPTIMIZERS, SCHEDULES
+from lrsearch.config import LRConfig
 
 
 @keras.saving.register_keras_serializable(package="lrsearch")
@@ -113,34 +108,18 @@ class LearningRateMonitor(keras.callbacks.Callback):
 
 def make_optimizer(config: LRConfig, steps_per_epoch: int, epochs: int) -> keras.optimizers.Optimizer:
     """A fresh Keras optimizer for `config`, its schedule attached."""
-    learning_rate = make_learning_rate(config, steps_per_epoch, epochs)
-    kwargs = {}
-    if config.optimizer == "sgd":
-        kwargs = {"momentum": config.momentum or 0.0, "nesterov": bool(config.nesterov)}
-    return _OPTIMIZERS[config.optimizer](learning_rate=learning_rate, **kwargs)
+    entry = OPTIMIZERS[config.optimizer]
+    return getattr(keras.optimizers, entry.keras_class)(
+        learning_rate=make_learning_rate(config, steps_per_epoch, epochs), **entry.options(config))
 
 
 def make_learning_rate(config: LRConfig, steps_per_epoch: int, epochs: int):
     """The learning rate argument: a float, or a schedule over optimizer iterations."""
-    if config.schedule == "time_decay":
-        # The seed's lr0 / (1 + decay * iteration).
-        return keras.optimizers.schedules.InverseTimeDecay(config.lr, decay_steps=1, decay_rate=config.decay)
-    if config.schedule == "one_cycle":
-        initial = config.lr / config.div
-        return OneCycle(initial, config.lr, initial / ONE_CYCLE_FINAL_DIV, max(2, steps_per_epoch * epochs))
-    return config.lr
+    return SCHEDULES[config.schedule].learning_rate(config, steps_per_epoch, epochs)
 
 
 def make_callbacks(config: LRConfig, monitor: str, mode: str) -> list[keras.callbacks.Callback]:
-    """The learning-rate callbacks `config` needs (ReduceLROnPlateau for `plateau`)."""
-    if config.schedule != "plateau":
-        return []
-    return [
-        keras.callbacks.ReduceLROnPlateau(
-            monitor=monitor,
-            mode="max" if mode == "maximize" else "min",
-            factor=config.factor,
-            patience=config.patience,
-            min_lr=PLATEAU_MIN_LR,
-        )
-    ]
+    """The learning-rate callbacks `config` needs (ReduceLROnPlateau for `plateau`);
+    `mode` is the study's direction, "maximize" or "minimize"."""
+    return [getattr(keras.callbacks, name)(**options)
+            for name, options in SCHEDULES[config.schedule].callbacks(config, monitor, mode)]

@@ -1,8 +1,8 @@
 """The learning-rate search space and how a trial samples it (Optuna define-by-run).
 
 Parameters are conditional: `momentum` exists only for SGD, `decay` only with the
-time-decay schedule, and so on, so that importances and parallel coordinates compare
-like with like. No TensorFlow import here.
+time-decay schedule, and so on (`lrsearch.catalogue` says which), so that importances and
+parallel coordinates compare like with like. No TensorFlow import here.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import math
 import numbers
 from typing import TYPE_CHECKING, Any
 
-from lrsearch.config import OPTIMIZERS, SCHEDULES, LRConfig
+from lrsearch.catalogue import OPTIMIZERS, PARAMS, SCHEDULES, Param
+from lrsearch.config import LRConfig
 from lrsearch.errors import UsageError
 
 if TYPE_CHECKING:
@@ -33,16 +34,16 @@ class Space:
     the peak of the 1cycle schedule (it starts at peak_lr / div).
     """
 
-    optimizers: tuple[str, ...] = OPTIMIZERS
-    schedules: tuple[str, ...] = SCHEDULES
-    lr: tuple[float, float] = (1e-7, 1.0)
-    peak_lr: tuple[float, float] = (1e-7, 1.0)
-    momentum: tuple[float, float] = (0.0, 0.99)
-    nesterov: bool | None = False
-    decay: tuple[float, float] = (1e-5, 1e-1)
-    patience: tuple[int, int] = (2, 20)
-    factor: tuple[float, float] = (0.05, 0.5)
-    div: tuple[float, float] = (5.0, 25.0)
+    optimizers: tuple[str, ...] = tuple(OPTIMIZERS)
+    schedules: tuple[str, ...] = tuple(SCHEDULES)
+    lr: tuple[float, float] = PARAMS["lr"].default
+    peak_lr: tuple[float, float] = PARAMS["peak_lr"].default
+    momentum: tuple[float, float] = PARAMS["momentum"].default
+    nesterov: bool | None = PARAMS["nesterov"].default
+    decay: tuple[float, float] = PARAMS["decay"].default
+    patience: tuple[int, int] = PARAMS["patience"].default
+    factor: tuple[float, float] = PARAMS["factor"].default
+    div: tuple[float, float] = PARAMS["div"].default
 
     def __post_init__(self) -> None:
         for name, allowed in (("optimizers", OPTIMIZERS), ("schedules", SCHEDULES)):
@@ -56,25 +57,13 @@ class Space:
             for value in values:
                 if value not in allowed:
                     raise SpaceError(f"unknown {name[:-1]} {value!r}; choose from {list(allowed)}.")
-        positive = ("lr", "peak_lr", "decay", "factor")
-        for name in ("lr", "peak_lr", "momentum", "decay", "patience", "factor", "div"):
-            pair = getattr(self, name)
-            if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
-                raise SpaceError(f"{name} must be a (low, high) pair, but got {pair!r}.")
-            low, high = pair
-            if not all(isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) for v in pair):
-                raise SpaceError(f"{name} must be a pair of finite numbers, but got {pair!r}.")
-            if low > high:
-                raise SpaceError(f"{name} must have low <= high, but got {pair!r}.")
-            if name in positive and low <= 0:
-                raise SpaceError(f"{name} must be > 0 (it is searched on a log scale), but got {pair!r}.")
-            object.__setattr__(self, name, (low, high))
-        if self.momentum[1] >= 1.0 or self.momentum[0] < 0:
-            raise SpaceError(f"momentum must lie in [0, 1), but got {self.momentum!r}.")
-        if self.factor[1] >= 1.0:
-            raise SpaceError(f"factor must be < 1, but got {self.factor!r}.")
-        if self.div[0] < 1.0:
-            raise SpaceError(f"div must be >= 1, but got {self.div!r}.")
+        for param in PARAMS.values():
+            value = getattr(self, param.name)
+            if param.kind == "bool":
+                if value is not None and not isinstance(value, bool):
+                    raise SpaceError(f"{param.name} must be true, false or None (search both), but got {value!r}.")
+                continue
+            object.__setattr__(self, param.name, _checked_range(param, value))
 
     @classmethod
     def from_dict(cls, options: dict[str, Any]) -> "Space":
@@ -97,43 +86,46 @@ class Space:
 
 
 def suggest(trial: "optuna.Trial", space: Space) -> LRConfig:
-    """Sample one learning-rate configuration for `trial`."""
+    """Sample one learning-rate configuration for `trial`: the optimizer and the schedule,
+    then the learning rate and the parameters of those two."""
     optimizer = _categorical(trial, "optimizer", space.optimizers)
     schedule = _categorical(trial, "schedule", space.schedules)
     params: dict[str, Any] = {"optimizer": optimizer, "schedule": schedule}
-    if schedule == "one_cycle":
-        params["lr"] = _float(trial, "peak_lr", space.peak_lr, log=True)
-        params["div"] = _float(trial, "div", space.div, log=True)
-    else:
-        params["lr"] = _float(trial, "lr", space.lr, log=True)
-    if optimizer == "sgd":
-        params["momentum"] = _float(trial, "momentum", space.momentum)
-        params["nesterov"] = (
-            _categorical(trial, "nesterov", (False, True)) if space.nesterov is None else space.nesterov
-        )
-    if schedule == "time_decay":
-        params["decay"] = _float(trial, "decay", space.decay, log=True)
-    elif schedule == "plateau":
-        params["patience"] = _int(trial, "patience", space.patience)
-        params["factor"] = _float(trial, "factor", space.factor)
+    for param in (SCHEDULES[schedule].lr, *OPTIMIZERS[optimizer].params, *SCHEDULES[schedule].params):
+        params[param.field] = _suggest(trial, param, getattr(space, param.name))
     return LRConfig(**params)
+
+
+def _checked_range(param: Param, pair: Any) -> tuple:
+    name = param.name
+    if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
+        raise SpaceError(f"{name} must be a (low, high) pair, but got {pair!r}.")
+    low, high = pair
+    if not all(isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) for v in pair):
+        raise SpaceError(f"{name} must be a pair of finite numbers, but got {pair!r}.")
+    if low > high:
+        raise SpaceError(f"{name} must have low <= high, but got {pair!r}.")
+    if param.log and low <= 0:
+        raise SpaceError(f"{name} must be > 0 (it is searched on a log scale), but got {pair!r}.")
+    if not (param.accepts(low) and param.accepts(high)):
+        raise SpaceError(f"{name} must lie in {param.interval()}, but got {pair!r}.")
+    return (low, high)
+
+
+def _suggest(trial: "optuna.Trial", param: Param, option: Any) -> Any:
+    """`param`'s value: sampled from the space's `option` (its range, or None for a bool
+    searched both ways), or the one value the option fixes."""
+    if param.kind == "bool":
+        return _categorical(trial, param.name, (False, True)) if option is None else option
+    low, high = option
+    if low == high:
+        return int(low) if param.kind == "int" else float(low)
+    if param.kind == "int":
+        return trial.suggest_int(param.name, int(low), int(high))
+    return trial.suggest_float(param.name, low, high, log=param.log)
 
 
 def _categorical(trial: "optuna.Trial", name: str, choices: tuple) -> Any:
     if len(choices) == 1:
         return choices[0]
     return trial.suggest_categorical(name, list(choices))
-
-
-def _float(trial: "optuna.Trial", name: str, bounds: tuple[float, float], log: bool = False) -> float:
-    low, high = bounds
-    if low == high:
-        return float(low)
-    return trial.suggest_float(name, low, high, log=log)
-
-
-def _int(trial: "optuna.Trial", name: str, bounds: tuple[int, int]) -> int:
-    low, high = bounds
-    if low == high:
-        return int(low)
-    return trial.suggest_int(name, int(low), int(high))

@@ -14,7 +14,8 @@ import pytest
 from conftest import ROOT, TINY
 from lrsearch.cli import SEARCH_STACK
 from lrsearch.config import LRConfig
-from lrsearch.export import ExportedConfig, write
+from lrsearch.configfile import ExportedConfig
+from lrsearch.export import write
 
 tomllib = pytest.importorskip("tomllib")
 

@@ -8,7 +8,8 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from lrsearch.config import ONE_CYCLE_ANNIHILATION, ONE_CYCLE_FINAL_DIV, LRConfig  # noqa: E402
+from lrsearch.catalogue import ONE_CYCLE_ANNIHILATION, ONE_CYCLE_FINAL_DIV  # noqa: E402
+from lrsearch.config import LRConfig  # noqa: E402
 from lrsearch.schedules import OneCycle, make_optimizer  # noqa: E402
 
 ETA0, ETA1, FINAL, STEPS = 0.01, 0.1, 1e-5, 1000

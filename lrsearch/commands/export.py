@@ -8,13 +8,14 @@ from __future__ import annotations
 import argparse
 
 from lrsearch.commands._common import add_study_arguments
+from lrsearch.export import FORMATS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_study_arguments(parser)
     parser.add_argument("-o", "--output", default=None,
                         help="file to write (default: ./STUDY_NAME-best.json, or .yaml with --format yaml)")
-    parser.add_argument("--format", choices=("json", "yaml"), default=None,
+    parser.add_argument("--format", choices=FORMATS, default=None,
                         help="file format (default: from the --output suffix, else json)")
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--trial", type=int, metavar="N", help="export trial number N instead of the best")
@@ -38,6 +39,7 @@ def main(args: argparse.Namespace) -> int:
         fresh = f" (fresh seeds: {cfg.confirmation.describe()})" if cfg.confirmation else ""
         print(f"{'#' + str(rank) + ' ' if args.top else ''}trial {cfg.trial_number}: {cfg.objective}="
               f"{cfg.value:.4g}{fresh}  {describe(cfg.lr_config.to_dict())}")
-    print(f"Wrote {path}; in another project: cfg = lrsearch.load_config({str(path)!r})")
+    print(f"Wrote {path}; in another project: cfg = lrsearch.load_config({str(path)!r}), or with Keras alone: "
+          f"keras.optimizers.deserialize(<the file>['keras']['optimizer'])")
     return 0
 

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import pandas as pd
 
 from lrsearch import confirm
-from lrsearch.config import PLATEAU_MIN_LR, LRConfig
+from lrsearch.catalogue import PLATEAU_MIN_LR, config_field
+from lrsearch.config import LRConfig
 from lrsearch.lrfinder import RangeTestResult
 from lrsearch.record import read_range_tests, read_study, read_trial
 
@@ -171,9 +172,7 @@ def trial_config(trial: "optuna.trial.FrozenTrial") -> dict[str, Any]:
     config = read_trial(trial).config
     if config is not None:
         return dict(config)
-    params = dict(trial.params)
-    if "peak_lr" in params:
-        params["lr"] = params.pop("peak_lr")
+    params = {config_field(name): value for name, value in trial.params.items()}
     return {k: v for k, v in params.items() if k in CONFIG_FIELDS}
 
 
@@ -243,7 +242,7 @@ def importance(trials: list["optuna.trial.FrozenTrial"], direction: str) -> Impo
 
 def _importance_params(trial: "optuna.trial.FrozenTrial") -> dict[str, tuple[Any, Any]]:
     """The trial's parameters as fANOVA sees them: name -> (value, distribution), numbers as
-    floats, log-scale ones as log10, `peak_lr` as `lr`."""
+    floats, log-scale ones as log10, named as `LRConfig` fields (`peak_lr` as `lr`)."""
     from optuna.distributions import CategoricalDistribution, FloatDistribution
 
     params = {}
@@ -254,7 +253,7 @@ def _importance_params(trial: "optuna.trial.FrozenTrial") -> dict[str, tuple[Any
             if dist.log:
                 low, high, value = math.log10(low), math.log10(high), math.log10(value)
             dist = FloatDistribution(low, high)
-        params["lr" if name == "peak_lr" else name] = (value, dist)
+        params[config_field(name)] = (value, dist)
     return params
 
 
