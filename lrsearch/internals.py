@@ -11,6 +11,7 @@ Optuna before it is called.
 from __future__ import annotations
 
 import functools
+import importlib
 import weakref
 from importlib import metadata
 from typing import Any, Callable
@@ -96,22 +97,24 @@ def rdb_batch_writer(rdb) -> Callable[[list[tuple]], None] | None:
 def note_key(trial: int | None) -> str:
     """The study system attribute that holds the version of optuna-dashboard's note of
     the trial with storage id `trial` (None: the study's note)."""
-    return _dashboard_notes()[0](trial)
+    return _dashboard_note("note_ver_key")(trial)
 
 
 def save_trial_note(study, trial, body: str) -> None:
     """Write `body` as the dashboard's note of `trial` (a FrozenTrial of `study`);
     optuna-dashboard's public `save_note` takes only a live Trial."""
-    _dashboard_notes()[1](storage_of(study), study_id(study), trial_id(trial), 1, body)
+    _dashboard_note("save_note_with_version")(storage_of(study), study_id(study), trial_id(trial), 1, body)
 
 
-@functools.cache
-def _dashboard_notes() -> tuple[Callable, Callable]:
+def _dashboard_note(name: str) -> Callable:
     try:
-        from optuna_dashboard._note import note_ver_key, save_note_with_version
+        notes = importlib.import_module("optuna_dashboard._note")
     except ImportError:
-        raise unsupported("optuna-dashboard", "optuna_dashboard._note.save_note_with_version") from None
-    return note_ver_key, save_note_with_version
+        raise unsupported("optuna-dashboard", "optuna_dashboard._note") from None
+    found = getattr(notes, name, None)
+    if found is None:
+        raise unsupported("optuna-dashboard", f"optuna_dashboard._note.{name}")
+    return found
 
 
 # --------------------------------------------------------------------------- Keras

@@ -101,14 +101,21 @@ def test_a_trial_note_is_saved_where_optuna_dashboard_reads_it(study):
     assert get_note_from_system_attrs(attrs, internals.trial_id(frozen))["body"] == "### hello"
 
 
-def test_optuna_dashboard_without_its_note_module_is_an_internal_error(study, monkeypatch):
+def test_optuna_dashboard_without_its_note_module_is_an_internal_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "optuna_dashboard._note", None)  # as if the module were gone
-    internals._dashboard_notes.cache_clear()
-    try:
-        with pytest.raises(InternalError, match=gone("optuna-dashboard", "optuna_dashboard._note.save_note_with_version")):
-            internals.note_key(None)
-    finally:
-        internals._dashboard_notes.cache_clear()
+    with pytest.raises(InternalError, match=gone("optuna-dashboard", "optuna_dashboard._note")):
+        internals.note_key(None)
+
+
+def test_optuna_dashboard_without_its_note_functions_is_an_internal_error(study, monkeypatch):
+    import optuna_dashboard._note
+
+    monkeypatch.delattr(optuna_dashboard._note, "note_ver_key")
+    with pytest.raises(InternalError, match=gone("optuna-dashboard", "optuna_dashboard._note.note_ver_key")):
+        internals.note_key(None)
+    monkeypatch.delattr(optuna_dashboard._note, "save_note_with_version")
+    with pytest.raises(InternalError, match=gone("optuna-dashboard", "optuna_dashboard._note.save_note_with_version")):
+        internals.save_trial_note(study, study.get_trials()[0], "x")
 
 
 # --------------------------------------------------------------------------- Keras
