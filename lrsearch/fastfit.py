@@ -22,7 +22,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from lrsearch import data, reuse
+from lrsearch import data, internals, reuse
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,8 @@ class _EpochLoop:
         self.train = data.map_arrays(tf.constant, train)
         self.val = data.map_arrays(tf.constant, val)
         self.val_steps = math.ceil(data.rows(val) / EVAL_BATCH)
-        model._symbolic_build(data_batch=data.take(self.train, self.batch_size))
+        internals.symbolic_build(model, data.take(self.train, self.batch_size))
+        self.loss_tracker = internals.loss_tracker(model)
         if model.optimizer is not None and not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)
         self.train_epoch = tf.function(self._train_epoch, reduce_retracing=True)
@@ -138,7 +139,7 @@ class _EpochLoop:
                 break
             rows = order[step * self.batch_size : tf.minimum((step + 1) * self.batch_size, self.n)]
             self.model.train_step(data.map_arrays(lambda t: tf.gather(t, rows), self.train))
-            finite = tf.reduce_all(tf.math.is_finite(self.model._loss_tracker.result()))
+            finite = tf.reduce_all(tf.math.is_finite(self.loss_tracker.result()))
         return self.model.get_metrics_result(), finite
 
     def _evaluate(self):

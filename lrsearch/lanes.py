@@ -32,7 +32,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from lrsearch import data, fastfit, reuse
+from lrsearch import data, fastfit, internals, reuse
 from lrsearch.schedules import OneCycle, one_cycle_rate
 
 log = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ def hyperparameters(optimizer: keras.optimizers.Optimizer) -> LaneOptimizer | st
             return f"the optimizer sets {name}={options[name]!r}"
     if kind == "rmsprop" and options["momentum"]:
         return "RMSprop has momentum"
-    rate = optimizer._learning_rate
+    rate = internals.schedule_of(optimizer)
     lane = LaneOptimizer(kind=KINDS.index(kind), lr=1.0, epsilon=options.get("epsilon", 1e-7))
     if kind == "sgd":
         lane.momentum, lane.nesterov = float(options["momentum"]), float(bool(options["nesterov"]))
@@ -201,7 +201,8 @@ class LaneGroup:
         self.val = data.map_arrays(tf.constant, val)
         self.val_rows = data.rows(val)
         template.compile(optimizer="sgd", loss=loss, metrics=metrics)
-        template._symbolic_build(data_batch=data.take(self.train, self.batch_size))
+        internals.symbolic_build(template, data.take(self.train, self.batch_size))
+        self.loss_tracker = internals.loss_tracker(template)
         template.reset_metrics()
         self.metric_start = [tf.constant(v.numpy()) for v in template.metrics_variables]
 
@@ -282,14 +283,14 @@ class LaneGroup:
     def _update_metrics(self, metrics, loss, x, y, y_pred, sample_weight):
         model = self.template
         with keras.StatelessScope(state_mapping=list(zip(model.metrics_variables, metrics))) as scope:
-            model._loss_tracker.update_state(loss, sample_weight=tf.shape(tf.nest.flatten(x)[0])[0])
+            self.loss_tracker.update_state(loss, sample_weight=tf.shape(tf.nest.flatten(x)[0])[0])
             model.compute_metrics(x, y, y_pred, sample_weight)
         return [scope.get_current_value(v) for v in model.metrics_variables]
 
     def _loss(self, metrics):
         model = self.template
         with keras.StatelessScope(state_mapping=list(zip(model.metrics_variables, metrics))):
-            return model._loss_tracker.result()
+            return self.loss_tracker.result()
 
     def _results(self, metrics):
         model = self.template

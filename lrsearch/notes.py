@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from lrsearch import record
+from lrsearch import internals, record
 from lrsearch.config import describe
 from lrsearch.storage import DEFAULT_STORAGE, is_url, redact
 
@@ -67,16 +67,15 @@ def annotate(study, storage: str, trials: list | None = None) -> int:
     """Write the notes `study` lacks: its own, and those of `trials` (default: every
     finished trial; unfinished ones are skipped); how many trial notes were written."""
     from optuna_dashboard import save_note
-    from optuna_dashboard._note import note_ver_key, save_note_with_version
 
     shared = record.read_study(study)
     if shared.objective is None:  # not a study of lrsearch's
         return 0
-    attrs = study._storage.get_study_system_attrs(study._study_id)
-    if note_ver_key(None) not in attrs:
+    attrs = internals.storage_of(study).get_study_system_attrs(internals.study_id(study))
+    if internals.note_key(None) not in attrs:
         save_note(study, study_note(study, shared, storage))
     todo = [t for t in (_finished(study) if trials is None else trials)
-            if t.state.name in FINISHED and note_ver_key(t._trial_id) not in attrs]
+            if t.state.name in FINISHED and internals.note_key(internals.trial_id(t)) not in attrs]
     if not todo:
         return 0
     charts = {meta["filename"]: meta["artifact_id"] for meta in
@@ -85,7 +84,7 @@ def annotate(study, storage: str, trials: list | None = None) -> int:
     for trial in todo:
         rec = record.read_trial(trial, shared)
         chart = _chart(study, store, rec, shared, charts) if rec.history.get("lr") else None
-        save_note_with_version(study._storage, study._study_id, trial._trial_id, 1, trial_note(rec, shared, chart))
+        internals.save_trial_note(study, trial, trial_note(rec, shared, chart))
     return len(todo)
 
 
@@ -103,10 +102,10 @@ class LiveNotes:
         if now - self._last < self.interval:
             return
         self._last = now
-        fresh = [t for t in _finished(self.study) if t._trial_id not in self._seen]
+        fresh = [t for t in _finished(self.study) if internals.trial_id(t) not in self._seen]
         if fresh:
             annotate(self.study, self.storage, fresh)
-            self._seen.update(t._trial_id for t in fresh)
+            self._seen.update(internals.trial_id(t) for t in fresh)
 
 
 def study_note(study, shared: record.StudyRecord, storage: str) -> str:

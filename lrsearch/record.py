@@ -29,6 +29,9 @@ import math
 import socket
 from typing import Any, Callable, Iterable
 
+from lrsearch import internals
+
+
 DIVERGED, STALLED, BY_PRUNER = "diverged", "stalled", "pruner"
 UNKNOWN_FAILURE = "unknown"
 _RANGE_TEST_PREFIX = "find_lr:"
@@ -216,8 +219,9 @@ def read_trials(study, states: Iterable[str] | None = None) -> list[TrialRecord]
 def write_worker(trial, worker: str) -> None:
     """Which process runs `trial`, written through at once: it is how the trial of a
     worker that died is found."""
-    storage = trial.study._storage
-    getattr(storage, "set_trial_user_attr_now", storage.set_trial_user_attr)(trial._trial_id, "worker", worker)
+    storage = internals.storage_of(trial.study)
+    write = getattr(storage, "set_trial_user_attr_now", storage.set_trial_user_attr)
+    write(internals.trial_id(trial), "worker", worker)
 
 
 def write_trial_config(trial, device: str, config: dict) -> None:
@@ -264,19 +268,21 @@ def fail_running_trials(study, belongs: Callable[[str | None], bool], reason: st
     from optuna.trial import TrialState
 
     running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-    return sum(fail_trial(study._storage, t._trial_id, reason) for t in running if belongs(t.user_attrs.get("worker")))
+    storage = internals.storage_of(study)
+    return sum(fail_trial(storage, internals.trial_id(t), reason) for t in running if belongs(t.user_attrs.get("worker")))
 
 
 def fail_stale_trials(study) -> int:
     """Fail the RUNNING trials whose heartbeats stopped (a machine that vanished)."""
     from lrsearch.storage import heartbeat_settings
 
-    stale = study._storage.stale_trial_ids(study._study_id) if hasattr(study._storage, "stale_trial_ids") else []
+    storage = internals.storage_of(study)
+    stale = storage.stale_trial_ids(internals.study_id(study)) if hasattr(storage, "stale_trial_ids") else []
     if not stale:
         return 0
     grace = heartbeat_settings()[1]
     reason = f"its worker stopped sending heartbeats (none for {grace} s; the machine or process is gone)"
-    return sum(fail_trial(study._storage, trial_id, reason) for trial_id in stale)
+    return sum(fail_trial(storage, stale_id, reason) for stale_id in stale)
 
 
 def worker_tag(pid: int | None = None) -> str:

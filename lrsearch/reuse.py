@@ -25,6 +25,8 @@ import json
 import keras
 import tensorflow as tf
 
+from lrsearch import internals
+
 #: Optimizer attributes a trial varies; read by `update_step`, so made `Knob`s.
 TUNED_OPTIMIZER_ATTRS = ("momentum",)
 
@@ -63,9 +65,7 @@ class Knob:
 def reusable(model: keras.Model) -> bool:
     """Whether `model`'s config says all it computes: a plain Sequential or functional
     model, not a subclass of either."""
-    from keras.src.models.functional import Functional  # what keras.Model(inputs, outputs) makes
-
-    return type(model) in (keras.Sequential, Functional)
+    return type(model) in (keras.Sequential, internals.functional_class())
 
 
 def signature(model: keras.Model, optimizer: keras.optimizers.Optimizer) -> str | None:
@@ -81,7 +81,7 @@ def signature(model: keras.Model, optimizer: keras.optimizers.Optimizer) -> str 
     for name in TUNED_OPTIMIZER_ATTRS:
         if hasattr(optimizer, name):
             options[f"{name} != 0"] = float(getattr(optimizer, name)) != 0
-    schedule = _schedule(optimizer)
+    schedule = internals.schedule_of(optimizer)
     key = {
         "model": [type(model).__qualname__, model_config, [(v.path, v.shape, v.dtype) for v in model.variables]],
         "optimizer": [type(optimizer).__qualname__, options],
@@ -114,15 +114,10 @@ def load(model: keras.Model, optimizer: keras.optimizers.Optimizer, fresh_model:
 def _tuned(optimizer) -> list[tuple[object, list[str]]]:
     """(object, attribute names) pairs of the numbers a trial varies."""
     pairs = [(optimizer, [name for name in TUNED_OPTIMIZER_ATTRS if hasattr(optimizer, name)])]
-    schedule = _schedule(optimizer)
+    schedule = internals.schedule_of(optimizer)
     if schedule is not None:
         pairs.append((schedule, [k for k, v in schedule.get_config().items() if _is_number(v)]))
     return pairs
-
-
-def _schedule(optimizer) -> keras.optimizers.schedules.LearningRateSchedule | None:
-    rate = optimizer._learning_rate
-    return rate if isinstance(rate, keras.optimizers.schedules.LearningRateSchedule) else None
 
 
 def _is_number(value) -> bool:

@@ -96,13 +96,16 @@ class LearningRateMonitor(keras.callbacks.Callback):
 
     @classmethod
     def _current(cls, optimizer):
-        if not isinstance(optimizer._learning_rate, keras.optimizers.schedules.LearningRateSchedule):
+        from lrsearch.internals import schedule_of
+
+        schedule = schedule_of(optimizer)
+        if schedule is None:
             return optimizer.learning_rate
         if optimizer not in cls._compiled:
             import tensorflow as tf
 
             ref = weakref.ref(optimizer)  # a strong one would keep the key alive
-            cls._compiled[optimizer] = tf.function(lambda: ref()._learning_rate(ref().iterations))
+            cls._compiled[optimizer] = tf.function(lambda: schedule_of(ref())(ref().iterations))
         return cls._compiled[optimizer]()
 
 

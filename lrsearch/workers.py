@@ -39,9 +39,9 @@ import zlib
 from multiprocessing.connection import wait
 from typing import Callable
 
-from lrsearch import record
+from lrsearch import internals, record
 from lrsearch.devices import Slot
-from lrsearch.errors import StorageUnavailableError
+from lrsearch.errors import InternalError, StorageUnavailableError
 from lrsearch.record import worker_tag
 
 EXIT_FATAL = 3
@@ -76,7 +76,8 @@ def claimed_trials(study) -> int:
     """How many trials of `study` count toward its `n_trials`."""
     from optuna.trial import TrialState
 
-    return study._storage.get_n_trials(study._study_id, state=tuple(TrialState[name] for name in CLAIMED))
+    states = tuple(TrialState[name] for name in CLAIMED)
+    return internals.storage_of(study).get_n_trials(internals.study_id(study), state=states)
 
 
 def open_study(job: Job, seed: int | None, storage):
@@ -143,11 +144,14 @@ def worker_main(slot: Slot, index: int, generation: int, lock, lock_owner, stop,
     except StorageUnavailableError as exc:
         events.send(("storage", str(exc)))
         os._exit(EXIT_STORAGE)
+    except InternalError as exc:
+        events.send(_internal(exc))
+        os._exit(EXIT_FATAL)
     except Exception as exc:  # the same in every worker: stop the run rather than restart workers
         events.send(("fatal", str(exc) if isinstance(exc, StudyFileError)
                       else redact_text(f"a worker could not start: {type(exc).__name__}: {exc}", job.storage)))
         os._exit(EXIT_FATAL)
-    database_lock = _DatabaseLock.of(storage, study._study_id)
+    database_lock = _DatabaseLock.of(storage, internals.study_id(study))
     try:
         if _run_trials(job, study, runner, lambda: _Claim(lock, lock_owner, database_lock), stop, events,
                        parent) and job.confirm:
@@ -156,11 +160,17 @@ def worker_main(slot: Slot, index: int, generation: int, lock, lock_owner, stop,
     except StorageUnavailableError as exc:
         events.send(("storage", str(exc)))
         os._exit(EXIT_STORAGE)
-    except StudyFileExit as exc:
+    except (StudyFileExit, InternalError) as exc:
         storage.flush()
-        events.send(("fatal", str(exc)))
+        events.send(_internal(exc) if isinstance(exc, InternalError) else ("fatal", str(exc)))
         os._exit(EXIT_FATAL)
     os._exit(0)  # skip TensorFlow's slow interpreter teardown; everything is in the storage
+
+
+def _internal(exc: InternalError) -> tuple:
+    """The event that stops the run on lrsearch's own bug: "fatal" with a flag after the
+    message, which makes the parent raise InternalError (exit 70 in the CLI)."""
+    return ("fatal", str(exc), "internal")
 
 
 def _check_model(job: Job, study, model: dict | None) -> None:
@@ -185,7 +195,8 @@ def _check_model(job: Job, study, model: dict | None) -> None:
 def _run_trials(job: Job, study, runner, claim: Callable[[], "_Claim"], stop, events, parent: int) -> bool:
     """Claim and run trials until the study holds `n_trials`, `max_trials` ran, the run
     says stop or is gone, or trials keep failing; in `runner.lanes` threads at once, each
-    with its own `claim()`. True if the study is full."""
+    with its own `claim()`. True if the study is full. Raises the StudyFileExit or
+    InternalError that ended a trial."""
     search = _Search(job, study, runner, stop, events, parent)
     threads = [threading.Thread(target=search.loop, args=(claim(),), name=f"lrsearch-lane-{i}", daemon=True)
                for i in range(1, runner.lanes)]
@@ -201,7 +212,8 @@ def _run_trials(job: Job, study, runner, claim: Callable[[], "_Claim"], stop, ev
 
 class _Search:
     """What the threads of `_run_trials` share: the trials they started, the failures in a
-    row, whether the study is full, and a study file's attempt to end the process."""
+    row, whether the study is full, and what ends the worker: a study file's attempt to
+    end the process, or lrsearch's own bug."""
 
     def __init__(self, job: Job, study, runner, stop, events, parent: int) -> None:
         self.job, self.study, self.runner, self.stop, self.events, self.parent = job, study, runner, stop, events, parent
@@ -210,7 +222,7 @@ class _Search:
         self.started = 0
         self.failures_in_a_row = 0
         self.full = False
-        self.ended: list = []  # a StudyFileExit
+        self.ended: list = []  # a StudyFileExit or InternalError
 
     def _go_on(self) -> bool:
         with self.lock:
@@ -230,7 +242,7 @@ class _Search:
         def objective(trial):
             record.write_worker(trial, self.tag)
             claim.release()
-            current[0] = trial._trial_id
+            current[0] = internals.trial_id(trial)
             try:
                 return self.runner(trial)
             except optuna.TrialPruned:
@@ -238,7 +250,7 @@ class _Search:
             except Exception as exc:
                 record.write_failure(trial, exc.problem if isinstance(exc, StudyFileError) else
                                      f"{type(exc).__name__}: {exc}")
-                if isinstance(exc, StudyFileExit):
+                if isinstance(exc, (StudyFileExit, InternalError)):
                     self.ended.append(exc)
                 raise
 
@@ -257,7 +269,7 @@ class _Search:
             if self.ended:
                 return
             if current[0] is not None:
-                trial = record.read_trial(study._storage.get_trial(current[0]))
+                trial = record.read_trial(internals.storage_of(study).get_trial(current[0]))
                 with self.lock:
                     self.failures_in_a_row = self.failures_in_a_row + 1 if trial.state == "FAIL" else 0
                 self.events.send(("trial", trial.state, trial.fail_reason))
@@ -266,7 +278,8 @@ class _Search:
 def _serve_confirmations(runner, stop, events, orders, parent: int) -> None:
     """After the search: say idle once a lane, then retrain the tasks the parent sends,
     one a lane at once, until it says done, the run stops or is gone. A task that raises
-    is reported, not fatal (but a study file that tries to end the process is)."""
+    is reported, not fatal (but a study file that tries to end the process, or an
+    InternalError, is)."""
     import queue
 
     from lrsearch.config import LRConfig
@@ -279,7 +292,7 @@ def _serve_confirmations(runner, stop, events, orders, parent: int) -> None:
         while (task := tasks.get()) is not None:
             try:
                 value = runner.retrain(LRConfig.from_dict(task.config), task.params, task.seed)
-            except StudyFileExit as exc:
+            except (StudyFileExit, InternalError) as exc:
                 ended.append(exc)
                 return
             except Exception as exc:
@@ -475,6 +488,7 @@ class Supervisor:
         self._kill_reason: str | None = None
         self._failures_in_a_row = 0
         self._deaths_without_trial = 0
+        self._internal_error: str | None = None  # a worker hit lrsearch's own bug: `run` raises it
 
     def prestart(self) -> None:
         """Start a worker per slot before the job is known: each sets its device and
@@ -502,11 +516,13 @@ class Supervisor:
             confirming: Confirming | None = None) -> Outcome:
         """Run `job` on `study` (an Optuna study on a storage from
         `lrsearch.storage.open_storage`) until it is full, and confirmed with `confirming`
-        (which needs `job.confirm`)."""
+        (which needs `job.confirm`). Raises InternalError, once the workers are gone,
+        if one of them hit it."""
         self.job, self.study, self.confirming = job, study, confirming
         self.on_tick = on_tick or self.on_tick
-        if hasattr(study._storage, "abort"):  # a second Ctrl-C ends a wait for the storage
-            study._storage.abort = lambda: self._kill_reason is not None
+        storage = internals.storage_of(study)
+        if hasattr(storage, "abort"):  # a second Ctrl-C ends a wait for the storage
+            storage.abort = lambda: self._kill_reason is not None
         for index in self.processes:
             self._send(index, ("job", job))
         main_thread = threading.current_thread() is threading.main_thread()  # only it may handle signals
@@ -541,6 +557,8 @@ class Supervisor:
             self._kill_all("the run was stopped")
         if not self.outcome.storage_error:
             fail_dead_local_trials(self.study)
+        if self._internal_error:
+            raise InternalError(self._internal_error)
         self.outcome.confirmation_left = self._confirmation_left()
         return self.outcome
 
@@ -567,7 +585,7 @@ class Supervisor:
     def _live_running(self) -> list[str]:
         """The workers of RUNNING trials that may still finish them; says once which run
         elsewhere than in this run's workers."""
-        heartbeats = getattr(self.study._storage, "is_heartbeat_enabled", lambda: False)()
+        heartbeats = getattr(internals.storage_of(self.study), "is_heartbeat_enabled", lambda: False)()
         tags = [t.user_attrs["worker"] for t in self.study.get_trials(deepcopy=False, states=(_running(),))
                 if _is_live_elsewhere(t.user_attrs.get("worker"), heartbeats)]
         ours = {worker_tag(process.pid) for process in self.processes.values()}
@@ -717,6 +735,8 @@ class Supervisor:
                 self.say(f"Trials train with {details[0]}.")
         elif kind == "fatal":
             self.outcome.fatal = details[0]
+            if details[1:] == ("internal",):
+                self._internal_error = details[0]
             self.stop()
         elif kind == "storage":
             self.outcome.storage_error = details[0]

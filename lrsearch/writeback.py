@@ -10,7 +10,7 @@ Reads of those trials are answered locally; everything else (other trials, which
 sampler and the pruner compare against, parameters, which Optuna checks against the
 study's) goes to the storage as before.
 
-On an RDB storage one batch is one transaction (`_write_rdb`); elsewhere each write is
+On an RDB storage one batch is one transaction (`lrsearch.internals.rdb_batch_writer`); elsewhere each write is
 the storage's own call. A batch that fails because the storage is unreachable is retried
 by the layer below; a trial that another process finished meanwhile (failed as stale)
 loses its remaining writes, which is said once.
@@ -28,13 +28,11 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
+from lrsearch import internals
 from lrsearch.resilient import DelegatingStorage, rdb_under
 
 #: Seconds a write may wait before it reaches the storage.
 FLUSH_INTERVAL = 1.0
-#: The private per-row helpers of Optuna's RDBStorage that one-transaction batches use;
-#: without them (another Optuna version), writes go call by call.
-_RDB_HELPERS = ("scoped_session", "_set_trial_intermediate_value_without_commit", "_set_trial_attr_without_commit")
 
 
 class WriteBackStorage(DelegatingStorage):
@@ -172,7 +170,7 @@ class WriteBackStorage(DelegatingStorage):
         self._owned[trial_id] = self.call("get_trial", trial_id)
 
     def _queue(self, trial: FrozenTrial, op: tuple, apply: Callable[[], None]) -> None:
-        BaseStorage.check_trial_is_updatable(self, trial._trial_id, trial.state)
+        BaseStorage.check_trial_is_updatable(self, internals.trial_id(trial), trial.state)
         with self._lock:
             apply()
             self._pending.append(op)
@@ -224,9 +222,11 @@ class WriteBackStorage(DelegatingStorage):
     def _write_ops(self, ops: list[tuple]) -> set[int]:
         """Write attribute and value ops; return the trials found finished by someone else."""
         rdb = rdb_under(self.inner)
-        if rdb is not None and all(hasattr(rdb, name) for name in _RDB_HELPERS):
+        batch = rdb and internals.rdb_batch_writer(rdb)  # None where this Optuna lacks the helpers it uses
+        if batch is not None:
             try:
-                return self.retrying(lambda: _write_rdb(rdb, ops))
+                self.retrying(lambda: batch(ops))
+                return set()
             except UpdateFinishedTrialError:
                 pass  # one trial was finished elsewhere: write one by one to keep the others
         lost: set[int] = set()
@@ -241,17 +241,3 @@ class WriteBackStorage(DelegatingStorage):
                 lost.add(trial_id)
         return lost
 
-
-def _write_rdb(rdb, ops: list[tuple]) -> set[int]:
-    """All of `ops` in one transaction of Optuna's RDBStorage (its own per-row helpers)."""
-    from optuna.storages._rdb import models
-    from optuna.storages._rdb.storage import _create_scoped_session
-
-    with _create_scoped_session(rdb.scoped_session, True) as session:
-        for kind, trial_id, key, value in ops:
-            if kind == "value":
-                rdb._set_trial_intermediate_value_without_commit(session, trial_id, key, value)
-            else:
-                model = models.TrialUserAttributeModel if kind == "user_attr" else models.TrialSystemAttributeModel
-                rdb._set_trial_attr_without_commit(session, model, trial_id, key, value)
-    return set()

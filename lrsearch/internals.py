@@ -1,0 +1,158 @@
+"""The one place lrsearch touches Keras', Optuna's and optuna-dashboard's private API.
+
+Each function tries a public route first where one exists; where only the private one
+does what lrsearch needs, a missing attribute raises `InternalError` naming it and the
+installed versions, so that a renamed internal stops the run as lrsearch's bug instead
+of failing every trial. Hot paths resolve an attribute once (`loss_tracker` returns the
+metric itself, for use inside `tf.function`). Nothing here imports Keras, TensorFlow or
+Optuna before it is called.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import weakref
+from importlib import metadata
+from typing import Any, Callable
+
+from lrsearch.errors import InternalError
+
+_MISSING = object()
+
+
+def unsupported(package: str, what: str) -> InternalError:
+    """The error for a private `what` of `package` that this version of it lacks."""
+    from lrsearch import __version__
+
+    try:
+        installed = metadata.version(package)
+    except metadata.PackageNotFoundError:
+        installed = "(not installed)"
+    return InternalError(f"lrsearch {__version__} does not support {package} {installed}: {what} is gone. "
+                         f"Install the {package} version lrsearch was tested with, or report this as a bug.")
+
+
+def _private(owner: Any, name: str, package: str) -> Any:
+    value = getattr(owner, name, _MISSING)
+    if value is _MISSING:
+        raise unsupported(package, f"{type(owner).__name__}.{name}")
+    return value
+
+
+# --------------------------------------------------------------------------- Optuna
+
+
+def storage_of(study) -> Any:
+    """The storage an Optuna study reads and writes (no public accessor in Optuna 4 or 5)."""
+    return _private(study, "_storage", "optuna")
+
+
+_study_ids: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def study_id(study) -> int:
+    """The storage's id of `study`: asked of the storage by name once per study object
+    (public), then remembered."""
+    found = _study_ids.get(study)
+    if found is None:
+        found = _study_ids[study] = storage_of(study).get_study_id_from_name(study.study_name)
+    return found
+
+
+def trial_id(trial) -> int:
+    """The storage's id of an Optuna `Trial` or `FrozenTrial` (no public accessor)."""
+    return _private(trial, "_trial_id", "optuna")
+
+
+def rdb_batch_writer(rdb) -> Callable[[list[tuple]], None] | None:
+    """A function that writes `(kind, trial_id, key, value)` ops ("value", "user_attr",
+    "system_attr") in one transaction of Optuna's RDBStorage `rdb`, with its private
+    per-row helpers; None where this Optuna lacks them (write through the public
+    storage calls one by one instead)."""
+    try:
+        from optuna.storages._rdb import models
+        from optuna.storages._rdb.storage import _create_scoped_session
+    except ImportError:
+        return None
+    names = ("scoped_session", "_set_trial_intermediate_value_without_commit", "_set_trial_attr_without_commit")
+    if not all(hasattr(rdb, name) for name in names):
+        return None
+    attribute_model = {"user_attr": models.TrialUserAttributeModel, "system_attr": models.TrialSystemAttributeModel}
+
+    def write(ops: list[tuple]) -> None:
+        with _create_scoped_session(rdb.scoped_session, True) as session:
+            for kind, trial, key, value in ops:
+                if kind == "value":
+                    rdb._set_trial_intermediate_value_without_commit(session, trial, key, value)
+                else:
+                    rdb._set_trial_attr_without_commit(session, attribute_model[kind], trial, key, value)
+
+    return write
+
+
+# --------------------------------------------------------------------------- optuna-dashboard
+
+
+def note_key(trial: int | None) -> str:
+    """The study system attribute that holds the version of optuna-dashboard's note of
+    the trial with storage id `trial` (None: the study's note)."""
+    return _dashboard_note("note_ver_key")(trial)
+
+
+def save_trial_note(study, trial, body: str) -> None:
+    """Write `body` as the dashboard's note of `trial` (a FrozenTrial of `study`);
+    optuna-dashboard's public `save_note` takes only a live Trial."""
+    _dashboard_note("save_note_with_version")(storage_of(study), study_id(study), trial_id(trial), 1, body)
+
+
+def _dashboard_note(name: str) -> Callable:
+    try:
+        notes = importlib.import_module("optuna_dashboard._note")
+    except ImportError:
+        raise unsupported("optuna-dashboard", "optuna_dashboard._note") from None
+    found = getattr(notes, name, None)
+    if found is None:
+        raise unsupported("optuna-dashboard", f"optuna_dashboard._note.{name}")
+    return found
+
+
+# --------------------------------------------------------------------------- Keras
+
+
+def schedule_of(optimizer) -> Any:
+    """The `LearningRateSchedule` a Keras optimizer was made with, None if its rate is a
+    number (public `optimizer.learning_rate` gives only the current value)."""
+    import keras
+
+    rate = _private(optimizer, "_learning_rate", "keras")
+    return rate if isinstance(rate, keras.optimizers.schedules.LearningRateSchedule) else None
+
+
+def symbolic_build(model, batch) -> None:
+    """Build a compiled model's weights, compiled metrics and loss from one `batch`, as
+    `model.fit` does before training, without running a step (no public equivalent)."""
+    _private(model, "_symbolic_build", "keras")(data_batch=batch)
+
+
+def loss_tracker(model):
+    """The Mean metric that a compiled `model` logs as `loss`: found among the public
+    `model.metrics` (where Keras puts it first), else Keras' private attribute."""
+    import keras
+
+    found = next((m for m in model.metrics if m.name == "loss" and isinstance(m, keras.metrics.Mean)), None)
+    if found is None:
+        found = getattr(model, "_loss_tracker", None)
+    if found is None:
+        raise unsupported("keras", f"{type(model).__name__}._loss_tracker")
+    return found
+
+
+@functools.cache
+def functional_class() -> type:
+    """The class `keras.Model(inputs, outputs)` makes (Keras exports it under no public
+    name), found by making one; explicit names leave Keras' name counters alone."""
+    import keras
+
+    probe = keras.Input((1,), name="lrsearch_probe")
+    return type(keras.Model(probe, probe, name="lrsearch_probe"))

@@ -1,0 +1,208 @@
+"""lrsearch.internals on real Keras models and Optuna studies, and what each function says
+when the private attribute it needs is gone (an object lacking it, as another version
+would be); and a run whose trials hit such an error stops at once with exit 70."""
+
+from __future__ import annotations
+
+import re
+import sys
+import types
+from importlib import metadata
+from pathlib import Path
+
+import keras
+import numpy as np
+import optuna
+import pytest
+
+from lrsearch import internals, reuse
+from lrsearch.errors import InternalError
+
+RENAMED = Path(__file__).resolve().parent / "studies" / "renamed.py"
+
+
+def gone(package: str, what: str) -> str:
+    """A pattern for the error naming `what`, lrsearch's and `package`'s versions."""
+    return rf"lrsearch \S+ does not support {package} {re.escape(metadata.version(package))}: {re.escape(what)} is gone"
+
+
+class Bare:
+    """An object with none of the private attributes."""
+
+
+@pytest.fixture
+def study():
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(study_name="s")
+    study.tell(study.ask(), 1.0)
+    return study
+
+
+@pytest.fixture
+def compiled():
+    model = keras.Sequential([keras.layers.Dense(3)])
+    model.compile(optimizer="sgd", loss="mse", metrics=["mae"])
+    return model
+
+
+def batch(rows: int = 4):
+    return np.ones((rows, 2), np.float32), np.zeros((rows, 3), np.float32)
+
+
+# --------------------------------------------------------------------------- Optuna
+
+
+def test_storage_and_ids_are_those_the_storage_knows(study):
+    storage = internals.storage_of(study)
+    assert isinstance(storage, optuna.storages.BaseStorage)
+    assert internals.study_id(study) == storage.get_study_id_from_name("s")
+    frozen = study.get_trials()[0]
+    live = study.ask()
+    assert internals.trial_id(frozen) == storage.get_trial_id_from_study_id_trial_number(internals.study_id(study), 0)
+    assert internals.trial_id(live) == storage.get_trial_id_from_study_id_trial_number(internals.study_id(study), 1)
+
+
+def test_a_study_or_trial_without_the_private_attributes_is_an_internal_error():
+    with pytest.raises(InternalError, match=gone("optuna", "Bare._storage")):
+        internals.storage_of(Bare())
+    with pytest.raises(InternalError, match=gone("optuna", "Bare._storage")):
+        internals.study_id(Bare())
+    with pytest.raises(InternalError, match=gone("optuna", "Bare._trial_id")):
+        internals.trial_id(Bare())
+
+
+def test_rdb_batch_writer_writes_values_and_attributes_in_one_go(tmp_path):
+    rdb = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'x.db'}")
+    study = optuna.create_study(storage=rdb, study_name="s")
+    trial = study.ask()
+    tid = internals.trial_id(trial)
+    internals.rdb_batch_writer(rdb)([("value", tid, 0, 0.5), ("user_attr", tid, "a", [1]),
+                                     ("system_attr", tid, "b", "x")])
+    stored = rdb.get_trial(tid)
+    assert (stored.intermediate_values, stored.user_attrs, stored.system_attrs["b"]) == ({0: 0.5}, {"a": [1]}, "x")
+
+
+def test_rdb_batch_writer_is_none_without_optunas_helpers():
+    """The caller then writes through the public storage calls."""
+    assert internals.rdb_batch_writer(Bare()) is None
+
+
+# --------------------------------------------------------------------------- optuna-dashboard
+
+
+def test_a_trial_note_is_saved_where_optuna_dashboard_reads_it(study):
+    from optuna_dashboard._note import get_note_from_system_attrs
+
+    frozen = study.get_trials()[0]
+    internals.save_trial_note(study, frozen, "### hello")
+    attrs = internals.storage_of(study).get_study_system_attrs(internals.study_id(study))
+    assert internals.note_key(internals.trial_id(frozen)) in attrs
+    assert internals.note_key(None) not in attrs  # the study's own note is another key
+    assert get_note_from_system_attrs(attrs, internals.trial_id(frozen))["body"] == "### hello"
+
+
+def test_optuna_dashboard_without_its_note_module_is_an_internal_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "optuna_dashboard._note", None)  # as if the module were gone
+    with pytest.raises(InternalError, match=gone("optuna-dashboard", "optuna_dashboard._note")):
+        internals.note_key(None)
+
+
+def test_optuna_dashboard_without_its_note_functions_is_an_internal_error(study, monkeypatch):
+    import optuna_dashboard._note
+
+    monkeypatch.delattr(optuna_dashboard._note, "note_ver_key")
+    with pytest.raises(InternalError, match=gone("optuna-dashboard", "optuna_dashboard._note.note_ver_key")):
+        internals.note_key(None)
+    monkeypatch.delattr(optuna_dashboard._note, "save_note_with_version")
+    with pytest.raises(InternalError, match=gone("optuna-dashboard", "optuna_dashboard._note.save_note_with_version")):
+        internals.save_trial_note(study, study.get_trials()[0], "x")
+
+
+# --------------------------------------------------------------------------- Keras
+
+
+def test_schedule_of_gives_the_schedule_object_or_none():
+    schedule = keras.optimizers.schedules.InverseTimeDecay(0.1, decay_steps=1, decay_rate=0.01)
+    assert internals.schedule_of(keras.optimizers.SGD(learning_rate=schedule)) is schedule
+    assert internals.schedule_of(keras.optimizers.Adam(learning_rate=0.01)) is None
+
+
+def test_an_optimizer_without_learning_rate_is_an_internal_error():
+    with pytest.raises(InternalError, match=gone("keras", "Bare._learning_rate")):
+        internals.schedule_of(Bare())
+
+
+def test_symbolic_build_builds_weights_and_compiled_metrics_without_training(compiled):
+    before = len(compiled.metrics_variables)
+    internals.symbolic_build(compiled, batch())
+    assert compiled.built and [tuple(v.shape) for v in compiled.trainable_variables] == [(2, 3), (3,)]
+    assert len(compiled.metrics_variables) > before  # mae's total and count
+    assert int(compiled.optimizer.iterations.numpy()) == 0
+
+
+class _Renamed(keras.Sequential):
+    """A model of a Keras whose trainer lacks `_symbolic_build`."""
+
+    def __getattribute__(self, name):
+        if name == "_symbolic_build":
+            raise AttributeError(name)
+        return super().__getattribute__(name)
+
+
+def test_a_model_without_symbolic_build_is_an_internal_error():
+    model = _Renamed([keras.layers.Dense(3)])
+    model.compile(optimizer="sgd", loss="mse")
+    with pytest.raises(InternalError, match=gone("keras", "_Renamed._symbolic_build")):
+        internals.symbolic_build(model, batch())
+
+
+def test_loss_tracker_is_the_metric_logged_as_loss(compiled):
+    internals.symbolic_build(compiled, batch())
+    tracker = internals.loss_tracker(compiled)
+    assert tracker is compiled._loss_tracker  # the one train_step updates
+    compiled.train_on_batch(*batch())
+    assert float(tracker.result()) == pytest.approx(compiled.get_metrics_result()["loss"])
+
+
+def test_loss_tracker_needs_only_the_public_metrics():
+    mean = keras.metrics.Mean(name="loss")
+    assert internals.loss_tracker(types.SimpleNamespace(metrics=[keras.metrics.Mean(name="mae"), mean])) is mean
+
+
+def test_a_model_without_any_loss_tracker_is_an_internal_error():
+    with pytest.raises(InternalError, match=gone("keras", "SimpleNamespace._loss_tracker")):
+        internals.loss_tracker(types.SimpleNamespace(metrics=[]))
+
+
+def test_functional_class_is_what_keras_model_makes_and_leaves_names_alone():
+    internals.functional_class.cache_clear()
+    keras.backend.clear_session()
+    found = internals.functional_class()
+    inputs = keras.Input((2,))
+    functional = keras.Model(inputs, keras.layers.Dense(1)(inputs))
+    assert (functional.name, functional.layers[-1].name) == ("functional", "dense")  # the probe took no name
+    assert type(functional) is found and found is not keras.Sequential
+    assert reuse.reusable(functional) and reuse.reusable(keras.Sequential([keras.layers.Dense(1)]))
+
+
+def test_an_unsupported_package_message_names_the_fix():
+    message = str(internals.unsupported("no-such-package-lrsearch", "x._y"))
+    assert "no-such-package-lrsearch (not installed): x._y is gone" in message and "report this" in message
+
+
+# --------------------------------------------------------------------------- a run
+
+
+def test_a_run_whose_trial_hits_an_internal_error_stops_at_once_with_exit_70(cli, tmp_path):
+    journal = str(tmp_path / "trials.journal")
+    run = cli("run", str(RENAMED), "--storage", journal, "--n-trials", "8", "--workers", "1", "--lanes", "1",
+              "--no-report", "--no-confirm", cwd=tmp_path)
+    assert run.returncode == 70, run.stderr
+    assert re.search(gone("keras", "Sequential._symbolic_build"), run.stderr), run.stderr
+    assert "in a row" not in run.stderr and "study file is probably wrong" not in run.stderr
+    assert "Traceback" not in run.stderr
+    from lrsearch.storage import open_storage
+
+    trials = optuna.load_study(study_name="renamed", storage=open_storage(journal)).get_trials()
+    assert [t.state.name for t in trials] == ["FAIL"]
+    assert "InternalError: lrsearch" in trials[0].user_attrs["fail_reason"]
