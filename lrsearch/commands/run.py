@@ -279,7 +279,7 @@ def check_unchanged(study, name: str, accept: bool, **current) -> None:
 def _learning_rate_bounds(args: argparse.Namespace, study_file, study) -> None:
     """With --bounds-from-find-lr, narrow and record the ranges (the workers read the
     record); else say which recorded ranges the workers will use, if any."""
-    from lrsearch import lrfinder
+    from lrsearch import bounds as lrfinder
     from lrsearch.errors import UsageError
 
     if getattr(args, "bounds_from_find_lr", False):
