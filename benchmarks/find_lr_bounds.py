@@ -6,7 +6,7 @@
    untimed call each first), the median of a few repeats.
 2. The same search twice per seed: over the study's full space, and over the space
    narrowed around the range test's per-optimizer suggestions
-   (`lrsearch.lrfinder.narrow_space`). One process, `study.optimize(TrialRunner(...))`,
+   (`lrsearch.bounds.narrow_space`). One process, `study.optimize(TrialRunner(...))`,
    in-memory storage, lrsearch's sampler settings (TPE multivariate + group, seeded)
    and pruner. Counted: trials (pruned ones included) until the best val_accuracy
    reaches the target, at most --max-trials per search.
@@ -42,7 +42,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def time_range_test(study, repeats: int) -> float:
     """Print the sgd range test's suggestion and timing; return one trial's seconds."""
-    from lrsearch.lrfinder import find_lr
+    from lrsearch.rangetest import find_lr
     from lrsearch.runner import train
 
     config = {"optimizer": "sgd", "lr": 0.1}
@@ -92,7 +92,8 @@ def trials_to_target(study_file, seed: int, target: float, max_trials: int) -> t
 def main(argv: list[str] | None = None) -> int:
     import optuna
 
-    from lrsearch.lrfinder import find_lr, narrow_space
+    from lrsearch.bounds import narrow_space
+    from lrsearch.rangetest import find_lr
     from lrsearch.studyfile import load_study
 
     args = parse_args(argv)

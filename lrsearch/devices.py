@@ -1,5 +1,6 @@
-"""Which devices the workers of one machine run on. No TensorFlow import: the parent
-process plans, each worker applies its slot before it imports TensorFlow."""
+"""Which devices the workers of one machine run on, and the one way lrsearch imports
+TensorFlow. No TensorFlow import at module level: the parent process plans, each worker
+applies its slot before it imports TensorFlow."""
 
 from __future__ import annotations
 
@@ -15,6 +16,10 @@ from lrsearch.errors import UsageError
 DRIVER_GPUS = "/proc/driver/nvidia/gpus"
 #: How CUDA_VISIBLE_DEVICES names a GPU besides its index: by UUID, or a MIG instance.
 UUID_PREFIXES = ("GPU-", "MIG-")
+#: The environment that keeps TensorFlow's native logging (C++ INFO, WARNING and ERROR
+#: lines: oneDNN, CPU features, cuInit, TF-TRT) quiet; it must be set before TensorFlow
+#: is imported, in each process.
+QUIET_TENSORFLOW = {"TF_CPP_MIN_LOG_LEVEL": "3"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,7 +39,7 @@ class Slot:
         """Variables to set before TensorFlow is imported."""
         return {
             "CUDA_VISIBLE_DEVICES": "" if self.gpu is None else self.gpu,
-            "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"),
+            **{name: os.environ.get(name, value) for name, value in QUIET_TENSORFLOW.items()},
             "OMP_NUM_THREADS": str(self.threads),
         }
 
@@ -125,11 +130,25 @@ def configure_tensorflow(slot: Slot) -> str:
     return slot.describe()
 
 
+def quiet_tensorflow() -> None:
+    """Set `QUIET_TENSORFLOW` where the environment does not set it already, for this
+    process and the ones it starts after; unless LRSEARCH_VERBOSE is set."""
+    if not os.environ.get("LRSEARCH_VERBOSE"):
+        for name, value in QUIET_TENSORFLOW.items():
+            os.environ.setdefault(name, value)
+
+
 def import_tensorflow():
-    """`import tensorflow`, with the native start-up lines it writes straight to stderr
-    (oneDNN, CUDA stubs; TensorFlow 2.21 ignores TF_CPP_MIN_LOG_LEVEL for them) hidden
-    unless LRSEARCH_VERBOSE is set. Import errors still raise as Python exceptions."""
-    if "tensorflow" in sys.modules or os.environ.get("LRSEARCH_VERBOSE"):
+    """`import tensorflow`, quietly: with `quiet_tensorflow`, with the lines TensorFlow's
+    native libraries write straight to stderr while they load (cudart_stub, "All log
+    messages before absl::InitializeLog()", which ignore TF_CPP_MIN_LOG_LEVEL) hidden,
+    and TensorFlow's Python logger at ERROR (no retracing warnings), unless
+    LRSEARCH_VERBOSE is set. Every lrsearch module that needs TensorFlow, or Keras on it,
+    calls this first. Import errors still raise as Python exceptions."""
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
+    quiet_tensorflow()
+    if os.environ.get("LRSEARCH_VERBOSE"):
         import tensorflow
 
         return tensorflow
@@ -142,4 +161,5 @@ def import_tensorflow():
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
+    tensorflow.get_logger().setLevel("ERROR")
     return tensorflow

@@ -65,6 +65,28 @@ def trial_id(trial) -> int:
     return _private(trial, "_trial_id", "optuna")
 
 
+def cached(rdb):
+    """Optuna's cache in front of an RDBStorage `rdb`, as `optuna.storages.get_storage`
+    builds it from a URL; `rdb` itself where this Optuna lacks the class (slower, not wrong)."""
+    import optuna.storages
+
+    cache = getattr(optuna.storages, "_CachedStorage", None)
+    return rdb if cache is None else cache(rdb)
+
+
+def heartbeat_base() -> type:
+    """Optuna's heartbeat interface, which a storage must subclass for Optuna to record
+    heartbeats and fail stale trials through `_get_stale_trial_ids` (lrsearch overrides it
+    to fail them itself, with a reason)."""
+    try:
+        from optuna.storages._heartbeat import BaseHeartbeat
+    except ImportError:
+        raise unsupported("optuna", "optuna.storages._heartbeat.BaseHeartbeat") from None
+    if not hasattr(BaseHeartbeat, "_get_stale_trial_ids"):
+        raise unsupported("optuna", "BaseHeartbeat._get_stale_trial_ids")
+    return BaseHeartbeat
+
+
 def rdb_batch_writer(rdb) -> Callable[[list[tuple]], None] | None:
     """A function that writes `(kind, trial_id, key, value)` ops ("value", "user_attr",
     "system_attr") in one transaction of Optuna's RDBStorage `rdb`, with its private

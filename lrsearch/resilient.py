@@ -19,9 +19,11 @@ import time
 from typing import Any, Callable
 
 from optuna.storages import BaseStorage
-from optuna.storages._heartbeat import BaseHeartbeat
 
 from lrsearch.errors import StorageUnavailableError
+from lrsearch.internals import heartbeat_base
+
+BaseHeartbeat = heartbeat_base()
 
 #: Seconds the storage may stay unreachable before a command gives up.
 DEFAULT_PATIENCE = 75.0

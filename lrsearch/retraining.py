@@ -54,6 +54,9 @@ def retrain(study_file: "str | os.PathLike | Study", *, storage: str | None = No
     trainings over 2 s, and the result."""
     if output is not None and Path(output).suffix != ".keras":
         raise RetrainError(f"the output must be a .keras file (Keras' own format), but got {str(output)!r}.")
+    from lrsearch.devices import import_tensorflow
+
+    import_tensorflow()  # first, quietly: the imports below and the study may load TensorFlow
     import keras
     import optuna
     from tqdm import tqdm

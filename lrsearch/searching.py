@@ -331,20 +331,20 @@ def check_unchanged(study, name: str, accept: bool, **current) -> None:
 def _learning_rate_bounds(options: _Options, study_file, study) -> None:
     """With `bounds_from_find_lr`, narrow and record the ranges (the workers read the
     record); else say which recorded ranges the workers will use, if any."""
-    from lrsearch import lrfinder
+    from lrsearch import bounds
 
     if options.bounds_from_find_lr:
         try:
-            lrfinder.bounds_from_find_lr(study_file, study, echo=lambda line: print(line, flush=True))
+            bounds.bounds_from_find_lr(study_file, study, echo=lambda line: print(line, flush=True))
         except UsageError as exc:
             raise UsageError(f"the LR range test failed: {exc}") from None
         return
-    recorded, fresh = lrfinder.recorded_bounds(study_file, study)
+    recorded, fresh = bounds.recorded_bounds(study_file, study)
     if recorded and fresh:
-        print(f"Ranges narrowed by the LR range test (recorded with the study): {lrfinder.describe_bounds(recorded)}.")
+        print(f"Ranges narrowed by the LR range test (recorded with the study): {bounds.describe_bounds(recorded)}.")
     elif recorded:
         print(f"note: the study's lr/peak_lr ranges changed since the LR range test narrowed them "
-              f"({lrfinder.describe_bounds(recorded)}); searching the study's ranges. Search with "
+              f"({bounds.describe_bounds(recorded)}); searching the study's ranges. Search with "
               f"bounds_from_find_lr=True (--bounds-from-find-lr) to narrow them again.", file=sys.stderr)
 
 

@@ -155,9 +155,10 @@ def open_storage(storage: str, *, notify: Callable[[str], None] | None = None,
     A journal file is checked first and refused if damaged (`lrsearch.journal`). A server
     that cannot be reached fails at once, unless `wait_to_open` (a worker joining a run)."""
     from optuna.exceptions import ExperimentalWarning
-    from optuna.storages import JournalStorage, RDBStorage, _CachedStorage
+    from optuna.storages import JournalStorage, RDBStorage
     from optuna.storages.journal import JournalFileBackend, JournalRedisBackend
 
+    from lrsearch.internals import cached
     from lrsearch.journal import check_journal
     from lrsearch.resilient import ResilientStorage
 
@@ -174,7 +175,7 @@ def open_storage(storage: str, *, notify: Callable[[str], None] | None = None,
         def create():
             with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5
                 warnings.simplefilter("ignore", ExperimentalWarning)
-                return _CachedStorage(_create_rdb(lambda: RDBStorage(storage, **options)))
+                return cached(_create_rdb(lambda: RDBStorage(storage, **options)))
 
         try:
             resilient.inner = resilient.retrying(create) if wait_to_open else create()

@@ -120,7 +120,7 @@ def worker_main(slot: Slot, index: int, generation: int, lock, lock_owner, stop,
         os._exit(0)
     import optuna
 
-    from lrsearch.lrfinder import apply_recorded_bounds
+    from lrsearch.bounds import apply_recorded_bounds
     from lrsearch.runner import TrialRunner, preflight
     from lrsearch.storage import open_storage, redact_text
     from lrsearch.errors import StudyFileError, StudyFileExit

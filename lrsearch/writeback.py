@@ -145,7 +145,7 @@ class WriteBackStorage(DelegatingStorage):
 
     def get_all_trials(self, study_id: int, deepcopy: bool = True, states=None) -> list[FrozenTrial]:
         trials = self.call("get_all_trials", study_id, deepcopy=False)
-        trials = [self._owned.get(t._trial_id, t) for t in trials]
+        trials = [self._owned.get(internals.trial_id(t), t) for t in trials]
         if states is not None:
             trials = [t for t in trials if t.state in states]
         return copy.deepcopy(trials) if deepcopy else trials

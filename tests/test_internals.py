@@ -90,6 +90,24 @@ def test_rdb_batch_writer_is_none_without_optunas_helpers():
 # --------------------------------------------------------------------------- optuna-dashboard
 
 
+def test_cached_puts_optunas_cache_in_front_of_an_rdb_storage_or_leaves_it(tmp_path, monkeypatch):
+    rdb = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'c.db'}")
+    front = internals.cached(rdb)
+    assert front is not rdb and getattr(front, "_backend", None) is rdb
+    optuna.create_study(study_name="c", storage=front).optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    assert len(optuna.load_study(study_name="c", storage=rdb).trials) == 2  # written through to the database
+    monkeypatch.delattr(optuna.storages, "_CachedStorage")
+    assert internals.cached(rdb) is rdb
+
+
+def test_heartbeat_base_has_the_stale_trial_hook_lrsearch_overrides(monkeypatch):
+    base = internals.heartbeat_base()
+    assert isinstance(optuna.storages.RDBStorage("sqlite://"), base)
+    monkeypatch.delattr(base, "_get_stale_trial_ids")
+    with pytest.raises(InternalError, match=gone("optuna", "BaseHeartbeat._get_stale_trial_ids")):
+        internals.heartbeat_base()
+
+
 def test_a_trial_note_is_saved_where_optuna_dashboard_reads_it(study):
     from optuna_dashboard._note import get_note_from_system_attrs
 

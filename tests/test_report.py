@@ -1,10 +1,11 @@
 """Reports: the data behind each figure (checked on hand-made Optuna studies whose answers
 are known), the folder written after a real blobs run, studies with nothing to show, and
-a 100-trial report."""
+a 100-trial report, whose pages share one plotly.js."""
 
 from __future__ import annotations
 
 import math
+import re
 import time
 from pathlib import Path
 
@@ -217,9 +218,22 @@ def test_empty_study(tmp_path):
                                                        "confirmed_seeds,confirmed_diverged,optimizer")
 
 
-def test_hundred_trials_report_is_complete_and_quiet(tmp_path, capfd):
+def assert_one_plotly_js(folder: Path) -> None:
+    """The folder's pages all load the one plotly.min.js beside them, by a relative path
+    (so they open offline, and the folder can move), and none inlines it."""
+    assert [p.name for p in folder.glob("*.js")] == ["plotly.min.js"]
+    pages = list(folder.glob("*.html"))
+    assert pages
+    for page in pages:
+        text = page.read_text()
+        assert re.findall(r'<script[^>]*\bsrc="([^"]*)"', text) == ["plotly.min.js"], page.name
+        assert "Plotly.newPlot" in text and len(text) < 500_000, page.name
+
+
+def test_hundred_trials_report_is_complete_quiet_and_small(tmp_path, capfd):
     """A 100-trial, 200-epoch study in a journal file, as `lrsearch run` leaves it: every
-    figure, nothing printed (the time it took is printed for the record, not asserted)."""
+    figure, nothing printed, under 5 MiB in all (the time it took is printed for the
+    record, not asserted)."""
     from lrsearch.storage import open_storage
 
     path = str(tmp_path / "big.journal")
@@ -240,7 +254,10 @@ def test_hundred_trials_report_is_complete_and_quiet(tmp_path, capfd):
     captured = capfd.readouterr()
     assert captured.out == "" and captured.err == ""
     assert {f"{name}.png" for name in FIGURES} <= {p.name for p in out.iterdir()}
-    print(f"100-trial report: {seconds:.1f} s")
+    assert_one_plotly_js(out)
+    size = sum(p.stat().st_size for p in out.iterdir())
+    assert size < 5 * 2**20, f"{size / 2**20:.2f} MiB"
+    print(f"100-trial report: {seconds:.1f} s, {size / 2**20:.2f} MiB")
 
 
 @pytest.fixture(scope="module")
@@ -269,9 +286,8 @@ def test_report_command_after_a_blobs_run(blobs_journal, tmp_path):
     out = tmp_path / "report"
     assert main(["report", "--storage", blobs_journal, "--study-name", "blobs", "-o", str(out)]) == 0
     study = optuna.load_study(study_name="blobs", storage=open_storage(blobs_journal))
+    assert_one_plotly_js(out)
     for name in FIGURES:
-        html = (out / f"{name}.html").read_text()
-        assert "<script src=\"http" not in html and "Plotly.newPlot" in html  # plotly.js inlined
         image = matplotlib.image.imread(out / f"{name}.png")
         assert image.shape[0] > 200 and image.shape[1] > 400 and image.std() > 0.01  # not blank
     trials = pd.read_csv(out / "trials.csv")

@@ -11,7 +11,7 @@ import pytest
 
 optuna = pytest.importorskip("optuna")
 
-from lrsearch import lrfinder
+from lrsearch import bounds
 from lrsearch.record import range_test_key, read_bounds, write_bounds  # noqa: E402
 from lrsearch.config import OPTIMIZERS  # noqa: E402
 from lrsearch.storage import open_storage  # noqa: E402
@@ -72,11 +72,11 @@ def test_a_record_for_other_ranges_is_not_applied(tiny_study):
     record = {"lr": [0.001, 0.3], "peak_lr": [0.003, 1.0], "study_lr": list(study.space.lr),
               "study_peak_lr": list(study.space.peak_lr)}
     write_bounds(optuna_study, record)
-    applied = lrfinder.apply_recorded_bounds(study, optuna_study)
+    applied = bounds.apply_recorded_bounds(study, optuna_study)
     assert applied.space.lr == (0.001, 0.3) and applied.space.peak_lr == (0.003, 1.0)
     edited = dataclasses.replace(study, space=study.space.replace(lr=(1e-5, 1e-1)))
-    assert lrfinder.recorded_bounds(edited, optuna_study) == (record, False)
-    assert lrfinder.apply_recorded_bounds(edited, optuna_study) is edited
+    assert bounds.recorded_bounds(edited, optuna_study) == (record, False)
+    assert bounds.apply_recorded_bounds(edited, optuna_study) is edited
 
 
 def test_a_study_file_error_in_the_range_test_exits_2(cli, tiny_study, tmp_path):

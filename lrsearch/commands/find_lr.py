@@ -17,7 +17,7 @@ from lrsearch.storage import DEFAULT_STORAGE
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from lrsearch.lrfinder import DEFAULTS, RULES
+    from lrsearch.rangetest import DEFAULTS, RULES
 
     parser.add_argument("study_file", metavar="STUDY_FILE", help="the study file, e.g. studies/blobs.py")
     parser.add_argument("--optimizer", choices=OPTIMIZERS, action="append",
@@ -37,10 +37,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from lrsearch.devices import import_tensorflow
+
+    import_tensorflow()  # first: the study file may import Keras, the test trains here
     import optuna
 
     from lrsearch.errors import UsageError
-    from lrsearch.lrfinder import find_lr_cached, save_curve
+    from lrsearch.rangetest_store import find_lr_cached
+    from lrsearch.report.range_test import save_curve
     from lrsearch.storage import open_storage, redact
     from lrsearch.studyfile import load_study
 

@@ -1,5 +1,6 @@
-"""The report folder of a study: each figure as a self-contained HTML page (plotly) and a
-PNG (matplotlib), `trials.csv` and `summary.md`.
+"""The report folder of a study: each figure as an interactive HTML page (plotly, the
+pages sharing one plotly.min.js in the folder) and a PNG (matplotlib), `trials.csv` and
+`summary.md`.
 
 `data` computes what the figures show, `html` and `png` draw it, `summary` writes the
 Markdown. Nothing here imports TensorFlow.

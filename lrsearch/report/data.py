@@ -18,7 +18,7 @@ import pandas as pd
 from lrsearch import confirm
 from lrsearch.catalogue import PLATEAU_MIN_LR, config_field
 from lrsearch.config import LRConfig
-from lrsearch.lrfinder import RangeTestResult
+from lrsearch.rangetest import RangeTestResult
 from lrsearch.record import read_range_tests, read_study, read_trial
 
 if TYPE_CHECKING:

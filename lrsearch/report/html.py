@@ -1,5 +1,6 @@
-"""Draw a report's data as interactive plotly figures, each written as a
-self-contained HTML page (plotly.js inlined, so the page opens offline)."""
+"""Draw a report's data as interactive plotly figures, each written as an HTML page
+that loads plotly.min.js from its own folder: one copy for all the pages, which open
+offline."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from lrsearch.report.style import MISSING_LABEL, OTHER_COLOR, STATE_COLORS, TOP_
 
 
 def write(figure: go.Figure, path: Path) -> Path:
-    figure.write_html(path, include_plotlyjs=True, full_html=True, auto_open=False)
+    """Write `figure` to `path`, and plotly.min.js beside it unless it is there."""
+    figure.write_html(path, include_plotlyjs="directory", full_html=True, auto_open=False)
     return path
 
 
@@ -79,14 +81,12 @@ def curves(data: Curves, title: str, top: list[int]) -> go.Figure:
     others = [number for number in data.series if number not in top]
     figure = go.Figure()
     for i, number in enumerate(others):
-        values = data.series[number]
-        figure.add_scatter(x=list(range(1, len(values) + 1)), y=values, mode="lines",
+        figure.add_scatter(**_per_epoch(data.series[number]), mode="lines",
                            name=f"trial {number} ({data.states[number].lower()})", legendgroup="others",
                            legendgrouptitle_text=f"other trials ({len(others)})", showlegend=i == 0,
                            line=dict(color=OTHER_COLOR, width=0.8), opacity=0.6)
     for rank, number in enumerate(top):
-        values = data.series[number]
-        figure.add_scatter(x=list(range(1, len(values) + 1)), y=values, mode="lines", name=top_label(rank, number),
+        figure.add_scatter(**_per_epoch(data.series[number]), mode="lines", name=top_label(rank, number),
                            legendgroup="top", legendgrouptitle_text=f"top {len(top)}", legendrank=rank + 1,
                            line=dict(color=TOP_COLORS[rank], width=2.2))
     figure.update_layout(title=title, xaxis_title="epoch", yaxis_title=data.ylabel, template="plotly_white")
@@ -96,12 +96,18 @@ def curves(data: Curves, title: str, top: list[int]) -> go.Figure:
 def lr_per_epoch(data: Curves) -> go.Figure:
     figure = go.Figure()
     for number, values in data.series.items():
-        figure.add_scatter(x=list(range(1, len(values) + 1)), y=values, mode="lines+markers",
+        figure.add_scatter(**_per_epoch(values), mode="lines+markers",
                            name=f"trial {number}", marker=dict(size=3))
     figure.update_layout(title=f"Learning rate per epoch of the top {len(data.series)} trials",
                          xaxis_title="epoch", yaxis_title="learning rate", template="plotly_white")
     figure.update_yaxes(type="log")
     return figure
+
+
+def _per_epoch(values) -> dict[str, np.ndarray]:
+    """x: the epochs counted from 1, y: the values as float32 (None as a gap); arrays,
+    which plotly writes in binary, a third of the text of a list of floats."""
+    return {"x": np.arange(1, len(values) + 1), "y": np.asarray(values, dtype="float32")}
 
 
 def objective_vs_lr(frame, objective: str) -> go.Figure:

@@ -1,11 +1,13 @@
 """Draw a report's data as static PNG images with matplotlib.
 
 Figures are built with `matplotlib.figure.Figure` and its Agg canvas, never pyplot, so
-drawing needs no display and leaves no global state behind.
+drawing needs no display and leaves no global state behind. Images are written with a
+palette of `COLOURS` colours: charts look the same and take a fraction of the space.
 """
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -18,11 +20,17 @@ from lrsearch.report.data import Curves, History, Importance, ParallelCoordinate
 from lrsearch.report.style import MISSING_LABEL, OTHER_COLOR, STATE_COLORS, TOP_COLORS, top_label
 
 DPI = 110
+COLOURS = 64
 
 
 def write(figure: Figure, path: Path) -> Path:
+    from PIL import Image
+
     FigureCanvasAgg(figure)
-    figure.savefig(path, dpi=DPI)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, dpi=DPI)
+    with Image.open(buffer) as image:
+        image.convert("RGB").quantize(COLOURS, method=Image.Quantize.FASTOCTREE).save(path, optimize=True)
     return path
 
 

@@ -1,7 +1,6 @@
 """The LR range test (Smith; the 1cycle article in seeds/004): train while the learning
-rate grows geometrically, watch the smoothed loss, suggest a learning rate from the
-curve; keep results with the Optuna study, draw the curve, and narrow a search space
-around the suggestions.
+rate grows geometrically, watch the smoothed loss and suggest a learning rate from the
+curve; in this process or in a spawned child.
 
 The loop runs inside one `tf.function`: the learning rate is assigned to the
 optimizer's variable before each `train_step`, the batch loss is recorded, and the loop
@@ -13,24 +12,21 @@ Rules (both are computed; `suggestion` follows `rule`):
 
 - ``"min/10"`` (default): a tenth of the learning rate at the smoothed loss' minimum,
   the article's "about 10x below where the loss starts to shoot up" (fastai's
-  "minimum"). On blobs with SGD it gives 0.035-0.046 for 7 of 8 seeds.
+  "minimum").
 - ``"steepest"``: where the smoothed loss falls fastest against log(lr), between the
   moving average's warm-up and the minimum. Noisy on small problems.
 
 Either way the result warns when the suggestion sits on a bump: the smoothed loss there
-is more than `BUMP_MARGIN` (25%) above its lowest at the lower learning rates before it
+is more than `BUMP_MARGIN` above its lowest at the lower learning rates before it
 (after the warm-up). On a clean curve the suggestion lies on the falling part, at that
-lowest value: 0.99-1.01x it for Adam and RMSprop on blobs (4 seeds each). Plain SGD on
-blobs climbs to 1.8-3.5x it around 0.035-0.046, a transient that falls again before the
-minimum at ~0.4, so min/10 lands on top of it (all 4 seeds warn); Adagrad, suggesting
-~1, sits at 1.1-1.4x (1 seed of 4 warns).
+lowest value; plain SGD on blobs climbs to a transient around the suggestion that falls
+again before the minimum, so min/10 lands on top of it.
 
 Why 2000 iterations by default, not "a few hundred": a blobs epoch is 16 batches. With
-300 iterations over 1e-7..10 the model spends ~40 iterations per decade and is still
-in its high-loss start-up state when the LR passes 0.03, where plain SGD spikes; the
-test then measures that transient and min/10 gives ~0.001, 100x below what trains
-best. With 2000 iterations (250 per decade) the model learns at the useful LRs first,
-and the in-graph loop still costs under a second on a CPU.
+300 iterations over 1e-7..10 the model is still in its high-loss start-up state when
+the LR passes the useful range, where plain SGD spikes; the test then measures that
+transient and min/10 lands far below what trains best. With 2000 iterations the model
+learns at the useful LRs first, and the in-graph loop stays cheap.
 """
 
 from __future__ import annotations
@@ -39,26 +35,21 @@ import dataclasses
 import json
 import math
 import time
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
+from lrsearch import internals
 from lrsearch.config import LRConfig
 from lrsearch.errors import UsageError
-from lrsearch.record import range_test_key, read_bounds, read_range_test, write_bounds, write_range_test
-from lrsearch.space import Space
+from lrsearch.record import range_test_key
 
 if TYPE_CHECKING:
     import keras
-    import optuna
 
     from lrsearch.studyfile import Study
 
 RULES = ("min/10", "steepest")
-#: Around a suggestion s, the narrowed ranges: lr in [s/10, 3s], peak_lr in [s/3, 10s].
-LR_WINDOW = (1 / 10, 3.0)
-PEAK_WINDOW = (1 / 3, 10.0)
 #: How far above the lowest smoothed loss at lower learning rates the smoothed loss at the
 #: suggestion must lie to count as a bump: 25%, far above the moving average's noise
 #: (about 1% on clean curves) and what one sees as a rise on the figure.
@@ -217,9 +208,10 @@ def run_range_test(model: "keras.Model", train, *, batch_size: int, start_lr: fl
     batched tf.data dataset) for up to `iterations` batches, the LR following
     `lr_steps(start_lr, end_lr, iterations)`; return (losses, stopped). The weights and
     the optimizer's state are restored afterwards."""
-    import tensorflow as tf
+    from lrsearch.devices import import_tensorflow
 
-    _check_positive(start_lr=start_lr, end_lr=end_lr, iterations=iterations, batch_size=batch_size)
+    tf = import_tensorflow()
+    check_positive(start_lr=start_lr, end_lr=end_lr, iterations=iterations, batch_size=batch_size)
     if end_lr <= start_lr:
         raise UsageError(f"end_lr must be > start_lr, but got end_lr={end_lr} <= start_lr={start_lr}.")
     if not 0 <= beta < 1:
@@ -227,7 +219,7 @@ def run_range_test(model: "keras.Model", train, *, batch_size: int, start_lr: fl
     if diverge_factor <= 1:
         raise UsageError(f"diverge_factor must be > 1, but got {diverge_factor}.")
     dataset = _repeated_batches(train, batch_size, seed)
-    model._symbolic_build(data_batch=next(iter(dataset)))  # as fastfit: weights and compiled metrics
+    internals.symbolic_build(model, next(iter(dataset)))  # as fastfit: weights and compiled metrics
     optimizer = model.optimizer
     if not optimizer.built:
         optimizer.build(model.trainable_variables)
@@ -265,7 +257,9 @@ def run_range_test(model: "keras.Model", train, *, batch_size: int, start_lr: fl
 
 
 def _repeated_batches(train, batch_size: int, seed: int):
-    import tensorflow as tf
+    from lrsearch.devices import import_tensorflow
+
+    tf = import_tensorflow()
 
     if isinstance(train, (tuple, list)):
         rows = len(train[0])
@@ -274,7 +268,7 @@ def _repeated_batches(train, batch_size: int, seed: int):
     return train.repeat()
 
 
-def _check_positive(**values: float) -> None:
+def check_positive(**values: float) -> None:
     for name, value in values.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
             raise UsageError(f"{name} must be a positive number, but got {value!r}.")
@@ -287,6 +281,9 @@ def find_lr(study: "Study", optimizer: str = "sgd", *, batch_size: int | None = 
     """The range test of `study`'s model (built with an empty FixedTrial and compiled
     as a trial is) with `optimizer`. SGD's `momentum` defaults to 0, the seed tutorial's
     plain SGD; the batch size defaults to the study's."""
+    from lrsearch.devices import import_tensorflow
+
+    import_tensorflow()  # before Keras imports it, noisily
     import keras
     import optuna
 
@@ -319,239 +316,32 @@ def find_lr(study: "Study", optimizer: str = "sgd", *, batch_size: int | None = 
     )
 
 
-# --------------------------------------------------------------------------- kept with the study
+# --------------------------------------------------------------------------- in a child process
 
 
-def stored_result(optuna_study: "optuna.Study", optimizer: str, batch_size: int,
-                  inputs: dict[str, Any] | None = None) -> RangeTestResult | None:
-    """The result stored with the study for this optimizer and batch size, if there is
-    one and (when `inputs` are given) it was made with those inputs."""
-    text = read_range_test(optuna_study, optimizer, batch_size)
-    if text is None:
-        return None
-    result = RangeTestResult.from_json(text)
-    if inputs is not None and any(result.inputs()[k] != v for k, v in inputs.items()):
-        return None
-    return result
+def run_isolated(study: "Study", requests: list[dict[str, Any]]) -> list[str]:
+    """`find_lr(study, **inputs)` for each of `requests` in a spawned child process (which
+    imports TensorFlow and may take a GPU, so the caller does neither); the results as
+    JSON text (`RangeTestResult.from_json`)."""
+    from lrsearch.studyfile import pickle_study
 
-
-def store_result(optuna_study: "optuna.Study", result: RangeTestResult) -> str:
-    """Record `result` as a study user attribute; return its key."""
-    return write_range_test(optuna_study, result.optimizer, result.batch_size, result.to_json())
-
-
-def request(study: "Study", optimizer: str, **options: Any) -> dict[str, Any]:
-    """The complete inputs (`find_lr`'s keyword arguments) of a range test of `study`
-    with `optimizer`; options left out or None take the defaults."""
-    unknown = sorted(set(options) - {"batch_size", "momentum", *DEFAULTS})
-    if unknown:
-        raise TypeError(f"unknown range-test option(s) {unknown}.")
-    inputs = {"optimizer": optimizer, "batch_size": study.settings.batch_size,
-              "momentum": 0.0 if optimizer == "sgd" else None, **DEFAULTS}
-    inputs.update({k: v for k, v in options.items() if v is not None})
-    return inputs
-
-
-def find_lr_cached(study: "Study", optuna_study: "optuna.Study", optimizer: str, *, recompute: bool = False,
-                   **options: Any) -> tuple[RangeTestResult, bool]:
-    """(result, reused): the result stored with the study for the same inputs, else a
-    fresh range test, then stored."""
-    inputs = request(study, optimizer, **options)
-    found = None if recompute else stored_result(optuna_study, optimizer, inputs["batch_size"], inputs)
-    if found is not None:
-        return found, True
-    result = find_lr(study, **inputs)
-    store_result(optuna_study, result)
-    return result, False
-
-
-# --------------------------------------------------------------------------- narrowing the space
-
-
-def narrow_space(space: Space, suggestions: dict[str, float]) -> Space:
-    """`space` with `lr` and `peak_lr` narrowed around the per-optimizer suggestions.
-
-    Each suggestion s gives the windows lr in [s/10, 3s] and peak_lr in [s/3, 10s]
-    (1cycle starts at peak/div, so its peak sits above a constant LR). `Space` holds one
-    `lr` range for every optimizer and TPE samples it as one parameter, so the range
-    becomes the union of the optimizers' windows: it keeps each optimizer's good region
-    (an intersection can be empty: Adam's and SGD's windows barely overlap) at the cost
-    of allowing some cross pairs, e.g. SGD at Adam's lowest LR. The result is clipped to
-    the study's own range; a fixed range stays as it is, and a window that misses the
-    study's range entirely leaves that range unchanged.
-    """
-    if not suggestions:
-        raise UsageError("narrow_space needs at least one suggestion, but got none.")
-    for optimizer, value in suggestions.items():
-        _check_positive(**{f"the suggestion for {optimizer}": value})
-    changes = {}
-    for name, (below, above) in (("lr", LR_WINDOW), ("peak_lr", PEAK_WINDOW)):
-        low, high = getattr(space, name)
-        window = (min(s * below for s in suggestions.values()), max(s * above for s in suggestions.values()))
-        clipped = (max(low, window[0]), min(high, window[1]))
-        if low < high and clipped[0] < clipped[1]:
-            changes[name] = clipped
-    return space.replace(**changes)
-
-
-def bounds_from_find_lr(study: "Study", optuna_study: "optuna.Study", *, isolate: bool = True,
-                        echo: Callable[[str], None] = print, **options: Any) -> Space:
-    """Run (or reuse) the range test once per optimizer of `study`'s space, narrow
-    `lr` and `peak_lr` around the suggestions, print the ranges with `echo` and record
-    them as the study user attribute "find_lr_bounds"; return the narrowed space.
-
-    `isolate` runs missing range tests in a spawned child process, so that a caller
-    without TensorFlow (the `lrsearch run` supervisor) neither imports it nor holds a
-    GPU. `options` are `find_lr`'s (batch_size, iterations, rule...).
-    """
-    results: dict[str, RangeTestResult] = {}
-    missing = []
-    for optimizer in study.space.optimizers:
-        inputs = request(study, optimizer, **options)
-        found = stored_result(optuna_study, optimizer, inputs["batch_size"], inputs)
-        if found is None:
-            missing.append(inputs)
-        else:
-            results[optimizer] = found
-    if missing:
-        echo(f"LR range test for {', '.join(m['optimizer'] for m in missing)} "
-             f"(batch {missing[0]['batch_size']}, {missing[0]['iterations']} iterations)...")
-        fresh = _run_isolated(str(study.path), missing) if isolate else \
-            [find_lr(study, **inputs).to_json() for inputs in missing]
-        for text in fresh:
-            result = RangeTestResult.from_json(text)
-            store_result(optuna_study, result)
-            results[result.optimizer] = result
-    ran = {inputs["optimizer"] for inputs in missing}
-    for optimizer in study.space.optimizers:
-        echo(f"  {results[optimizer].describe()}" + ("" if optimizer in ran else " [stored]"))
-        if results[optimizer].warning():
-            echo(f"    {results[optimizer].warning()}")
-    narrowed = narrow_space(study.space, {o: r.suggestion for o, r in results.items()})
-    record = {
-        "lr": list(narrowed.lr), "peak_lr": list(narrowed.peak_lr),
-        "study_lr": list(study.space.lr), "study_peak_lr": list(study.space.peak_lr),
-        "suggestions": {o: r.suggestion for o, r in results.items()},
-        "rule": next(iter(results.values())).rule, "batch_size": next(iter(results.values())).batch_size,
-        "windows": {"lr": list(LR_WINDOW), "peak_lr": list(PEAK_WINDOW), "combined": "union, clipped"},
-    }
-    write_bounds(optuna_study, record)
-    echo(f"Narrowed by the range test: {describe_bounds(record)}.")
-    return narrowed
-
-
-def describe_bounds(record: dict[str, Any]) -> str:
-    """The narrowed ranges of a `bounds_from_find_lr` record and the study's own."""
-    return (f"lr {_span(record['lr'])} (was {_span(record['study_lr'])}), "
-            f"peak_lr {_span(record['peak_lr'])} (was {_span(record['study_peak_lr'])})")
-
-
-def recorded_bounds(study: "Study", optuna_study: "optuna.Study") -> tuple[dict | None, bool]:
-    """(the record `bounds_from_find_lr` left with `optuna_study` or None, whether it
-    applies to `study`: it does while the study file's lr and peak_lr ranges are those
-    it was narrowed from; an edited file's own ranges win)."""
-    record = read_bounds(optuna_study)
-    if not record:
-        return None, False
-    fresh = (tuple(record["study_lr"]) == tuple(study.space.lr)
-             and tuple(record["study_peak_lr"]) == tuple(study.space.peak_lr))
-    return record, fresh
-
-
-def apply_recorded_bounds(study: "Study", optuna_study: "optuna.Study") -> "Study":
-    """`study` with the ranges `bounds_from_find_lr` recorded with `optuna_study`, if
-    any apply (for worker processes, which load the study file themselves)."""
-    record, fresh = recorded_bounds(study, optuna_study)
-    if not fresh:
-        return study
-    space = study.space.replace(lr=tuple(record["lr"]), peak_lr=tuple(record["peak_lr"]))
-    return dataclasses.replace(study, space=space)
-
-
-def _span(pair: tuple[float, float]) -> str:
-    return f"[{pair[0]:.3g}, {pair[1]:.3g}]"
-
-
-def _run_isolated(study_path: str, requests: list[dict[str, Any]]) -> list[str]:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
+    from lrsearch.devices import quiet_tensorflow
+
+    quiet_tensorflow()  # the child inherits the environment
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(_child_find_lr, study_path, requests).result()
+        return pool.submit(child_find_lr, str(study.path), pickle_study(study), requests).result()
 
 
-def _child_find_lr(study_path: str, requests: list[dict[str, Any]]) -> list[str]:
-    import os
-
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+def child_find_lr(study_path: str, study_pickle: bytes | None, requests: list[dict[str, Any]]) -> list[str]:
+    """The child's work: load the study (`lrsearch.studyfile.unpickle_study`), run each
+    range test."""
     from lrsearch.devices import import_tensorflow
-    from lrsearch.studyfile import load_study
 
-    import_tensorflow()
+    import_tensorflow()  # first: the study file may import Keras
+    from lrsearch.studyfile import unpickle_study
 
-    study = load_study(study_path)
+    study = unpickle_study(study_path, study_pickle)
     return [find_lr(study, **inputs).to_json() for inputs in requests]
-
-
-# --------------------------------------------------------------------------- drawing
-
-
-def curve_paths(result: RangeTestResult, out_dir: str | Path) -> tuple[Path, Path]:
-    stem = f"find_lr-{result.optimizer}-b{result.batch_size}"
-    return Path(out_dir) / f"{stem}.png", Path(out_dir) / f"{stem}.html"
-
-
-def save_curve(result: RangeTestResult, out_dir: str | Path) -> tuple[Path, Path]:
-    """Write the loss-against-LR curve (log axis, suggestion marked) as PNG and as an
-    HTML page (plotly.min.js beside it, so it opens offline); return both paths."""
-    Path(out_dir).mkdir(parents=True, exist_ok=True)
-    png, html = curve_paths(result, out_dir)
-    lrs = np.asarray(result.lrs)
-    losses, smoothed = np.asarray(result.losses), np.asarray(result.smoothed)
-    # The blow-up would flatten the rest of the curve: show at most twice the starting loss.
-    finite = losses[np.isfinite(losses)]
-    ylim = (0.9 * np.nanmin(smoothed), min(1.05 * finite.max(), 2 * smoothed[0]))
-    title = (f"LR range test: {result.optimizer}, batch {result.batch_size} - "
-             f"suggested lr {result.suggestion:.3g} ({result.rule})")
-    _draw_png(png, lrs, losses, smoothed, result, ylim, title)
-    _draw_html(html, lrs, losses, smoothed, result, ylim, title)
-    return png, html
-
-
-def _draw_png(path, lrs, losses, smoothed, result, ylim, title) -> None:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(8, 4.5), layout="constrained")
-    FigureCanvasAgg(figure)
-    ax = figure.add_subplot()
-    ax.plot(lrs, losses, color="#b0b0b0", linewidth=0.8, label="batch loss")
-    ax.plot(lrs, smoothed, color="#1f77b4", linewidth=2, label=f"smoothed (EMA, beta {result.beta:g})")
-    ax.axvline(result.suggestion, color="#d62728", linestyle="--",
-               label=f"suggestion {result.suggestion:.3g} ({result.rule})")
-    ax.axvline(result.min_lr, color="#2ca02c", linestyle=":", label=f"minimum {result.min_lr:.3g}")
-    ax.set_xscale("log")
-    ax.set_ylim(*ylim)
-    ax.set_xlabel("learning rate (log)")
-    ax.set_ylabel("training loss")
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8)
-    figure.savefig(path, dpi=110)
-
-
-def _draw_html(path, lrs, losses, smoothed, result, ylim, title) -> None:
-    import plotly.graph_objects as go
-
-    figure = go.Figure([
-        go.Scatter(x=lrs, y=losses, name="batch loss", line={"color": "#b0b0b0", "width": 1}),
-        go.Scatter(x=lrs, y=smoothed, name=f"smoothed (EMA, beta {result.beta:g})",
-                   line={"color": "#1f77b4", "width": 2}),
-    ])
-    figure.add_vline(x=result.suggestion, line_dash="dash", line_color="#d62728",
-                     annotation_text=f"suggestion {result.suggestion:.3g}")
-    figure.add_vline(x=result.min_lr, line_dash="dot", line_color="#2ca02c",
-                     annotation_text=f"minimum {result.min_lr:.3g}", annotation_position="bottom right")
-    figure.update_layout(title=title, xaxis={"type": "log", "title": "learning rate (log)"},
-                         yaxis={"title": "training loss", "range": list(ylim)}, template="plotly_white")
-    # plotly.min.js once beside the pages (offline, and not 4.7 MB per optimizer)
-    figure.write_html(path, include_plotlyjs="directory", full_html=True, auto_open=False)
