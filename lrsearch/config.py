@@ -12,7 +12,6 @@ import math
 from typing import Any
 
 from lrsearch.catalogue import OPTIMIZERS, PARAMS, SCHEDULES, Param
-from lrsearch.catalogue import PLATEAU_MIN_LR  # noqa: F401 (lrsearch.report.summary reads it from here)
 from lrsearch.errors import UsageError
 
 

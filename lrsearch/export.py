@@ -20,7 +20,6 @@ from lrsearch.catalogue import PARAMS, SCHEDULES
 from lrsearch.config import ConfigError, LRConfig
 from lrsearch.configfile import (SCHEMA, SCHEMA_MANY, SCHEMA_VERSION, ExportedConfig, check_count,
                                  confirmation_document)
-from lrsearch.configfile import load_config  # noqa: F401 (callers that import it from here)
 
 if TYPE_CHECKING:
     import optuna
@@ -58,6 +57,9 @@ def to_document(config: ExportedConfig) -> dict[str, Any]:
 def keras_section(config: ExportedConfig) -> dict[str, Any]:
     """What a project with Keras alone reads: Keras' own serialized optimizer (its schedule
     inside) and the callbacks as `keras.callbacks` classes with their arguments."""
+    from lrsearch.devices import import_tensorflow
+
+    import_tensorflow()  # quietly, before Keras loads it
     import keras
 
     schedule = SCHEDULES[config.lr_config.schedule]

@@ -99,7 +99,7 @@ def retrain(study_file: "str | os.PathLike | Study", *, storage: str | None = No
         + (f", fresh seeds {cfg.confirmation.describe()}" if cfg.confirmation else "")
         + f"): {describe(config.to_dict())}, seed {seed}, {epochs} epochs, on {used}.")
     if full_data:
-        say(f"Full data: no rows are held out, so only training metrics are reported"
+        say("Full data: no rows are held out, so only training metrics are reported"
             + (f" and the plateau schedule watches {monitor}" if config.schedule == "plateau" else "") + ".")
 
     recorder = keras.callbacks.History()

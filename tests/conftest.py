@@ -13,6 +13,34 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = Path(__file__).resolve().parent / "studies" / "tiny.py"
+BLOBS = ROOT / "studies" / "blobs.py"
+#: Short LR range tests, for the mechanics.
+SHORT_RANGE_TEST = {"iterations": 300, "beta": 0.9}
+
+
+@pytest.fixture(scope="session")
+def blobs_study():
+    """studies/blobs.py, loaded."""
+    from lrsearch.studyfile import load_study
+
+    return load_study(BLOBS)
+
+
+@pytest.fixture(scope="session")
+def short_sgd(blobs_study):
+    """A short SGD range test on blobs."""
+    from lrsearch import rangetest
+
+    return rangetest.find_lr(blobs_study, "sgd", **SHORT_RANGE_TEST)
+
+
+@pytest.fixture
+def optuna_study():
+    """An empty in-memory Optuna study that maximizes."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna.create_study(direction="maximize")
 
 
 @pytest.fixture

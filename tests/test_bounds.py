@@ -6,35 +6,16 @@ range tests run in a spawned process.
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import pytest
 
 optuna = pytest.importorskip("optuna")
 
+from conftest import SHORT_RANGE_TEST  # noqa: E402
 from lrsearch import bounds  # noqa: E402
 from lrsearch.bounds import narrow_space  # noqa: E402
 from lrsearch.record import range_test_key, read_bounds  # noqa: E402
 from lrsearch.space import Space  # noqa: E402
-from lrsearch.studyfile import load_study  # noqa: E402
-
-ROOT = Path(__file__).resolve().parent.parent
-BLOBS = ROOT / "studies" / "blobs.py"
-#: Short range tests for the mechanics.
-SHORT = {"iterations": 300, "beta": 0.9}
-
-
-@pytest.fixture(scope="module")
-def blobs_study():
-    return load_study(BLOBS)
-
-
-
-@pytest.fixture
-def optuna_study():
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna.create_study(direction="maximize")
-
 
 
 def test_narrow_space_windows_union_and_clip():
@@ -61,7 +42,7 @@ def test_narrow_space_keeps_fixed_and_disjoint_ranges():
 def test_bounds_from_find_lr_records_and_workers_apply_them(blobs_study, optuna_study):
     study = dataclasses.replace(blobs_study, space=blobs_study.space.replace(optimizers=("sgd",)))
     lines: list[str] = []
-    narrowed = bounds.bounds_from_find_lr(study, optuna_study, isolate=False, echo=lines.append, **SHORT)
+    narrowed = bounds.bounds_from_find_lr(study, optuna_study, isolate=False, echo=lines.append, **SHORT_RANGE_TEST)
     record = read_bounds(optuna_study)
     s = record["suggestions"]["sgd"]
     assert tuple(record["lr"]) == narrowed.lr == pytest.approx((max(1e-7, s / 10), min(1.0, 3 * s)))
@@ -69,7 +50,7 @@ def test_bounds_from_find_lr_records_and_workers_apply_them(blobs_study, optuna_
     applied = bounds.apply_recorded_bounds(blobs_study, optuna_study)
     assert applied.space.lr == narrowed.lr and applied.space.peak_lr == narrowed.peak_lr
     again: list[str] = []
-    bounds.bounds_from_find_lr(study, optuna_study, isolate=False, echo=again.append, **SHORT)
+    bounds.bounds_from_find_lr(study, optuna_study, isolate=False, echo=again.append, **SHORT_RANGE_TEST)
     assert any("[stored]" in line for line in again)
     assert bounds.apply_recorded_bounds(blobs_study, optuna.create_study()) is blobs_study
 
@@ -77,6 +58,6 @@ def test_bounds_from_find_lr_records_and_workers_apply_them(blobs_study, optuna_
 @pytest.mark.slow
 def test_bounds_from_find_lr_in_a_spawned_process(blobs_study, optuna_study):
     study = dataclasses.replace(blobs_study, space=blobs_study.space.replace(optimizers=("adam",)))
-    narrowed = bounds.bounds_from_find_lr(study, optuna_study, echo=lambda line: None, **SHORT)
+    narrowed = bounds.bounds_from_find_lr(study, optuna_study, echo=lambda line: None, **SHORT_RANGE_TEST)
     assert range_test_key("adam", 32) in optuna_study.user_attrs
     assert 1e-7 < narrowed.lr[0] < narrowed.lr[1] < 1.0

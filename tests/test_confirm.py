@@ -17,7 +17,8 @@ from optuna.distributions import FloatDistribution
 
 from conftest import TINY
 from lrsearch import confirm, record
-from lrsearch.export import exported_configs, load_config, write
+from lrsearch.configfile import load_config
+from lrsearch.export import exported_configs, write
 from lrsearch.storage import open_storage
 from test_workers import SCRIPTED, Command, wait_for
 

@@ -135,11 +135,18 @@ def test_find_lr_prints_no_tensorflow_start_up_lines(tmp_path):
 
 
 @pytest.mark.slow
-def test_run_with_the_range_test_and_report_print_no_tensorflow_start_up_lines(tmp_path):
-    """`run --bounds-from-find-lr` starts the range test's child and a worker; `report` reads."""
+def test_every_command_on_a_study_prints_no_tensorflow_start_up_lines(tmp_path):
+    """`run --bounds-from-find-lr` starts the range test's child and a worker, `confirm` a
+    worker; `export` builds the Keras optimizer and `retrain` trains in the command's own
+    process; `report` reads."""
     journal = str(tmp_path / "s.journal")
     output = lrsearch("run", str(TINY), "--storage", journal, "--n-trials", "2", "--epochs", "2", "--workers", "1",
                       "--no-confirm", "--no-report", "--bounds-from-find-lr", cwd=tmp_path)
     assert "Narrowed by the range test" in output and "complete" in output
-    output += lrsearch("report", str(TINY), "--storage", journal, "-o", str(tmp_path / "report"), cwd=tmp_path)
+    for command, *args in (("confirm", "--top", "1", "--seeds", "1", "--workers", "1"),
+                           ("export", "-o", str(tmp_path / "best.json")),
+                           ("retrain", "-o", str(tmp_path / "best.keras")),
+                           ("report", "-o", str(tmp_path / "report"))):
+        output += lrsearch(command, str(TINY), "--storage", journal, *args, cwd=tmp_path)
+    assert "Wrote" in output and (tmp_path / "best.keras").is_file() and (tmp_path / "report").is_dir()
     assert not NOISE.findall(output), output

@@ -6,33 +6,14 @@ input.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import pytest
 
 optuna = pytest.importorskip("optuna")
 
-from lrsearch import rangetest  # noqa: E402
+from conftest import BLOBS  # noqa: E402
 from lrsearch.rangetest_store import stored_result  # noqa: E402
 from lrsearch.report.range_test import save_curve  # noqa: E402
-from lrsearch.studyfile import load_study  # noqa: E402
-
-ROOT = Path(__file__).resolve().parent.parent
-BLOBS = ROOT / "studies" / "blobs.py"
-#: Short range tests for the mechanics.
-SHORT = {"iterations": 300, "beta": 0.9}
-
-
-@pytest.fixture(scope="module")
-def blobs_study():
-    return load_study(BLOBS)
-
-
-
-@pytest.fixture(scope="module")
-def short_sgd(blobs_study):
-    return rangetest.find_lr(blobs_study, "sgd", **SHORT)
-
 
 
 def test_save_curve_writes_png_and_html(short_sgd, tmp_path):

@@ -6,7 +6,6 @@ result's JSON form.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,18 +17,6 @@ from lrsearch import rangetest  # noqa: E402
 from lrsearch.config import LRConfig  # noqa: E402
 from lrsearch.rangetest import RangeTestResult, smooth, suggest_lr  # noqa: E402
 from lrsearch.schedules import make_optimizer  # noqa: E402
-from lrsearch.studyfile import load_study  # noqa: E402
-
-ROOT = Path(__file__).resolve().parent.parent
-BLOBS = ROOT / "studies" / "blobs.py"
-#: Short range tests for the mechanics (the blobs suggestion test uses the defaults).
-SHORT = {"iterations": 300, "beta": 0.9}
-
-
-@pytest.fixture(scope="module")
-def blobs_study():
-    return load_study(BLOBS)
-
 
 
 def tiny_data(rows: int = 64):
@@ -47,7 +34,6 @@ def compiled_model(optimizer: str = "sgd", momentum: float | None = 0.9) -> kera
     config = LRConfig(optimizer=optimizer, lr=1e-7, momentum=momentum if optimizer == "sgd" else None)
     model.compile(optimizer=make_optimizer(config, 1, 1), loss="categorical_crossentropy")
     return model
-
 
 
 # --------------------------------------------------------------------------- the curve
@@ -189,13 +175,6 @@ def test_blobs_sgd_suggestion_lies_between_001_and_1(blobs_study):
 def test_find_lr_checks_momentum(blobs_study):
     with pytest.raises(ValueError, match="momentum applies to sgd only"):
         rangetest.find_lr(blobs_study, "adam", momentum=0.9)
-
-
-
-@pytest.fixture(scope="module")
-def short_sgd(blobs_study):
-    return rangetest.find_lr(blobs_study, "sgd", **SHORT)
-
 
 
 def test_result_round_trips_through_json(short_sgd):

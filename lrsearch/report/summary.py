@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import math
 
-from lrsearch.config import PLATEAU_MIN_LR, describe
+from lrsearch.catalogue import PLATEAU_MIN_LR
+from lrsearch.config import describe
 from lrsearch.report.data import CONFIG_FIELDS, TOP_TRIALS, ReportData, absent
 
 
