@@ -15,6 +15,7 @@ import contextlib
 import dataclasses
 import os
 import shlex
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -161,7 +162,6 @@ def _search(study_or_path, options: _Options, pool) -> SearchResult:
     import optuna
 
     from lrsearch import __version__, progress, record
-    from lrsearch.commands._common import program
     from lrsearch.storage import is_url, open_storage, optuna_cli_hint, redact, redact_text
     from lrsearch.studyfile import Study, load_study, pickle_study
     from lrsearch.workers import Confirming, Job, claimed_trials
@@ -173,6 +173,7 @@ def _search(study_or_path, options: _Options, pool) -> SearchResult:
     else:
         raise UsageError(f"study must be a study file's path or a study from lrsearch.define_study, not "
                          f"{type(study_or_path).__name__}.")
+    study_pickle = pickle_study(study_file)  # before the storage is touched: it may refuse
     settings = study_file.settings
     storage_url = options.storage
     if options.joining and not is_url(storage_url):
@@ -214,7 +215,7 @@ def _search(study_or_path, options: _Options, pool) -> SearchResult:
         print(f"List trials:    {optuna_cli_hint(storage_url, name, program('optuna'))}")
     _learning_rate_bounds(options, study_file, study)
     confirming = None if options.confirm is None else Confirming(*options.confirm)
-    job = Job(study_path=str(study_file.path), study_pickle=pickle_study(study_file), storage=storage_url,
+    job = Job(study_path=str(study_file.path), study_pickle=study_pickle, storage=storage_url,
               study_name=name, n_trials=n_trials, epochs=epochs, max_trials=options.recycle, seed=settings.seed,
               accept_changes=options.accept_changes, confirm=confirming is not None, lanes=options.lanes,
               lane_cap=max(1, n_trials // (TRIALS_PER_LANE * len(pool.slots))))
@@ -227,7 +228,7 @@ def _search(study_or_path, options: _Options, pool) -> SearchResult:
     if outcome is None:
         print(f"The study already holds {n_trials - remaining} trials (asked for {n_trials}); "
               f"raise n_trials (--n-trials) to search further.")
-    finish(outcome, study, hint=f"{program()} confirm {study_args}",
+    finish(outcome, study, hint=None if study_file.in_python else f"{program()} confirm {study_args}",
            storage=None if options.joining else storage_url)
     folder = None
     if options.report and not options.joining:
@@ -274,10 +275,10 @@ def supervise(pool, job, study, *, timer: "Timer", confirming=None, notes: bool 
         bars.close()
 
 
-def finish(outcome, study, hint: str, storage: str | None = None) -> None:
+def finish(outcome, study, hint: str | None, storage: str | None = None) -> None:
     """Print the summary and what went wrong, and write the dashboard notes the trials
     lack given their `storage`; raise if the run failed (StorageUnavailableError,
-    SearchStopped)."""
+    SearchStopped). `hint`: the command that completes a confirmation left undone."""
     from lrsearch import notes, progress
 
     if outcome and outcome.storage_error:
@@ -297,7 +298,7 @@ def finish(outcome, study, hint: str, storage: str | None = None) -> None:
                             f"search again.", exit_code=1)
     if outcome and outcome.confirmation_left:
         print(f"The confirmation over fresh seeds did not finish; the ranking uses what it recorded. "
-              f"Run the same search again, or `{hint}`, to complete it.", file=sys.stderr)
+              f"Run the same search again{f', or `{hint}`,' if hint else ''} to complete it.", file=sys.stderr)
 
 
 def _seed(options: _Options, study, name: str, file_seed: int) -> int:
@@ -346,6 +347,20 @@ def _learning_rate_bounds(options: _Options, study_file, study) -> None:
         print(f"note: the study's lr/peak_lr ranges changed since the LR range test narrowed them "
               f"({bounds.describe_bounds(recorded)}); searching the study's ranges. Search with "
               f"bounds_from_find_lr=True (--bounds-from-find-lr) to narrow them again.", file=sys.stderr)
+
+
+def program(name: str = "lrsearch") -> str:
+    """How a user types `name` (lrsearch, optuna) of this environment now: the bare name
+    where PATH finds it, else its path (a virtual environment not activated, as after the
+    quick start)."""
+    here = os.path.join(os.path.dirname(sys.executable), name)
+    if not os.path.exists(here):
+        return f"{shlex.quote(sys.executable)} -m lrsearch" if name == "lrsearch" else name
+    found = shutil.which(name)
+    if found and os.path.samefile(found, here):
+        return name
+    relative = os.path.relpath(here)
+    return shlex.quote(here if relative.startswith("..") else relative)
 
 
 class Timer:

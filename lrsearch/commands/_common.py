@@ -5,10 +5,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
-import shlex
-import shutil
-import sys
 
 from lrsearch.storage import DEFAULT_STORAGE
 
@@ -32,20 +28,6 @@ def add_study_arguments(parser: argparse.ArgumentParser, file_required: bool = F
     parser.add_argument("--storage", default=None,
                         help=f"journal file path or Optuna storage URL (default: ./{DEFAULT_STORAGE})")
     parser.add_argument("--study-name", default=None, help="study name (default: the study file's name)")
-
-
-def program(name: str = "lrsearch") -> str:
-    """How a user types `name` (lrsearch, optuna) of this environment now: the bare name
-    where PATH finds it, else its path (a virtual environment not activated, as after the
-    quick start)."""
-    here = os.path.join(os.path.dirname(sys.executable), name)
-    if not os.path.exists(here):
-        return f"{shlex.quote(sys.executable)} -m lrsearch" if name == "lrsearch" else name
-    found = shutil.which(name)
-    if found and os.path.samefile(found, here):
-        return name
-    relative = os.path.relpath(here)
-    return shlex.quote(here if relative.startswith("..") else relative)
 
 
 def at_least(low: int):
