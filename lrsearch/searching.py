@@ -229,7 +229,7 @@ def _search(study_or_path, options: _Options, pool) -> SearchResult:
         print(f"The study already holds {n_trials - remaining} trials (asked for {n_trials}); "
               f"raise n_trials (--n-trials) to search further.")
     finish(outcome, study, hint=None if study_file.in_python else f"{program()} confirm {study_args}",
-           storage=None if options.joining else storage_url)
+           storage=None if options.joining else storage_url, in_python=study_file.in_python)
     folder = None
     if options.report and not options.joining:
         folder = _write_report(storage_url, name, options.report)
@@ -275,10 +275,11 @@ def supervise(pool, job, study, *, timer: "Timer", confirming=None, notes: bool 
         bars.close()
 
 
-def finish(outcome, study, hint: str | None, storage: str | None = None) -> None:
+def finish(outcome, study, hint: str | None, storage: str | None = None, in_python: bool = False) -> None:
     """Print the summary and what went wrong, and write the dashboard notes the trials
     lack given their `storage`; raise if the run failed (StorageUnavailableError,
-    SearchStopped). `hint`: the command that completes a confirmation left undone."""
+    SearchStopped). `hint`: the command that completes a confirmation left undone;
+    `in_python`: the study was defined in Python, not in a study file."""
     from lrsearch import notes, progress
 
     if outcome and outcome.storage_error:
@@ -294,8 +295,8 @@ def finish(outcome, study, hint: str | None, storage: str | None = None) -> None
     if outcome and outcome.fatal:
         raise SearchStopped(outcome.fatal, exit_code=2)
     if outcome and outcome.failure_streak:
-        raise SearchStopped(f"{outcome.failure_streak}\nThe study file is probably wrong; fix it and run the same "
-                            f"search again.", exit_code=1)
+        raise SearchStopped(f"{outcome.failure_streak}\nThe {'study' if in_python else 'study file'} is probably "
+                            f"wrong; fix it and run the same search again.", exit_code=1)
     if outcome and outcome.confirmation_left:
         print(f"The confirmation over fresh seeds did not finish; the ranking uses what it recorded. "
               f"Run the same search again{f', or `{hint}`,' if hint else ''} to complete it.", file=sys.stderr)

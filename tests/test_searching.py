@@ -157,6 +157,29 @@ def test_a_defined_study_whose_model_fails_stops_the_search_with_its_error(tmp_p
     assert raised.value.exit_code == 2
 
 
+def test_a_defined_study_whose_trials_all_fail_stops_after_five_and_blames_the_study(tmp_path):
+    tiny = lrsearch.studyfile.load_study(TINY)
+
+    def build_model(trial):
+        if "worker" in trial.user_attrs:  # a trial of the study, not the workers' start-up check
+            raise ValueError("out of memory, say")
+        return tiny.build_model(trial)
+
+    study = lrsearch.define_study("failing", data=tiny.data, build_model=build_model, settings=tiny.settings)
+    journal = tmp_path / "f.journal"
+    with pytest.raises(SearchStopped) as raised:
+        lrsearch.search(study, storage=str(journal), n_trials=20, epochs=1, workers=1, report=False)
+    assert raised.value.exit_code == 1 and "5 trials failed in a row" in str(raised.value)
+    assert "The study is probably wrong" in str(raised.value) and "study file" not in str(raised.value)
+
+    import optuna
+
+    from lrsearch.storage import open_storage
+
+    states = [t.state.name for t in optuna.load_study(study_name="failing", storage=open_storage(str(journal))).trials]
+    assert 5 <= len(states) < 20 and set(states) == {"FAIL"}
+
+
 def test_all_lists_what_the_readme_documents():
     readme = (ROOT / "README.md").read_text()
     documented = set(re.findall(r"\blrsearch\.([A-Za-z_]\w*)\b(?!\.py)", readme))
