@@ -170,6 +170,51 @@ def loss_tracker(model):
     return found
 
 
+def reset_layer_names() -> None:
+    """Start Keras' automatic layer names afresh (dense, dense_1, ...), as
+    `keras.backend.clear_session` does, without what clear_session also does on
+    TensorFlow: emptying the eager kernel cache, after which every traced function is
+    instantiated again on its next call (a tenth of a second per call for a small model).
+    Falls back to clear_session where Keras' name counter has moved."""
+    import keras
+
+    try:
+        naming = importlib.import_module("keras.src.utils.naming")
+    except ImportError:
+        naming = None
+    reset = getattr(naming, "reset_uids", None)
+    if reset is None:
+        keras.backend.clear_session(free_memory=False)
+    else:
+        reset()
+
+
+def seed_keras(seed: int) -> None:
+    """Seed what a model's initial weights and dropout draw from (Python's `random`,
+    NumPy and Keras' global seed generator) as `keras.utils.set_random_seed` does, without
+    `tf.random.set_seed`, which also empties TensorFlow's kernel cache (see
+    `reset_layer_names`). Falls back to `keras.utils.set_random_seed` where Keras' global
+    state has moved."""
+    import random
+
+    import keras
+    import numpy as np
+
+    try:
+        state = importlib.import_module("keras.src.backend.common.global_state")
+        generators = importlib.import_module("keras.src.random.seed_generator")
+        rng_utils = importlib.import_module("keras.src.utils.rng_utils")
+        names = (rng_utils.GLOBAL_RANDOM_SEED, generators.GLOBAL_SEED_GENERATOR)
+        setter = state.set_global_attribute
+    except (ImportError, AttributeError):
+        keras.utils.set_random_seed(seed)
+        return
+    setter(names[0], seed)
+    setter(names[1], None)  # made again from `random` on first use
+    random.seed(seed)
+    np.random.seed(seed)
+
+
 @functools.cache
 def functional_class() -> type:
     """The class `keras.Model(inputs, outputs)` makes (Keras exports it under no public

@@ -16,7 +16,7 @@ from typing import Any
 import keras
 import optuna
 
-from lrsearch import architecture, data, fastfit, lanes, record
+from lrsearch import architecture, data, fastfit, internals, lanes, record
 from lrsearch.config import LRConfig
 from lrsearch.pruning import PruningCallback
 from lrsearch.schedules import LearningRateMonitor, make_callbacks, make_optimizer
@@ -113,8 +113,8 @@ class TrialRunner:
         other threads build models: lanes ignore names)."""
         with self._building:
             if fresh_names:
-                keras.backend.clear_session(free_memory=False)  # Python's collector suffices; a full one costs 0.2 s
-            keras.utils.set_random_seed(seed)
+                internals.reset_layer_names()
+            internals.seed_keras(seed)
             model, optimizer = self.new_model(trial, config)
             if not model.built:
                 model(data.take(self.train, 1)[0])

@@ -203,6 +203,51 @@ def test_functional_class_is_what_keras_model_makes_and_leaves_names_alone():
     assert reuse.reusable(functional) and reuse.reusable(keras.Sequential([keras.layers.Dense(1)]))
 
 
+def _draws(seeding, seed: int) -> list[np.ndarray]:
+    """A model's initial weights and one training-mode output (dropout and noise draw),
+    after `seeding(seed)`."""
+    seeding(seed)
+    model = keras.Sequential([keras.Input((6, 6, 1)), keras.layers.Conv2D(2, 3), keras.layers.BatchNormalization(),
+                              keras.layers.Flatten(), keras.layers.Dropout(0.5), keras.layers.GaussianNoise(0.1),
+                              keras.layers.Dense(3)])
+    return [w.numpy() for w in model.weights] + [np.asarray(model(np.ones((2, 6, 6, 1), "float32"), training=True))]
+
+
+def _same(left: list[np.ndarray], right: list[np.ndarray]) -> bool:
+    return all(np.array_equal(a, b) for a, b in zip(left, right, strict=True))
+
+
+def test_seed_keras_draws_what_set_random_seed_draws_and_leaves_tensorflows_seed_alone():
+    import tensorflow as tf
+
+    tf.random.set_seed(5)
+    for seed in (3, 11):
+        assert _same(_draws(internals.seed_keras, seed), _draws(keras.utils.set_random_seed, seed))
+    tf.random.set_seed(5)
+    assert _same(_draws(internals.seed_keras, 3), _draws(internals.seed_keras, 3))
+    assert not _same(_draws(internals.seed_keras, 3), _draws(internals.seed_keras, 4))
+    assert tf.compat.v1.get_seed(None)[0] == 5  # not reset: setting it empties TensorFlow's kernel cache
+
+
+def test_seed_keras_falls_back_to_set_random_seed_where_kerass_global_state_moved(monkeypatch):
+    import tensorflow as tf
+
+    expected = _draws(keras.utils.set_random_seed, 3)
+    tf.random.set_seed(5)
+    monkeypatch.setitem(sys.modules, "keras.src.backend.common.global_state", None)  # as if renamed
+    assert _same(_draws(internals.seed_keras, 3), expected)
+    assert tf.compat.v1.get_seed(None)[0] == 3
+
+
+@pytest.mark.parametrize("renamed", [False, True])
+def test_reset_layer_names_starts_kerass_automatic_names_afresh(renamed, monkeypatch):
+    if renamed:  # the fallback, clear_session
+        monkeypatch.setitem(sys.modules, "keras.src.utils.naming", None)
+    keras.layers.Dense(1), keras.layers.Dense(1)
+    internals.reset_layer_names()
+    assert [keras.layers.Dense(1).name, keras.layers.Dense(1).name] == ["dense", "dense_1"]
+
+
 def test_an_unsupported_package_message_names_the_fix():
     message = str(internals.unsupported("no-such-package-lrsearch", "x._y"))
     assert "no-such-package-lrsearch (not installed): x._y is gone" in message and "report this" in message
