@@ -77,15 +77,12 @@ def fit_fast(study, config, epochs: int, seed: int) -> float:
 
 def fit_kept(runner, config, epochs: int, seed: int) -> float:
     """One trial as a search worker runs it, through `runner`'s kept compiled models."""
-    import keras
     import optuna
 
     from lrsearch.schedules import LearningRateMonitor, make_callbacks
 
     settings = runner.settings
-    keras.backend.clear_session(free_memory=False)
-    keras.utils.set_random_seed(seed)
-    model, optimizer = runner.new_model(optuna.trial.FixedTrial({}), config)
+    model, optimizer = runner.seeded_model(optuna.trial.FixedTrial({}), config, seed, fresh_names=True)
     callbacks = [LearningRateMonitor(), *make_callbacks(config, settings.objective, settings.direction)]
     history = runner.trainer.fit(model, optimizer, epochs=epochs, callbacks=callbacks, seed=seed)
     return float(history.history["val_accuracy"][-1])

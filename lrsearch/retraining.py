@@ -107,7 +107,7 @@ def retrain(study_file: "str | os.PathLike | Study", *, storage: str | None = No
                dynamic_ncols=True)
     callbacks = [LearningRateMonitor(), recorder, *make_callbacks(config, monitor, settings.direction),
                  *runner.study_callbacks(fixed), keras.callbacks.LambdaCallback(on_epoch_end=lambda *_: bar.update(1))]
-    model, optimizer = runner._seeded_model(fixed, config, seed, fresh_names=True)
+    model, optimizer = runner.seeded_model(fixed, config, seed, fresh_names=True)
     try:
         runner.trainer.fit(model, optimizer, epochs=epochs, callbacks=callbacks, seed=seed)
     finally:

@@ -101,13 +101,13 @@ class TrialRunner:
                      PruningCallback(trial, self.settings.objective, self.settings.direction,
                                      self.settings.stall_window)]
         try:
-            model, optimizer = self._seeded_model(trial, config, seed, fresh_names=self.lanes == 1)
+            model, optimizer = self.seeded_model(trial, config, seed, fresh_names=self.lanes == 1)
             self.trainer.fit(model, optimizer, epochs=self.epochs, callbacks=callbacks, seed=seed)
         finally:
             self._record(trial, recorder.history, time.perf_counter() - started)
         return float(recorder.history[self.settings.objective][-1])
 
-    def _seeded_model(self, trial: Any, config: LRConfig, seed: int, fresh_names: bool):
+    def seeded_model(self, trial: Any, config: LRConfig, seed: int, fresh_names: bool):
         """`new_model`, built, its initial weights drawn from `seed`; with `fresh_names`
         Keras' layer names start afresh, as the kept models' signatures need (not while
         other threads build models: lanes ignore names)."""
@@ -129,7 +129,7 @@ class TrialRunner:
         callbacks = [LearningRateMonitor(), recorder,  # `lr` in the logs, as the study's callbacks see it in trials
                      *make_callbacks(config, self.settings.objective, self.settings.direction),
                      *self.study_callbacks(trial)]
-        model, optimizer = self._seeded_model(trial, config, seed, fresh_names=self.lanes == 1)
+        model, optimizer = self.seeded_model(trial, config, seed, fresh_names=self.lanes == 1)
         self.trainer.fit(model, optimizer, epochs=self.epochs, callbacks=callbacks, seed=seed)
         values = recorder.history.get(self.settings.objective, [])  # fewer than epochs if a callback stopped it
         finished = values and fastfit.NONFINITE_KEY not in recorder.history and math.isfinite(values[-1])
