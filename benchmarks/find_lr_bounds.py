@@ -74,7 +74,7 @@ def trials_to_target(study_file, seed: int, target: float, max_trials: int) -> t
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         sampler = optuna.samplers.TPESampler(multivariate=True, group=True, constant_liar=True, seed=seed)
-    study = optuna.create_study(direction="maximize", sampler=sampler, pruner=make_pruner(study_file.settings.epochs))
+    study = optuna.create_study(direction="maximize", sampler=sampler, pruner=make_pruner(study_file.settings.pruner, study_file.settings.epochs))
     reached: list[int] = []
 
     def stop_at_target(study, trial) -> None:

@@ -64,7 +64,7 @@ def open_side(name: str, url: str | None, write_behind: bool, epochs: int, study
     if write_behind:
         storage = WriteBackStorage(storage)
     study = optuna.create_study(study_name=study_name, storage=storage, direction="maximize",
-                                pruner=_Consulted(make_pruner(epochs)), load_if_exists=True)
+                                pruner=_Consulted(make_pruner("hyperband", epochs)), load_if_exists=True)
     return study
 
 

@@ -38,7 +38,7 @@ FINISHED = ("COMPLETE", "PRUNED", "FAIL")
 REASONS = {
     record.DIVERGED: "its loss turned NaN or exploded",
     record.STALLED: "neither its objective nor its loss moved in the first epochs",
-    record.BY_PRUNER: "Optuna's Hyperband pruner ranked it below its peers",
+    record.BY_PRUNER: "the study's Optuna pruner (Settings.pruner) ranked it below its peers",
 }
 STEPS = "_Epochs count from 1, as Keras prints them; the dashboard's step axis counts from 0 (step = epoch - 1)._"
 _ARTIFACT_PREFIX = "artifacts:"  # Optuna's system attribute of an uploaded artifact

@@ -7,8 +7,8 @@ The callback only watches and reports; the decisions are small and named:
   first epoch's loss and `divergence_factor` times its best;
 - *stalled*: after `stall_window` epochs neither the objective nor the training loss
   improved by `stall_min_delta` (relative) on the first epoch's value, as with LR 1e-7;
-- *pruner*: the objective is reported to Optuna each epoch and the study's pruner
-  (Hyperband by default, see `make_pruner`) compares it with the other trials.
+- *pruner*: the objective is reported to Optuna each epoch and the study's pruner, if
+  its settings name one (`make_pruner`), compares it with the other trials.
 
 Each pruned trial records its reason, epoch and detail (`lrsearch.record.write_pruned`).
 """
@@ -22,21 +22,27 @@ import optuna
 
 from lrsearch.fastfit import NONFINITE_KEY
 from lrsearch.record import BY_PRUNER, DIVERGED, STALLED, write_pruned
+from lrsearch.studyfile import PRUNERS
 
 
-def make_pruner(epochs: int) -> optuna.pruners.BasePruner:
-    """The study's relative pruner: Hyperband over epochs.
+def make_pruner(name: str | None, epochs: int) -> optuna.pruners.BasePruner:
+    """The study's relative pruner (`Settings.pruner`): none by default, so that only the
+    callback's diverged and stalled stops end a trial early; else Optuna's Hyperband or
+    Median pruner over epochs.
 
-    Chosen by `benchmarks/pruners.py` on blobs (3 seeds x 30 trials of 200 epochs): Hyperband
-    trained 49% fewer epochs than no pruner and reached val_accuracy 0.83 at the same trial
-    in every seed; Median pruning saved 40%, PatientPruner(Median) 23%, and successive
-    halving (89%) missed 0.83 in all three. Once workers kept compiled models, so that
-    epochs rather than tracing make a trial's time, Hyperband against Median over 8 seeds x
-    40 trials: 25% fewer epochs, 28.6 s against 35.6 s a search, 0.83 at median trial
-    12.5 against 11.5. (With Hyperband, Optuna's TPE learns from the trials of the same
-    bracket only; over those 8 seeds it reached 0.83 no later for it.)
+    None is the default by `benchmarks/pruners.py` on blobs (20 seeds, each search stopped
+    at its first trial at val_accuracy 0.83): Hyperband pruned would-be hits and needed
+    more trials than random sampling, and was no sooner to the target (see the README's
+    *Performance*). Hyperband pays where epochs are dear and early epochs rank the trials.
     """
-    return optuna.pruners.HyperbandPruner(min_resource=max(1, epochs // 20), max_resource=epochs, reduction_factor=3)
+    if name is None:
+        return optuna.pruners.NopPruner()
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=max(1, epochs // 20), max_resource=epochs,
+                                              reduction_factor=3)
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=max(1, epochs // 20))
+    raise ValueError(f"unknown pruner {name!r}; choose from {', '.join(PRUNERS)} or None.")
 
 
 class PruningCallback(keras.callbacks.Callback):

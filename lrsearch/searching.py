@@ -217,7 +217,8 @@ def _search(study_or_path, options: _Options, pool) -> SearchResult:
     confirming = None if options.confirm is None else Confirming(*options.confirm)
     job = Job(study_path=str(study_file.path), study_pickle=study_pickle, storage=storage_url,
               study_name=name, n_trials=n_trials, epochs=epochs, max_trials=options.recycle, seed=settings.seed,
-              accept_changes=options.accept_changes, confirm=confirming is not None, lanes=options.lanes,
+              accept_changes=options.accept_changes, confirm=confirming is not None, pruner=settings.pruner,
+              lanes=options.lanes,
               lane_cap=max(1, n_trials // (TRIALS_PER_LANE * len(pool.slots))))
     remaining = n_trials - claimed_trials(study)
     if remaining > 0:

@@ -34,6 +34,9 @@ from lrsearch.directions import close_names, direction_of
 from lrsearch.errors import StudyFileError, StudyFileExit, UsageError
 from lrsearch.space import Space, SpaceError
 
+#: Optuna pruners `Settings.pruner` may name (`lrsearch.pruning.make_pruner`).
+PRUNERS = ("hyperband", "median")
+
 
 #: Study files are imported as modules named this plus the file's stem.
 STUDY_MODULE_PREFIX = "lrsearch_study_"
@@ -88,7 +91,9 @@ class Settings:
     lets a worker load a trial into a compiled model it kept from an earlier trial of
     the same architecture (see `lrsearch.reuse`); turn it off if `build_model` varies
     something that the layers' Keras configs do not show. `check_finite` refuses
-    in-memory data holding NaN or inf before the first trial.
+    in-memory data holding NaN or inf before the first trial. `pruner` adds Optuna's
+    ``"hyperband"`` or ``"median"`` pruner, which stops trials that rank below their
+    peers at the same epoch, to the diverged and stalled stops (default: none).
     """
 
     loss: Any
@@ -102,6 +107,7 @@ class Settings:
     stall_epochs: int | None = None
     keep_compiled: bool = True
     check_finite: bool = True
+    pruner: str | None = None
 
     def __post_init__(self) -> None:
         metrics = self.metrics
@@ -130,6 +136,9 @@ class Settings:
         for name in ("keep_compiled", "check_finite"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False, but got {getattr(self, name)!r}.")
+        if self.pruner is not None and self.pruner not in PRUNERS:
+            raise ValueError(f"pruner must be None (the diverged and stalled stops only) or one of "
+                             f"{', '.join(map(repr, PRUNERS))}, but got {self.pruner!r}.")
 
     @property
     def compile_metrics(self) -> list | dict:

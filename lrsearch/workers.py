@@ -67,6 +67,7 @@ class Job:
     seed: int = 0
     accept_changes: bool = False
     confirm: bool = False  # once the study is full, retrain the trials the parent sends (`lrsearch.confirm`)
+    pruner: str | None = None  # `Settings.pruner`
     lanes: int | None = 1  # trials a worker trains at once (`lrsearch.lanes`); None: as suits the model
     lane_cap: int = 32  # the most lanes a worker may choose
     study_pickle: bytes | None = None  # a study defined in Python (`lrsearch.studyfile.pickle_study`)
@@ -90,7 +91,7 @@ def open_study(job: Job, seed: int | None, storage):
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         sampler = optuna.samplers.TPESampler(multivariate=True, group=True, constant_liar=True, seed=seed)
     return optuna.load_study(study_name=job.study_name, storage=storage, sampler=sampler,
-                             pruner=make_pruner(job.epochs))
+                             pruner=make_pruner(job.pruner, job.epochs))
 
 
 def sampler_seed(study_seed: int, index: int, generation: int) -> int:

@@ -35,7 +35,7 @@ def blobs_journal(tmp_path_factory):
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     path = str(tmp_path_factory.mktemp("blobs") / "blobs.journal")
     study = optuna.create_study(direction="maximize", study_name="blobs", storage=open_storage(path),
-                                sampler=optuna.samplers.TPESampler(seed=1), pruner=make_pruner(EPOCHS))
+                                sampler=optuna.samplers.TPESampler(seed=1), pruner=make_pruner("hyperband", EPOCHS))
     study.optimize(TrialRunner(load_study(BLOBS), epochs=EPOCHS), n_trials=8)
     return path, study
 

@@ -97,7 +97,7 @@ def test_finished_trials_and_the_study_get_notes_with_charts_the_dashboard_serve
     assert "0.01 for epochs 1-3, 0.005 for epochs 4-5, 0.0025 for epoch 6" in complete
     assert "in 1.2 s, seed 7" in complete  # trial 0 trains on the study's seed + 0
     assert pruned.startswith("### Trial 1: pruned (pruner)")
-    assert "**Pruned at epoch 3 (step 2)**, reason *pruner*: Optuna's Hyperband pruner" in pruned
+    assert "**Pruned at epoch 3 (step 2)**, reason *pruner*: the study's Optuna pruner" in pruned
     assert "(val\\_accuracy=0.6 at epoch 3)" in pruned and "Ran** 3 of 6 epochs" in pruned
     assert "**Failed**: build\\_model() raised ValueError: \\*bad\\* \\<layer\\> in my\\_model" in failed
 

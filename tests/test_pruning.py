@@ -3,10 +3,13 @@ optuna-integration tests its Keras callback)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import optuna
 import pytest
 
 from lrsearch.pruning import DIVERGED, STALLED, PruningCallback, make_pruner
+from lrsearch.studyfile import PRUNERS, Settings
 
 
 def make_trial(pruner=None):
@@ -89,21 +92,79 @@ def test_bad_arguments_are_refused(kwargs):
         callback(trial, **kwargs)
 
 
-def test_default_pruner_prunes_a_trial_far_behind_its_peers():
+def _pruned_at(pruner: optuna.pruners.BasePruner, epochs: int = 30) -> int | None:
+    """The epoch at which `pruner` stops a trial at 0.2 behind 20 peers at ~0.8; None if never."""
     # Hyperband picks a trial's bracket from a hash of the study name: fix it, for a fixed bracket layout.
-    study = optuna.create_study(study_name="pruned-behind", direction="maximize", pruner=make_pruner(epochs=30))
+    study = optuna.create_study(study_name="pruned-behind", direction="maximize", pruner=pruner)
     for value in [0.8, 0.82, 0.79, 0.81] * 5:  # enough peers to fill every Hyperband bracket
         t = study.ask()
-        for step in range(30):
+        for step in range(epochs):
             t.report(value, step)
             if t.should_prune():  # records the rungs that later trials are compared on
                 break
         study.tell(t, value)
     bad = study.ask()
-    pruned_at = None
-    for step in range(30):
+    for step in range(epochs):
         bad.report(0.2, step)
         if bad.should_prune():
-            pruned_at = step
-            break
+            return step
+    return None
+
+
+@pytest.mark.parametrize("name", PRUNERS)
+def test_a_named_pruner_prunes_a_trial_far_behind_its_peers(name):
+    pruned_at = _pruned_at(make_pruner(name, epochs=30))
     assert pruned_at is not None and pruned_at < 29
+
+
+def test_by_default_no_pruner_ranks_trials():
+    assert Settings(loss="mse").pruner is None
+    assert _pruned_at(make_pruner(None, epochs=30)) is None
+
+
+def test_an_unknown_pruner_is_refused_with_the_choices():
+    with pytest.raises(ValueError, match="'hyperband', 'median'"):
+        Settings(loss="mse", pruner="Hyperband")
+    with pytest.raises(ValueError, match="hyperband, median"):
+        make_pruner("asha", epochs=30)
+
+
+RANKED_STUDY = '''
+import runpy
+import keras
+import lrsearch
+
+_tiny = runpy.run_path({tiny!r})
+settings = lrsearch.Settings(loss="categorical_crossentropy", metrics=["accuracy"], objective="val_loss",
+                             epochs=4, batch_size=32, n_trials=8, seed=3, pruner={pruner!r})
+data, build_model = _tiny["data"], _tiny["build_model"]
+
+
+class Scripted(keras.callbacks.Callback):
+    """The objective by trial number: the first five trials good, the others far behind."""
+
+    def __init__(self, value):
+        super().__init__()
+        self.value = value
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs["val_loss"] = self.value
+
+
+def callbacks(trial):
+    return [Scripted(1.0 if trial.number < 5 else 100.0)]
+'''
+
+
+@pytest.mark.parametrize("pruner", ["median", None])
+def test_the_study_files_pruner_ranks_the_trials_of_a_run(tmp_path, pruner):
+    import lrsearch
+
+    tiny = Path(__file__).resolve().parent / "studies" / "tiny.py"
+    study_file = tmp_path / "ranked.py"
+    study_file.write_text(RANKED_STUDY.format(tiny=str(tiny), pruner=pruner))
+    result = lrsearch.search(study_file, storage=str(tmp_path / "r.journal"), workers=1, confirm=None, report=False)
+    trials = sorted(result.study.get_trials(deepcopy=False), key=lambda t: t.number)
+    assert len(trials) == 8 and [t.state.name for t in trials[:5]] == ["COMPLETE"] * 5
+    later = [(t.state.name, t.user_attrs.get("pruned_reason")) for t in trials[5:]]
+    assert later == ([("PRUNED", "pruner")] * 3 if pruner else [("COMPLETE", None)] * 3)

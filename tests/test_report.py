@@ -270,7 +270,7 @@ def blobs_journal(tmp_path_factory):
 
     path = str(tmp_path_factory.mktemp("blobs") / "blobs.journal")
     study = optuna.create_study(direction="maximize", study_name="blobs", storage=open_storage(path),
-                                sampler=optuna.samplers.TPESampler(seed=0), pruner=make_pruner(6))
+                                sampler=optuna.samplers.TPESampler(seed=0), pruner=make_pruner("hyperband", 6))
     study.set_user_attr("objective", "val_accuracy")
     study.optimize(TrialRunner(load_study(ROOT / "studies" / "blobs.py"), epochs=6), n_trials=12)
     return path
