@@ -35,7 +35,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _named(name: str):
+def _named(name: str | None):
     def make(epochs: int) -> optuna.pruners.BasePruner:
         from lrsearch.pruning import make_pruner  # imports Keras: not at --help
 
@@ -45,7 +45,7 @@ def _named(name: str):
 
 # name -> the pruner for a search of `epochs` epochs per trial
 CANDIDATES = {
-    "nop": lambda epochs: optuna.pruners.NopPruner(),
+    "nop": _named(None),  # lrsearch's default
     "median": _named("median"),
     "patient-median": lambda epochs: optuna.pruners.PatientPruner(_named("median")(epochs), patience=10),
     "successive-halving": lambda epochs: optuna.pruners.SuccessiveHalvingPruner(),
@@ -83,7 +83,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.pruners = [name.strip() for name in args.pruners.split(",") if name.strip()]
     unknown = [name for name in args.pruners if name not in CANDIDATES and name != RANDOM]
     if unknown or not args.pruners:
-        parser.error(f"--pruners: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(CANDIDATES)}")
+        parser.error(f"--pruners: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join([*CANDIDATES, RANDOM])}")
     for name in ("seeds", "trials", "epochs"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name} must be >= 1")
