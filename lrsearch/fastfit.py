@@ -168,11 +168,18 @@ class _EpochLoop:
             logs = {k: float(v) for k, v in train_logs.items()}
             if not bool(finite):
                 logs[NONFINITE_KEY] = True  # the pruning callback stops the trial on this
-                callback_list.on_epoch_end(epoch, logs)
+                end_epoch(callback_list, epoch, logs)
                 break
             logs.update({f"val_{k}": float(v) for k, v in self.evaluate().items()})
-            callback_list.on_epoch_end(epoch, logs)
+            end_epoch(callback_list, epoch, logs)
             if model.stop_training:
                 break
         callback_list.on_train_end(logs)
         return history
+
+
+def end_epoch(callbacks: keras.callbacks.CallbackList, epoch: int, logs: dict) -> None:
+    """`callbacks.on_epoch_end(epoch, logs)` for `logs` of plain floats, without Keras'
+    check of every value for a tensor, which costs more than a small model's epoch."""
+    for callback in callbacks.callbacks:
+        callback.on_epoch_end(epoch, logs)

@@ -215,8 +215,7 @@ class LaneGroup:
                        for v in template.non_trainable_variables]
         self.m = tf.Variable(tf.zeros_like(self.weights), trainable=False)
         self.v = tf.Variable(tf.zeros_like(self.weights), trainable=False)
-        self.train_epoch = tf.function(self._train_epoch, autograph=False)
-        self.evaluate = tf.function(self._evaluate, autograph=False)
+        self.run_epoch = tf.function(self._epoch, autograph=False)
 
     # ------------------------------------------------------------------ host side
 
@@ -250,13 +249,10 @@ class LaneGroup:
     def epoch(self, orders: np.ndarray, hyper: dict[str, np.ndarray], steps: np.ndarray, active: np.ndarray):
         """Train the `active` lanes one epoch from their `steps` (iterations so far), each in
         its row of `orders`. Per-lane numpy results: (logs by name, finite, lr at the end)."""
-        hyper = {name: tf.constant(values, tf.float32) for name, values in hyper.items()}
-        logs, finite, lr = self.train_epoch(tf.constant(orders), hyper, tf.constant(steps, tf.float32),
-                                            tf.constant(active))
-        out = {name: value.numpy() for name, value in logs.items()}
-        finite = finite.numpy()
-        out.update({f"val_{name}": value.numpy() for name, value in self.evaluate().items()})
-        return out, finite, lr.numpy()
+        table = np.stack([np.asarray(hyper[name], np.float32) for name in _FIELDS])  # one tensor: one conversion
+        logs, finite, lr = self.run_epoch(tf.constant(orders), tf.constant(table), tf.constant(steps, tf.float32),
+                                          tf.constant(active))
+        return {name: value.numpy() for name, value in logs.items()}, finite.numpy(), lr.numpy()
 
     # ----------------------------------------------------------------- compiled
 
@@ -296,6 +292,12 @@ class LaneGroup:
         model = self.template
         with keras.StatelessScope(state_mapping=list(zip(model.metrics_variables, metrics))):
             return model.get_metrics_result()
+
+    def _epoch(self, orders, table, steps, active):
+        """Train (see `epoch`), then evaluate the lanes' new weights, in one call."""
+        logs, finite, lr = self._train_epoch(orders, dict(zip(_FIELDS, tf.unstack(table))), steps, active)
+        logs.update({f"val_{name}": value for name, value in self._evaluate().items()})
+        return logs, finite, lr
 
     def _train_epoch(self, orders, hyper, steps, active):
         k = self.k
@@ -472,7 +474,7 @@ class _Lane:
             logs = {k: v for k, v in logs.items() if not k.startswith("val_")}
             logs[fastfit.NONFINITE_KEY] = True  # the pruning callback stops the trial on this
         self.logs = logs
-        self.callbacks.on_epoch_end(self.epoch, logs)
+        fastfit.end_epoch(self.callbacks, self.epoch, logs)
         self.epoch += 1
         return not finite or self.view.stop_training or self.epoch >= self.epochs
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import weakref
 
 import keras
+import numpy as np
 
 from lrsearch.catalogue import ONE_CYCLE_ANNIHILATION, OPTIMIZERS, SCHEDULES
 from lrsearch.config import LRConfig
@@ -124,5 +125,18 @@ def make_learning_rate(config: LRConfig, steps_per_epoch: int, epochs: int):
 def make_callbacks(config: LRConfig, monitor: str, mode: str) -> list[keras.callbacks.Callback]:
     """The learning-rate callbacks `config` needs (ReduceLROnPlateau for `plateau`);
     `mode` is the study's direction, "maximize" or "minimize"."""
-    return [getattr(keras.callbacks, name)(**options)
+    return [(_CALLBACKS.get(name) or getattr(keras.callbacks, name))(**options)
             for name, options in SCHEDULES[config.schedule].callbacks(config, monitor, mode)]
+
+
+class ReduceLROnPlateau(keras.callbacks.ReduceLROnPlateau):
+    """Keras' ReduceLROnPlateau, comparing the monitored floats with NumPy: Keras' own
+    makes a tensor of each comparison, which costs more than a small model's epoch."""
+
+    def _set_monitor_op(self):
+        super()._set_monitor_op()
+        self.monitor_op = {keras.ops.less: np.less, keras.ops.greater: np.greater}.get(self.monitor_op,
+                                                                                         self.monitor_op)
+
+
+_CALLBACKS = {"ReduceLROnPlateau": ReduceLROnPlateau}
