@@ -180,6 +180,6 @@ class _EpochLoop:
 
 def end_epoch(callbacks: keras.callbacks.CallbackList, epoch: int, logs: dict) -> None:
     """`callbacks.on_epoch_end(epoch, logs)` for `logs` of plain floats, without Keras'
-    check of every value for a tensor, which costs more than a small model's epoch."""
+    check of every value for a tensor, a cost every epoch of every trial pays."""
     for callback in callbacks.callbacks:
         callback.on_epoch_end(epoch, logs)

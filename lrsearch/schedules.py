@@ -131,7 +131,8 @@ def make_callbacks(config: LRConfig, monitor: str, mode: str) -> list[keras.call
 
 class ReduceLROnPlateau(keras.callbacks.ReduceLROnPlateau):
     """Keras' ReduceLROnPlateau, comparing the monitored floats with NumPy: Keras' own
-    makes a tensor of each comparison, which costs more than a small model's epoch."""
+    makes a tensor of each epoch's comparison, which costs more than a lane's share of
+    an epoch. Should Keras rename `_set_monitor_op`, this is Keras' class unchanged."""
 
     def _set_monitor_op(self):
         super()._set_monitor_op()

@@ -1,5 +1,6 @@
 """The 1cycle schedule: its shape, its checks, and its round trips through Keras
-serialization and through a saved model with its optimizer."""
+serialization and through a saved model with its optimizer; the plateau callback
+against Keras' own."""
 
 from __future__ import annotations
 
@@ -88,3 +89,27 @@ def test_one_cycle_survives_saving_the_whole_model(tmp_path):
     assert int(loaded.optimizer.iterations.numpy()) == 8
     assert float(loaded.optimizer.learning_rate) == pytest.approx(float(model.optimizer.learning_rate))
     np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6)
+
+
+@pytest.mark.parametrize("mode, min_delta", [("max", 0.0), ("max", 0.01), ("min", 0.0), ("min", 0.01)])
+def test_plateau_callback_reduces_exactly_as_keras_does(mode, min_delta):
+    """lrsearch's ReduceLROnPlateau (NumPy comparisons) lowers the rate at the same epochs,
+    to the same values, as Keras' own on one noisy monitored series."""
+    from lrsearch.schedules import ReduceLROnPlateau
+
+    values = np.random.default_rng(3).normal(0.5, 0.02, 60).cumsum() / np.arange(1, 61)
+    rates = []
+    for cls in (keras.callbacks.ReduceLROnPlateau, ReduceLROnPlateau):
+        model = keras.Sequential([keras.Input(shape=(1,)), keras.layers.Dense(1)])
+        model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+        callback = cls(monitor="val_loss", mode=mode, patience=3, factor=0.5, min_delta=min_delta, min_lr=1e-4)
+        callback.set_model(model)
+        callback.on_train_begin()
+        seen = []
+        for epoch, value in enumerate(values):
+            callback.on_epoch_end(epoch, {"val_loss": float(value)})
+            seen.append(float(model.optimizer.learning_rate))
+        rates.append(seen)
+    assert rates[0] == rates[1]
+    assert len(set(rates[0])) > 2  # the series did make the rate fall, more than once
+    assert callback.monitor_op in (np.less, np.greater)
