@@ -37,9 +37,12 @@ from lrsearch.schedules import OneCycle, one_cycle_rate
 
 log = logging.getLogger(__name__)
 
-#: Weights times rows a step of all lanes may carry before lanes stop paying on a CPU
-#: core, or a GPU (see benchmarks/lanes.py), and the most lanes a group has.
-LANE_WORK = {"cpu": 5e5, "gpu": 5e7}
+#: Weights times rows a step of all lanes may carry on a CPU core, or a GPU, before an
+#: epoch of all lanes costs much more than one trial's: more lanes train more trials a
+#: second, but each finishes later, and a search waits on its first good trials (on a CPU
+#: core, 4 blobs lanes reached a first good trial soonest; see the README's Performance).
+#: And the most lanes a group has.
+LANE_WORK = {"cpu": 5e4, "gpu": 5e7}
 MAX_LANES = 32
 #: Optimizer kinds a lane can run, in the order of their codes.
 KINDS = ("sgd", "rmsprop", "adagrad", "adam")

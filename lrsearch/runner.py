@@ -194,8 +194,8 @@ def preflight(runner: TrialRunner, lane_count: int | None = 1, lane_cap: int = l
     Keras model that takes the data and loss, and the objective is in the logs. Raises
     StudyFileError. It runs one eager `test_step` on a batch: tracing a training step
     here would cost a worker a second at start-up, and the first trial trains anyway.
-    With `lane_count` > 1 (None: as many as suit the model and `device_kind`, at most `lane_cap`)
-    it sets the runner to train in lanes if this model can (tracing the lanes' step,
+    With `lane_count` > 1 (None: as many as suit the model and `device_kind`, at most `lane_cap`,
+    and one for a study file with callbacks(), which lanes would give a stand-in model) it sets the runner to train in lanes if this model can (tracing the lanes' step,
     which the trials then use)."""
     study = runner.study
     probe = optuna.create_study(direction=study.settings.direction).ask()
@@ -216,6 +216,10 @@ def preflight(runner: TrialRunner, lane_count: int | None = 1, lane_cap: int = l
                                          f"or add the metric to settings.metrics.")
     fixed = set(probe.params) == space_params
     path = fastfit.training_path(model, runner.train, runner.val)
+    if lane_count is None and study.callbacks is not None:
+        lane_count = 1
+        path += (", one trial at a time, because the study file's callbacks() get a stand-in for the model in "
+                 "lanes (--lanes K trains in lanes all the same)")
     if lane_count is None:
         lane_count = lanes.auto_count(model, study.settings.batch_size, device_kind, lane_cap)
     if lane_count > 1:

@@ -58,7 +58,7 @@ class SearchResult:
 
 def search(study, *, storage: str = DEFAULT_STORAGE, study_name: str | None = None, n_trials: int | None = None,
            epochs: int | None = None, seed: int | None = None, timeout: float | None = None,
-           workers: int | None = None, gpus: str = "all", per_gpu: int = 1, lanes: int | None = 1,
+           workers: int | None = None, gpus: str = "all", per_gpu: int = 1, lanes: int | None = None,
            accept_changes: bool = False, recycle: int = 50,
            confirm: tuple[int, int] | None = (DEFAULT_TOP, DEFAULT_SEEDS), report: bool | str | os.PathLike = True,
            bounds_from_find_lr: bool = False) -> SearchResult:
@@ -70,7 +70,8 @@ def search(study, *, storage: str = DEFAULT_STORAGE, study_name: str | None = No
     `storage` is a journal file path or a database URL (postgresql://...) that other
     machines `join`. `workers` defaults to one per GPU (`gpus`: "all", "none" or "0,1";
     `per_gpu` each), else one per CPU core; `lanes` trials train at once in each worker
-    (None: as suit the model). `epochs` and `seed` override the study's; `timeout`
+    (None: as many as suit the model and device, see `lrsearch.lanes.auto_count`; 1 for a
+    run that repeats exactly with one worker). `epochs` and `seed` override the study's; `timeout`
     (seconds) stops starting new trainings; `recycle` restarts a worker after that many
     trials. A study made with other settings resumes only with `accept_changes`.
     `bounds_from_find_lr` narrows the lr ranges by the LR range test first.
@@ -84,7 +85,7 @@ def search(study, *, storage: str = DEFAULT_STORAGE, study_name: str | None = No
 
 def join(study, *, storage: str, study_name: str | None = None, n_trials: int | None = None,
          epochs: int | None = None, seed: int | None = None, timeout: float | None = None,
-         workers: int | None = None, gpus: str = "all", per_gpu: int = 1, lanes: int | None = 1,
+         workers: int | None = None, gpus: str = "all", per_gpu: int = 1, lanes: int | None = None,
          accept_changes: bool = False, recycle: int = 50) -> SearchResult:
     """Run this machine's workers on a study that `search` runs elsewhere on the shared
     `storage` (a database URL), until it holds `n_trials`; with the study's own seed unless

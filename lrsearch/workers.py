@@ -68,7 +68,7 @@ class Job:
     accept_changes: bool = False
     confirm: bool = False  # once the study is full, retrain the trials the parent sends (`lrsearch.confirm`)
     pruner: str | None = None  # `Settings.pruner`
-    lanes: int | None = 1  # trials a worker trains at once (`lrsearch.lanes`); None: as suits the model
+    lanes: int | None = None  # trials a worker trains at once (`lrsearch.lanes`); None: as suits the model
     lane_cap: int = 32  # the most lanes a worker may choose
     study_pickle: bytes | None = None  # a study defined in Python (`lrsearch.studyfile.pickle_study`)
 

@@ -251,9 +251,12 @@ def test_common_layers_train_in_lanes_as_alone(build, lane_by_lane):
 
 
 def test_lanes_are_chosen_from_the_model_size():
-    small = seeded(mlp, 0, np.zeros((1, 2), "float32"))
-    assert lanes.auto_count(small, 32, "cpu", cap=64) == lanes.MAX_LANES
+    small = seeded(mlp, 0, np.zeros((1, 2), "float32"))  # 51 weights
+    assert lanes.auto_count(small, 4, "cpu", cap=64) == lanes.MAX_LANES
+    assert lanes.auto_count(small, 32, "cpu", cap=64) == 16  # 5e4 / (51 * 32) = 30.6, down to a power of two
+    assert lanes.auto_count(small, 64, "cpu", cap=64) == 8  # twice the rows a step, half the lanes
     assert lanes.auto_count(small, 32, "cpu", cap=5) == 5
+    assert lanes.auto_count(small, 32, "gpu", cap=64) == lanes.MAX_LANES
     wide = keras.Sequential([keras.Input((512,)), keras.layers.Dense(256), keras.layers.Dense(10)])
     assert lanes.auto_count(wide, 128, "cpu", cap=64) == 1
     assert 1 < lanes.auto_count(wide, 128, "gpu", cap=64) <= lanes.MAX_LANES

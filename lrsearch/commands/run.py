@@ -57,10 +57,10 @@ def add_arguments(parser: argparse.ArgumentParser, joining: bool = False) -> Non
     parser.add_argument("--timeout", type=seconds,
                         help="stop starting trials (and confirmation trainings) after this many seconds")
     add_worker_arguments(parser)
-    parser.add_argument("--lanes", type=lanes_spec, default=1, metavar="K",
-                        help="trials each worker trains at once in one compiled step; auto: as many as suit the "
-                             "model and device, at most a quarter of each worker's trials (default: 1; lanes "
-                             "pay where trials run long, see the README)")
+    parser.add_argument("--lanes", type=lanes_spec, default=None, metavar="K",
+                        help="trials each worker trains at once in one compiled step (default: auto, as many as "
+                             "suit the model and device, at most a quarter of each worker's trials, one for a study "
+                             "file with callbacks(); 1: one at a time, which a repeatable run needs)")
     parser.add_argument("--accept-changes", action="store_true",
                         help="resume the study although its objective, epochs, batch size, space or model changed "
                              "since it was made (records the new ones; earlier trials keep the old)")
