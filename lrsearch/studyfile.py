@@ -20,6 +20,7 @@ inside `user_code`, which turns its errors and exits into StudyFileErrors.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import dataclasses
 import importlib.util
@@ -275,6 +276,10 @@ def _import(path: Path) -> Any:
         raise StudyFileError(path, "cannot be imported as a Python module.")
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module  # dataclasses and pickling look modules up here
+    if _imports_tensorflow_at_load(path):
+        from lrsearch.devices import import_tensorflow
+
+        import_tensorflow()  # now, quietly, rather than with its start-up lines as the file imports it
     with user_code(path, "importing it"):
         try:
             spec.loader.exec_module(module)
@@ -283,6 +288,25 @@ def _import(path: Path) -> Any:
         except (SpaceError, ValueError, TypeError) as exc:  # mostly Settings(...) or Space(...) refusing a value
             raise StudyFileError(path, f"{_line_in(path, exc)}{exc}") from None
     return module
+
+
+def _imports_tensorflow_at_load(path: Path) -> bool:
+    """Whether the file imports Keras or TensorFlow when it is loaded, outside its functions."""
+    try:
+        tree = ast.parse(path.read_bytes(), str(path))
+    except (SyntaxError, ValueError, OSError):
+        return False  # importing it says what is wrong
+    pending = list(tree.body)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            continue
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+            if any(name.split(".")[0] in ("keras", "tensorflow") for name in names):
+                return True
+        pending.extend(ast.iter_child_nodes(node))
+    return False
 
 
 def _line_in(path: str | os.PathLike, exc: BaseException) -> str:

@@ -134,6 +134,18 @@ def test_find_lr_prints_no_tensorflow_start_up_lines(tmp_path):
     assert not NOISE.findall(output), output
 
 
+def test_a_study_file_that_imports_keras_at_the_top_starts_without_tensorflow_lines(tmp_path):
+    """The command's own process loads the study file, which then imports TensorFlow."""
+    study_file = tmp_path / "keras_at_top.py"
+    study_file.write_text("import keras  # as people often write it\n" + TINY.read_text())
+    journal = str(tmp_path / "s.journal")
+    output = lrsearch("run", str(study_file), "--storage", journal, "--n-trials", "2", "--epochs", "2",
+                      "--workers", "1", "--no-confirm", "--no-report", cwd=tmp_path)
+    output += lrsearch("export", str(study_file), "--storage", journal, "-o", str(tmp_path / "best.json"), cwd=tmp_path)
+    assert "complete 2" in output and (tmp_path / "best.json").is_file()
+    assert not NOISE.findall(output), output
+
+
 @pytest.mark.slow
 def test_every_command_on_a_study_prints_no_tensorflow_start_up_lines(tmp_path):
     """`run --bounds-from-find-lr` starts the range test's child and a worker, `confirm` a
