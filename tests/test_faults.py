@@ -58,10 +58,11 @@ def running_trials(storage: str, at_least: int) -> bool:
 
 @pytest.mark.postgres
 @pytest.mark.slow
-@pytest.mark.parametrize("outage", ["restart", "stopped 15 s"])
-def test_a_database_outage_under_a_run_is_waited_out(tmp_path, fresh_postgres, server, outage):
+@pytest.mark.parametrize("outage, lanes", [("restart", "1"), ("stopped 15 s", "1"), ("stopped 15 s", "2")],
+                         ids=["restart", "stopped 15 s", "stopped 15 s, in lanes"])
+def test_a_database_outage_under_a_run_is_waited_out(tmp_path, fresh_postgres, server, outage, lanes):
     run = Command(tmp_path, "run", str(SCRIPTED), "--storage", fresh_postgres, "--n-trials", "6",
-                  "--workers", "2", "--no-report", env={"LRSEARCH_TEST_SLOW": "2"})
+                  "--workers", "2", "--lanes", lanes, "--no-report", env={"LRSEARCH_TEST_SLOW": "2"})
     wait_for(lambda: running_trials(fresh_postgres, 2), "two trials to run")
     if outage == "restart":
         server("restart")
@@ -71,6 +72,7 @@ def test_a_database_outage_under_a_run_is_waited_out(tmp_path, fresh_postgres, s
         server("start")
 
     assert run.wait() == 0, run.stderr()
+    assert lanes == "1" or "2 trials at once in lanes" in run.stderr()
     assert counts(fresh_postgres) == (6, 0)
     assert [t.state.name for t in trials(fresh_postgres)].count("FAIL") == 0, run.stdout()
     if outage != "restart":  # a restart may pass between two calls unseen
