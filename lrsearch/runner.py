@@ -194,9 +194,10 @@ def preflight(runner: TrialRunner, lane_count: int | None = 1, lane_cap: int = l
     Keras model that takes the data and loss, and the objective is in the logs. Raises
     StudyFileError. It runs one eager `test_step` on a batch: tracing a training step
     here would cost a worker a second at start-up, and the first trial trains anyway.
-    With `lane_count` > 1 (None: as many as suit the model and `device_kind`, at most `lane_cap`,
-    and one for a study file with callbacks(), which lanes would give a stand-in model) it sets the runner to train in lanes if this model can (tracing the lanes' step,
-    which the trials then use)."""
+    With `lane_count` > 1 (None: as many as suit the model and `device_kind`, at most
+    `lane_cap`, and one for a study file with callbacks(), which lanes would give a stand-in
+    model) it sets the runner to train in lanes if this model can (tracing the lanes'
+    step, which the trials then use)."""
     study = runner.study
     probe = optuna.create_study(direction=study.settings.direction).ask()
     keras.backend.clear_session(free_memory=False)

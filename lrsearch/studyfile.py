@@ -279,7 +279,8 @@ def _import(path: Path) -> Any:
     if _imports_tensorflow_at_load(path):
         from lrsearch.devices import import_tensorflow
 
-        import_tensorflow()  # now, quietly, rather than with its start-up lines as the file imports it
+        with contextlib.suppress(ImportError):  # the file's own import then says what is missing
+            import_tensorflow()  # now, quietly, rather than with its start-up lines as the file imports it
     with user_code(path, "importing it"):
         try:
             spec.loader.exec_module(module)
