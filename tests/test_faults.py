@@ -114,12 +114,13 @@ def test_b_a_machine_that_vanishes_has_its_trial_failed_and_the_run_waits_for_it
     gate = tmp_path / "gate"
     gate.mkdir()
     # The run's trials take 3 s each, so that machine2 (TensorFlow's import takes a while on a busy
-    # machine) surely claims one before the run has claimed them all.
+    # machine) surely claims one before the run has claimed them all. One lane each: machine2 holds
+    # exactly one trial when it vanishes.
     main = Command(tmp_path, "run", str(SCRIPTED), "--storage", fresh_postgres, "--n-trials", "8",
-                   "--workers", "1", "--no-report", env={**heartbeat, "LRSEARCH_TEST_SLOW": "3"})
+                   "--workers", "1", "--lanes", "1", "--no-report", env={**heartbeat, "LRSEARCH_TEST_SLOW": "3"})
     wait_for(lambda: running_trials(fresh_postgres, 1), "the run to start a trial")
     machine2 = Command(tmp_path, "worker", str(SCRIPTED), "--storage", fresh_postgres, "--n-trials", "8",
-                       "--workers", "1", env={**heartbeat, "LRSEARCH_TEST_GATE": str(gate)},
+                       "--workers", "1", "--lanes", "1", env={**heartbeat, "LRSEARCH_TEST_GATE": str(gate)},
                        wrap=["unshare", "-u", "sh", "-c", 'hostname machine2 && exec "$0" "$@"'])
     number, pid = next(iter(wait_for(lambda: started(gate), "machine2 to start a trial").items()))
     assert pid in children(machine2.pid)
