@@ -7,7 +7,7 @@ import textwrap
 import pytest
 
 from lrsearch.errors import StudyFileError
-from lrsearch.studyfile import Settings, load_study
+from lrsearch.studyfile import Settings, _imports_tensorflow_at_load, load_study
 
 GOOD = textwrap.dedent('''
     """A small study."""
@@ -85,3 +85,21 @@ def test_an_objective_of_unknown_direction_must_say_it(objective):
 def test_a_misspelt_objective_is_pointed_at_the_name_it_resembles():
     with pytest.raises(ValueError, match="did you mean 'val_accuracy'"):
         Settings(loss="mse", objective="val_acuracy")
+
+
+@pytest.mark.parametrize("source, imports", [
+    ("import keras\n", True),
+    ("import numpy as np, tensorflow as tf\n", True),
+    ("from keras import layers\n", True),
+    ("from tensorflow.keras import layers\n", True),
+    ("try:\n    import keras\nexcept ImportError:\n    keras = None\n", True),
+    ("class Holder:\n    import keras\n", True),  # a class body runs at load
+    ("def build_model(trial):\n    import keras\n", False),
+    ("data = lambda: __import__('keras')\nimport numpy\n", False),
+    ("import keras_tuner\nfrom kerasy import x\n", False),
+    ("import keras(\n", False),  # a syntax error: importing the file reports it
+])
+def test_a_file_imports_tensorflow_at_load_only_outside_its_functions(tmp_path, source, imports):
+    path = tmp_path / "study.py"
+    path.write_text(source)
+    assert _imports_tensorflow_at_load(path) is imports
