@@ -46,7 +46,7 @@ def lrsearch(*args: str, cwd: Path) -> tuple[str, float]:
 def one_run(args: argparse.Namespace, folder: Path, index: int) -> dict:
     import optuna
 
-    from lrsearch import confirm, record
+    from lrsearch import results
     from lrsearch.storage import open_storage
 
     storage, name = str(folder / f"run{index}.journal"), f"run{index}"
@@ -57,17 +57,17 @@ def one_run(args: argparse.Namespace, folder: Path, index: int) -> dict:
     confirm_s = float(out.split("Confirmed ")[1].split(" in ")[1].split(" s")[0])
     study = optuna.load_study(study_name=name, storage=open_storage(storage))
     direction = study.direction.name.lower()
-    raw = confirm.rank(study.trials, direction, {})[0]
-    confirmed = confirm.confirmations(study)
-    pick = confirm.rank(study.trials, direction, confirmed)[0]
-    _, held_s = lrsearch("confirm", *common, "--top", str(confirm.DEFAULT_TOP),
-                         "--seeds", str(confirm.DEFAULT_SEEDS + args.held_out), cwd=folder)
-    seeds = confirm.fresh_seeds(record.read_study(study).seed, confirm.DEFAULT_SEEDS + args.held_out)
-    held = set(seeds[confirm.DEFAULT_SEEDS:])
-    values = record.read_confirmations(study)
+    raw = results.rank(study.trials, direction, {})[0]
+    confirmed = results.confirmations(study)
+    pick = results.rank(study.trials, direction, confirmed)[0]
+    _, held_s = lrsearch("confirm", *common, "--top", str(results.DEFAULT_TOP),
+                         "--seeds", str(results.DEFAULT_SEEDS + args.held_out), cwd=folder)
+    seeds = results.fresh_seeds(results.read_study(study).seed, results.DEFAULT_SEEDS + args.held_out)
+    held = set(seeds[results.DEFAULT_SEEDS:])
+    values = results.read_confirmations(study)
 
     def held_out(number: int) -> float:  # over the seeds where it did not diverge
-        return confirm.Confirmation({s: v for s, v in values[number].items() if s in held}).mean
+        return results.Confirmation({s: v for s, v in values[number].items() if s in held}).mean
 
     return {"raw": raw.number, "raw_own": raw.value, "raw_held": held_out(raw.number),
             "pick": pick.number, "pick_confirmed": confirmed[pick.number].mean, "pick_held": held_out(pick.number),

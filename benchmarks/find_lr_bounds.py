@@ -2,11 +2,11 @@
 `lrsearch run --bounds-from-find-lr` does) reach a good configuration in fewer trials?
 
 1. The range test on blobs with SGD: its suggestion and its wall time against one full
-   200-epoch trial (`lrsearch.runner.train`), both warm (TensorFlow imported, one
+   200-epoch trial (`lrsearch.training.train`), both warm (TensorFlow imported, one
    untimed call each first), the median of a few repeats.
 2. The same search twice per seed: over the study's full space, and over the space
    narrowed around the range test's per-optimizer suggestions
-   (`lrsearch.bounds.narrow_space`). One process, `study.optimize(TrialRunner(...))`,
+   (`lrsearch.rangetest.narrow_space`). One process, `study.optimize(TrialRunner(...))`,
    in-memory storage, lrsearch's sampler settings (TPE multivariate + group, seeded)
    and pruner. Counted: trials (pruned ones included) until the best val_accuracy
    reaches the target, at most --max-trials per search.
@@ -43,7 +43,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def time_range_test(study, repeats: int) -> float:
     """Print the sgd range test's suggestion and timing; return one trial's seconds."""
     from lrsearch.rangetest import find_lr
-    from lrsearch.runner import train
+    from lrsearch.training import train
 
     config = {"optimizer": "sgd", "lr": 0.1}
     train(study, config)  # warm-up: imports, first traces
@@ -68,8 +68,7 @@ def trials_to_target(study_file, seed: int, target: float, max_trials: int) -> t
     """(trials until the best reaches `target` or None, best value, seconds)."""
     import optuna
 
-    from lrsearch.pruning import make_pruner
-    from lrsearch.runner import TrialRunner
+    from lrsearch.training import TrialRunner, make_pruner
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -92,9 +91,8 @@ def trials_to_target(study_file, seed: int, target: float, max_trials: int) -> t
 def main(argv: list[str] | None = None) -> int:
     import optuna
 
-    from lrsearch.bounds import narrow_space
-    from lrsearch.rangetest import find_lr
-    from lrsearch.studyfile import load_study
+    from lrsearch.rangetest import find_lr, narrow_space
+    from lrsearch.study import load_study
 
     args = parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.ERROR)

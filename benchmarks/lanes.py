@@ -44,7 +44,7 @@ def draw(study_file, count: int) -> list[dict]:
     """`count` parameter sets of the study's space, drawn at random with a fixed seed."""
     import optuna
 
-    from lrsearch.space import suggest
+    from lrsearch.lr import suggest
 
     sampler = optuna.samplers.RandomSampler(seed=7)
     drawn = optuna.create_study(sampler=sampler)
@@ -61,7 +61,7 @@ def search(study_file, epochs: int, params: list[dict], lanes: int) -> tuple[flo
     finished, epochs trained, the values of those that completed."""
     import optuna
 
-    from lrsearch.runner import TrialRunner, preflight
+    from lrsearch.training import TrialRunner, preflight
 
     runner = TrialRunner(study_file, epochs=epochs)
     preflight(runner, lane_count=lanes, lane_cap=lanes)
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     import optuna
     import tensorflow as tf
 
-    from lrsearch.studyfile import load_study
+    from lrsearch.study import load_study
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import optuna
 
-from lrsearch.record import read_trial
+from lrsearch.results import read_trial
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _named(name: str | None):
     def make(epochs: int) -> optuna.pruners.BasePruner:
-        from lrsearch.pruning import make_pruner  # imports Keras: not at --help
+        from lrsearch.training import make_pruner  # imports Keras: not at --help
 
         return make_pruner(name, epochs)
     return make
@@ -93,13 +93,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def search(study_file, runner, name: str, seed: int, trials: int, target: float, stop_at_target: bool) -> Search:
     """Run `trials` trials of `study_file` with the pruner `name` and lrsearch's sampler
     seeded `seed` (for `RANDOM`: Optuna's RandomSampler and no pruner)."""
+    from lrsearch.options import SearchOptions
     from lrsearch.workers import Job, open_study
 
     storage = optuna.storages.InMemoryStorage()
     study_name = f"pruners-{seed}"
     optuna.create_study(storage=storage, study_name=study_name, direction=study_file.settings.direction)
-    job = Job(study_path=str(study_file.path), storage="", study_name=study_name, n_trials=trials,
-              epochs=runner.epochs)
+    job = Job(study_path=str(study_file.path), study_name=study_name, n_trials=trials, epochs=runner.epochs,
+              seed=seed, options=SearchOptions())
     study = open_study(job, seed, storage)
     if name == RANDOM:
         study.sampler, study.pruner = optuna.samplers.RandomSampler(seed=seed), optuna.pruners.NopPruner()
@@ -127,8 +128,8 @@ def search(study_file, runner, name: str, seed: int, trials: int, target: float,
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from lrsearch.runner import TrialRunner, train
-    from lrsearch.studyfile import load_study
+    from lrsearch.study import load_study
+    from lrsearch.training import TrialRunner, train
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # PatientPruner

@@ -56,9 +56,8 @@ def storages(args: argparse.Namespace, folder: str) -> dict[str, str | None]:
 def open_side(name: str, url: str | None, write_behind: bool, epochs: int, study_name: str):
     import optuna
 
-    from lrsearch.pruning import make_pruner
-    from lrsearch.storage import open_storage
-    from lrsearch.writeback import WriteBackStorage
+    from lrsearch.storage import WriteBackStorage, open_storage
+    from lrsearch.training import make_pruner
 
     storage = optuna.storages.InMemoryStorage() if url is None else open_storage(url)
     if write_behind:
@@ -87,8 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     import_tensorflow()
     import optuna
 
-    from lrsearch.runner import TrialRunner
-    from lrsearch.studyfile import load_study
+    from lrsearch.study import load_study
+    from lrsearch.training import TrialRunner
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     runner = TrialRunner(load_study(ROOT / "studies" / "blobs.py"), epochs=args.epochs)

@@ -11,8 +11,8 @@
   imported, which favours this side by a few seconds). It stops at the first complete
   trial at or above the target, or at the time limit (checked between trials).
 
-Both sides sample the same space with `lrsearch.space.suggest` and build the same
-optimizer and callbacks with `lrsearch.schedules`. A study's value is a trial's
+Both sides sample the same space with `lrsearch.lr.suggest` and build the same
+optimizer and callbacks with `lrsearch.lr`. A study's value is a trial's
 val_accuracy at its last epoch, as lrsearch records it. One run is one draw of the
 samplers' luck (a lucky textbook run needs 4 trials, an unlucky lrsearch run 29), so
 --repeats N runs each side N times, alternating, and compares the medians.
@@ -95,10 +95,8 @@ def textbook(study_path: str, target: float, limit: float, seed: int, epochs: in
     import optuna
     from optuna_integration import KerasPruningCallback
 
-    from lrsearch import data
-    from lrsearch.schedules import make_callbacks, make_optimizer
-    from lrsearch.space import suggest
-    from lrsearch.studyfile import load_study
+    from lrsearch.lr import make_callbacks, make_optimizer, suggest
+    from lrsearch.study import data, load_study
 
     study_file = load_study(study_path)
     settings = study_file.settings

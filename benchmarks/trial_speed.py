@@ -1,7 +1,7 @@
 """Per-trial speed of lrsearch's fast runner against `model.fit`, with the accuracy of both.
 
 The same learning-rate configurations are trained on the blobs study, each with
-`model.fit(..., validation_data=...)`, with `lrsearch.runner.train` (the fast epoch loop,
+`model.fit(..., validation_data=...)`, with `lrsearch.training.train` (the fast epoch loop,
 compiled from scratch: "fast") and through a search worker's kept compiled models
 (`fastfit.Trainer`, as trials of a search run: "kept"), for several seeds. They are
 interleaved - the order rotates from one configuration to the next - so that load from
@@ -56,7 +56,7 @@ def fit_with_keras(runner, config, epochs: int, seed: int) -> float:
     import keras
     import optuna
 
-    from lrsearch.schedules import LearningRateMonitor, make_callbacks
+    from lrsearch.lr import LearningRateMonitor, make_callbacks
 
     settings = runner.settings
     keras.backend.clear_session()
@@ -70,7 +70,7 @@ def fit_with_keras(runner, config, epochs: int, seed: int) -> float:
 
 def fit_fast(study, config, epochs: int, seed: int) -> float:
     """One trial with lrsearch's fast runner: the final val_accuracy."""
-    from lrsearch.runner import train
+    from lrsearch.training import train
 
     return float(train(study, config, epochs=epochs, seed=seed)["val_accuracy"][-1])
 
@@ -79,7 +79,7 @@ def fit_kept(runner, config, epochs: int, seed: int) -> float:
     """One trial as a search worker runs it, through `runner`'s kept compiled models."""
     import optuna
 
-    from lrsearch.schedules import LearningRateMonitor, make_callbacks
+    from lrsearch.lr import LearningRateMonitor, make_callbacks
 
     settings = runner.settings
     model, optimizer = runner.seeded_model(optuna.trial.FixedTrial({}), config, seed, fresh_names=True)
@@ -103,9 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     import tensorflow as tf
 
-    from lrsearch.config import LRConfig
-    from lrsearch.runner import TrialRunner
-    from lrsearch.studyfile import load_study
+    from lrsearch.lr import LRConfig
+    from lrsearch.study import load_study
+    from lrsearch.training import TrialRunner
 
     tf.get_logger().setLevel("ERROR")
     study = load_study(args.study)

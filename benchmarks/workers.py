@@ -46,7 +46,7 @@ def measure(args: argparse.Namespace, workers: int | None) -> dict[str, float]:
     """One `lrsearch run` on a fresh journal; its trial and epoch rates."""
     import optuna
 
-    from lrsearch.record import read_trial
+    from lrsearch.results import read_trial
     from lrsearch.storage import open_storage
 
     folder = tempfile.mkdtemp(prefix="lrsearch-workers-")

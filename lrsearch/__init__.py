@@ -2,20 +2,29 @@
 
 Importing this package is light: it needs neither TensorFlow nor Optuna. Here are what the
 README documents: the study building blocks (`Settings`, `Space`, `define_study`), the
-search (`search`, `join`, `SearchResult`), `load_config`, `LRConfig` and `retrain`, and the
-errors they raise (`lrsearch.errors`); what trains imports TensorFlow when it is used.
+search (`search`, `join`, `SearchOptions`, `SearchResult`), every other command as a function (`confirm`,
+`find_lr`, `export_study`, `write_report`, `repair_journal`), `load_config`, `LRConfig` and
+`retrain`, and the errors they raise (`lrsearch.errors`); what trains imports TensorFlow
+when it is used, and `write_report` its plotting libraries.
 """
 
-from lrsearch.config import LRConfig
-from lrsearch.configfile import load_config
+from lrsearch._version import __version__
 from lrsearch.errors import LrsearchError, SearchStopped, StorageError, StudyFileError, UsageError
-from lrsearch.retraining import retrain
-from lrsearch.searching import SearchResult, join, search
-from lrsearch.space import Space
-from lrsearch.studyfile import Settings, define_study
+from lrsearch.export import export_study, load_config, retrain
+from lrsearch.lr import LRConfig, Space
+from lrsearch.options import SearchOptions
+from lrsearch.run import SearchResult, confirm, find_lr, join, search
+from lrsearch.storage import repair_journal
+from lrsearch.study import Settings, define_study
 
-__version__ = "0.1.0"
+__all__ = ["LRConfig", "LrsearchError", "SearchOptions", "SearchResult", "SearchStopped", "Settings", "Space", "StorageError",
+           "StudyFileError", "UsageError", "__version__", "confirm", "define_study", "export_study", "find_lr",
+           "join", "load_config", "repair_journal", "retrain", "search", "write_report"]
 
-__all__ = ["LRConfig", "LrsearchError", "SearchResult", "SearchStopped", "Settings", "Space", "StorageError",
-           "StudyFileError", "UsageError", "__version__", "define_study", "join", "load_config", "retrain",
-           "search"]
+
+def __getattr__(name: str):
+    if name == "write_report":  # lrsearch.report imports plotly, matplotlib and pandas
+        from lrsearch.report import write_report
+
+        return write_report
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

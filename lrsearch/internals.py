@@ -1,4 +1,4 @@
-"""The one place lrsearch touches Keras', Optuna's and optuna-dashboard's private API.
+"""The one place lrsearch touches Keras', TensorFlow's, Optuna's and optuna-dashboard's private API.
 
 Each function tries a public route first where one exists; where only the private one
 does what lrsearch needs, a missing attribute raises `InternalError` naming it and the
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import threading
 import weakref
 from importlib import metadata
 from typing import Any, Callable
@@ -23,7 +24,7 @@ _MISSING = object()
 
 def unsupported(package: str, what: str) -> InternalError:
     """The error for a private `what` of `package` that this version of it lacks."""
-    from lrsearch import __version__
+    from lrsearch._version import __version__
 
     try:
         installed = metadata.version(package)
@@ -76,8 +77,8 @@ def cached(rdb):
 
 def heartbeat_base() -> type:
     """Optuna's heartbeat interface, which a storage must subclass for Optuna to record
-    heartbeats and fail stale trials through `_get_stale_trial_ids` (lrsearch overrides it
-    to fail them itself, with a reason)."""
+    heartbeats and fail stale trials through `_get_stale_trial_ids` (which
+    `without_optuna_stale_failing` turns off: lrsearch fails them itself, with a reason)."""
     try:
         from optuna.storages._heartbeat import BaseHeartbeat
     except ImportError:
@@ -85,6 +86,35 @@ def heartbeat_base() -> type:
     if not hasattr(BaseHeartbeat, "_get_stale_trial_ids"):
         raise unsupported("optuna", "BaseHeartbeat._get_stale_trial_ids")
     return BaseHeartbeat
+
+
+def stale_trial_ids(storage, study_id: int) -> list[int]:
+    """The RUNNING trials of `study_id` whose heartbeats stopped for longer than the grace
+    period, as Optuna's heartbeat storage `storage` finds them (no public query)."""
+    return _private(storage, "_get_stale_trial_ids", "optuna")(study_id)
+
+
+def without_optuna_stale_failing(storage_class: type) -> type:
+    """Class decorator for a storage subclassing `heartbeat_base()`: Optuna's own failing
+    of stale trials (`optuna.storages.fail_stale_trials`, which asks the storage for them
+    by a private name) finds none in it, so that lrsearch fails them itself, with a reason
+    (through `stale_trial_ids` of the storage below)."""
+    storage_class._get_stale_trial_ids = lambda self, study_id: []
+    return storage_class
+
+
+def instantiable(storage_class: type) -> type:
+    """`storage_class`, which passes every call to another storage through methods set
+    after its class body, made instantiable whatever abstract methods this Optuna's
+    storage bases declare."""
+    storage_class.__abstractmethods__ = frozenset()
+    return storage_class
+
+
+def storage_behind(storage) -> Any:
+    """The storage Optuna's cache `storage` (see `cached`) passes its calls to; None if
+    `storage` is no such wrapper, or this Optuna's cache keeps it elsewhere."""
+    return getattr(storage, "_backend", None)
 
 
 def rdb_batch_writer(rdb) -> Callable[[list[tuple]], None] | None:
@@ -215,6 +245,29 @@ def seed_keras(seed: int) -> None:
     np.random.seed(seed)
 
 
+def numpy_monitor_op(callback) -> None:
+    """Set the comparison of a Keras monitoring callback (ReduceLROnPlateau...) as Keras
+    does on its first epoch end, but as NumPy's `less` or `greater` instead of `keras.ops`'
+    (which make a tensor of each comparison). Where Keras lacks `_set_monitor_op`, does
+    nothing: the callback then sets its own."""
+    import keras
+    import numpy as np
+
+    set_monitor_op = getattr(callback, "_set_monitor_op", None)
+    if set_monitor_op is None:
+        return
+    set_monitor_op()
+    to_numpy = {keras.ops.less: np.less, keras.ops.greater: np.greater}
+    callback.monitor_op = to_numpy.get(callback.monitor_op, callback.monitor_op)
+
+
+def optimizer_stand_in(cls: type) -> type:
+    """Class decorator for a stand-in of a Keras optimizer whose rate is a number, its
+    public `learning_rate`: it answers what `schedule_of` reads of an optimizer too."""
+    cls._learning_rate = property(lambda self: self.learning_rate)
+    return cls
+
+
 @functools.cache
 def functional_class() -> type:
     """The class `keras.Model(inputs, outputs)` makes (Keras exports it under no public
@@ -223,3 +276,35 @@ def functional_class() -> type:
 
     probe = keras.Input((1,), name="lrsearch_probe")
     return type(keras.Model(probe, probe, name="lrsearch_probe"))
+
+
+# --------------------------------------------------------------------------- TensorFlow
+
+_PFOR = "tensorflow.python.ops.parallel_for.pfor"
+_bitcast_lock = threading.Lock()
+_bitcast_vectorized = False
+
+
+def vectorize_bitcast() -> None:
+    """Give TensorFlow's vectorizer (`tf.vectorized_map`) the Bitcast op it lacks (Keras'
+    `signbit`, which its losses use, bitcasts): a bitcast keeps the leading axis, so it
+    maps lane-wise. Registered once, in TensorFlow's private converter registry (no public
+    one exists); later calls do nothing."""
+    global _bitcast_vectorized
+    with _bitcast_lock:
+        if _bitcast_vectorized:
+            return
+        try:
+            pfor = importlib.import_module(_PFOR)
+        except ImportError:
+            raise unsupported("tensorflow", _PFOR) from None
+        for name in ("RegisterPFor", "wrap"):
+            if not hasattr(pfor, name):
+                raise unsupported("tensorflow", f"{_PFOR}.{name}")
+        import tensorflow as tf
+
+        @pfor.RegisterPFor("Bitcast")
+        def convert(pfor_input):
+            return pfor.wrap(tf.bitcast(pfor_input.stacked_input(0), pfor_input.get_attr("type")), True)
+
+        _bitcast_vectorized = True

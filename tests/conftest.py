@@ -4,8 +4,10 @@ PostgreSQL server that .ci/run starts."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -13,6 +15,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = Path(__file__).resolve().parent / "studies" / "tiny.py"
+#: A study whose trials can wait at a gate (a folder) until a test opens it.
+SCRIPTED = Path(__file__).resolve().parent / "studies" / "scripted.py"
 BLOBS = ROOT / "studies" / "blobs.py"
 #: Short LR range tests, for the mechanics.
 SHORT_RANGE_TEST = {"iterations": 300, "beta": 0.9}
@@ -21,7 +25,7 @@ SHORT_RANGE_TEST = {"iterations": 300, "beta": 0.9}
 @pytest.fixture(scope="session")
 def blobs_study():
     """studies/blobs.py, loaded."""
-    from lrsearch.studyfile import load_study
+    from lrsearch.study import load_study
 
     return load_study(BLOBS)
 
@@ -29,7 +33,7 @@ def blobs_study():
 @pytest.fixture(scope="session")
 def short_sgd(blobs_study):
     """A short SGD range test on blobs."""
-    from lrsearch import rangetest
+    from lrsearch.rangetest import _range_test as rangetest
 
     return rangetest.find_lr(blobs_study, "sgd", **SHORT_RANGE_TEST)
 
@@ -90,3 +94,102 @@ def postgres_url() -> str:
 @pytest.fixture
 def unique_name() -> str:
     return f"t{uuid.uuid4().hex[:10]}"
+
+
+#: A safety net against a hung run, not a speed requirement.
+PATIENCE = 300
+
+
+class Command:
+    """`lrsearch ARGS` started in the background in its own session (so that a test can
+    send Ctrl-C to its whole process group, as a terminal does), output kept in files."""
+
+    def __init__(self, tmp_path: Path, *args: str, env: dict[str, str] | None = None,
+                 wrap: list[str] | None = None) -> None:
+        """`wrap`: a command line that runs the lrsearch command (e.g. under `unshare`)."""
+        self.out, self.err = tmp_path / f"out-{uuid.uuid4().hex[:6]}", tmp_path / f"err-{uuid.uuid4().hex[:6]}"
+        with open(self.out, "w") as out, open(self.err, "w") as err:
+            self.process = subprocess.Popen(
+                [*(wrap or []), sys.executable, "-m", "lrsearch", *args], cwd=tmp_path, stdout=out, stderr=err,
+                env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}, start_new_session=True)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def ctrl_c(self) -> None:
+        os.killpg(self.pid, signal.SIGINT)
+
+    def wait(self) -> int:
+        return self.process.wait(timeout=PATIENCE)
+
+    def stdout(self) -> str:
+        return self.out.read_text()
+
+    def stderr(self) -> str:
+        return self.err.read_text()
+
+
+def wait_for(condition, what: str):
+    """Poll `condition` until it returns something truthy."""
+    deadline = time.monotonic() + PATIENCE
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"gave up waiting for {what}")
+
+
+def started(gate: Path) -> dict[int, int]:
+    """Trial number -> pid of the worker running it, for the trials waiting at `gate`."""
+    return {int(p.name.split("-")[1]): int(p.read_text()) for p in gate.glob("started-*")}
+
+
+def children(pid: int) -> set[int]:
+    """Process ids whose parent is `pid` (from /proc: psutil and pgrep may be missing)."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def trials(storage: str, name: str = "scripted") -> list:
+    import optuna
+
+    from lrsearch.storage import open_storage
+
+    return optuna.load_study(study_name=name, storage=open_storage(storage)).get_trials(deepcopy=False)
+
+
+def states(storage: str, name: str = "scripted") -> list[str]:
+    return [t.state.name for t in trials(storage, name)]
+
+
+@pytest.fixture
+def fresh_postgres(postgres_url):
+    """A URL of the test server whose tables live in a new, empty schema: a fresh
+    database for one test, dropped afterwards."""
+    import sqlalchemy
+
+    schema = f"lrsearch_{uuid.uuid4().hex[:10]}"
+    engine = sqlalchemy.create_engine(postgres_url, pool_pre_ping=True)  # the server may restart meanwhile
+    with engine.begin() as connection:
+        connection.execute(sqlalchemy.text(f'CREATE SCHEMA "{schema}"'))
+    yield f"{postgres_url}{'&' if '?' in postgres_url else '?'}options=-csearch_path%3D{schema}"
+    with engine.begin() as connection:
+        connection.execute(sqlalchemy.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    engine.dispose()
+
+
+def pytest_collection_modifyitems(items):
+    """Tests of the one PostgreSQL server run in one xdist worker, one after another: the
+    fault tests restart and stop it under the others."""
+    for item in items:
+        if item.get_closest_marker("postgres") or {"postgres_url", "fresh_postgres"} & set(item.fixturenames):
+            item.add_marker(pytest.mark.xdist_group("postgres"))

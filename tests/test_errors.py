@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from lrsearch import cli, errors
-from lrsearch.config import ConfigError
-from lrsearch.retraining import RetrainError
-from lrsearch.space import SpaceError
+from lrsearch import errors
+from lrsearch.cli import _main as cli
+from lrsearch.export import RetrainError
+from lrsearch.lr import ConfigError, SpaceError
 
 
 @pytest.mark.parametrize("error, code", [
@@ -38,7 +38,7 @@ def test_an_unexpected_exception_is_reported_as_a_bug_not_as_bad_input(monkeypat
     def broken(args):
         raise KeyError("trial_id")  # as a renamed Keras or Optuna internal would
 
-    monkeypatch.setattr("lrsearch.commands.studies.main", broken)
+    monkeypatch.setattr("lrsearch.cli._studies.main", broken)
     code = cli.main(["studies", *(["--verbose"] if verbose else [])])
     err = capsys.readouterr().err
     assert code == errors.InternalError.exit_code

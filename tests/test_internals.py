@@ -14,9 +14,11 @@ import keras
 import numpy as np
 import optuna
 import pytest
+import sqlalchemy
 
-from lrsearch import internals, reuse
+from lrsearch import internals
 from lrsearch.errors import InternalError
+from lrsearch.training import _kept_models as reuse
 
 RENAMED = Path(__file__).resolve().parent / "studies" / "renamed.py"
 
@@ -93,7 +95,8 @@ def test_rdb_batch_writer_is_none_without_optunas_helpers():
 def test_cached_puts_optunas_cache_in_front_of_an_rdb_storage_or_leaves_it(tmp_path, monkeypatch):
     rdb = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'c.db'}")
     front = internals.cached(rdb)
-    assert front is not rdb and getattr(front, "_backend", None) is rdb
+    assert front is not rdb and internals.storage_behind(front) is rdb
+    assert internals.storage_behind(rdb) is None
     optuna.create_study(study_name="c", storage=front).optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
     assert len(optuna.load_study(study_name="c", storage=rdb).trials) == 2  # written through to the database
     monkeypatch.delattr(optuna.storages, "_CachedStorage")
@@ -106,6 +109,41 @@ def test_heartbeat_base_has_the_stale_trial_hook_lrsearch_overrides(monkeypatch)
     monkeypatch.delattr(base, "_get_stale_trial_ids")
     with pytest.raises(InternalError, match=gone("optuna", "BaseHeartbeat._get_stale_trial_ids")):
         internals.heartbeat_base()
+
+
+def test_stale_trial_ids_are_optunas_and_a_quiet_storage_leaves_them_to_lrsearch(tmp_path):
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    rdb = optuna.storages.RDBStorage(url, heartbeat_interval=60)
+    study = optuna.create_study(storage=rdb, study_name="h")
+    trial = internals.trial_id(study.ask())
+    rdb.record_heartbeat(trial)
+    assert internals.stale_trial_ids(rdb, internals.study_id(study)) == []
+    with rdb.engine.begin() as connection:  # its last heartbeat, long ago
+        connection.execute(sqlalchemy.text("UPDATE trial_heartbeats SET heartbeat = '2000-01-01 00:00:00'"))
+    assert internals.stale_trial_ids(rdb, internals.study_id(study)) == [trial]
+
+    @internals.without_optuna_stale_failing
+    class Quiet(optuna.storages.RDBStorage):
+        pass
+
+    optuna.storages.fail_stale_trials(optuna.load_study(study_name="h", storage=Quiet(url, heartbeat_interval=60)))
+    assert rdb.get_trial(trial).state.name == "RUNNING"
+    optuna.storages.fail_stale_trials(study)  # what Optuna does without it
+    assert rdb.get_trial(trial).state.name == "FAIL"
+
+
+def test_a_storage_without_the_stale_trial_query_is_an_internal_error():
+    with pytest.raises(InternalError, match=gone("optuna", "Bare._get_stale_trial_ids")):
+        internals.stale_trial_ids(Bare(), 1)
+
+
+def test_instantiable_lets_a_storage_that_delegates_every_call_be_made():
+    class Delegating(optuna.storages.BaseStorage):
+        pass
+
+    with pytest.raises(TypeError, match="abstract"):
+        Delegating()
+    assert isinstance(internals.instantiable(Delegating)(), optuna.storages.BaseStorage)
 
 
 def test_a_trial_note_is_saved_where_optuna_dashboard_reads_it(study):
@@ -148,6 +186,31 @@ def test_schedule_of_gives_the_schedule_object_or_none():
 def test_an_optimizer_without_learning_rate_is_an_internal_error():
     with pytest.raises(InternalError, match=gone("keras", "Bare._learning_rate")):
         internals.schedule_of(Bare())
+
+
+def test_an_optimizer_stand_in_has_no_schedule():
+    class StandIn:
+        learning_rate = 0.1
+
+    with pytest.raises(InternalError, match=gone("keras", "StandIn._learning_rate")):
+        internals.schedule_of(StandIn())
+    assert internals.schedule_of(internals.optimizer_stand_in(StandIn)()) is None
+
+
+@pytest.mark.parametrize("mode, monitor, comparison", [("min", "val_loss", np.less), ("max", "val_loss", np.greater),
+                                                       ("auto", "val_loss", np.less)])
+def test_numpy_monitor_op_compares_as_keras_does_with_numpy(compiled, mode, monitor, comparison):
+    callback = keras.callbacks.ReduceLROnPlateau(monitor=monitor, mode=mode, min_delta=0.1)
+    callback.set_model(compiled)
+    internals.numpy_monitor_op(callback)
+    assert callback.monitor_op is comparison
+    assert callback.min_delta == (-0.1 if comparison is np.less else 0.1)  # as Keras turns it for `less`
+
+
+def test_numpy_monitor_op_leaves_a_callback_without_kerass_setter_alone():
+    callback = types.SimpleNamespace(monitor_op=None)
+    internals.numpy_monitor_op(callback)
+    assert callback.monitor_op is None  # Keras' own class sets it then
 
 
 def test_symbolic_build_builds_weights_and_compiled_metrics_without_training(compiled):
@@ -246,6 +309,36 @@ def test_reset_layer_names_starts_kerass_automatic_names_afresh(renamed, monkeyp
     keras.layers.Dense(1), keras.layers.Dense(1)
     internals.reset_layer_names()
     assert [keras.layers.Dense(1).name, keras.layers.Dense(1).name] == ["dense", "dense_1"]
+
+
+# --------------------------------------------------------------------------- TensorFlow
+
+PFOR = "tensorflow.python.ops.parallel_for.pfor"
+
+
+def test_vectorize_bitcast_lets_vectorized_map_bitcast_each_lane():
+    import tensorflow as tf
+
+    internals.vectorize_bitcast()
+    internals.vectorize_bitcast()  # a second call is harmless
+    x = tf.constant([[1.5, -2.0], [-0.0, 3.0]])
+    bits = tf.vectorized_map(lambda row: tf.bitcast(row, tf.int32), x, fallback_to_while_loop=False)
+    np.testing.assert_array_equal(bits.numpy(), tf.bitcast(x, tf.int32).numpy())
+    signs = tf.vectorized_map(keras.ops.signbit, x, fallback_to_while_loop=False)
+    assert signs.numpy().tolist() == [[False, True], [True, False]]
+
+
+def test_tensorflow_without_its_vectorizer_registry_is_an_internal_error(monkeypatch):
+    import importlib
+
+    pfor = importlib.import_module(PFOR)
+    monkeypatch.setattr(internals, "_bitcast_vectorized", False)  # as before the first call
+    monkeypatch.delattr(pfor, "RegisterPFor")
+    with pytest.raises(InternalError, match=gone("tensorflow", f"{PFOR}.RegisterPFor")):
+        internals.vectorize_bitcast()
+    monkeypatch.setitem(sys.modules, PFOR, None)  # as if the module were gone
+    with pytest.raises(InternalError, match=gone("tensorflow", PFOR)):
+        internals.vectorize_bitcast()
 
 
 def test_an_unsupported_package_message_names_the_fix():

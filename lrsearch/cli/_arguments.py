@@ -1,0 +1,70 @@
+"""Options shared by the commands: which study a command reads (a study file, or a storage
+and a study name), the worker processes, and argparse types."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING
+
+from lrsearch.storage import DEFAULT_STORAGE
+
+if TYPE_CHECKING:
+    from lrsearch.study import StudyRef
+
+
+def add_study_arguments(parser: argparse.ArgumentParser, file_required: bool = False) -> None:
+    parser.add_argument(
+        "study_file", nargs=None if file_required else "?", metavar="STUDY_FILE",
+        help="the study file (e.g. studies/blobs.py)" + ("" if file_required else
+                                                         "; or give --storage and --study-name"),
+    )
+    parser.add_argument("--storage", default=None,
+                        help=f"journal file path or Optuna storage URL (default: ./{DEFAULT_STORAGE})")
+    parser.add_argument("--study-name", default=None, help="study name (default: the study file's name)")
+
+
+def at_least(low: int):
+    """An argparse type: a whole number >= `low`."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, but got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, but got {value}")
+        return value
+
+    return parse
+
+
+def seconds(text: str) -> float:
+    """An argparse type: a number of seconds > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, but got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, but got {text}")
+    return value
+
+
+def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workers", type=at_least(1),
+                        help="worker processes (default: one per GPU, else one per CPU core)")
+    parser.add_argument("--gpus", default="all", help="GPUs to use: all, none, or indices like 0,1 (default: all)")
+    parser.add_argument("--per-gpu", type=at_least(1), default=1, help="workers per GPU (default: 1)")
+
+
+def plan_slots(args: argparse.Namespace) -> list:
+    """The worker slots `add_worker_arguments`' options ask for; UsageError if they are wrong."""
+    from lrsearch import devices
+
+    return devices.plan(args.workers, devices.parse_gpus(args.gpus), args.per_gpu)
+
+
+def study_ref(args: argparse.Namespace, load: bool = True) -> "StudyRef":
+    """The study `add_study_arguments`' options name (`lrsearch.study.resolve_study`)."""
+    from lrsearch.study import resolve_study
+
+    return resolve_study(args.study_file, storage=args.storage, study_name=args.study_name, load=load)

@@ -1,0 +1,91 @@
+"""The `lrsearch` command: parses arguments, dispatches to one module a command (`lrsearch.cli._<command>`), and
+turns lrsearch's errors into messages and exit codes (`lrsearch.errors`); any other
+exception is reported as a bug in lrsearch, with its traceback under --verbose."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import logging
+import os
+import sys
+import traceback
+
+from lrsearch._version import __version__
+from lrsearch.errors import InternalError, LrsearchError
+
+#: name -> (module `lrsearch.cli._<module>`, one-line help). Each module has
+#: `add_arguments(parser)` and `main(args) -> int`.
+COMMANDS = {
+    "run": ("run", "search a study's learning-rate settings (resumes an existing study)"),
+    "worker": ("worker", "join a running study from another machine (PostgreSQL storage)"),
+    "report": ("report", "write importance, parallel-coordinate and learning-curve reports"),
+    "dashboard": ("dashboard", "watch a study live in optuna-dashboard"),
+    "confirm": ("confirm", "retrain a study's best trials on fresh seeds and rank them by the mean"),
+    "export": ("export", "write the best configuration to JSON or YAML for other projects"),
+    "retrain": ("retrain", "train the best configuration again and save the Keras model with its history"),
+    "find-lr": ("find_lr", "LR range test: find the learning rate where the loss falls fastest"),
+    "repair-journal": ("repair_journal", "repair a damaged journal file, keeping a backup"),
+    "studies": ("studies", "list the study files in a folder with their descriptions"),
+}
+#: The search stack (`pip install 'lrsearch[search]'`) by import name, which every command needs;
+#: the light install (Keras and PyYAML) is enough for `load_config` only.
+SEARCH_STACK = ("optuna", "optuna_dashboard", "tensorflow", "sklearn", "pandas", "plotly", "matplotlib",
+                "sqlalchemy", "psycopg", "tqdm", "cloudpickle")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lrsearch",
+        description="Find the learning-rate settings of a Keras model with Optuna.",
+        epilog="Run `lrsearch COMMAND --help` for a command's options.",
+    )
+    parser.add_argument("--version", action="version", version=f"lrsearch {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module_name, help_text) in COMMANDS.items():
+        module = importlib.import_module(f"lrsearch.cli._{module_name}")
+        sub = subparsers.add_parser(name, help=help_text, description=module.__doc__)
+        sub.add_argument("--verbose", action="store_true", help="show full tracebacks and library logs")
+        module.add_arguments(sub)
+        sub.set_defaults(handler=module.main)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    if args.verbose:
+        os.environ["LRSEARCH_VERBOSE"] = "1"  # worker processes inherit it
+    missing = missing_search_stack()
+    if missing:
+        print(f"lrsearch {args.command} needs the search stack, and {missing} is not installed: "
+              f"pip install 'lrsearch[search]' (in a clone: pip install -e '.[search]')", file=sys.stderr)
+        return 2
+    try:
+        return int(args.handler(args) or 0)
+    except LrsearchError as exc:
+        if args.verbose:
+            traceback.print_exc()
+        print(f"lrsearch {args.command}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"lrsearch {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if args.verbose:
+            traceback.print_exc()
+        print(f"lrsearch {args.command}: internal error: {type(exc).__name__}: {exc}\nThis is a bug in lrsearch "
+              f"{__version__}, not in your input" + ("" if args.verbose else "; --verbose shows its traceback")
+              + ". Please report it.", file=sys.stderr)
+        return InternalError.exit_code
+
+
+def missing_search_stack() -> str | None:
+    """The first package of the search stack that is not installed, else None."""
+    return next((name for name in SEARCH_STACK if importlib.util.find_spec(name) is None), None)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

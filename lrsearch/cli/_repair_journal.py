@@ -1,0 +1,27 @@
+"""Repair a damaged journal file: keep a backup beside it, then cut it after its last
+complete record before the damage (a line cut short, or one that is not a record).
+Records after the damage are dropped with it: a journal is replayed in order, and later
+records may refer to what the dropped ones did. Trials that were running then are failed
+by the next `lrsearch run`. Stop the runs and workers using the journal first."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("journal", metavar="PATH", help="the journal file, e.g. lrsearch.journal")
+
+
+def main(args: argparse.Namespace) -> int:
+    from lrsearch.storage import repair_journal
+
+    result = repair_journal(args.journal)
+    damage = result.damage
+    if damage is None:
+        print(f"{args.journal}: no damage found ({result.records_kept} records); left as it is.")
+        return 0
+    print(f"{args.journal}: line {damage.line} of {damage.lines} {damage.problem}.")
+    print(f"Backup: {result.backup}")
+    print(f"Kept {result.records_kept} records; dropped {result.lines_dropped} line(s), {result.bytes_dropped} bytes.")
+    return 0

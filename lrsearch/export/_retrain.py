@@ -1,0 +1,194 @@
+"""Retrain a study's pick (or any complete trial) and keep the model: `lrsearch retrain`
+and `lrsearch.retrain`.
+
+The trial trains as it did in the search, through the runner's trainer: its configuration,
+its model parameters (an `optuna.trial.FixedTrial`), its seed (the study's seed plus its
+number, unless another is given), the study's epochs and the study file's `callbacks(trial)`,
+without pruning. The pick is the one `lrsearch export` writes: by the confirmed mean first.
+
+With `full_data` it trains on the training and validation rows together, for a final model:
+no held-out rows are left, so only training metrics are reported and the plateau schedule
+watches the objective's training counterpart (`accuracy` for `val_accuracy`).
+
+The saved model is compiled with the study's loss and metrics and the trial's optimizer at
+its last learning rate, without schedule or optimizer state: lrsearch's 1cycle schedule
+would need lrsearch to load, and this file loads with plain `keras.saving.load_model`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lrsearch import results
+from lrsearch.errors import UsageError
+from lrsearch.lr import LRConfig, describe
+
+if TYPE_CHECKING:
+    import keras
+
+    from lrsearch.study import Study
+
+
+class RetrainError(UsageError):
+    """What cannot be retrained as asked; the message says why."""
+
+
+def history_path(output: str | os.PathLike) -> Path:
+    """Where the history of a model saved at `output` goes: model.keras -> model.history.json."""
+    return Path(output).with_suffix(".history.json")
+
+
+def retrain(study_file: "str | os.PathLike | Study", *, storage: str | None = None, study_name: str | None = None,
+            trial: int | None = None, output: str | os.PathLike | None = None, full_data: bool = False,
+            seed: int | None = None, epochs: int | None = None,
+            verbose: bool = True) -> tuple["keras.Model", dict[str, Any]]:
+    """Train the pick of the study in `storage` (or trial number `trial`) again and return
+    the model and its history: what it trained (trial, config, seed, data, epochs) and its
+    per-epoch `logs` (`lr` included). With `output` (a .keras path) save both there, the
+    history beside it (`history_path`). `verbose` prints what trains, a progress bar for
+    trainings over 2 s, and the result."""
+    if output is not None and Path(output).suffix != ".keras":
+        raise RetrainError(f"the output must be a .keras file (Keras' own format), but got {str(output)!r}.")
+    from lrsearch.devices import import_tensorflow
+
+    import_tensorflow()  # first, quietly: the imports below and the study may load TensorFlow
+    from lrsearch.export._export import exported_configs
+    from lrsearch.study import resolve_study
+
+    ref = resolve_study(study_file, storage=storage, study_name=study_name)
+    study_file, name = ref.study, ref.study_name
+    study = ref.open()
+    _check(study, name, study_file, trial)
+    cfg = exported_configs(study, trial=trial, study_file=study_file)[0]
+    seed = cfg.seed if seed is None else seed
+    epochs = epochs or results.read_study(study).epochs or study_file.settings.epochs
+    say = (lambda line: print(line, flush=True)) if verbose else (lambda line: None)
+    run = _Retraining(study_file, cfg, study.trials[cfg.trial_number].params, seed, epochs, full_data)
+    model, logs, final = run.train(say, verbose)
+    history = {"study": name, "study_file": str(study_file.path), "trial": cfg.trial_number,
+               "config": cfg.lr_config.to_dict(), "model_params": cfg.model_params, "seed": seed, "epochs": epochs,
+               "data": run.used, "full_data": full_data, "objective": run.monitor, "value": final,
+               "trial_value": cfg.value,
+               "confirmation": None if cfg.confirmation is None else cfg.confirmation.values,
+               "saved_optimizer": _compile_plain(model, cfg.lr_config, logs["lr"][-1], study_file.settings),
+               "logs": logs}
+    if output is not None:
+        Path(output).parent.mkdir(parents=True, exist_ok=True)
+        model.save(output)
+        history_path(output).write_text(json.dumps(history, indent=1) + "\n", encoding="utf-8")
+        say(f"Wrote {output} (loads with keras.saving.load_model, without lrsearch; compiled with "
+            f"{history['saved_optimizer']}) and {history_path(output)}.")
+    return model, history
+
+
+class _Retraining:
+    """One retraining of an exported configuration `cfg`: its data, runner and monitor."""
+
+    def __init__(self, study_file: "Study", cfg, params: dict[str, Any], seed: int, epochs: int,
+                 full_data: bool) -> None:
+        from lrsearch.study import data
+        from lrsearch.training import TrialRunner
+
+        train, val = data.load(study_file)
+        if full_data:
+            train = _joined(study_file, train, val)
+        self.study_file = dataclasses.replace(study_file, data=lambda: (train, val))  # data() once
+        self.runner = TrialRunner(self.study_file, epochs=epochs)  # fresh: its trainer keeps no model
+        rows = data.rows(train) if isinstance(train, tuple) else None
+        split = "training and validation rows" if full_data else "training rows"
+        self.used = f"the {split}" + (f" ({rows})" if rows else "")
+        objective = study_file.settings.objective
+        self.monitor = objective.removeprefix("val_") if full_data else objective
+        self.cfg, self.params, self.seed, self.epochs, self.full_data = cfg, params, seed, epochs, full_data
+
+    def train(self, say, verbose: bool) -> tuple["keras.Model", dict[str, list], float]:
+        """Train, saying what and how it went; (model, per-epoch logs, final value)."""
+        import keras
+        import optuna
+        from tqdm import tqdm
+
+        from lrsearch.lr import LearningRateMonitor, make_callbacks
+        from lrsearch.training import _epochs as fastfit
+
+        cfg, config, seed, epochs = self.cfg, self.cfg.lr_config, self.seed, self.epochs
+        settings = self.study_file.settings
+        say(f"Retraining trial {cfg.trial_number} ({settings.objective} {cfg.value:.4g}"
+            + (f", fresh seeds {cfg.confirmation.describe()}" if cfg.confirmation else "")
+            + f"): {describe(config.to_dict())}, seed {seed}, {epochs} epochs, on {self.used}.")
+        if self.full_data:
+            say("Full data: no rows are held out, so only training metrics are reported"
+                + (f" and the plateau schedule watches {self.monitor}" if config.schedule == "plateau" else "")
+                + ".")
+        fixed = optuna.trial.FixedTrial(self.params, number=cfg.trial_number)
+        recorder = keras.callbacks.History()
+        bar = tqdm(total=epochs, unit="epoch", desc=f"trial {cfg.trial_number}", delay=2, disable=not verbose,
+                   dynamic_ncols=True)
+        callbacks = [LearningRateMonitor(), recorder, *make_callbacks(config, self.monitor, settings.direction),
+                     *self.runner.study_callbacks(fixed),
+                     keras.callbacks.LambdaCallback(on_epoch_end=lambda *_: bar.update(1))]
+        model, optimizer = self.runner.seeded_model(fixed, config, seed, fresh_names=True)
+        try:
+            self.runner.trainer.fit(model, optimizer, epochs=epochs, callbacks=callbacks, seed=seed)
+        finally:
+            bar.close()
+        logs = {k: v for k, v in recorder.history.items() if not (self.full_data and k.startswith("val_"))}
+        final = math.nan if fastfit.NONFINITE_KEY in logs else logs[self.monitor][-1]
+        if not math.isfinite(final):
+            raise RetrainError(f"trial {cfg.trial_number} diverged at epoch {len(logs['loss'])} on seed {seed}; "
+                               f"give another --seed.")
+        say(f"{self.monitor}={final:.4g} at the last epoch"
+            + (" on the training rows (none are held out)" if self.full_data else
+               f" (the trial: {cfg.value:.4g} on seed {cfg.seed})") + ".")
+        return model, logs, final
+
+
+def _compile_plain(model: "keras.Model", config: LRConfig, last_lr: float, settings) -> str:
+    """Compile `model` with the study's loss and metrics and `config`'s optimizer at
+    `last_lr`, without schedule or state; say what it was compiled with."""
+    from lrsearch.lr import make_optimizer
+
+    plain = LRConfig(config.optimizer, last_lr, momentum=config.momentum, nesterov=config.nesterov)
+    model.compile(optimizer=make_optimizer(plain, 1, 1), loss=settings.loss, metrics=settings.compile_metrics)
+    model.optimizer.build(model.trainable_variables)
+    return f"{type(model.optimizer).__name__} at lr={last_lr:.4g}, no schedule, fresh state"
+
+
+def _check(study, name: str, study_file: "Study", trial: int | None) -> None:
+    """RetrainError unless the study has what to retrain and the study file still trains
+    what its trials trained."""
+    from lrsearch.results import rank
+
+    trials = study.get_trials(deepcopy=False)
+    if trial is None and not rank(trials, study.direction.name.lower(), {}):
+        raise RetrainError(f"study {name!r} has no complete trial yet, so there is nothing to retrain.")
+    if trial is not None and trial not in {t.number for t in trials}:
+        raise RetrainError(f"study {name!r} has no trial {trial}; it has {len(trials)} trials"
+                           + (f" (0-{len(trials) - 1})." if trials else "."))
+    if trial is not None and trials[trial].state.name != "COMPLETE":
+        raise RetrainError(f"trial {trial} is {trials[trial].state.name.lower()}, not complete; retrain a complete "
+                           f"trial (lrsearch export --top K lists the best).")
+    settings = study_file.settings
+    changed = results.changes(study, objective=settings.objective, batch_size=settings.batch_size,
+                             space=study_file.space.to_dict())
+    if changed:
+        raise RetrainError(f"study {name!r} was made with other settings than {study_file.path} has now "
+                           f"({'; '.join(changed)}), so its trials would not train the same. Undo the change, or "
+                           f"retrain with the study file as the study ran it.")
+
+
+def _joined(study_file: "Study", train, val) -> tuple:
+    """The training and validation splits as one (in-memory arrays only)."""
+    import keras
+    import numpy as np
+
+    if not isinstance(train, tuple) or len(train) != len(val):
+        raise RetrainError(f"{study_file.path}: full data needs in-memory arrays with sample weights in both splits "
+                           f"or in neither, but data() returns "
+                           + ("datasets." if not isinstance(train, tuple) else "sample weights in one split only."))
+    return keras.tree.map_structure(lambda a, b: np.concatenate([a, b]), train, val)
+

@@ -1,0 +1,74 @@
+"""How a search runs: one object from `lrsearch run`'s flags or `search()`'s keywords to
+every worker, holding each option's default once. None means "the study's own"."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+from lrsearch.errors import UsageError
+from lrsearch.results import DEFAULT_SEEDS, DEFAULT_TOP
+from lrsearch.storage import DEFAULT_STORAGE
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchOptions:
+    """The options of `lrsearch.search` (and `join`, which takes those up to `recycle`).
+
+    `storage`: a journal file path or a database URL; `study_name`, `n_trials`, `epochs`
+    and `seed` override the study's. `timeout` (seconds) stops starting new trainings.
+    `workers` defaults to one per GPU (`gpus`: "all", "none" or "0,1"; `per_gpu` each),
+    else one per CPU core. `lanes`: trials each worker trains at once (None: as suit the
+    model and device; 1 repeats a one-worker run exactly). `accept_changes` resumes a study
+    made with other settings; `recycle` restarts a worker after that many trials.
+    `confirm` = (K, N) retrains the K best on N fresh seeds (None: rank by each trial's own
+    seed); `report`: True for ./lrsearch-report-NAME, a folder, or False;
+    `bounds_from_find_lr` narrows the lr ranges by the LR range test first. `joining`: this
+    machine joins a study that another machine runs (`lrsearch.join`).
+    """
+
+    storage: str = DEFAULT_STORAGE
+    study_name: str | None = None
+    n_trials: int | None = None
+    epochs: int | None = None
+    seed: int | None = None
+    timeout: float | None = None
+    workers: int | None = None
+    gpus: str = "all"
+    per_gpu: int = 1
+    lanes: int | None = None
+    accept_changes: bool = False
+    recycle: int = 50
+    confirm: tuple[int, int] | None = (DEFAULT_TOP, DEFAULT_SEEDS)
+    report: bool | str | os.PathLike = True
+    bounds_from_find_lr: bool = False
+    joining: bool = False
+
+    @classmethod
+    def of(cls, **given) -> "SearchOptions":
+        """The options from keywords; UsageError naming an unknown keyword or a wrong value."""
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(given) - known)
+        if unknown:
+            raise UsageError(f"unknown option(s) {unknown}; the options are {sorted(known - {'joining'})}.")
+        options = cls(**given)
+        options.check()
+        return dataclasses.replace(options, storage=os.fspath(options.storage))
+
+    def check(self) -> None:
+        """UsageError naming the option whose value is wrong."""
+        if not isinstance(self.storage, (str, os.PathLike)) or not str(self.storage):
+            raise UsageError(f"storage must be a journal file path or a database URL, but got {self.storage!r}.")
+        for name, low in (("n_trials", 1), ("epochs", 1), ("recycle", 1), ("workers", 1), ("per_gpu", 1),
+                          ("lanes", 1), ("seed", 0)):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
+                raise UsageError(f"{name} must be a whole number >= {low}, but got {value!r}.")
+        if self.timeout is not None and (isinstance(self.timeout, bool) or not isinstance(self.timeout, (int, float))
+                                         or not self.timeout > 0):
+            raise UsageError(f"timeout must be a number of seconds > 0, but got {self.timeout!r}.")
+        confirm = self.confirm
+        if confirm is not None and (not isinstance(confirm, (tuple, list)) or len(confirm) != 2 or not all(
+                isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in confirm)):
+            raise UsageError(f"confirm must be (K, N), how many top trials and fresh seeds each, both >= 1, or "
+                             f"None; got {confirm!r}.")

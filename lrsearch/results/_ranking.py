@@ -1,0 +1,174 @@
+"""A best that holds over seeds: retrain a study's top trials on fresh seeds and rank them
+by their mean.
+
+A trial's value is one training on one seed, and on small data the spread over seeds can
+be as large as the gaps between the top trials, so the raw best is often the luckiest.
+`lrsearch run` (and `lrsearch confirm`) retrain the top K complete trials on the same N
+fresh seeds, so that their comparison is paired, record each value with the study
+(`lrsearch.results._record`), and everything that names a best (the summary, the report, `lrsearch
+export`) ranks by the confirmed mean. This module plans and ranks; the workers train.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import statistics
+from typing import Any, Iterable
+
+from lrsearch.results import _record as record
+
+DEFAULT_TOP = 3
+DEFAULT_SEEDS = 3
+#: Fresh seeds start here above the study's seed, far from those of its trials (seed + number).
+SEED_OFFSET = 1_000_000
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """One training of a confirmation: trial `number`'s configuration on `seed`."""
+
+    number: int
+    seed: int
+    config: dict
+    params: dict
+
+
+@dataclasses.dataclass(frozen=True)
+class Confirmation:
+    """A trial's values on fresh seeds: seed -> objective at the last epoch, None where it diverged."""
+
+    values: dict[int, float | None]
+
+    @property
+    def finite(self) -> list[float]:
+        return [v for v in self.values.values() if v is not None and math.isfinite(v)]
+
+    @property
+    def n_diverged(self) -> int:
+        return len(self.values) - len(self.finite)
+
+    @property
+    def mean(self) -> float | None:
+        return statistics.fmean(self.finite) if self.finite else None
+
+    @property
+    def std(self) -> float | None:
+        """Sample standard deviation over the finite values (None below two)."""
+        return statistics.stdev(self.finite) if len(self.finite) > 1 else None
+
+    def describe(self) -> str:
+        """`0.8231 +- 0.0040 (3 seeds)`, with the seeds that diverged named."""
+        if self.mean is None:
+            return f"diverged on all {len(self.values)} seeds"
+        spread = "" if self.std is None else f" +- {self.std:.2g}"
+        diverged = f", diverged on {self.n_diverged}" if self.n_diverged else ""
+        return f"{self.mean:.4g}{spread} ({len(self.values)} seed{'s' * (len(self.values) != 1)}{diverged})"
+
+
+def fresh_seeds(study_seed: int | None, n: int) -> list[int]:
+    """The `n` seeds every confirmed trial trains on, the same for all of them."""
+    return [(study_seed or 0) + SEED_OFFSET + i for i in range(n)]
+
+
+def confirmations(study) -> dict[int, Confirmation]:
+    """The confirmations recorded with `study`, by trial number."""
+    return {number: Confirmation(values) for number, values in record.read_confirmations(study).items() if values}
+
+
+def plan(study, top: int, seeds: int) -> list[Task]:
+    """The trainings still missing for the `top` best complete trials (by their own value)
+    on `seeds` fresh seeds; those recorded already are skipped, so a stopped confirmation
+    resumes."""
+    shared = record.read_study(study)
+    done = record.read_confirmations(study)
+    best = rank(study.get_trials(deepcopy=False), study.direction.name.lower(), {}, shared.objective)[:top]
+    tasks = []
+    for seed in fresh_seeds(shared.seed, seeds):
+        for trial in best:
+            config = record.read_trial(trial, shared).config
+            if config is not None and seed not in done.get(trial.number, {}):
+                tasks.append(Task(trial.number, seed, config, dict(trial.params)))
+    return tasks
+
+
+def tiebreaker(objective: str) -> str | None:
+    """What ranks trials whose objective ties: the loss of the objective's split (lower
+    first); None when the objective is that loss."""
+    loss = "val_loss" if objective.startswith("val_") else "loss"
+    return None if objective == loss else loss
+
+
+def rank(trials: Iterable[Any], direction: str, confirmed: dict[int, Confirmation],
+         objective: str | None = None) -> list[Any]:
+    """Complete trials with a finite value, best first: the confirmed ones by their mean,
+    then the others by their value, then those that diverged on some fresh seed; ties go
+    to the lower `tiebreaker(objective)` at the trial's last epoch, then the lower number.
+    Takes Optuna FrozenTrials or `record.TrialRecord`s."""
+    sign = -1.0 if direction == "maximize" else 1.0
+    second = tiebreaker(objective) if objective else None
+
+    def key(trial) -> tuple:
+        found = confirmed.get(trial.number)
+        if found is None:
+            primary = 1, 0, sign * trial.value
+        elif found.n_diverged:
+            primary = 2, found.n_diverged, math.inf if found.mean is None else sign * found.mean
+        else:
+            primary = 0, 0, sign * found.mean
+        return *primary, _last(trial, second), trial.number
+
+    done = [t for t in trials if _state(t) == "COMPLETE" and _finite(t.value)]
+    return sorted(done, key=key)
+
+
+def tie_note(trials: Iterable[Any], direction: str, confirmed: dict[int, Confirmation], objective: str) -> str | None:
+    """A line saying that the tiebreaker chose the best trial, if it did."""
+    ranked = rank(trials, direction, confirmed, objective)
+    if len(ranked) < 2 or tiebreaker(objective) is None:
+        return None
+
+    def score(trial) -> tuple:
+        found = confirmed.get(trial.number)
+        return ("confirmed", found.mean, found.n_diverged) if found else ("own seed", trial.value)
+
+    tied = [t for t in ranked if score(t) == score(ranked[0])]
+    if len(tied) < 2:
+        return None
+    second = tiebreaker(objective)
+    values = ", ".join(f"{t.number}: {_last(t, second):.4g}" for t in tied)
+    return (f"Trials {', '.join(str(t.number) for t in tied)} tie on {objective}; the lower {second} at the last "
+            f"epoch ranks trial {tied[0].number} first ({values}).")
+
+
+def verdict(trials: Iterable[Any], direction: str, confirmed: dict[int, Confirmation],
+            objective: str | None = None) -> str | None:
+    """One line on what confirmation changed: which trial is the pick and how the raw top
+    trial fared on fresh seeds; None if no trial is confirmed."""
+    trials = list(trials)
+    ranked = rank(trials, direction, confirmed, objective)
+    if not ranked or ranked[0].number not in confirmed:
+        return None
+    pick, raw = ranked[0], rank(trials, direction, {}, objective)[0]
+    line = f"The pick is trial {pick.number}: {confirmed[pick.number].describe()} on fresh seeds"
+    if raw.number == pick.number:
+        return line + f" (it was also the top trial, at {raw.value:.4g} on its own seed)."
+    found = confirmed.get(raw.number)
+    fared = f"{found.describe()} on fresh seeds" if found else "not confirmed"
+    return line + f"; the top trial by its own seed, {raw.number} ({raw.value:.4g}), scored {fared}."
+
+
+def _last(trial, key: str | None) -> float:
+    """The trial's last finite `key` in its recorded history (inf if none)."""
+    history = trial.history if isinstance(trial, record.TrialRecord) else trial.user_attrs.get("history") or {}
+    values = [v for v in history.get(key, []) if _finite(v)] if key else []
+    return float(values[-1]) if values else math.inf
+
+
+def _state(trial) -> str:
+    state = trial.state
+    return state if isinstance(state, str) else state.name
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

@@ -1,0 +1,145 @@
+"""What the user sees while a study runs and when it ends: a live progress bar, the
+top trials and the pruning reasons counted. Reads the storage only; no TensorFlow."""
+
+from __future__ import annotations
+
+import collections
+import math
+import sys
+import time
+
+from tqdm import tqdm
+
+from lrsearch.lr import describe
+
+
+class LiveProgress:
+    """A tqdm bar of finished trials, refreshed from the storage at most once a second."""
+
+    def __init__(self, study, n_trials: int, interval: float = 1.0) -> None:
+        self.study, self.interval = study, interval
+        self._last = 0.0
+        self.bar = tqdm(total=n_trials, desc=study.study_name, unit="trial", file=sys.stderr,
+                        dynamic_ncols=True, smoothing=0.1)
+        self.tick(force=True)
+
+    def tick(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last < self.interval:
+            return
+        self._last = now
+        counts = count_states(self.study)
+        finished = counts["COMPLETE"] + counts["PRUNED"] + counts["FAIL"]
+        self.bar.n = min(finished, self.bar.total)
+        best = best_value(self.study)
+        self.bar.set_postfix_str(
+            f"complete {counts['COMPLETE']} pruned {counts['PRUNED']} failed {counts['FAIL']} "
+            f"running {counts['RUNNING']} best {'-' if best is None else f'{best:.4g}'}",
+            refresh=False,
+        )
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if not self.bar.disable:
+            self.tick(force=True)
+            self.bar.close()
+
+
+class RunProgress:
+    """A run's bars: the trials finished (unless `searching` is False), then the
+    confirmation's trainings."""
+
+    def __init__(self, study, n_trials: int, searching: bool = True) -> None:
+        self.search = LiveProgress(study, n_trials) if searching else None
+        self.confirm: tqdm | None = None
+
+    def tick(self) -> None:
+        if self.search is not None and self.confirm is None:
+            self.search.tick()
+
+    def confirming(self, tasks: list, epochs: int, workers: int) -> None:
+        """The search is done and the confirmation's `tasks` start."""
+        if self.search is not None:
+            self.search.close()
+        if tasks:
+            trials, seeds = sorted({t.number for t in tasks}), {t.seed for t in tasks}
+            print(f"Confirming trial(s) {', '.join(map(str, trials))} on {len(seeds)} fresh seed(s): {len(tasks)} "
+                  f"training(s) of {epochs} epochs on {workers} worker(s).", flush=True)
+            self.confirm = tqdm(total=len(tasks), desc="confirm", unit="training", file=sys.stderr,
+                                dynamic_ncols=True)
+            self._confirm_started = time.monotonic()
+
+    def confirmed(self) -> None:
+        if self.confirm is not None:
+            self.confirm.update(1)
+
+    def close(self) -> None:
+        if self.search is not None:
+            self.search.close()
+        if self.confirm is not None and not self.confirm.disable:
+            self.confirm.close()
+            print(f"Confirmed {self.confirm.n} of {self.confirm.total} training(s) in "
+                  f"{time.monotonic() - self._confirm_started:.1f} s.", flush=True)
+
+
+def say(line: str) -> None:
+    """One line to stderr that leaves a progress bar intact."""
+    tqdm.write(f"lrsearch: {line}", file=sys.stderr)
+
+
+def count_states(study) -> collections.Counter:
+    counts = collections.Counter({"COMPLETE": 0, "PRUNED": 0, "FAIL": 0, "RUNNING": 0})
+    counts.update(t.state.name for t in study.get_trials(deepcopy=False))
+    return counts
+
+
+def best_value(study) -> float | None:
+    from optuna.trial import TrialState
+
+    values = [t.value for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+              if t.value is not None and math.isfinite(t.value)]
+    if not values:
+        return None
+    return max(values) if study.direction.name == "MAXIMIZE" else min(values)
+
+
+def summary(study, top: int = 5) -> str:
+    """The top trials with their configuration (ranked by their mean over fresh seeds where
+    confirmed), then pruning and failure reasons counted."""
+    from lrsearch import results
+
+    shared = results.read_study(study)
+    trials = results.read_trials(study)
+    counts = collections.Counter(t.state for t in trials)
+    lines = [f"Study {study.study_name!r}: {len(trials)} trials - complete {counts['COMPLETE']}, "
+             f"pruned {counts['PRUNED']}, failed {counts['FAIL']}, running {counts['RUNNING']}."]
+    direction = study.direction.name.lower()
+    confirmed = results.confirmations(study)
+    objective = shared.objective or "value"
+    done = results.rank(trials, direction, confirmed, shared.objective)
+    if done:
+        shown = done[:top]
+        seeds = any(t.number in confirmed for t in shown)
+        by = f"mean {objective} on fresh seeds" if seeds else f"{objective} at the last epoch"
+        lines.append(f"\nTop {len(shown)} trials by {by}:")
+        fresh = f"  {'on fresh seeds':<28}" if seeds else ""
+        lines.append(f"  {'#':>4}  {'value':>8}{fresh}  {'best (epoch)':>14}  {'time':>6}  configuration")
+        for t in shown:
+            best = t.best(objective, direction)
+            best_text = f"{best[0]:.4g} ({best[1] + 1})" if best is not None else "-"
+            fresh = f"  {confirmed[t.number].describe() if t.number in confirmed else '-':<28}" if seeds else ""
+            lines.append(f"  {t.number:>4}  {t.value:>8.4g}{fresh}  {best_text:>14}  "
+                         f"{t.duration_s or 0:>5.1f}s  {describe(t.config or {})}")
+        for note in (results.verdict(trials, direction, confirmed, shared.objective),
+                     shared.objective and results.tie_note(trials, direction, confirmed, shared.objective)):
+            if note:
+                lines.append(note)
+    else:
+        lines.append("\nNo trial completed yet.")
+    pruned = collections.Counter(t.pruned_reason for t in trials if t.state == "PRUNED")
+    if pruned:
+        lines.append("\nPruned: " + ", ".join(f"{reason} {n}" for reason, n in pruned.most_common()))
+    failed = collections.Counter(t.fail_reason for t in trials if t.state == "FAIL")
+    if failed:
+        lines.append("Failed: " + "; ".join(f"{n} x {reason}" for reason, n in failed.most_common(3)))
+    return "\n".join(lines)

@@ -1,0 +1,30 @@
+"""Where trials are kept: opening a storage URL or journal file (`open_storage`) and a study
+in it (`open_study`), riding out outages (`ResilientStorage`), writing a trial's records
+behind its epochs (`WriteBackStorage`), checking and repairing journal files, and
+redacting passwords.
+
+The storage classes subclass Optuna's and are imported on first use, so that reading a
+storage's name or default stays free of Optuna.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from lrsearch.storage._journal import JournalDamagedError, check_journal, find_damage, repair_journal
+from lrsearch.storage._open import (DEFAULT_STORAGE, heartbeat_settings, is_url, open_storage, open_study,
+                                    optuna_cli_hint, passwords_of, redact, redact_text, require_storage)
+
+#: Name -> the module that holds it, imported (with Optuna) on first use.
+_WITH_OPTUNA = {"ResilientStorage": "_resilient", "rdb_under": "_resilient", "WriteBackStorage": "_writeback"}
+
+__all__ = ["DEFAULT_STORAGE", "JournalDamagedError", "check_journal", "find_damage", "heartbeat_settings", "is_url",
+           "open_storage", "open_study", "optuna_cli_hint", "passwords_of", "redact", "redact_text", "repair_journal",
+           "require_storage",
+           *_WITH_OPTUNA]
+
+
+def __getattr__(name: str):
+    if name in _WITH_OPTUNA:
+        return getattr(importlib.import_module(f"{__name__}.{_WITH_OPTUNA[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,12 @@
+"""A study: a study file or a study defined in Python (`define_study`), loaded and checked,
+with user code contained (`user_code`); the data forms `model.fit` takes (`load`); the
+direction of the objective; which stored study a command reads (`resolve_study`) and the
+study files of a folder (`list_studies`)."""
+
+from lrsearch.study._reference import StudyRef, list_studies, resolve_study
+from lrsearch.study.data import load
+from lrsearch.study._study_file import (PRUNERS, Settings, Study, define_study, load_study, pickle_study,
+                                        unpickle_study, user_code)
+
+__all__ = ["PRUNERS", "Settings", "Study", "StudyRef", "define_study", "list_studies", "load", "load_study",
+           "pickle_study", "resolve_study", "unpickle_study", "user_code"]

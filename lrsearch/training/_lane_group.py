@@ -1,0 +1,199 @@
+"""K lanes of one architecture in one compiled epoch.
+
+A small model's trial pays for per-step dispatch, not arithmetic, so trials of one
+architecture share their steps: a `LaneGroup` stacks K models' weights, optimizer
+slots and hyperparameters along a leading axis and trains all K in one compiled epoch,
+with `tf.vectorized_map` over Keras' `stateless_call` and `stateless_compute_loss`.
+Each lane keeps what a trial alone has: its initial weights, its own batch order
+(shuffled with its seed), its optimizer and schedule (`_lane_optimizer`; ReduceLROnPlateau
+through its callback), its metrics, and it stops at the batch where its loss becomes
+non-finite. Lanes need not be at the same epoch.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from lrsearch import internals
+from lrsearch.study import data
+from lrsearch.training import _epochs as fastfit
+from lrsearch.training._lane_optimizer import FIELDS, IDLE, KINDS, LaneOptimizer, learning_rate, update
+
+
+class SparseGradients(ValueError):
+    """A model whose gradients are sparse, which lanes cannot train as Keras does."""
+
+
+class LaneGroup:
+    """K lanes of one architecture: stacked variables and the compiled epoch that trains
+    the lanes in use. A lane's trainable weights, and its optimizer's two slots, are
+    each one flat vector, so that an optimizer step is a few ops however many variables
+    the model has. Not thread-safe; `Lanes` serialises calls."""
+
+    def __init__(self, template: keras.Model, train, val, *, loss, metrics, batch_size: int, lanes: int,
+                 lenient: bool = False) -> None:
+        self.template = template
+        self.k = lanes
+        self.lenient = lenient  # ops without a vectorised form run lane by lane in a loop, instead of failing
+        self.lane_by_lane: str | None = None  # then: the first such op, for people
+        self.n = data.rows(train)
+        self.batch_size = min(batch_size, self.n)
+        self.steps = math.ceil(self.n / self.batch_size)
+        self.train = data.map_arrays(tf.constant, train)
+        self.val = data.map_arrays(tf.constant, val)
+        self.val_rows = data.rows(val)
+        template.compile(optimizer="sgd", loss=loss, metrics=metrics)
+        internals.symbolic_build(template, data.take(self.train, self.batch_size))
+        self.loss_tracker = internals.loss_tracker(template)
+        template.reset_metrics()
+        self.metric_start = [tf.constant(v.numpy()) for v in template.metrics_variables]
+
+        if any(v.dtype != "float32" for v in template.trainable_variables):
+            raise TypeError("its weights are not all float32 (mixed precision)")
+        self.shapes = [tuple(v.shape) for v in template.trainable_variables]
+        self.sizes = [math.prod(shape) for shape in self.shapes]
+        self.weights = tf.Variable(tf.stack([self._flat(template.trainable_variables)] * lanes), trainable=False)
+        self.states = [tf.Variable(tf.stack([v.value] * lanes), trainable=False)
+                       for v in template.non_trainable_variables]
+        self.m = tf.Variable(tf.zeros_like(self.weights), trainable=False)
+        self.v = tf.Variable(tf.zeros_like(self.weights), trainable=False)
+        internals.vectorize_bitcast()  # Keras' losses bitcast (`signbit`) inside the vectorized step
+        self.run_epoch = tf.function(self._epoch, autograph=False)
+
+    # ------------------------------------------------------------------ host side
+
+    def load(self, lane: int, model: keras.Model, optimizer: LaneOptimizer) -> None:
+        """Start `lane` as `model` (same architecture, initial weights) with `optimizer`."""
+        self.weights[lane].assign(self._flat(model.trainable_variables))
+        for stack, variable in zip(self.states, model.non_trainable_variables):
+            stack[lane].assign(variable.value)
+        start = optimizer.accumulator if optimizer.kind == KINDS.index("adagrad") else 0.0
+        self.m[lane].assign(tf.zeros(self.m.shape[1:]))
+        self.v[lane].assign(tf.fill(self.v.shape[1:], start))
+
+    def lane_weights(self, lane: int) -> list[np.ndarray]:
+        """The trainable weights of `lane`, shaped as the model's variables."""
+        return [part.numpy() for part in self._views(self.weights[lane])]
+
+    @staticmethod
+    def _flat(variables) -> tf.Tensor:
+        return tf.concat([tf.reshape(v.value, [-1]) for v in variables], 0)
+
+    def _views(self, flat) -> list:
+        return [tf.reshape(part, shape) for part, shape in zip(tf.split(flat, self.sizes), self.shapes)]
+
+    def trace(self) -> None:
+        """Compile the epoch and evaluation functions (no lane trains); raises what
+        vectorising the model raises."""
+        idle = {name: np.full(self.k, getattr(IDLE, name), np.float32) for name in FIELDS}
+        orders = np.tile(np.arange(self.n, dtype=np.int32), (self.k, 1))
+        self.epoch(orders, idle, np.zeros(self.k, np.float32), np.zeros(self.k, bool))
+
+    def epoch(self, orders: np.ndarray, hyper: dict[str, np.ndarray], steps: np.ndarray, active: np.ndarray):
+        """Train the `active` lanes one epoch from their `steps` (iterations so far), each in
+        its row of `orders`. Per-lane numpy results: (logs by name, finite, lr at the end)."""
+        table = np.stack([np.asarray(hyper[name], np.float32) for name in FIELDS])  # one tensor: one conversion
+        logs, finite, lr = self.run_epoch(tf.constant(orders), tf.constant(table), tf.constant(steps, tf.float32),
+                                          tf.constant(active))
+        return {name: value.numpy() for name, value in logs.items()}, finite.numpy(), lr.numpy()
+
+    # ----------------------------------------------------------------- compiled
+
+    def _lane_step(self, args):
+        weights, states, metrics, m, v, h, step, batch = args
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(batch)
+        model = self.template
+        with tf.GradientTape() as tape:
+            tape.watch(weights)
+            views = self._views(weights)
+            y_pred, states = model.stateless_call(views, states, x, training=True)
+            loss, (_, states, metrics) = model.stateless_compute_loss(
+                views, states, metrics, x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
+        gradients = tape.gradient(loss, views)
+        if any(isinstance(g, tf.IndexedSlices) for g in gradients):
+            raise SparseGradients("its gradients are sparse (an Embedding layer), which lanes do not update as "
+                                   "Keras does")
+        gradient = tf.concat([tf.reshape(g, [-1]) for g in gradients], 0)
+        weights, m, v = update(h, step, learning_rate(h, step), weights, gradient, m, v)
+        metrics = self._update_metrics(metrics, loss, x, y, y_pred, sample_weight)
+        finite = tf.reduce_all(tf.math.is_finite(self._loss(metrics)))
+        return weights, states, metrics, m, v, finite
+
+    def _update_metrics(self, metrics, loss, x, y, y_pred, sample_weight):
+        model = self.template
+        with keras.StatelessScope(state_mapping=list(zip(model.metrics_variables, metrics))) as scope:
+            self.loss_tracker.update_state(loss, sample_weight=tf.shape(tf.nest.flatten(x)[0])[0])
+            model.compute_metrics(x, y, y_pred, sample_weight)
+        return [scope.get_current_value(v) for v in model.metrics_variables]
+
+    def _loss(self, metrics):
+        model = self.template
+        with keras.StatelessScope(state_mapping=list(zip(model.metrics_variables, metrics))):
+            return self.loss_tracker.result()
+
+    def _results(self, metrics):
+        model = self.template
+        with keras.StatelessScope(state_mapping=list(zip(model.metrics_variables, metrics))):
+            return model.get_metrics_result()
+
+    def _epoch(self, orders, table, steps, active):
+        """Train (see `epoch`), then evaluate the lanes' new weights, in one call."""
+        logs, finite, lr = self._train_epoch(orders, dict(zip(FIELDS, tf.unstack(table))), steps, active)
+        logs.update({f"val_{name}": value for name, value in self._evaluate().items()})
+        return logs, finite, lr
+
+    def _train_epoch(self, orders, hyper, steps, active):
+        k = self.k
+        metrics = [tf.stack([start] * k) for start in self.metric_start]
+        state = (self.weights.value(), [s.value() for s in self.states], metrics, self.m.value(), self.v.value(),
+                 steps, active)
+
+        def body(i, weights, states, metrics, m, v, step, running):
+            rows = orders[:, i * self.batch_size: tf.minimum((i + 1) * self.batch_size, self.n)]
+            batch = data.map_arrays(lambda t: tf.gather(t, rows), self.train)
+            new = tf.vectorized_map(self._lane_step, (weights, states, metrics, m, v, hyper, step, batch),
+                                    fallback_to_while_loop=self.lenient)
+            *new, finite = new
+            old = (weights, states, metrics, m, v)
+            kept = tf.nest.map_structure(lambda a, b: _select(running, a, b), tuple(new), old)
+            return (i + 1, *kept, step + tf.cast(running, tf.float32), running & finite)
+
+        loop = tf.while_loop(lambda i, *rest: i < self.steps, body, (tf.constant(0), *state),
+                             parallel_iterations=1)
+        _, weights, states, metrics, m, v, step, running = loop
+        for target, value in zip([self.weights, *self.states, self.m, self.v], [weights, *states, m, v]):
+            target.assign(value)
+        logs = tf.vectorized_map(self._results, metrics, fallback_to_while_loop=self.lenient)
+        finite = running | ~active
+        return logs, finite, tf.vectorized_map(lambda a: learning_rate(a[0], a[1]), (hyper, step))
+
+    def _evaluate(self):
+        k = self.k
+        metrics = [tf.stack([start] * k) for start in self.metric_start]
+        model = self.template
+        weights = self.weights.value()
+        states = [s.value() for s in self.states]
+        for start in range(0, self.val_rows, fastfit.EVAL_BATCH):
+            batch = data.map_arrays(lambda t: t[start:start + fastfit.EVAL_BATCH], self.val)
+            x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(batch)
+
+            def lane(args):
+                w, s, mv = args
+                w = self._views(w)
+                y_pred, s = model.stateless_call(w, s, x, training=False)
+                loss, (_, s, mv) = model.stateless_compute_loss(w, s, mv, x=x, y=y, y_pred=y_pred,
+                                                                sample_weight=sample_weight, training=False)
+                return self._update_metrics(mv, loss, x, y, y_pred, sample_weight)
+
+            metrics = tf.vectorized_map(lane, (weights, states, metrics), fallback_to_while_loop=self.lenient)
+        return tf.vectorized_map(self._results, metrics, fallback_to_while_loop=self.lenient)
+
+
+def _select(mask, new, old):
+    """`new` in the lanes of `mask`, `old` elsewhere (lanes lead every tensor)."""
+    shape = tf.concat([tf.shape(mask), tf.ones([tf.rank(new) - 1], tf.int32)], 0)
+    return tf.where(tf.reshape(mask, shape), new, old)

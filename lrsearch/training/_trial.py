@@ -1,0 +1,267 @@
+"""One trial: build the study's model, compile it with the trial's learning-rate
+configuration, train it, and record what happened.
+
+What a trial records (its device and configuration, then its history and training
+time) goes through `lrsearch.results._record`; the pruning callback adds why it was pruned.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import threading
+import time
+from typing import Any
+
+import keras
+import optuna
+
+from lrsearch import internals, results
+from lrsearch.errors import StudyFileError
+from lrsearch.lr import LearningRateMonitor, LRConfig, make_callbacks, make_optimizer, suggest
+from lrsearch.study import Study, data, user_code
+from lrsearch.training import _architecture as architecture, _epochs as fastfit, _lanes as lanes
+from lrsearch.training._pruning import PruningCallback
+
+
+#: Compiled models a worker keeps: one per optimizer and schedule kind of one architecture.
+KEPT_MODELS = 16
+
+
+class TrialRunner:
+    """Holds a study's data once per process and trains its trials: one at a time, or
+    one per thread in lanes once `use_lanes` said yes."""
+
+    def __init__(self, study: Study, epochs: int | None = None, device: str = "cpu") -> None:
+        self.study = study
+        self.settings = study.settings
+        self.epochs = epochs or study.settings.epochs
+        self.device = device
+        self._recorded_steps = False
+        self._steps: int | None = None
+        self.train, self.val = data.load(study)
+        self.trainer = fastfit.Trainer(self.train, self.val, loss=self.settings.loss,
+                                       metrics=self.settings.compile_metrics,
+                                       batch_size=self.settings.batch_size,
+                                       keep=KEPT_MODELS if self.settings.keep_compiled else 0)
+        self.lanes = 1
+        self._building = threading.Lock()  # threads in lanes share the global seed
+
+    def use_lanes(self, count: int, model: keras.Model, optimizer: keras.optimizers.Optimizer) -> str | None:
+        """Train trials in `count` lanes (threads calling this runner at once) if models
+        like `model` with `optimizer` can; None if so, else why not."""
+        if not self.settings.keep_compiled:
+            return "settings.keep_compiled is off"
+        trainer = lanes.Lanes(self.train, self.val, loss=self.settings.loss, metrics=self.settings.compile_metrics,
+                              batch_size=self.settings.batch_size, lanes=count, alone=self.trainer)
+        why = trainer.why_not(model, optimizer)
+        if why is None:
+            self.trainer, self.lanes = trainer, count
+        return why
+
+    def steps_per_epoch(self) -> int:
+        if self._steps is None:
+            try:
+                self._steps = data.steps_per_epoch(self.train, self.settings.batch_size)
+            except ValueError as exc:
+                raise StudyFileError(self.study.path, f"data(): {exc}") from None
+        return self._steps
+
+    def new_model(self, trial: Any, config: LRConfig) -> tuple[keras.Model, keras.optimizers.Optimizer]:
+        """The study's model, uncompiled, and a fresh optimizer for `config`."""
+        model = self.study.build_model(trial, passthrough=(optuna.TrialPruned,))
+        if not isinstance(model, keras.Model):
+            raise StudyFileError(self.study.path, f"build_model() must return a Keras model, but returned "
+                                                  f"{type(model).__name__}.")
+        return model, make_optimizer(config, self.steps_per_epoch(), self.epochs)
+
+    def build(self, trial: Any, config: LRConfig) -> keras.Model:
+        """The study's model, compiled with `config`'s optimizer."""
+        model, optimizer = self.new_model(trial, config)
+        try:
+            model.compile(optimizer=optimizer, loss=self.settings.loss, metrics=self.settings.compile_metrics)
+        except (ValueError, TypeError) as exc:
+            raise StudyFileError(self.study.path, f"compiling the model with settings loss={self.settings.loss!r}, "
+                                                  f"metrics={self.settings.compile_metrics!r} failed: {exc}") from exc
+        return model
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        """The Optuna objective: the monitored metric at the last epoch."""
+        seed = self.settings.seed + trial.number
+        started = time.perf_counter()
+        config = suggest(trial, self.study.space)
+        if not self._recorded_steps:  # what `lrsearch export` needs to replay a 1cycle trial
+            results.write_study(trial.study, steps_per_epoch=self.steps_per_epoch())
+            self._recorded_steps = True
+        results.write_trial_config(trial, self.device, config.to_dict())
+        recorder = keras.callbacks.History()  # before the pruning callback: keeps the last epoch
+        callbacks = [LearningRateMonitor(), recorder,
+                     *make_callbacks(config, self.settings.objective, self.settings.direction),
+                     *self.study_callbacks(trial),
+                     PruningCallback(trial, self.settings.objective, self.settings.direction,
+                                     self.settings.stall_window)]
+        try:
+            model, optimizer = self.seeded_model(trial, config, seed, fresh_names=self.lanes == 1)
+            self.trainer.fit(model, optimizer, epochs=self.epochs, callbacks=callbacks, seed=seed)
+        finally:
+            self._record(trial, recorder.history, time.perf_counter() - started)
+        return float(recorder.history[self.settings.objective][-1])
+
+    def seeded_model(self, trial: Any, config: LRConfig, seed: int, fresh_names: bool):
+        """`new_model`, built, its initial weights drawn from `seed`; with `fresh_names`
+        Keras' layer names start afresh, as the kept models' signatures need (not while
+        other threads build models: lanes ignore names)."""
+        with self._building:
+            if fresh_names:
+                internals.reset_layer_names()
+            internals.seed_keras(seed)
+            model, optimizer = self.new_model(trial, config)
+            if not model.built:
+                model(data.take(self.train, 1)[0])
+            return model, optimizer
+
+    def retrain(self, config: LRConfig, params: dict, seed: int) -> float | None:
+        """Train a finished trial's configuration again on `seed`, as its trial trained
+        but without pruning: the objective at the last epoch, None if it diverged.
+        `params` are the trial's, which answer the builder's own suggestions."""
+        trial = optuna.trial.FixedTrial(params)
+        recorder = keras.callbacks.History()
+        callbacks = [LearningRateMonitor(), recorder,  # `lr` in the logs, as the study's callbacks see it in trials
+                     *make_callbacks(config, self.settings.objective, self.settings.direction),
+                     *self.study_callbacks(trial)]
+        model, optimizer = self.seeded_model(trial, config, seed, fresh_names=self.lanes == 1)
+        self.trainer.fit(model, optimizer, epochs=self.epochs, callbacks=callbacks, seed=seed)
+        values = recorder.history.get(self.settings.objective, [])  # fewer than epochs if a callback stopped it
+        finished = values and fastfit.NONFINITE_KEY not in recorder.history and math.isfinite(values[-1])
+        return float(values[-1]) if finished else None
+
+    def study_callbacks(self, trial: Any) -> list[keras.callbacks.Callback]:
+        """The study file's callbacks(trial), checked, each run inside `user_code`: what
+        one raises fails its training with the file named."""
+        made = self.study.call_callbacks(trial)
+        if not isinstance(made, (list, tuple)) or not all(isinstance(c, keras.callbacks.Callback) for c in made):
+            raise StudyFileError(self.study.path, f"callbacks() must return a list of Keras callbacks, but returned "
+                                                  f"{made!r:.200}.")
+        return [_StudyCallback(self.study.path, callback) for callback in made]
+
+    def _record(self, trial: optuna.Trial, history: dict, duration: float) -> None:
+        results.write_trial_end(trial, {k: v for k, v in history.items() if k != fastfit.NONFINITE_KEY}, duration)
+
+
+class _StudyCallback(keras.callbacks.Callback):
+    """A study file's callback with its epoch-level hooks run inside `user_code` (the
+    epoch loops call no batch-level hooks)."""
+
+    def __init__(self, path, callback: keras.callbacks.Callback) -> None:
+        super().__init__()
+        self.path, self.callback = path, callback
+
+    def set_model(self, model) -> None:
+        self.callback.set_model(model)
+
+    def set_params(self, params) -> None:
+        self.callback.set_params(params)
+
+    def _hook(self, name: str, *args) -> None:
+        with user_code(self.path, f"callbacks(): {type(self.callback).__name__}.{name}()", (optuna.TrialPruned,)):
+            getattr(self.callback, name)(*args)
+
+    def on_train_begin(self, logs=None) -> None:
+        self._hook("on_train_begin", logs)
+
+    def on_epoch_begin(self, epoch, logs=None) -> None:
+        self._hook("on_epoch_begin", epoch, logs)
+
+    def on_epoch_end(self, epoch, logs=None) -> None:
+        self._hook("on_epoch_end", epoch, logs)
+
+    def on_train_end(self, logs=None) -> None:
+        self._hook("on_train_end", logs)
+
+
+@dataclasses.dataclass(frozen=True)
+class Preflight:
+    """What the check before the first trial found: how trials train (in words), and
+    the model (`architecture.describe`) when `build_model` suggests nothing of its own."""
+
+    training_path: str
+    model: dict | None
+
+
+def preflight(runner: TrialRunner, lane_count: int | None = 1, lane_cap: int = lanes.MAX_LANES,
+              device_kind: str = "cpu") -> Preflight:
+    """Check the study file against Keras before any real trial: the builder returns a
+    Keras model that takes the data and loss, and the objective is in the logs. Raises
+    StudyFileError. It runs one eager `test_step` on a batch: tracing a training step
+    here would cost a worker a second at start-up, and the first trial trains anyway.
+    With `lane_count` > 1 (None: as many as suit the model and `device_kind`, at most
+    `lane_cap`, and one for a study file with callbacks(), which lanes would give a stand-in
+    model) it sets the runner to train in lanes if this model can (tracing the lanes'
+    step, which the trials then use)."""
+    study = runner.study
+    probe = optuna.create_study(direction=study.settings.direction).ask()
+    keras.backend.clear_session(free_memory=False)
+    config = suggest(probe, study.space)
+    space_params = set(probe.params)
+    model = runner.build(probe, config)
+    try:
+        logged = sorted(model.test_step(data.first_batch(runner.train, study.settings.batch_size)))
+    except Exception as exc:
+        raise StudyFileError(study.path, f"evaluating one batch with settings loss={study.settings.loss!r}, "
+                                         f"metrics={study.settings.compile_metrics!r} failed: "
+                                         f"{type(exc).__name__}: {exc}") from exc
+    logged += [f"val_{name}" for name in logged]
+    if study.settings.objective not in logged:
+        raise StudyFileError(study.path, f"the objective {study.settings.objective!r} is not logged by this "
+                                         f"model; it logs {logged}. Set settings.objective to one of them "
+                                         f"or add the metric to settings.metrics.")
+    fixed = set(probe.params) == space_params
+    path = fastfit.training_path(model, runner.train, runner.val)
+    if lane_count is None and study.callbacks is not None:
+        lane_count = 1
+        path += (", one trial at a time, because the study file's callbacks() get a stand-in for the model in "
+                 "lanes (--lanes K trains in lanes all the same)")
+    if lane_count is None:
+        lane_count = lanes.auto_count(model, study.settings.batch_size, device_kind, lane_cap)
+    if lane_count > 1:
+        why_not = runner.use_lanes(lane_count, model, model.optimizer)
+        if why_not is not None:
+            path += f", one trial at a time, because {why_not}"
+        else:
+            path += f", {lane_count} trials at once in lanes"
+            op = runner.trainer.lane_by_lane(model)
+            if op:
+                path += f" ({op} and other ops without a vectorised form run lane by lane)"
+    found = Preflight(path, architecture.describe(model) if fixed else None)
+    keras.backend.clear_session(free_memory=False)
+    return found
+
+
+def train(
+    study: Study | str,
+    config: LRConfig | dict,
+    *,
+    epochs: int | None = None,
+    seed: int | None = None,
+    model_params: dict | None = None,
+) -> dict[str, list[float]]:
+    """Train the study's model once with `config`, without Optuna or pruning, and return
+    its per-epoch logs (`lr` included). `model_params` answers the builder's own
+    `trial.suggest_*` calls, if it makes any."""
+    from lrsearch.study import load_study
+
+    if not isinstance(study, Study):
+        study = load_study(study)
+    if isinstance(config, dict):
+        config = LRConfig.from_dict(config)
+    runner = TrialRunner(study, epochs=epochs)
+    seed = study.settings.seed if seed is None else seed
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(seed)
+    model = runner.build(optuna.trial.FixedTrial(model_params or {}), config)
+    recorder = keras.callbacks.History()
+    callbacks = [LearningRateMonitor(), recorder,
+                 *make_callbacks(config, study.settings.objective, study.settings.direction)]
+    fastfit.fit(model, runner.train, runner.val, epochs=runner.epochs, batch_size=study.settings.batch_size,
+                callbacks=callbacks, seed=seed)
+    return dict(recorder.history)

@@ -1,0 +1,31 @@
+"""Worker processes over GPUs or CPU cores that share one Optuna storage: a study's trials run in `spawn`ed
+workers (several at once in lanes where the model allows) under a parent that never imports TensorFlow.
+
+Both sides of the process boundary:
+  `_job`            the `Job` the parent hands each worker, `open_study`, the sampler's seed, the exit codes;
+  `_messages`       the typed messages between them: events from a worker, orders from the parent;
+  `_claims`         the claim locks (this machine's, made by the parent, and PostgreSQL's across machines) under
+                    which a worker creates its next trial, so that a study ends with exactly `n_trials`.
+Worker side (the spawned process):
+  `_worker`         its entry point and start-up (device first, then TensorFlow, then the job), its link to the
+                    parent, and the confirmation trainings it serves once the study is full;
+  `_trials`         its trial loop, one thread a lane.
+Parent side:
+  `_supervisor`     `Supervisor`: starts, replaces and stops the workers, handles Ctrl-C and SIGTERM, and acts on
+                    their events;
+  `_processes`      the parent's end of each worker: its process and its two pipes;
+  `_confirmations`  `Confirming` and the queue that hands confirmation trainings to idle lanes and records
+                    their values;
+  `_recovery`       fails the trials of dead workers and of runs killed outright, and tells which RUNNING trials a
+                    live worker elsewhere may still finish.
+A worker writes its trial's reports behind (`lrsearch.storage._writeback`), heartbeats fail the trials of a
+machine that vanished, and storage outages are waited out (`lrsearch.storage._resilient`).
+"""
+
+from lrsearch.workers._claims import claimed_trials
+from lrsearch.workers._confirmations import Confirming
+from lrsearch.workers._job import Job, open_study
+from lrsearch.workers._recovery import fail_dead_local_trials
+from lrsearch.workers._supervisor import Supervisor
+
+__all__ = ["Confirming", "Job", "Supervisor", "claimed_trials", "fail_dead_local_trials", "open_study"]

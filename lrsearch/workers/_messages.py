@@ -1,0 +1,96 @@
+"""The messages between the parent and its workers: small frozen dataclasses that pickle through the
+multiprocessing pipes between them.
+
+A worker sends `Event`s on its pipe to the parent (from any of its lanes' threads); the parent sends
+`Order`s on its pipe to the worker: the job first, then, once the study is full and the run confirms,
+the confirmation trainings one at a time and a dismissal.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from lrsearch.results import Task
+    from lrsearch.workers._job import Job
+
+# --------------------------------------------------------------------------- worker -> parent
+
+
+@dataclasses.dataclass(frozen=True)
+class Ready:
+    """The worker loaded the study and passed the preflight check; its trials train with `training_path`."""
+
+    training_path: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Fatal:
+    """The run must stop, for `message` (which would be the same in every worker, so none is restarted).
+    `internal`: lrsearch's own bug, which makes the parent raise InternalError once the workers are gone."""
+
+    message: str
+    internal: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class StorageLost:
+    """The storage stayed unavailable longer than the worker waits for it; the run stops."""
+
+    message: str
+
+
+@dataclasses.dataclass(frozen=True)
+class TrialEnded:
+    """A trial the worker ran ended in `state` ("COMPLETE", "PRUNED" or "FAIL", with `fail_reason`)."""
+
+    state: str
+    fail_reason: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class Idle:
+    """One of the worker's lanes waits for a confirmation training."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Confirmed:
+    """A confirmation training ended with `value` (None where it diverged)."""
+
+    task: Task
+    value: float | None
+
+
+@dataclasses.dataclass(frozen=True)
+class ConfirmFailed:
+    """A confirmation training raised, for `reason`; the run goes on."""
+
+    task: Task
+    reason: str
+
+
+# --------------------------------------------------------------------------- parent -> worker
+
+
+@dataclasses.dataclass(frozen=True)
+class RunJob:
+    """The job of the run: the first order, sent as soon as the parent has it."""
+
+    job: Job
+
+
+@dataclasses.dataclass(frozen=True)
+class Confirm:
+    """Retrain `task` on a free lane and send its `Confirmed` (or `ConfirmFailed`), then `Idle`."""
+
+    task: Task
+
+
+@dataclasses.dataclass(frozen=True)
+class Dismiss:
+    """No confirmation training is left for the worker (or the study must search again): it ends."""
+
+
+Event = Ready | Fatal | StorageLost | TrialEnded | Idle | Confirmed | ConfirmFailed
+Order = RunJob | Confirm | Dismiss

@@ -1,0 +1,306 @@
+"""The parent of a run's workers (`Supervisor`), which never imports TensorFlow: it starts a worker per slot
+(`_processes`), hands each the job, acts on the events they send, replaces one that dies (failing the trials it
+was running, `_recovery`), stops the run after several failures in a row, hands out the confirmation
+(`_confirmations`), and handles Ctrl-C: the first lets running trials finish, the second (or SIGTERM) kills them
+(marked failed). A run does not end while trials of live workers elsewhere are still RUNNING.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import signal
+import sys
+import threading
+import time
+from typing import Callable
+
+from lrsearch import internals, results
+from lrsearch.devices import Slot
+from lrsearch.errors import InternalError, StorageUnavailableError
+from lrsearch.results import worker_tag
+from lrsearch.workers._claims import claimed_trials
+from lrsearch.workers._confirmations import ConfirmationQueue, Confirming
+from lrsearch.workers._job import EXIT_FATAL, EXIT_STORAGE, MAX_FAILURES_IN_A_ROW, Job
+from lrsearch.workers._messages import (ConfirmFailed, Confirmed, Event, Fatal, Idle, Ready, RunJob, StorageLost,
+                                        TrialEnded)
+from lrsearch.workers._processes import WorkerProcesses
+from lrsearch.workers._recovery import describe_exit, fail_dead_local_trials, fail_trials_of, live_running
+
+#: Seconds between the parent's checks for trials whose heartbeats stopped.
+STALE_CHECK_INTERVAL = 5.0
+
+
+@dataclasses.dataclass
+class Outcome:
+    interrupted: bool = False
+    fatal: str | None = None
+    failure_streak: str | None = None
+    storage_error: str | None = None
+    replaced_workers: int = 0
+    confirm_failures: list[str] = dataclasses.field(default_factory=list)
+    confirmation_left: bool = False  # the run stopped before its confirmation was done
+
+
+class Supervisor:
+    """Start, watch and replace the workers of one run."""
+
+    def __init__(self, slots: list[Slot],
+                 say: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True)) -> None:
+        self.slots, self.say = slots, say
+        self.job: Job | None = None
+        self.study = None
+        self.on_tick: Callable[[], None] = lambda: None
+        self.workers = WorkerProcesses(slots)
+        self.outcome = Outcome()
+        self.confirmations = ConfirmationQueue(self.workers.send, self.outcome.confirm_failures)
+        self.ready: set[int] = set()  # workers past loading the data and the preflight check
+        self.training_path: str | None = None
+        self._waiting_note: str | None = None
+        self._interrupts = 0
+        self._kill_reason: str | None = None
+        self._failures_in_a_row = 0
+        self._deaths_without_trial = 0
+        self._internal_error: str | None = None  # a worker hit lrsearch's own bug: `run` raises it
+
+    def prestart(self) -> None:
+        """Start a worker per slot before the job is known: each sets its device and
+        imports TensorFlow (seconds) while the parent loads the study file (which may
+        import TensorFlow too) and opens the storage; `run` hands them the job."""
+        for index in range(len(self.slots)):
+            self._start(index)
+
+    def close(self) -> None:
+        """End the workers of a run that did not happen (`prestart` without `run`)."""
+        for index in list(self.workers.processes):
+            self._kill(index, "the run did not start")
+
+    def stop(self) -> None:
+        """No new trials; running ones finish."""
+        self.workers.stop_flag.value = 1
+
+    def stopping(self) -> bool:
+        return bool(self.workers.stop_flag.value)
+
+    def remaining(self) -> int:
+        return self.job.n_trials - claimed_trials(self.study)
+
+    def run(self, job: Job, study, on_tick: Callable[[], None] | None = None,
+            confirming: Confirming | None = None) -> Outcome:
+        """Run `job` on `study` (an Optuna study on a storage from
+        `lrsearch.storage._open.open_storage`) until it is full, and confirmed with `confirming`
+        (which needs `job.confirm`). Raises InternalError, once the workers are gone,
+        if one of them hit it."""
+        self.job, self.study = job, study
+        self.confirmations.begin(confirming, study)
+        self.on_tick = on_tick or self.on_tick
+        storage = internals.storage_of(study)
+        if hasattr(storage, "abort"):  # a second Ctrl-C ends a wait for the storage
+            storage.abort = lambda: self._kill_reason is not None
+        for index in self.workers.processes:
+            self.workers.send(index, RunJob(job))
+        main_thread = threading.current_thread() is threading.main_thread()  # only it may handle signals
+        previous = {signum: signal.signal(signum, self._on_signal)
+                    for signum in ((signal.SIGINT, signal.SIGTERM) if main_thread else ())}
+        try:
+            self._supervise()
+        except StorageUnavailableError as exc:
+            self.outcome.storage_error = str(exc)
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+            self._kill_all("the run was stopped")
+        if not self.outcome.storage_error:
+            fail_dead_local_trials(self.study)
+        if self._internal_error:
+            raise InternalError(self._internal_error)
+        self.outcome.confirmation_left = self.confirmations.left()
+        return self.outcome
+
+    def _supervise(self) -> None:
+        """Start the workers the run needs, then tick until none is left here and none is
+        awaited elsewhere, failing trials whose heartbeats stopped now and then."""
+        fail_dead_local_trials(self.study)
+        results.fail_stale_trials(self.study)
+        if self._work_left():
+            for index in range(len(self.slots)):
+                if index not in self.workers.processes:
+                    self._start(index)
+        checked = time.monotonic()
+        while self.workers.processes or self._waiting_for_others():
+            self._tick()
+            if time.monotonic() - checked >= STALE_CHECK_INTERVAL:
+                results.fail_stale_trials(self.study)
+                checked = time.monotonic()
+            time.sleep(0.25)
+
+    def _tick(self) -> None:
+        """Kill what the run's stop asks to, read the workers' events, replace the dead, hand
+        out the confirmation, and let the caller update its display."""
+        if self._kill_reason:
+            self._kill_all(self._kill_reason)
+        elif self.stopping():
+            self._kill_unready()
+        self._drain_events()
+        self._reap()
+        self.confirmations.step(self.stopping(), self.remaining, self._live_running)
+        self.on_tick()
+
+    def _waiting_for_others(self) -> bool:
+        """With no worker left here: start them again if the study lost trials (one
+        elsewhere failed), and keep the run going while trials of live workers elsewhere
+        are RUNNING (failing those whose heartbeats stop), so that it never ends on a
+        trial that nobody will finish."""
+        if self.stopping():
+            return False
+        if self._work_left():
+            for index in range(len(self.slots)):
+                self._start(index)
+            return True
+        return bool(self._live_running())
+
+    def _work_left(self) -> bool:
+        """Trials to claim, or a confirmation not finished."""
+        return self.remaining() > 0 or self.confirmations.left()
+
+    def _live_running(self) -> list[str]:
+        """The workers of RUNNING trials that may still finish them; says once which run
+        elsewhere than in this run's workers."""
+        tags, heartbeats = live_running(self.study)
+        ours = {worker_tag(process.pid) for process in self.workers.processes.values()}
+        others = sorted(set(tags) - ours)
+        if others:
+            note = (f"Waiting for {len([t for t in tags if t not in ours])} trial(s) running in {', '.join(others)}"
+                    + (" (a trial whose heartbeats stop is failed)" if heartbeats else "") + ".")
+            if note != self._waiting_note:
+                self.say(note)
+                self._waiting_note = note
+        return tags
+
+    # ----------------------------------------------------------------------- processes
+
+    def _start(self, index: int) -> None:
+        self.workers.start(index)
+        if self.job is not None:
+            self.workers.send(index, RunJob(self.job))
+
+    def _reap(self) -> None:
+        for index, process in list(self.workers.processes.items()):
+            if process.is_alive():
+                continue
+            process.join()
+            self._forget(index)
+            code = process.exitcode
+            if code in (EXIT_FATAL, EXIT_STORAGE):
+                continue
+            if code != 0:
+                self._fail_trials_of(process.pid, f"worker died: {describe_exit(code)}")
+                self._deaths_without_trial += 1
+                if self._deaths_without_trial >= 3 and not self.stopping():
+                    self.outcome.fatal = (f"workers keep dying ({describe_exit(code)}) before finishing a trial; "
+                                          f"run with --workers 1 --verbose to see why.")
+                    self.stop()
+            if self.stopping() or not self._work_left():
+                continue
+            if code != 0:
+                self.outcome.replaced_workers += 1
+            self._start(index)
+
+    def _forget(self, index: int) -> None:
+        """Drop a finished worker, reading what it sent before it ended; its confirmation
+        tasks go back to the queue."""
+        self._drain_events([index])
+        self.workers.close(index)
+        self.ready.discard(index)
+        self.confirmations.forget(index, self.stopping)
+
+    def _fail_trials_of(self, pid: int, reason: str) -> None:
+        held_lock = self.workers.claim_lock.free_if_held_by(pid)
+        if self.study is None:  # it never had a job
+            return
+        fail_trials_of(self.study, pid, held_lock, reason)
+
+    def _kill_all(self, reason: str) -> None:
+        for index in list(self.workers.processes):
+            self._kill(index, reason)
+
+    def _kill_unready(self) -> None:
+        """Stopping: end the workers still loading data or checking the model (which may
+        hang in the study file's code); they hold no trial."""
+        self._drain_events()
+        for index in list(self.workers.processes):
+            if index not in self.ready:
+                self._kill(index, "the run stopped while the worker was starting")
+
+    def _kill(self, index: int, reason: str) -> None:
+        process = self.workers.processes[index]
+        if process.is_alive():
+            process.kill()
+        process.join()
+        self._forget(index)
+        self._fail_trials_of(process.pid, reason)
+
+    def _on_signal(self, signum, frame) -> None:
+        """Ctrl-C: stop gracefully, or at once the second time; SIGTERM: at once. The main
+        loop does the killing, so that this handler never races it."""
+        self.outcome.interrupted = True
+        self.stop()
+        if signum == signal.SIGTERM:
+            self._kill_reason = "the run was terminated (SIGTERM)"
+            return
+        self._interrupts += 1
+        if self._interrupts == 1:
+            print("\nStopping: running trials finish, no new ones start (Ctrl-C again to stop now).",
+                  file=sys.stderr, flush=True)
+        else:
+            self._kill_reason = "interrupted by Ctrl-C"
+
+    # ----------------------------------------------------------------------- events
+
+    def _drain_events(self, indices=None) -> None:
+        self.workers.receive(self._on_event, indices)
+
+    def _on_event(self, index: int, event: Event) -> None:
+        """Act on `event` from worker `index`; InternalError for a message that is not an event."""
+        handler = self._HANDLERS.get(type(event))
+        if handler is None:
+            raise InternalError(f"worker {index} sent {event!r}, which is not an event the supervisor knows")
+        handler(self, index, event)
+
+    def _on_ready(self, index: int, event: Ready) -> None:
+        self.ready.add(index)
+        if self.training_path is None:
+            self.training_path = event.training_path
+            self.say(f"Trials train with {event.training_path}.")
+
+    def _on_fatal(self, index: int, event: Fatal) -> None:
+        self.outcome.fatal = event.message
+        if event.internal:
+            self._internal_error = event.message
+        self.stop()
+
+    def _on_storage_lost(self, index: int, event: StorageLost) -> None:
+        self.outcome.storage_error = event.message
+        self.stop()
+
+    def _on_idle(self, index: int, event: Idle) -> None:
+        self.confirmations.lane_idle(index)
+
+    def _on_confirmed(self, index: int, event: Confirmed) -> None:
+        self._deaths_without_trial = 0
+        self.confirmations.confirmed(index, event.task, event.value)
+
+    def _on_confirm_failed(self, index: int, event: ConfirmFailed) -> None:
+        self.confirmations.failed(index, event.task, event.reason)
+
+    def _on_trial_ended(self, index: int, event: TrialEnded) -> None:
+        self._deaths_without_trial = 0
+        self._failures_in_a_row = self._failures_in_a_row + 1 if event.state == "FAIL" else 0
+        if self._failures_in_a_row >= MAX_FAILURES_IN_A_ROW and not self.stopping():
+            self.outcome.failure_streak = (f"{self._failures_in_a_row} trials failed in a row; "
+                                           f"the last with: {event.fail_reason}")
+            self.stop()
+
+    _HANDLERS: dict[type, Callable[["Supervisor", int, Event], None]] = {
+        Ready: _on_ready, Fatal: _on_fatal, StorageLost: _on_storage_lost, Idle: _on_idle,
+        Confirmed: _on_confirmed, ConfirmFailed: _on_confirm_failed, TrialEnded: _on_trial_ended,
+    }

@@ -1,0 +1,112 @@
+"""The trial loop of a worker process: claim a trial, run it, tell the parent how it ended, in
+`runner.lanes` threads at once (`lrsearch.training._lanes`), until the study holds `n_trials`, the
+worker ran `options.recycle` trials (then it exits and is replaced: TensorFlow keeps memory for
+each model it traced, even after `clear_session`), the run says stop or is gone, or trials keep
+failing.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Callable
+
+from lrsearch import internals, results
+from lrsearch.errors import InternalError
+from lrsearch.results import worker_tag
+from lrsearch.workers._claims import Claim, claimed_trials
+from lrsearch.workers._job import MAX_FAILURES_IN_A_ROW, Job
+from lrsearch.workers._link import ParentLink
+from lrsearch.workers._messages import TrialEnded
+
+
+def run_trials(job: Job, study, runner, claim: Callable[[], Claim], link: ParentLink) -> bool:
+    """Claim and run trials until the study holds `n_trials`, `recycle` trials ran, the run
+    says stop or is gone, or trials keep failing; in `runner.lanes` threads at once, each
+    with its own `claim()`. True if the study is full. Raises the StudyFileExit or
+    InternalError that ended a trial."""
+    search = _Search(job, study, runner, link)
+    threads = [threading.Thread(target=search.loop, args=(claim(),), name=f"lrsearch-lane-{i}", daemon=True)
+               for i in range(1, runner.lanes)]
+    for thread in threads:
+        thread.start()
+    search.loop(claim())
+    for thread in threads:
+        thread.join()
+    if search.ended:
+        raise search.ended[0]
+    return search.full
+
+
+class _Search:
+    """What the threads of `run_trials` share: the trials they started, the failures in a
+    row, whether the study is full, and what ends the worker: a study file's attempt to
+    end the process, or lrsearch's own bug."""
+
+    def __init__(self, job: Job, study, runner, link: ParentLink) -> None:
+        self.job, self.study, self.runner, self.link = job, study, runner, link
+        self.tag = worker_tag()
+        self.lock = threading.Lock()
+        self.started = 0
+        self.failures_in_a_row = 0
+        self.full = False
+        self.ended: list = []  # a StudyFileExit or InternalError
+
+    def _go_on(self) -> bool:
+        with self.lock:
+            if (self.full or self.ended or self.started >= self.job.options.recycle
+                    or self.failures_in_a_row >= MAX_FAILURES_IN_A_ROW):  # failing trials take milliseconds: don't
+                return False  # race through the study before the parent reads the streak and stops the run
+            self.started += 1
+        return not self.link.stopped()  # told to stop, or the run itself is gone
+
+    def loop(self, claim: Claim) -> None:
+        """One lane: claim a trial and run it, as long as `_go_on` says."""
+        current: list = [None]  # the storage id of the trial being run
+        objective = self._objective(claim, current)
+        study = self.study
+        while self._go_on():
+            claim.acquire()
+            try:
+                results.fail_stale_trials(study)
+                if claimed_trials(study) >= self.job.n_trials:
+                    self.full = True
+                    return
+                current[0] = None
+                study.optimize(objective, n_trials=1, catch=(Exception,))
+            finally:
+                claim.release()
+            if self.ended:
+                return
+            if current[0] is not None:
+                self._ended(current[0])
+
+    def _objective(self, claim: Claim, current: list) -> Callable:
+        """The objective of one lane's trials: mark the trial as this worker's, free the claim
+        lock once Optuna created it, and record why it failed."""
+        import optuna
+
+        from lrsearch.errors import StudyFileError, StudyFileExit
+
+        def objective(trial):
+            results.write_worker(trial, self.tag)
+            claim.release()
+            current[0] = internals.trial_id(trial)
+            try:
+                return self.runner(trial)
+            except optuna.TrialPruned:
+                raise
+            except Exception as exc:
+                results.write_failure(trial, exc.problem if isinstance(exc, StudyFileError) else
+                                     f"{type(exc).__name__}: {exc}")
+                if isinstance(exc, (StudyFileExit, InternalError)):
+                    self.ended.append(exc)
+                raise
+
+        return objective
+
+    def _ended(self, trial_id: int) -> None:
+        """Count a trial that ended toward the failures in a row, and tell the parent."""
+        trial = results.read_trial(internals.storage_of(self.study).get_trial(trial_id))
+        with self.lock:
+            self.failures_in_a_row = self.failures_in_a_row + 1 if trial.state == "FAIL" else 0
+        self.link.tell(TrialEnded(trial.state, trial.fail_reason))

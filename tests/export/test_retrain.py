@@ -1,0 +1,130 @@
+"""lrsearch retrain and lrsearch.retrain: a real tiny search, its pick trained again and
+saved as a .keras model that loads and scores where lrsearch cannot be imported, --full-data,
+and the refusals."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import optuna
+import pytest
+
+from conftest import TINY, run_cli
+from lrsearch import results
+from lrsearch.storage import open_storage
+from lrsearch.study import load_study
+
+#: Loads a model where lrsearch is not importable: -I drops PYTHONPATH and the working
+#: folder; the editable install's finder is removed before anything imports lrsearch.
+WITHOUT_LRSEARCH = textwrap.dedent("""
+    import json, sys
+    sys.meta_path[:] = [f for f in sys.meta_path if not getattr(f, "__module__", "").startswith("__editable__")]
+    try:
+        import lrsearch
+    except ImportError:
+        pass
+    else:
+        sys.exit("lrsearch is importable here")
+    import keras, numpy as np
+    model = keras.saving.load_model(sys.argv[1])
+    val = np.load(sys.argv[2])
+    print(json.dumps(model.evaluate(val["x"], val["y"], verbose=0, return_dict=True)))
+""")
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory):
+    """A study file whose rates learn in 5 epochs, and a real run of 4 trials, confirmed."""
+    folder = tmp_path_factory.mktemp("retrain")
+    study_file = folder / "tiny.py"
+    study_file.write_text(TINY.read_text() + "\nspace = lrsearch.Space(lr=(1e-2, 0.3), peak_lr=(1e-2, 0.3))\n")
+    journal = str(folder / "tiny.journal")
+    run = run_cli("run", str(study_file), "--storage", journal, "--n-trials", "4", "--workers", "1",
+                  "--confirm", "2,2", "--no-report", cwd=folder)
+    assert run.returncode == 0, run.stderr
+    return study_file, journal
+
+
+def load(journal: str, name: str = "tiny") -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=open_storage(journal))
+
+
+def test_retrain_saves_the_pick_which_loads_and_scores_without_lrsearch(searched, tmp_path):
+    study_file, journal = searched
+    study = load(journal)
+    pick = results.rank(study.trials, "maximize", results.confirmations(study), "val_accuracy")[0]
+    output = tmp_path / "out" / "model.keras"
+    result = run_cli("retrain", str(study_file), "--storage", journal, "-o", str(output), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert f"Retraining trial {pick.number} " in result.stdout and "fresh seeds" in result.stdout
+    assert f"seed {3 + pick.number}, 5 epochs, on the training rows (100)" in result.stdout
+    history = json.loads((tmp_path / "out" / "model.history.json").read_text())
+    assert history["trial"] == pick.number and history["seed"] == 3 + pick.number and not history["full_data"]
+    assert history["config"] == pick.user_attrs["config"] and len(history["logs"]["lr"]) == 5
+    assert f"val_accuracy={history['value']:.4g} at the last epoch" in result.stdout
+
+    x_val, y_val = load_study(study_file).load_data()[1]
+    np.savez(tmp_path / "val.npz", x=x_val, y=y_val)
+    loaded = subprocess.run([sys.executable, "-I", "-c", WITHOUT_LRSEARCH, str(output), str(tmp_path / "val.npz")],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300, env={"PATH": "/usr/bin"})
+    assert loaded.returncode == 0, loaded.stderr
+    scores = json.loads(loaded.stdout.splitlines()[-1])
+    assert scores["accuracy"] == pytest.approx(history["value"], abs=1e-6)  # the model trained, saved as it was
+    assert scores["accuracy"] == pytest.approx(pick.value, abs=0.05)  # the trial replayed on its own seed
+
+
+def test_full_data_trains_on_both_splits_says_so_and_reports_training_metrics_only(searched, tmp_path):
+    study_file, journal = searched
+    result = run_cli("retrain", str(study_file), "--storage", journal, "--full-data", "--epochs", "2", "--seed", "7",
+                     "-o", str(tmp_path / "final.keras"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "seed 7, 2 epochs, on the training and validation rows (200)" in result.stdout
+    assert "Full data: no rows are held out, so only training metrics are reported" in result.stdout
+    assert "on the training rows (none are held out)" in result.stdout
+    history = json.loads((tmp_path / "final.history.json").read_text())
+    assert history["full_data"] and history["data"] == "the training and validation rows (200)"
+    assert history["objective"] == "accuracy" and not any(key.startswith("val_") for key in history["logs"])
+    assert len(history["logs"]["loss"]) == 2
+
+
+def test_the_python_function_returns_the_model_and_its_history(searched):
+    import keras
+
+    import lrsearch
+
+    study_file, journal = searched
+    trial = next(t.number for t in load(journal).trials if t.state.name == "COMPLETE")
+    model, history = lrsearch.retrain(study_file, storage=journal, trial=trial, epochs=1, verbose=False)
+    assert "retrain" in lrsearch.__all__
+    assert isinstance(model, keras.Model) and history["trial"] == trial and len(history["logs"]["lr"]) == 1
+
+
+def test_refusals_say_why_without_a_traceback(searched, tmp_path):
+    study_file, journal = searched
+    study = load(journal)
+    other = next((t.number for t in study.trials if t.state.name != "COMPLETE"), None)
+    empty = str(tmp_path / "empty.journal")
+    failed = optuna.create_study(study_name="tiny", storage=open_storage(empty))
+    failed.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL))
+    edited = tmp_path / "tiny.py"
+    edited.write_text(study_file.read_text().replace("batch_size=32", "batch_size=16"))
+    out = str(tmp_path / "m.keras")
+    cases = [
+        (["--storage", empty], "has no complete trial yet, so there is nothing to retrain"),
+        (["--storage", empty, "--trial", "0"], "trial 0 is fail, not complete"),
+        (["--storage", journal, "--trial", "99"], "has no trial 99; it has 4 trials (0-3)"),
+        (["--storage", journal, "-o", str(tmp_path / "m.h5")], "the output must be a .keras file"),
+    ]
+    if other is not None:
+        cases.append((["--storage", journal, "--trial", str(other)], f"trial {other} is "))
+    for args, message in cases:
+        result = run_cli("retrain", str(study_file), "-o", out, *args, cwd=tmp_path)
+        assert result.returncode == 2 and message in result.stderr, (args, result.stderr)
+        assert "Traceback" not in result.stderr
+    changed = run_cli("retrain", str(edited), "--storage", journal, "-o", out, cwd=tmp_path)
+    assert changed.returncode == 2 and "batch_size 32 -> 16" in changed.stderr, changed.stderr
+    assert not (tmp_path / "m.keras").exists()

@@ -1,0 +1,68 @@
+"""`lrsearch.confirm`, the library function of `lrsearch confirm`: it retrains the top
+trials of a stored study on fresh seeds in a worker, records each value, returns the pick,
+resumes rather than repeats, and refuses what it cannot confirm without starting workers."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+from optuna.distributions import FloatDistribution
+
+import lrsearch
+from conftest import TINY
+from lrsearch import results
+from lrsearch.errors import UsageError
+from lrsearch.storage import open_storage
+
+
+def stored_study(journal: str, values, *, batch_size: int = 32, name: str = "tiny"):
+    """A study of the tiny study file in `journal`, with complete trials recorded as
+    `lrsearch run` records them (2 epochs, so that a confirmation training is short)."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(study_name=name, storage=open_storage(journal), direction="maximize")
+    results.write_study(study, seed=3, objective="val_accuracy", epochs=2, batch_size=batch_size)
+    for i, value in enumerate(values):
+        config = {"optimizer": "adam", "lr": 0.02 * (i + 1), "schedule": "constant"}
+        study.add_trial(optuna.trial.create_trial(
+            params={"lr": config["lr"]}, distributions={"lr": FloatDistribution(1e-7, 1.0, log=True)},
+            value=value, user_attrs={"config": config}))
+    return study
+
+
+def test_confirm_records_fresh_seeds_returns_the_pick_and_resumes(tmp_path, capsys):
+    journal = str(tmp_path / "c.journal")
+    stored_study(journal, [0.5, 0.9])
+    result = lrsearch.confirm(TINY, storage=journal, top=1, seeds=1, workers=1)
+    assert result.outcome == "finished" and not result.interrupted
+    seeds = results.fresh_seeds(3, 1)
+    recorded = results.read_confirmations(optuna.load_study(study_name="tiny", storage=open_storage(journal)))
+    assert list(recorded) == [1] and list(recorded[1]) == seeds
+    assert result.best.number == 1 and result.confirmation.values == recorded[1]
+    assert "on 1 fresh seed(s): 1 training(s)" in capsys.readouterr().out
+
+    again = lrsearch.confirm(str(TINY), storage=journal, top=1, seeds=1, workers=1)
+    assert again.outcome == "nothing to do" and again.best.number == 1
+    assert "The top 1 trials are confirmed on 1 fresh seed(s) already." in capsys.readouterr().out
+
+
+def test_confirm_refuses_what_it_cannot_confirm(tmp_path):
+    journal = str(tmp_path / "c.journal")
+    missing = tmp_path / "missing.journal"
+    with pytest.raises(UsageError, match="no storage file"):
+        lrsearch.confirm(TINY, storage=str(missing), workers=1)
+    assert not missing.exists()  # reading a study never creates its storage
+    with pytest.raises(UsageError, match="top must be a whole number >= 1, but got 0"):
+        lrsearch.confirm(TINY, storage=journal, top=0)
+    with pytest.raises(UsageError, match="timeout must be a number of seconds > 0"):
+        lrsearch.confirm(TINY, storage=journal, timeout=0)
+
+    failed = stored_study(journal, [])
+    failed.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL))
+    with pytest.raises(UsageError, match="no study 'other' in .*; it holds \\['tiny'\\]"):
+        lrsearch.confirm(TINY, storage=journal, study_name="other", workers=1)
+    with pytest.raises(UsageError, match="has no complete trial yet, so there is nothing to confirm"):
+        lrsearch.confirm(TINY, storage=journal, workers=1)
+    other = str(tmp_path / "other.journal")
+    stored_study(other, [0.5], batch_size=16)
+    with pytest.raises(UsageError, match="batch_size 16 -> 32"):
+        lrsearch.confirm(TINY, storage=other, workers=1)

@@ -1,0 +1,109 @@
+"""lrsearch.storage: journal files and SQLite in tmp_path, wrong URLs, the settings read
+from the environment, the optuna CLI hint; PostgreSQL where LRSEARCH_TEST_POSTGRES_URL is set."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from lrsearch.errors import StorageError, StorageOpenError
+from lrsearch.storage import ResilientStorage, _open as storage, rdb_under
+
+
+def roundtrip(opened, name: str = "s") -> list[float]:
+    """Create a study in `opened`, finish a trial, and read it back through a second study object."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(study_name=name, storage=opened, load_if_exists=True)
+    study.tell(study.ask(), 0.25)
+    return [t.value for t in optuna.load_study(study_name=name, storage=opened).get_trials()]
+
+
+def test_a_path_is_a_journal_file_that_another_opening_reads(tmp_path):
+    path = str(tmp_path / "trials.journal")
+    opened = storage.open_storage(path)
+    assert isinstance(opened, ResilientStorage) and isinstance(opened.inner, optuna.storages.JournalStorage)
+    assert roundtrip(opened) == [0.25]
+    assert (tmp_path / "trials.journal").stat().st_size > 0
+    assert roundtrip(storage.open_storage(path)) == [0.25, 0.25]  # the same file, seen by a new process
+
+
+def test_sqlite_is_an_rdb_with_heartbeats(tmp_path):
+    opened = storage.open_storage(f"sqlite:///{tmp_path / 'x.db'}")
+    assert rdb_under(opened) is not None and opened.is_heartbeat_enabled()
+    assert roundtrip(opened) == [0.25]
+
+
+@pytest.mark.parametrize("url", ["sqlite:////no/such/folder/x.db", "nosuchdb://host/db"])
+def test_a_storage_that_cannot_be_opened_is_a_storage_open_error(url):
+    with pytest.raises(StorageOpenError, match=r"cannot open storage"):
+        storage.open_storage(url)
+
+
+def test_a_password_never_shows_in_the_open_error():
+    with pytest.raises(StorageOpenError) as caught:
+        storage.open_storage("nosuchdb://user:s3cret@host/db")
+    assert "s3cret" not in str(caught.value) and "user:***@host" in str(caught.value)
+
+
+def test_open_study_creates_with_a_direction_and_otherwise_reads_only_what_exists(tmp_path):
+    from lrsearch.errors import UsageError
+
+    path = str(tmp_path / "trials.journal")
+    with pytest.raises(UsageError, match="no storage file .*trials.journal'; run `lrsearch run` first"):
+        storage.open_study(path, "s")
+    assert not (tmp_path / "trials.journal").exists()  # reading never creates an empty journal
+    made = storage.open_study(path, "s", direction="maximize")
+    made.tell(made.ask(), 0.5)
+    assert storage.open_study(path, "s", direction="maximize").trials[0].value == 0.5  # loaded, not created anew
+    read = storage.open_study(path, "s", sampler=optuna.samplers.RandomSampler(seed=1))
+    assert read.direction.name == "MAXIMIZE" and [t.value for t in read.trials] == [0.5]
+    assert isinstance(read.sampler, optuna.samplers.RandomSampler)
+    with pytest.raises(UsageError, match=r"no study 'other' in .*trials.journal; it holds \['s'\]"):
+        storage.open_study(path, "other")
+
+
+@pytest.mark.parametrize("direction", [None, "minimize"])
+def test_open_study_on_a_storage_that_cannot_be_opened_redacts_the_password(tmp_path, direction):
+    with pytest.raises(StorageOpenError, match="cannot open storage nosuchdb://user:\\*\\*\\*@host/db"):
+        storage.open_study("nosuchdb://user:s3cret@host/db", "s", direction=direction)
+    with pytest.raises(StorageOpenError, match="cannot open storage .*x.journal: FileNotFoundError"):
+        storage.open_study(str(tmp_path / "no" / "such" / "x.journal"), "s", direction="maximize")
+
+
+def test_what_is_a_url_and_what_an_rdb():
+    assert not storage.is_url("trials.journal") and storage.is_url("sqlite:///x.db")
+    assert storage.is_rdb("postgresql://h/db") and not storage.is_rdb("redis://h") and not storage.is_rdb("x.journal")
+
+
+def test_heartbeat_settings_default_and_from_the_environment(monkeypatch):
+    monkeypatch.delenv("LRSEARCH_HEARTBEAT", raising=False)
+    assert storage.heartbeat_settings() == (storage.HEARTBEAT_INTERVAL, storage.GRACE_PERIOD)
+    monkeypatch.setenv("LRSEARCH_HEARTBEAT", "2,7")
+    assert storage.heartbeat_settings() == (2, 7)
+
+
+@pytest.mark.parametrize("text", ["2", "a,b", "5,5", "0,3"])
+def test_bad_heartbeat_settings_say_what_is_expected(monkeypatch, text):
+    monkeypatch.setenv("LRSEARCH_HEARTBEAT", text)
+    with pytest.raises(StorageError, match=rf"INTERVAL,GRACE.*but got '{text}'"):
+        storage.heartbeat_settings()
+
+
+def test_storage_patience(monkeypatch):
+    monkeypatch.setenv("LRSEARCH_STORAGE_PATIENCE", "-3")
+    assert storage.storage_patience() == 0.0
+    monkeypatch.setenv("LRSEARCH_STORAGE_PATIENCE", "soon")
+    with pytest.raises(StorageError, match="but got 'soon'"):
+        storage.storage_patience()
+
+
+def test_the_optuna_cli_hint_quotes_and_redacts():
+    hint = storage.optuna_cli_hint("postgresql://u:pw@h/db", "my study")
+    assert hint == "optuna trials --study-name 'my study' --storage 'postgresql://u:***@h/db'"
+
+
+def test_postgresql_when_a_server_is_given(postgres_url, unique_name):
+    opened = storage.open_storage(postgres_url)
+    assert opened.is_heartbeat_enabled()
+    assert roundtrip(opened, unique_name) == [0.25]
+    optuna.delete_study(study_name=unique_name, storage=opened)

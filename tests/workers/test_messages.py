@@ -1,0 +1,114 @@
+"""The typed messages between the parent and its workers, without starting a process: each
+pickles through a multiprocessing pipe unchanged, the supervisor acts on every event and
+refuses anything else, a worker reads its orders, and the confirmation queue hands out and
+takes back trainings."""
+
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing as mp
+import os
+import pickle
+import typing
+
+import pytest
+
+from lrsearch.errors import InternalError
+from lrsearch.options import SearchOptions
+from lrsearch.results import Task
+from lrsearch.workers import Job, Supervisor
+from lrsearch.workers._confirmations import ConfirmationQueue, Confirming
+from lrsearch.workers._messages import (Confirm, ConfirmFailed, Confirmed, Dismiss, Event, Fatal, Idle, Order, Ready,
+                                        RunJob, StorageLost, TrialEnded)
+from lrsearch.workers._link import ParentLink
+
+TASK = Task(number=3, seed=7, config={"optimizer": "adam", "schedule": "constant", "lr": 0.01}, params={"lr": 0.01})
+JOB = Job(study_path="study.py", study_name="s", n_trials=4, epochs=2, seed=1, options=SearchOptions(), confirm=True)
+MESSAGES = [Ready("the compiled path"), Fatal("stop"), Fatal("a bug", internal=True), StorageLost("down"),
+            TrialEnded("FAIL", "ValueError: x"), TrialEnded("COMPLETE", None), Idle(), Confirmed(TASK, 0.5),
+            Confirmed(TASK, None), ConfirmFailed(TASK, "ValueError: y"), RunJob(JOB), Confirm(TASK), Dismiss()]
+
+
+def test_every_message_type_is_tested_and_belongs_to_one_direction():
+    events, orders = set(typing.get_args(Event)), set(typing.get_args(Order))
+    assert not events & orders
+    assert {type(message) for message in MESSAGES} == events | orders
+
+
+@pytest.mark.parametrize("message", MESSAGES, ids=lambda message: type(message).__name__)
+def test_a_message_round_trips_through_pickle_and_a_pipe(message):
+    assert pickle.loads(pickle.dumps(message)) == message
+    receiver, sender = mp.get_context("spawn").Pipe(duplex=False)
+    sender.send(message)
+    received = receiver.recv()
+    assert type(received) is type(message) and received == message
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        message.x = 1
+
+
+def test_the_supervisor_acts_on_every_event_type():
+    events = set(typing.get_args(Event))
+    assert set(Supervisor._HANDLERS) == events
+
+
+@pytest.mark.parametrize("message", [("ready", "the compiled path"), ("fatal", "stop"), "idle", None, RunJob(JOB),
+                                     Dismiss()], ids=repr)
+def test_the_supervisor_refuses_what_is_not_an_event(message):
+    supervisor = Supervisor([], say=lambda line: None)
+    with pytest.raises(InternalError, match="not an event the supervisor knows"):
+        supervisor._on_event(0, message)
+    assert not supervisor.stopping() and supervisor.outcome.fatal is None
+
+
+def test_the_supervisor_acts_on_events():
+    said = []
+    supervisor = Supervisor([], say=said.append)
+    supervisor._on_event(1, Ready("a path"))
+    supervisor._on_event(2, Ready("another path"))
+    assert supervisor.ready == {1, 2} and said == ["Trials train with a path."]
+    for _ in range(4):
+        supervisor._on_event(1, TrialEnded("FAIL", "ValueError: x"))
+    assert not supervisor.stopping()
+    supervisor._on_event(1, TrialEnded("FAIL", "ValueError: last"))
+    assert supervisor.stopping()
+    assert supervisor.outcome.failure_streak == "5 trials failed in a row; the last with: ValueError: last"
+
+    other = Supervisor([], say=said.append)
+    other._on_event(0, Fatal("a bug", internal=True))
+    assert other.stopping() and other.outcome.fatal == "a bug" and other._internal_error == "a bug"
+    other._on_event(0, StorageLost("down"))
+    assert other.outcome.storage_error == "down"
+
+
+def test_a_worker_reads_the_job_then_tasks_until_dismissed():
+    context = mp.get_context("spawn")
+    receiver, sender = context.Pipe(duplex=False)
+    stop = context.RawValue("b", 0)
+    link = ParentLink(stop, events=None, orders=receiver, parent=os.getppid())
+    for order in (RunJob(JOB), Confirm(TASK), Dismiss()):
+        sender.send(order)
+    assert link.receive_job() == JOB
+    assert link.next_task() == TASK
+    assert link.next_task() is None
+    stop.value = 1
+    sender.send(Confirm(TASK))
+    assert link.stopped() and link.next_task() is None
+
+
+def test_the_confirmation_queue_hands_out_tasks_and_takes_them_back_once_from_a_dead_worker():
+    sent, failures = [], []
+    queue = ConfirmationQueue(lambda index, order: sent.append((index, order)), failures)
+    queue.begin(Confirming(top=1, seeds=2), study=None)
+    queue.pending = [TASK, Task(3, 8, TASK.config, TASK.params)]
+    queue.lane_idle(0)
+    queue.step(False, remaining=lambda: 0, live_running=lambda: [])
+    assert sent == [(0, Confirm(TASK))] and queue.left()
+    queue.forget(0, stopping=lambda: False)
+    assert queue.pending[0] == TASK and not queue.in_training()
+    queue.lane_idle(1)
+    queue.step(False, remaining=lambda: 0, live_running=lambda: [])
+    queue.forget(1, stopping=lambda: False)
+    assert failures == ["trial 3 seed 7: its worker died twice"]
+    queue.lane_idle(2)
+    queue.step(False, remaining=lambda: 1, live_running=lambda: [])  # the study lost a trial: search again
+    assert sent[-1] == (2, Dismiss()) and not queue.idle
