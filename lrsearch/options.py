@@ -55,6 +55,12 @@ class SearchOptions:
         options.check()
         return dataclasses.replace(options, storage=os.fspath(options.storage))
 
+    def slots(self) -> list:
+        """The worker slots these options ask for (`lrsearch.devices.plan`); UsageError if wrong."""
+        from lrsearch import devices
+
+        return devices.plan(self.workers, devices.parse_gpus(self.gpus), self.per_gpu)
+
     def check(self) -> None:
         """UsageError naming the option whose value is wrong."""
         if not isinstance(self.storage, (str, os.PathLike)) or not str(self.storage):

@@ -4,8 +4,10 @@ and a study name), the worker processes, and argparse types."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from typing import TYPE_CHECKING
 
+from lrsearch.options import SearchOptions
 from lrsearch.storage import DEFAULT_STORAGE
 
 if TYPE_CHECKING:
@@ -52,15 +54,17 @@ def seconds(text: str) -> float:
 def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=at_least(1),
                         help="worker processes (default: one per GPU, else one per CPU core)")
-    parser.add_argument("--gpus", default="all", help="GPUs to use: all, none, or indices like 0,1 (default: all)")
-    parser.add_argument("--per-gpu", type=at_least(1), default=1, help="workers per GPU (default: 1)")
+    parser.add_argument("--gpus", default=SearchOptions.gpus,
+                        help=f"GPUs to use: all, none, or indices like 0,1 (default: {SearchOptions.gpus})")
+    parser.add_argument("--per-gpu", type=at_least(1), default=SearchOptions.per_gpu,
+                        help=f"workers per GPU (default: {SearchOptions.per_gpu})")
 
 
-def plan_slots(args: argparse.Namespace) -> list:
-    """The worker slots `add_worker_arguments`' options ask for; UsageError if they are wrong."""
-    from lrsearch import devices
-
-    return devices.plan(args.workers, devices.parse_gpus(args.gpus), args.per_gpu)
+def given_options(args: argparse.Namespace, *exclude: str) -> dict:
+    """The `SearchOptions` among the parsed flags (same names) that were given or have a
+    default, less `exclude`."""
+    names = {field.name for field in dataclasses.fields(SearchOptions)} - set(exclude)
+    return {name: value for name, value in vars(args).items() if name in names and value is not None}
 
 
 def study_ref(args: argparse.Namespace, load: bool = True) -> "StudyRef":

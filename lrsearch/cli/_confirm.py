@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from lrsearch.cli._arguments import add_study_arguments, add_worker_arguments, at_least, seconds
+from lrsearch.cli._arguments import (add_study_arguments, add_worker_arguments, at_least, given_options,
+                                     seconds)
 from lrsearch.results import DEFAULT_SEEDS, DEFAULT_TOP
 
 
@@ -26,9 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from lrsearch.run import confirm
 
-    result = confirm(args.study_file, storage=args.storage, study_name=args.study_name, top=args.top,
-                     seeds=args.seeds, timeout=args.timeout, workers=args.workers, gpus=args.gpus,
-                     per_gpu=args.per_gpu)
+    result = confirm(args.study_file, top=args.top, seeds=args.seeds, **given_options(args))
     if result.interrupted:
         print("Interrupted. Run the same command again to go on.", file=sys.stderr)
         return 130

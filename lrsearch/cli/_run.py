@@ -11,16 +11,12 @@ their mean over those seeds rather than by one lucky draw. The storage defaults 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 
-from lrsearch.cli._arguments import add_worker_arguments, at_least, seconds
+from lrsearch.cli._arguments import add_worker_arguments, at_least, given_options, seconds
 from lrsearch.options import SearchOptions
 from lrsearch.results import DEFAULT_SEEDS, DEFAULT_TOP
 from lrsearch.storage import DEFAULT_STORAGE
-
-#: The flags that are `SearchOptions` (same names), passed on where given.
-OPTIONS = {field.name for field in dataclasses.fields(SearchOptions)} - {"confirm", "report", "joining"}
 
 
 def confirm_spec(text: str) -> tuple[int, int]:
@@ -88,7 +84,7 @@ def add_arguments(parser: argparse.ArgumentParser, joining: bool = False) -> Non
 def main(args: argparse.Namespace, joining: bool = False) -> int:
     from lrsearch.run import join, search
 
-    given = {name: value for name, value in vars(args).items() if name in OPTIONS and value is not None}
+    given = given_options(args, "confirm", "report")
     if joining:
         result = join(args.study_file, **given)
     else:

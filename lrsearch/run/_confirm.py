@@ -9,23 +9,25 @@ import os
 from typing import Any
 
 from lrsearch.errors import UsageError
+from lrsearch.options import SearchOptions
 from lrsearch.results import DEFAULT_SEEDS, DEFAULT_TOP
 from lrsearch.run._result import SearchResult, result_of
-from lrsearch.storage import DEFAULT_STORAGE
+
+#: The `SearchOptions` that a confirmation takes.
+_OPTIONS = {"storage", "study_name", "timeout", "workers", "gpus", "per_gpu"}
 
 
-def confirm(study_file: "str | os.PathLike | Any", *, storage: str = DEFAULT_STORAGE, study_name: str | None = None,
-            top: int = DEFAULT_TOP, seeds: int = DEFAULT_SEEDS, timeout: float | None = None,
-            workers: int | None = None, gpus: str = "all", per_gpu: int = 1) -> SearchResult:
+def confirm(study_file: "str | os.PathLike | Any", *, top: int = DEFAULT_TOP, seeds: int = DEFAULT_SEEDS,
+            **options) -> SearchResult:
     """Retrain the `top` best complete trials of the study file's study (a path, or a
-    study from `lrsearch.define_study`) in `storage` on `seeds` fresh seeds each, in
-    `workers` processes (as `search` places them), printing the progress and the summary
-    as `search` does; `timeout` (seconds) stops starting trainings. The result's `outcome`
-    is "finished", "nothing to do" (all confirmed already), "interrupted" or "timed out".
-    Raises UsageError for a study that is absent, has no complete trial or was made with
-    other settings, and what `search` raises when its workers fail."""
-    from lrsearch import devices, results
-    from lrsearch.options import SearchOptions
+    study from `lrsearch.define_study`) on `seeds` fresh seeds each, in worker processes,
+    printing the progress and the summary as `search` does. `options`: `SearchOptions`'
+    storage, study_name, timeout (seconds: stops starting trainings), workers, gpus and
+    per_gpu. The result's `outcome` is "finished", "nothing to do" (all confirmed already),
+    "interrupted" or "timed out". Raises UsageError for a study that is absent, has no
+    complete trial or was made with other settings, and what `search` raises when its
+    workers fail."""
+    from lrsearch import results
     from lrsearch.run._search import Timer, check_unchanged, finish, prestarted, supervise
     from lrsearch.study import pickle_study, resolve_study
     from lrsearch.workers import Confirming, Job
@@ -33,10 +35,11 @@ def confirm(study_file: "str | os.PathLike | Any", *, storage: str = DEFAULT_STO
     for name, value in (("top", top), ("seeds", seeds)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise UsageError(f"{name} must be a whole number >= 1, but got {value!r}.")
-    options = SearchOptions.of(storage=storage or DEFAULT_STORAGE, study_name=study_name, timeout=timeout,
-                               workers=workers, gpus=gpus, per_gpu=per_gpu, confirm=(top, seeds), report=False)
-    slots = devices.plan(workers, devices.parse_gpus(gpus), per_gpu)
-    ref = resolve_study(study_file, storage=options.storage, study_name=study_name)
+    for name in set(options) - _OPTIONS:
+        raise UsageError(f"confirm takes none of search's {name} option; its options are {sorted(_OPTIONS)}.")
+    options = SearchOptions.of(**options, confirm=(top, seeds), report=False)
+    slots = options.slots()
+    ref = resolve_study(study_file, storage=options.storage, study_name=options.study_name)
     study = ref.open()
     settings = ref.study.settings
     epochs = results.read_study(study).epochs or settings.epochs
@@ -50,7 +53,7 @@ def confirm(study_file: "str | os.PathLike | Any", *, storage: str = DEFAULT_STO
               n_trials=0, epochs=epochs, seed=settings.seed if recorded_seed is None else recorded_seed,
               options=options, confirm=True)
     tasks = results.plan(study, top, seeds)
-    outcome, timer = None, Timer(timeout)
+    outcome, timer = None, Timer(options.timeout)
     if tasks:
         with prestarted(slots[:len(tasks)]) as pool:  # no more workers than trainings
             outcome = supervise(pool, job, study, timer=timer, confirming=confirming)
@@ -59,7 +62,5 @@ def confirm(study_file: "str | os.PathLike | Any", *, storage: str = DEFAULT_STO
     in_python = ref.study.in_python
     hint = None if in_python else f"lrsearch confirm {study_file if isinstance(study_file, str) else ref.study.path}"
     finish(outcome, study, hint=hint, storage=ref.storage, in_python=in_python)
-    ended = ("nothing to do" if outcome is None else "interrupted" if outcome.interrupted
-             else "timed out" if timer.expired else "finished")
-    return result_of(study, ended, None)
+    return result_of(study, outcome, timer, None)
 

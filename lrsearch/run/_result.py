@@ -39,12 +39,15 @@ class SearchResult:
         return write(exported_configs(self.study, top=top), path, fmt=fmt, many=top is not None)
 
 
-def result_of(study, outcome: str, folder: Path | None) -> SearchResult:
-    """The result of a search of `study` that ended with `outcome`, its report in `folder`."""
+def result_of(study, outcome, timer, folder: Path | None) -> SearchResult:
+    """The result of a search of `study` whose supervisor ended with `outcome` (None: there
+    was nothing to do) under `timer`, its report in `folder`."""
     from lrsearch.results import confirmations, rank, read_study, read_trials
 
     confirmed = confirmations(study)
     ranked = rank(read_trials(study), study.direction.name.lower(), confirmed, read_study(study).objective)
     best = ranked[0] if ranked else None
-    return SearchResult(study=study, best=best, confirmation=best and confirmed.get(best.number), outcome=outcome,
+    ended = ("nothing to do" if outcome is None else "interrupted" if outcome.interrupted
+             else "timed out" if timer.expired else "finished")
+    return SearchResult(study=study, best=best, confirmation=best and confirmed.get(best.number), outcome=ended,
                         report=folder)

@@ -60,10 +60,7 @@ _NOT_WHEN_JOINING = ("confirm", "report", "bounds_from_find_lr", "joining")
 
 
 def _run(study, options: SearchOptions) -> SearchResult:
-    from lrsearch import devices
-
-    slots = devices.plan(options.workers, devices.parse_gpus(options.gpus), options.per_gpu)
-    with prestarted(slots) as pool:
+    with prestarted(options.slots()) as pool:
         return _search(study, options, pool)
 
 
@@ -112,9 +109,7 @@ def _search(study_or_path, options: SearchOptions, pool) -> SearchResult:
     folder = None
     if options.report and not options.joining:
         folder = _write_report(options.storage, name, options.report)
-    ended = ("nothing to do" if outcome is None else "interrupted" if outcome.interrupted
-             else "timed out" if timer.expired else "finished")
-    return result_of(study, ended, folder)
+    return result_of(study, outcome, timer, folder)
 
 
 def _study_file(study_or_path) -> Study:
