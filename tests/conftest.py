@@ -159,12 +159,32 @@ def children(pid: int) -> set[int]:
     return found
 
 
+#: Storages the tests read, opened once each: a poll must not open a connection pool a call.
+_OPENED: dict[str, object] = {}
+
+
+def opened(storage: str):
+    """The storage at `storage` (a journal file or URL), opened once for the tests' reads."""
+    if storage not in _OPENED:
+        from lrsearch.storage import open_storage
+
+        _OPENED[storage] = open_storage(storage)
+    return _OPENED[storage]
+
+
+def close(storage: str) -> None:
+    """Close the connections that the tests' reads hold to `storage`."""
+    from lrsearch.storage import rdb_under
+
+    rdb = rdb_under(_OPENED.pop(storage, None))
+    if rdb is not None:
+        rdb.engine.dispose()
+
+
 def trials(storage: str, name: str = "scripted") -> list:
     import optuna
 
-    from lrsearch.storage import open_storage
-
-    return optuna.load_study(study_name=name, storage=open_storage(storage)).get_trials(deepcopy=False)
+    return optuna.load_study(study_name=name, storage=opened(storage)).get_trials(deepcopy=False)
 
 
 def states(storage: str, name: str = "scripted") -> list[str]:
@@ -181,15 +201,20 @@ def fresh_postgres(postgres_url):
     engine = sqlalchemy.create_engine(postgres_url, pool_pre_ping=True)  # the server may restart meanwhile
     with engine.begin() as connection:
         connection.execute(sqlalchemy.text(f'CREATE SCHEMA "{schema}"'))
-    yield f"{postgres_url}{'&' if '?' in postgres_url else '?'}options=-csearch_path%3D{schema}"
+    url = f"{postgres_url}{'&' if '?' in postgres_url else '?'}options=-csearch_path%3D{schema}"
+    yield url
+    close(url)
     with engine.begin() as connection:
         connection.execute(sqlalchemy.text(f'DROP SCHEMA "{schema}" CASCADE'))
     engine.dispose()
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(items):
-    """Tests of the one PostgreSQL server run in one xdist worker, one after another: the
-    fault tests restart and stop it under the others."""
-    for item in items:
-        if item.get_closest_marker("postgres") or {"postgres_url", "fresh_postgres"} & set(item.fixturenames):
-            item.add_marker(pytest.mark.xdist_group("postgres"))
+    """Tests of the one PostgreSQL server run in one xdist worker, one after another (the
+    fault tests restart and stop it under the others), and first: they are the longest chain."""
+    server = [item for item in items
+              if item.get_closest_marker("postgres") or {"postgres_url", "fresh_postgres"} & set(item.fixturenames)]
+    for item in server:
+        item.add_marker(pytest.mark.xdist_group("postgres"))
+    items[:] = server + [item for item in items if item not in server]

@@ -62,7 +62,7 @@ def test_gallery_study(cli, tmp_path, kind, path_line):
     study_file = GALLERY / f"{kind}.py"
     journal = str(tmp_path / "x.journal")
     started = time.monotonic()
-    result = cli("run", str(study_file), "--storage", journal, "--n-trials", "4", "--workers", "2", "--no-report",
+    result = cli("run", str(study_file), "--storage", journal, "--n-trials", "4", "--workers", "1", "--no-report",
                  "--confirm", "1,2", timeout=240)
     seconds = time.monotonic() - started
     output = result.stdout + result.stderr
