@@ -18,7 +18,7 @@ import sqlalchemy
 
 from lrsearch import internals
 from lrsearch.errors import InternalError
-from lrsearch.training import _kept_models as reuse
+from lrsearch.training import _kept_models as kept_models
 
 RENAMED = Path(__file__).resolve().parent / "studies" / "renamed.py"
 
@@ -263,7 +263,7 @@ def test_functional_class_is_what_keras_model_makes_and_leaves_names_alone():
     functional = keras.Model(inputs, keras.layers.Dense(1)(inputs))
     assert (functional.name, functional.layers[-1].name) == ("functional", "dense")  # the probe took no name
     assert type(functional) is found and found is not keras.Sequential
-    assert reuse.reusable(functional) and reuse.reusable(keras.Sequential([keras.layers.Dense(1)]))
+    assert kept_models.reusable(functional) and kept_models.reusable(keras.Sequential([keras.layers.Dense(1)]))
 
 
 def _draws(seeding, seed: int) -> list[np.ndarray]:

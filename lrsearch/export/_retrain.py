@@ -113,7 +113,7 @@ class _Retraining:
         from tqdm import tqdm
 
         from lrsearch.lr import LearningRateMonitor, make_callbacks
-        from lrsearch.training import _epochs as fastfit
+        from lrsearch.training import NONFINITE_KEY
 
         cfg, config, seed, epochs = self.cfg, self.cfg.lr_config, self.seed, self.epochs
         settings = self.study_file.settings
@@ -137,7 +137,7 @@ class _Retraining:
         finally:
             bar.close()
         logs = {k: v for k, v in recorder.history.items() if not (self.full_data and k.startswith("val_"))}
-        final = math.nan if fastfit.NONFINITE_KEY in logs else logs[self.monitor][-1]
+        final = math.nan if NONFINITE_KEY in logs else logs[self.monitor][-1]
         if not math.isfinite(final):
             raise RetrainError(f"trial {cfg.trial_number} diverged at epoch {len(logs['loss'])} on seed {seed}; "
                                f"give another --seed.")

@@ -1,5 +1,5 @@
 """The learning-rate configuration of one trial: what the space suggests, what
-`schedules` turns into Keras objects and what `export` writes, checked against the
+`_keras_objects` turns into Keras objects and what `lrsearch.export` writes, checked against the
 catalogue's optimizers and schedules.
 
 Plain data, no TensorFlow or Optuna import: `load_config` must work without them.

@@ -219,7 +219,7 @@ def run_range_test(model: "keras.Model", train, *, batch_size: int, start_lr: fl
     if diverge_factor <= 1:
         raise UsageError(f"diverge_factor must be > 1, but got {diverge_factor}.")
     dataset = _repeated_batches(train, batch_size, seed)
-    internals.symbolic_build(model, next(iter(dataset)))  # as fastfit: weights and compiled metrics
+    internals.symbolic_build(model, next(iter(dataset)))  # as the epoch loop does: weights and compiled metrics
     optimizer = model.optimizer
     if not optimizer.built:
         optimizer.build(model.trainable_variables)

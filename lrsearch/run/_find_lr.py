@@ -7,18 +7,21 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lrsearch.errors import UsageError
 from lrsearch.storage import DEFAULT_STORAGE
 
+if TYPE_CHECKING:
+    from lrsearch.rangetest import RangeTestResult
+
 
 @dataclasses.dataclass(frozen=True)
 class RangeTestRun:
-    """One optimizer's range test: its result (`lrsearch.rangetest.RangeTestResult`),
-    whether it was `reused` from the storage, and its curve as PNG and HTML."""
+    """One optimizer's range test: its result, whether it was `reused` from the storage,
+    and its curve as PNG and HTML."""
 
-    result: Any
+    result: RangeTestResult
     reused: bool
     png: Path
     html: Path

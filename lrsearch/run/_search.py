@@ -204,14 +204,14 @@ def finish(outcome, study, hint: str | None, storage: str | None = None, in_pyth
     lack given their `storage`; raise if the run failed (StorageUnavailableError,
     SearchStopped). `hint`: the command that completes a confirmation left undone;
     `in_python`: the study was defined in Python, not in a study file."""
-    from lrsearch.dashboard import _notes as notes
+    from lrsearch.dashboard import annotate
     from lrsearch.run import _progress as progress
 
     if outcome and outcome.storage_error:
         raise StorageUnavailableError(outcome.storage_error)
     print(progress.summary(study))
     if storage is not None:
-        notes.annotate(study, storage)
+        annotate(study, storage)
     if outcome and outcome.replaced_workers:
         print(f"{outcome.replaced_workers} worker(s) died and were replaced; their trials were marked failed.")
     if outcome and outcome.confirm_failures:
@@ -259,20 +259,20 @@ def check_unchanged(study, name: str, accept: bool, **current) -> None:
 def _learning_rate_bounds(options: SearchOptions, study_file, study) -> None:
     """With `bounds_from_find_lr`, narrow and record the ranges (the workers read the
     record); else say which recorded ranges the workers will use, if any."""
-    from lrsearch.rangetest import _bounds as bounds
+    from lrsearch.rangetest import bounds_from_find_lr, describe_bounds, recorded_bounds
 
     if options.bounds_from_find_lr:
         try:
-            bounds.bounds_from_find_lr(study_file, study, echo=lambda line: print(line, flush=True))
+            bounds_from_find_lr(study_file, study, echo=lambda line: print(line, flush=True))
         except UsageError as exc:
             raise UsageError(f"the LR range test failed: {exc}") from None
         return
-    recorded, fresh = bounds.recorded_bounds(study_file, study)
+    recorded, fresh = recorded_bounds(study_file, study)
     if recorded and fresh:
-        print(f"Ranges narrowed by the LR range test (recorded with the study): {bounds.describe_bounds(recorded)}.")
+        print(f"Ranges narrowed by the LR range test (recorded with the study): {describe_bounds(recorded)}.")
     elif recorded:
         print(f"note: the study's lr/peak_lr ranges changed since the LR range test narrowed them "
-              f"({bounds.describe_bounds(recorded)}); searching the study's ranges. Search with "
+              f"({describe_bounds(recorded)}); searching the study's ranges. Search with "
               f"bounds_from_find_lr=True (--bounds-from-find-lr) to narrow them again.", file=sys.stderr)
 
 

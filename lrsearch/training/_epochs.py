@@ -24,7 +24,7 @@ import tensorflow as tf
 
 from lrsearch import internals
 from lrsearch.study import data
-from lrsearch.training import _kept_models as reuse
+from lrsearch.training import _kept_models as kept_models
 
 log = logging.getLogger(__name__)
 
@@ -83,23 +83,23 @@ class Trainer:
     def fit(self, model: keras.Model, optimizer: keras.optimizers.Optimizer, *, epochs: int, callbacks=(),
             shuffle: bool = True, seed: int = 0) -> keras.callbacks.History:
         """Compile the uncompiled `model` with `optimizer` (or load both into a kept
-        compiled model of the same `reuse.signature`) and train it as `fit` does."""
+        compiled model of the same `kept_models.signature`) and train it as `fit` does."""
         key = None
-        if self.keep > 0 and reuse.reusable(model) and can_run_fast(model, self.train, self.val) is None:
+        if self.keep > 0 and kept_models.reusable(model) and can_run_fast(model, self.train, self.val) is None:
             if not model.built:
                 model(data.take(self.train, 1)[0])
-            key = reuse.signature(model, optimizer)
+            key = kept_models.signature(model, optimizer)
         if key is None:
             model.compile(optimizer=optimizer, loss=self.loss, metrics=self.metrics)
             return fit(model, self.train, self.val, epochs=epochs, batch_size=self.batch_size,
                        callbacks=callbacks, shuffle=shuffle, seed=seed)
         loop = self._loops.pop(key, None)
         if loop is None:
-            reuse.make_tunable(optimizer)
+            kept_models.make_tunable(optimizer)
             model.compile(optimizer=optimizer, loss=self.loss, metrics=self.metrics)
             loop = _EpochLoop(model, self.train, self.val, self.batch_size)
         else:
-            reuse.load(loop.model, loop.model.optimizer, model, optimizer)
+            kept_models.load(loop.model, loop.model.optimizer, model, optimizer)
         self._loops[key] = loop
         while len(self._loops) > self.keep:
             self._loops.popitem(last=False)

@@ -14,7 +14,7 @@ import keras
 import numpy as np
 
 from lrsearch import internals
-from lrsearch.training import _epochs as fastfit
+from lrsearch.training import _epochs as epoch_loop
 from lrsearch.training._lane_group import LaneGroup
 from lrsearch.training._lane_optimizer import FIELDS, IDLE, LaneOptimizer
 
@@ -46,9 +46,9 @@ class _Lane:
         """Run the epoch's end callbacks on its logs; True if the trial ends here."""
         if not finite:
             logs = {k: v for k, v in logs.items() if not k.startswith("val_")}
-            logs[fastfit.NONFINITE_KEY] = True  # the pruning callback stops the trial on this
+            logs[epoch_loop.NONFINITE_KEY] = True  # the pruning callback stops the trial on this
         self.logs = logs
-        fastfit.end_epoch(self.callbacks, self.epoch, logs)
+        epoch_loop.end_epoch(self.callbacks, self.epoch, logs)
         self.epoch += 1
         return not finite or self.view.stop_training or self.epoch >= self.epochs
 

@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from lrsearch import internals
 from lrsearch.study import data
-from lrsearch.training import _epochs as fastfit
+from lrsearch.training import _epochs as epoch_loop
 from lrsearch.training._lane_optimizer import FIELDS, IDLE, KINDS, LaneOptimizer, learning_rate, update
 
 
@@ -177,8 +177,8 @@ class LaneGroup:
         model = self.template
         weights = self.weights.value()
         states = [s.value() for s in self.states]
-        for start in range(0, self.val_rows, fastfit.EVAL_BATCH):
-            batch = data.map_arrays(lambda t: t[start:start + fastfit.EVAL_BATCH], self.val)
+        for start in range(0, self.val_rows, epoch_loop.EVAL_BATCH):
+            batch = data.map_arrays(lambda t: t[start:start + epoch_loop.EVAL_BATCH], self.val)
             x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(batch)
 
             def lane(args):

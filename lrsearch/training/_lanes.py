@@ -2,7 +2,7 @@
 
 Trials of one architecture share their steps in a group of lanes (`_lane_group`), each
 lane with its own optimizer and schedule (`_lane_optimizer`). `Lanes.fit` is
-`fastfit.Trainer.fit` for many threads at once: each thread hands one trial to the
+`epoch_loop.Trainer.fit` for many threads at once: each thread hands one trial to the
 group's engine thread (`_lane_engine`), which runs the epochs and, after each, the
 trial's callbacks on its own lane's logs. Ops without a vectorised form run lane by lane
 inside the step. What lanes cannot serve (another optimizer or option, sparse gradients,
@@ -21,7 +21,7 @@ import threading
 
 import keras
 
-from lrsearch.training import _epochs as fastfit, _kept_models as reuse
+from lrsearch.training import _epochs as epoch_loop, _kept_models as kept_models
 from lrsearch.training._lane_engine import Engine
 from lrsearch.training._lane_group import LaneGroup, SparseGradients
 from lrsearch.training._lane_optimizer import LaneOptimizer, hyperparameters
@@ -41,7 +41,7 @@ def architecture_key(model: keras.Model) -> str | None:
     """What models must share to train in one group: their config and variables, with
     layer names (which count up from model to model) numbered in order instead; None if
     lanes cannot take `model` (a subclassed model, a layer without a config)."""
-    if not reuse.reusable(model):
+    if not kept_models.reusable(model):
         return None
     try:
         config = model.get_config()
@@ -82,11 +82,11 @@ def auto_count(model: keras.Model, batch_size: int, device: str, cap: int) -> in
 
 
 class Lanes:
-    """`fastfit.Trainer.fit` for up to `lanes` threads at once, each training one trial
+    """`epoch_loop.Trainer.fit` for up to `lanes` threads at once, each training one trial
     in a lane of the group of its architecture; trials that lanes cannot serve train
     alone on `alone`, one at a time."""
 
-    def __init__(self, train, val, *, loss, metrics, batch_size: int, lanes: int, alone: fastfit.Trainer) -> None:
+    def __init__(self, train, val, *, loss, metrics, batch_size: int, lanes: int, alone: epoch_loop.Trainer) -> None:
         self.train, self.val = train, val
         self.loss, self.metrics, self.batch_size, self.lanes = loss, metrics, batch_size, lanes
         self.alone = alone
@@ -108,7 +108,7 @@ class Lanes:
 
     def fit(self, model: keras.Model, optimizer: keras.optimizers.Optimizer, *, epochs: int, callbacks=(),
             shuffle: bool = True, seed: int = 0) -> keras.callbacks.History:
-        """Train uncompiled `model` with `optimizer` as `fastfit.Trainer.fit` does, in a lane."""
+        """Train uncompiled `model` with `optimizer` as `epoch_loop.Trainer.fit` does, in a lane."""
         engine, lane_optimizer, why = self._place(model, optimizer)
         if why is not None:
             if why not in self._said:
@@ -120,7 +120,7 @@ class Lanes:
 
     def _place(self, model, optimizer) -> tuple["Engine | None", LaneOptimizer | None, str | None]:
         """The engine and lane optimizer for `model` and `optimizer`, or why lanes cannot take them."""
-        why = fastfit.can_run_fast(model, self.train, self.val)
+        why = epoch_loop.can_run_fast(model, self.train, self.val)
         if why is not None:
             return None, None, why
         lane_optimizer = hyperparameters(optimizer)

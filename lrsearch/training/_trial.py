@@ -20,7 +20,7 @@ from lrsearch import internals, results
 from lrsearch.errors import StudyFileError
 from lrsearch.lr import LearningRateMonitor, LRConfig, make_callbacks, make_optimizer, suggest
 from lrsearch.study import Study, data, user_code
-from lrsearch.training import _architecture as architecture, _epochs as fastfit, _lanes as lanes
+from lrsearch.training import _architecture as architecture, _epochs as epoch_loop, _lanes as lanes
 from lrsearch.training._pruning import PruningCallback
 
 
@@ -40,7 +40,7 @@ class TrialRunner:
         self._recorded_steps = False
         self._steps: int | None = None
         self.train, self.val = data.load(study)
-        self.trainer = fastfit.Trainer(self.train, self.val, loss=self.settings.loss,
+        self.trainer = epoch_loop.Trainer(self.train, self.val, loss=self.settings.loss,
                                        metrics=self.settings.compile_metrics,
                                        batch_size=self.settings.batch_size,
                                        keep=KEPT_MODELS if self.settings.keep_compiled else 0)
@@ -132,7 +132,7 @@ class TrialRunner:
         model, optimizer = self.seeded_model(trial, config, seed, fresh_names=self.lanes == 1)
         self.trainer.fit(model, optimizer, epochs=self.epochs, callbacks=callbacks, seed=seed)
         values = recorder.history.get(self.settings.objective, [])  # fewer than epochs if a callback stopped it
-        finished = values and fastfit.NONFINITE_KEY not in recorder.history and math.isfinite(values[-1])
+        finished = values and epoch_loop.NONFINITE_KEY not in recorder.history and math.isfinite(values[-1])
         return float(values[-1]) if finished else None
 
     def study_callbacks(self, trial: Any) -> list[keras.callbacks.Callback]:
@@ -145,7 +145,7 @@ class TrialRunner:
         return [_StudyCallback(self.study.path, callback) for callback in made]
 
     def _record(self, trial: optuna.Trial, history: dict, duration: float) -> None:
-        results.write_trial_end(trial, {k: v for k, v in history.items() if k != fastfit.NONFINITE_KEY}, duration)
+        results.write_trial_end(trial, {k: v for k, v in history.items() if k != epoch_loop.NONFINITE_KEY}, duration)
 
 
 class _StudyCallback(keras.callbacks.Callback):
@@ -216,7 +216,7 @@ def preflight(runner: TrialRunner, lane_count: int | None = 1, lane_cap: int = l
                                          f"model; it logs {logged}. Set settings.objective to one of them "
                                          f"or add the metric to settings.metrics.")
     fixed = set(probe.params) == space_params
-    path = fastfit.training_path(model, runner.train, runner.val)
+    path = epoch_loop.training_path(model, runner.train, runner.val)
     if lane_count is None and study.callbacks is not None:
         lane_count = 1
         path += (", one trial at a time, because the study file's callbacks() get a stand-in for the model in "
@@ -262,6 +262,6 @@ def train(
     recorder = keras.callbacks.History()
     callbacks = [LearningRateMonitor(), recorder,
                  *make_callbacks(config, study.settings.objective, study.settings.direction)]
-    fastfit.fit(model, runner.train, runner.val, epochs=runner.epochs, batch_size=study.settings.batch_size,
+    epoch_loop.fit(model, runner.train, runner.val, epochs=runner.epochs, batch_size=study.settings.batch_size,
                 callbacks=callbacks, seed=seed)
     return dict(recorder.history)

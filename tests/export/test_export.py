@@ -46,7 +46,7 @@ FRESH_PROCESS = textwrap.dedent("""
     sys.modules["optuna"] = None  # the other project has no Optuna
     import keras
     import lrsearch
-    from lrsearch.training import _epochs as fastfit
+    from lrsearch.training import _epochs as epoch_loop
 
     cfg = lrsearch.load_config(sys.argv[1])
     spec = importlib.util.spec_from_file_location("blobs_problem", sys.argv[2])
@@ -62,7 +62,7 @@ FRESH_PROCESS = textwrap.dedent("""
             history = model.fit(*train, validation_data=val, epochs=cfg.epochs, batch_size=cfg.batch_size,
                                 callbacks=cfg.callbacks(), verbose=0)
         else:
-            history = fastfit.fit(model, train, val, epochs=cfg.epochs, batch_size=cfg.batch_size,
+            history = epoch_loop.fit(model, train, val, epochs=cfg.epochs, batch_size=cfg.batch_size,
                                   callbacks=cfg.callbacks(), seed=cfg.seed)
         results[loop] = history.history[cfg.objective][-1]
     print(json.dumps(results))

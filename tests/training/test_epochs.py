@@ -14,8 +14,8 @@ keras = pytest.importorskip("keras")
 optuna = pytest.importorskip("optuna")
 tf = pytest.importorskip("tensorflow")
 
-from lrsearch.training import _epochs as fastfit  # noqa: E402
-from lrsearch.training import _kept_models as reuse
+from lrsearch.training import _epochs as epoch_loop  # noqa: E402
+from lrsearch.training import _kept_models as kept_models
 from lrsearch.lr import LRConfig  # noqa: E402
 from lrsearch.results import DIVERGED  # noqa: E402
 from lrsearch.training import PruningCallback  # noqa: E402
@@ -64,7 +64,7 @@ def test_same_logs_keys_as_model_fit(blobs):
     train, val = blobs
     keras_model, fast_model = twins(lambda: keras.optimizers.SGD(0.01, momentum=0.9))
     reference = keras_model.fit(*train, validation_data=val, epochs=2, batch_size=BATCH, verbose=0)
-    fast = fastfit.fit(fast_model, train, val, epochs=2, batch_size=BATCH)
+    fast = epoch_loop.fit(fast_model, train, val, epochs=2, batch_size=BATCH)
     assert set(reference.history) == LOG_KEYS
     assert set(fast.history) == set(reference.history)
     assert all(len(values) == 2 for values in fast.history.values())
@@ -80,7 +80,7 @@ def test_same_weights_and_logs_as_model_fit_without_shuffling(blobs, make_optimi
     keras_model, fast_model = twins(make_optimizer_)
     np.testing.assert_array_equal(keras_model.get_weights()[0], fast_model.get_weights()[0])
     reference = keras_model.fit(*train, validation_data=val, epochs=2, batch_size=BATCH, shuffle=False, verbose=0)
-    fast = fastfit.fit(fast_model, train, val, epochs=2, batch_size=BATCH, shuffle=False)
+    fast = epoch_loop.fit(fast_model, train, val, epochs=2, batch_size=BATCH, shuffle=False)
     steps = 2 * -(-TRAIN_ROWS // BATCH)  # the partial last batch counts as a step
     assert int(fast_model.optimizer.iterations.numpy()) == int(keras_model.optimizer.iterations.numpy()) == steps
     for expected, got in zip(keras_model.get_weights(), fast_model.get_weights()):
@@ -96,7 +96,7 @@ def test_shuffling_follows_the_seed(blobs):
 
     def weights_after(seed):
         model = build(keras.optimizers.SGD(0.05))
-        fastfit.fit(model, train, val, epochs=2, batch_size=BATCH, seed=seed)
+        epoch_loop.fit(model, train, val, epochs=2, batch_size=BATCH, seed=seed)
         return model.get_weights()[0]
 
     np.testing.assert_array_equal(weights_after(5), weights_after(5))
@@ -117,7 +117,7 @@ def test_reduce_lr_on_plateau_and_lr_monitor_run_in_the_fast_loop(blobs):
             history = model.fit(*train, validation_data=val, epochs=4, batch_size=BATCH, callbacks=callbacks,
                                 verbose=0)
         else:
-            history = fastfit.fit(model, train, val, epochs=4, batch_size=BATCH, callbacks=callbacks)
+            history = epoch_loop.fit(model, train, val, epochs=4, batch_size=BATCH, callbacks=callbacks)
         assert history.history["lr"] == monitor.lrs
         lrs[name] = monitor.lrs
     assert lrs["fast"][0] == pytest.approx(1e-6)
@@ -134,7 +134,7 @@ def test_nonfinite_loss_stops_the_epoch_and_the_trial_is_pruned(blobs):
     model = build(keras.optimizers.SGD(0.01))
     pruning = PruningCallback(trial, "val_accuracy", "maximize", stall_window=5)
     with pytest.raises(optuna.TrialPruned):
-        fastfit.fit(model, (x, y), val, epochs=3, batch_size=BATCH, callbacks=[pruning], shuffle=False)
+        epoch_loop.fit(model, (x, y), val, epochs=3, batch_size=BATCH, callbacks=[pruning], shuffle=False)
     assert int(model.optimizer.iterations.numpy()) == 2, "the epoch went on past the non-finite batch"
     assert trial.user_attrs["pruned_reason"] == DIVERGED
     assert trial.user_attrs["pruned_epoch"] == 0
@@ -146,8 +146,8 @@ def test_nonfinite_loss_is_flagged_in_the_logs(blobs):
     y = y.copy()
     y[0] = np.inf
     model = build(keras.optimizers.SGD(0.01))
-    history = fastfit.fit(model, (x, y), val, epochs=3, batch_size=BATCH, shuffle=False)
-    assert history.history[fastfit.NONFINITE_KEY] == [True]
+    history = epoch_loop.fit(model, (x, y), val, epochs=3, batch_size=BATCH, shuffle=False)
+    assert history.history[epoch_loop.NONFINITE_KEY] == [True]
     assert len(history.history["loss"]) == 1
     assert not np.isfinite(history.history["loss"][0])
 
@@ -166,13 +166,13 @@ def as_datasets(blobs):
 
 @pytest.mark.parametrize("case", ["custom_train_step", "tf_data"])
 def test_fallback_to_model_fit_gives_the_same_logs_keys(blobs, case, caplog, monkeypatch):
-    monkeypatch.setattr(fastfit, "_warned", set())
+    monkeypatch.setattr(epoch_loop, "_warned", set())
     model = build(keras.optimizers.Adam(1e-3), model_class=CustomStep if case == "custom_train_step" else None)
     train, val = as_datasets(blobs) if case == "tf_data" else blobs
-    assert fastfit.can_run_fast(model, train, val) is not None
-    with caplog.at_level(logging.WARNING, logger=fastfit.__name__):
-        history = fastfit.fit(model, train, val, epochs=2, batch_size=BATCH)
-        fastfit.fit(model, train, val, epochs=1, batch_size=BATCH)
+    assert epoch_loop.can_run_fast(model, train, val) is not None
+    with caplog.at_level(logging.WARNING, logger=epoch_loop.__name__):
+        history = epoch_loop.fit(model, train, val, epochs=2, batch_size=BATCH)
+        epoch_loop.fit(model, train, val, epochs=1, batch_size=BATCH)
     assert set(history.history) == LOG_KEYS
     assert all(len(values) == 2 for values in history.history.values())
     warnings = [r for r in caplog.records if "model.fit" in r.getMessage()]
@@ -183,7 +183,7 @@ def test_fallback_to_model_fit_gives_the_same_logs_keys(blobs, case, caplog, mon
 
 def test_numpy_data_and_a_plain_model_take_the_fast_path(blobs):
     train, val = blobs
-    assert fastfit.can_run_fast(build(keras.optimizers.SGD(0.01)), train, val) is None
+    assert epoch_loop.can_run_fast(build(keras.optimizers.SGD(0.01)), train, val) is None
 
 
 # --------------------------------------------------------------------------- Trainer: compiled models kept across trials
@@ -202,9 +202,9 @@ def fresh(optimizer, units: int = 16, seed: int = 3) -> tuple[keras.Model, keras
     return model, optimizer
 
 
-def trainer_for(blobs, keep: int = 16) -> fastfit.Trainer:
+def trainer_for(blobs, keep: int = 16) -> epoch_loop.Trainer:
     train, val = blobs
-    return fastfit.Trainer(train, val, loss="categorical_crossentropy", metrics=["accuracy"], batch_size=BATCH,
+    return epoch_loop.Trainer(train, val, loss="categorical_crossentropy", metrics=["accuracy"], batch_size=BATCH,
                            keep=keep)
 
 
@@ -244,7 +244,7 @@ def test_a_kept_model_trains_the_next_trial_as_a_fresh_one_would(blobs, kind):
     model, optimizer = fresh(make_optimizer(second, STEPS, epochs=3), seed=3)
     model.compile(optimizer=optimizer, loss="categorical_crossentropy", metrics=["accuracy"])
     monitor = LearningRateMonitor()
-    reference = fastfit.fit(model, *blobs, epochs=3, batch_size=BATCH, callbacks=[monitor], seed=3)
+    reference = epoch_loop.fit(model, *blobs, epochs=3, batch_size=BATCH, callbacks=[monitor], seed=3)
     assert reused.model is not model
     np.testing.assert_allclose(reused_lrs, monitor.lrs, rtol=1e-5, atol=1e-9)  # float32 rounding near 0
     for key in LOG_KEYS:
@@ -324,7 +324,7 @@ def test_models_whose_config_cannot_be_read_or_with_keep_0_are_compiled_anew(blo
 
 
 def test_knob_reads_like_its_number_in_python_and_in_traced_code():
-    knob = reuse.Knob(0.9)
+    knob = kept_models.Knob(0.9)
     assert knob != 0 and knob > 0.5 and float(knob) == pytest.approx(0.9)
     assert knob != None and knob != "0.9"  # noqa: E711 - other types are unequal, not an error
     times_two = tf.function(lambda: tf.cast(knob, tf.float32) * 2.0)
@@ -361,13 +361,13 @@ def test_dict_inputs_and_outputs_and_sample_weights_train_like_model_fit(blobs, 
             else (inputs, targets)
 
     train, val = split(x, y), split(xv, yv)
-    assert fastfit.can_run_fast(two_input_two_output(), train, val) is None
+    assert epoch_loop.can_run_fast(two_input_two_output(), train, val) is None
     reference_model = two_input_two_output()
     reference = reference_model.fit(*train[:2], sample_weight=train[2] if weighted else None, validation_data=val,
-                                    epochs=2, batch_size=BATCH, validation_batch_size=fastfit.EVAL_BATCH,
+                                    epochs=2, batch_size=BATCH, validation_batch_size=epoch_loop.EVAL_BATCH,
                                     shuffle=False, verbose=0)
     fast_model = two_input_two_output()
-    fast = fastfit.fit(fast_model, train, val, epochs=2, batch_size=BATCH, shuffle=False)
+    fast = epoch_loop.fit(fast_model, train, val, epochs=2, batch_size=BATCH, shuffle=False)
     assert set(fast.history) == set(reference.history)
     for expected, got in zip(reference_model.get_weights(), fast_model.get_weights()):
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)

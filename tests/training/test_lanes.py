@@ -10,7 +10,7 @@ import optuna
 import pytest
 
 from lrsearch.lr import LearningRateMonitor, LRConfig, make_callbacks, make_optimizer
-from lrsearch.training import _epochs as fastfit, _lanes as lanes
+from lrsearch.training import _epochs as epoch_loop, _lanes as lanes
 from lrsearch.training._lane_group import LaneGroup
 from lrsearch.training._lane_optimizer import FIELDS, IDLE, LaneOptimizer, hyperparameters
 
@@ -62,7 +62,7 @@ def alone(build, config, seed: int, train, val, epochs: int, loss=LOSS, metrics=
     model = seeded(build, seed, train[0])
     model.compile(optimizer=optimizer_for(config, epochs), loss=loss, metrics=metrics)
     callbacks = callbacks_for(config)
-    history = fastfit.fit(model, train, val, epochs=epochs, batch_size=BATCH, callbacks=callbacks, seed=seed)
+    history = epoch_loop.fit(model, train, val, epochs=epochs, batch_size=BATCH, callbacks=callbacks, seed=seed)
     return [v.numpy() for v in model.trainable_variables], history.history
 
 
@@ -129,7 +129,7 @@ def test_trials_in_lanes_log_what_they_log_alone():
     others are mid-way; a plateau schedule lowers its rate between epochs."""
     train, val = blobs()
     trainer = lanes.Lanes(train, val, loss=LOSS, metrics=METRICS, batch_size=BATCH, lanes=3,
-                          alone=fastfit.Trainer(train, val, loss=LOSS, metrics=METRICS, batch_size=BATCH, keep=2))
+                          alone=epoch_loop.Trainer(train, val, loss=LOSS, metrics=METRICS, batch_size=BATCH, keep=2))
     plateau = LRConfig("sgd", 0.05, momentum=0.9, schedule="plateau", patience=1, factor=0.5)
     jobs = [[(CONFIGS["adam"], 1, 3, []), (CONFIGS["adagrad one_cycle"], 2, 5, [])],
             [(plateau, 3, 8, [])],
@@ -160,7 +160,7 @@ class PruneAt(keras.callbacks.Callback):
 def test_a_pruned_or_diverged_lane_ends_alone():
     train, val = blobs()
     trainer = lanes.Lanes(train, val, loss=LOSS, metrics=METRICS, batch_size=BATCH, lanes=4,
-                          alone=fastfit.Trainer(train, val, loss=LOSS, metrics=METRICS, batch_size=BATCH, keep=2))
+                          alone=epoch_loop.Trainer(train, val, loss=LOSS, metrics=METRICS, batch_size=BATCH, keep=2))
     def diverging():
         return keras.optimizers.SGD(1e30)
 
@@ -168,7 +168,7 @@ def test_a_pruned_or_diverged_lane_ends_alone():
     results = run_in_threads(trainer, jobs)
     assert isinstance(results[0, 0], optuna.TrialPruned)
     _, expected = alone(mlp, diverging, 2, train, val, 6)
-    assert results[1, 0].get(fastfit.NONFINITE_KEY) == expected.get(fastfit.NONFINITE_KEY) == [True]
+    assert results[1, 0].get(epoch_loop.NONFINITE_KEY) == expected.get(epoch_loop.NONFINITE_KEY) == [True]
     assert len(results[1, 0]["loss"]) == len(expected["loss"]) < 6
     assert len(results[2, 0]["loss"]) == 6
 
@@ -198,7 +198,7 @@ def test_what_lanes_cannot_run_says_why():
                                   keras.layers.GlobalAveragePooling1D(), keras.layers.Dense(3, activation="softmax")])
     embedding(x[:1])
     trainer = lanes.Lanes((x[:32], y[:32]), (x[32:], y[32:]), loss=LOSS, metrics=METRICS, batch_size=8, lanes=2,
-                          alone=fastfit.Trainer((x[:32], y[:32]), (x[32:], y[32:]), loss=LOSS, metrics=METRICS,
+                          alone=epoch_loop.Trainer((x[:32], y[:32]), (x[32:], y[32:]), loss=LOSS, metrics=METRICS,
                                                 batch_size=8, keep=1))
     assert "sparse" in trainer.why_not(embedding, keras.optimizers.Adam())
 
@@ -237,7 +237,7 @@ def test_common_layers_train_in_lanes_as_alone(build, lane_by_lane):
     y = np.eye(3, dtype="float32")[labels]
     train, val = (x[:ROWS], y[:ROWS]), (x[ROWS:], y[ROWS:])
     trainer = lanes.Lanes(train, val, loss=LOSS, metrics=METRICS, batch_size=BATCH, lanes=2,
-                          alone=fastfit.Trainer(train, val, loss=LOSS, metrics=METRICS, batch_size=BATCH, keep=1))
+                          alone=epoch_loop.Trainer(train, val, loss=LOSS, metrics=METRICS, batch_size=BATCH, keep=1))
     jobs = [[(CONFIGS["adam"], 1, 2, [])], [(CONFIGS["sgd momentum"], 2, 2, [])]]
     assert trainer.why_not(seeded(build, 0, x), make_optimizer(CONFIGS["adam"], STEPS, 2)) is None
     assert trainer.lane_by_lane(seeded(build, 0, x)) == lane_by_lane
