@@ -17,9 +17,9 @@ from lrsearch.run import SearchResult, confirm, find_lr, join, search
 from lrsearch.storage import repair_journal
 from lrsearch.study import Settings, define_study
 
-__all__ = ["LRConfig", "LrsearchError", "SearchOptions", "SearchResult", "SearchStopped", "Settings", "Space", "StorageError",
-           "StudyFileError", "UsageError", "__version__", "confirm", "define_study", "export_study", "find_lr",
-           "join", "load_config", "repair_journal", "retrain", "search", "write_report"]
+__all__ = ["LRConfig", "LrsearchError", "SearchOptions", "SearchResult", "SearchStopped", "Settings", "Space",
+           "StorageError", "StudyFileError", "UsageError", "__version__", "confirm", "define_study", "export_study",
+           "find_lr", "join", "load_config", "repair_journal", "retrain", "search", "write_report"]
 
 
 def __getattr__(name: str):

@@ -9,14 +9,14 @@ from lrsearch.results._record import (BY_PRUNER, DIVERGED, STALLED, UNKNOWN_FAIL
                                       changes, fail_running_trials, fail_stale_trials, fail_trial, name_objective,
                                       range_test_key, read_bounds, read_confirmations, read_range_test,
                                       read_range_tests, read_study, read_trial, read_trials, split_worker_tag,
-                                      worker_tag, write_bounds, write_confirmation, write_failure, write_pruned,
-                                      write_range_test, write_study, write_trial_config, write_trial_end,
-                                      write_worker)
+                                      trial_seed, worker_tag, write_bounds, write_confirmation, write_failure,
+                                      write_pruned, write_range_test, write_study, write_trial_config,
+                                      write_trial_end, write_worker)
 
 __all__ = ["BY_PRUNER", "DEFAULT_SEEDS", "DEFAULT_TOP", "DIVERGED", "SEED_OFFSET", "STALLED", "UNKNOWN_FAILURE",
            "Confirmation", "StudyRecord", "Task", "TrialRecord", "changes", "confirmations", "fail_running_trials",
            "fail_stale_trials", "fail_trial", "fresh_seeds", "name_objective", "plan", "range_test_key", "rank",
            "read_bounds", "read_confirmations", "read_range_test", "read_range_tests", "read_study", "read_trial",
-           "read_trials", "split_worker_tag", "tie_note", "tiebreaker", "verdict", "worker_tag", "write_bounds",
-           "write_confirmation", "write_failure", "write_pruned", "write_range_test", "write_study",
+           "read_trials", "split_worker_tag", "tie_note", "tiebreaker", "trial_seed", "verdict", "worker_tag",
+           "write_bounds", "write_confirmation", "write_failure", "write_pruned", "write_range_test", "write_study",
            "write_trial_config", "write_trial_end", "write_worker"]

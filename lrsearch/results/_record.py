@@ -187,13 +187,19 @@ class TrialRecord:
         return pick(finite, key=lambda item: item[0])
 
 
+def trial_seed(study_seed: int, number: int) -> int:
+    """The seed of trial `number` of a study seeded `study_seed`, which export and
+    confirmation replay."""
+    return study_seed + number
+
+
 def read_trial(trial, study: StudyRecord = StudyRecord()) -> TrialRecord:
     """The record of an Optuna FrozenTrial; `study` supplies what trials share."""
     attrs = trial.user_attrs
     state = trial.state.name
     seed = attrs.get("seed")  # recorded per trial by lrsearch 0.1.0 before the record module
     if seed is None and study.seed is not None:
-        seed = study.seed + trial.number
+        seed = trial_seed(study.seed, trial.number)
     return TrialRecord(
         number=trial.number, state=state, value=trial.value if len(trial.values or ()) == 1 else None,
         params=dict(trial.params), datetime_start=trial.datetime_start, datetime_complete=trial.datetime_complete,

@@ -9,8 +9,8 @@ from __future__ import annotations
 import importlib
 
 #: Name -> the module that holds it.
-_MODULES = {"NONFINITE_KEY": "_epochs", "difference": "_architecture", "PruningCallback": "_pruning", "make_pruner": "_pruning",
-            "TrialRunner": "_trial", "preflight": "_trial", "train": "_trial"}
+_MODULES = {"NONFINITE_KEY": "_epochs", "difference": "_architecture", "PruningCallback": "_pruning",
+            "make_pruner": "_pruning", "TrialRunner": "_trial", "preflight": "_trial", "train": "_trial"}
 
 __all__ = list(_MODULES)
 

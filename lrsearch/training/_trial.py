@@ -87,19 +87,15 @@ class TrialRunner:
 
     def __call__(self, trial: optuna.Trial) -> float:
         """The Optuna objective: the monitored metric at the last epoch."""
-        seed = self.settings.seed + trial.number
+        seed = results.trial_seed(self.settings.seed, trial.number)
         started = time.perf_counter()
         config = suggest(trial, self.study.space)
         if not self._recorded_steps:  # what `lrsearch export` needs to replay a 1cycle trial
             results.write_study(trial.study, steps_per_epoch=self.steps_per_epoch())
             self._recorded_steps = True
         results.write_trial_config(trial, self.device, config.to_dict())
-        recorder = keras.callbacks.History()  # before the pruning callback: keeps the last epoch
-        callbacks = [LearningRateMonitor(), recorder,
-                     *make_callbacks(config, self.settings.objective, self.settings.direction),
-                     *self.study_callbacks(trial),
-                     PruningCallback(trial, self.settings.objective, self.settings.direction,
-                                     self.settings.stall_window)]
+        recorder = keras.callbacks.History()
+        callbacks = self.callbacks(trial, config, recorder, prune=True)
         try:
             model, optimizer = self.seeded_model(trial, config, seed, fresh_names=self.lanes == 1)
             self.trainer.fit(model, optimizer, epochs=self.epochs, callbacks=callbacks, seed=seed)
@@ -126,14 +122,25 @@ class TrialRunner:
         `params` are the trial's, which answer the builder's own suggestions."""
         trial = optuna.trial.FixedTrial(params)
         recorder = keras.callbacks.History()
-        callbacks = [LearningRateMonitor(), recorder,  # `lr` in the logs, as the study's callbacks see it in trials
-                     *make_callbacks(config, self.settings.objective, self.settings.direction),
-                     *self.study_callbacks(trial)]
+        callbacks = self.callbacks(trial, config, recorder, prune=False)
         model, optimizer = self.seeded_model(trial, config, seed, fresh_names=self.lanes == 1)
         self.trainer.fit(model, optimizer, epochs=self.epochs, callbacks=callbacks, seed=seed)
         values = recorder.history.get(self.settings.objective, [])  # fewer than epochs if a callback stopped it
         finished = values and epoch_loop.NONFINITE_KEY not in recorder.history and math.isfinite(values[-1])
         return float(values[-1]) if finished else None
+
+    def callbacks(self, trial: Any, config: LRConfig, recorder: keras.callbacks.History, *,
+                  prune: bool) -> list[keras.callbacks.Callback]:
+        """A training's callbacks, in order: the learning rate into the logs, `recorder`
+        (before the pruning callback, so that it keeps the last epoch), the schedule's, the
+        study file's, and with `prune` the pruning callback."""
+        callbacks = [LearningRateMonitor(), recorder,
+                     *make_callbacks(config, self.settings.objective, self.settings.direction),
+                     *self.study_callbacks(trial)]
+        if prune:
+            callbacks.append(PruningCallback(trial, self.settings.objective, self.settings.direction,
+                                             self.settings.stall_window))
+        return callbacks
 
     def study_callbacks(self, trial: Any) -> list[keras.callbacks.Callback]:
         """The study file's callbacks(trial), checked, each run inside `user_code`: what
