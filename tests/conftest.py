@@ -3,10 +3,12 @@ PostgreSQL server that .ci/run starts."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -78,6 +80,24 @@ def run_cli(*args: str, cwd: str | Path | None = None, timeout: float = 300, **p
 @pytest.fixture
 def cli():
     return run_cli
+
+
+#: Held shared by each test of the PostgreSQL server, and alone by a test that stops or restarts
+#: it (the `server` fixture): across xdist workers, and across test runs on this machine.
+POSTGRES_LOCK = Path(tempfile.gettempdir()) / "lrsearch-tests-postgres.lock"
+
+
+@pytest.fixture(autouse=True)
+def _postgres_turn(request):
+    """Tests of the one PostgreSQL server run beside each other, and one that stops or
+    restarts it runs alone."""
+    names = set(request.fixturenames)
+    if not names & {"postgres_url", "fresh_postgres", "server"}:
+        yield
+        return
+    with open(POSTGRES_LOCK, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX if "server" in names else fcntl.LOCK_SH)
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -207,14 +227,3 @@ def fresh_postgres(postgres_url):
     with engine.begin() as connection:
         connection.execute(sqlalchemy.text(f'DROP SCHEMA "{schema}" CASCADE'))
     engine.dispose()
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
-def pytest_collection_modifyitems(items):
-    """Tests of the one PostgreSQL server run in one xdist worker, one after another (the
-    fault tests restart and stop it under the others), and first: they are the longest chain."""
-    server = [item for item in items
-              if item.get_closest_marker("postgres") or {"postgres_url", "fresh_postgres"} & set(item.fixturenames)]
-    for item in server:
-        item.add_marker(pytest.mark.xdist_group("postgres"))
-    items[:] = server + [item for item in items if item not in server]

@@ -19,8 +19,6 @@ from lrsearch.lr import ConfigError, LRConfig  # noqa: E402
 from lrsearch.export import ExportedConfig, load_config  # noqa: E402
 from lrsearch.export import write  # noqa: E402
 
-#: One xdist worker runs this module: its module-scoped search is made once.
-pytestmark = pytest.mark.xdist_group(__name__)
 ROOT = Path(__file__).resolve().parent.parent.parent
 BLOBS = ROOT / "studies" / "blobs.py"
 EPOCHS = 12

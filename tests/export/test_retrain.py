@@ -20,8 +20,6 @@ from lrsearch.study import load_study
 
 #: Loads a model where lrsearch is not importable: -I drops PYTHONPATH and the working
 #: folder; the editable install's finder is removed before anything imports lrsearch.
-#: One xdist worker runs this module: its module-scoped search is made once.
-pytestmark = pytest.mark.xdist_group(__name__)
 WITHOUT_LRSEARCH = textwrap.dedent("""
     import json, sys
     sys.meta_path[:] = [f for f in sys.meta_path if not getattr(f, "__module__", "").startswith("__editable__")]

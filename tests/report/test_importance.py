@@ -20,8 +20,7 @@ from lrsearch.lr import Space, suggest  # noqa: E402
 
 EPOCHS = 60
 SEEDS = (2, 4, 6, 7)
-pytestmark = [pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning"),
-              pytest.mark.xdist_group(__name__)]  # one worker makes its module-scoped studies once
+pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 
 
 @pytest.fixture(autouse=True, scope="module")

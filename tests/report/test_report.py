@@ -18,8 +18,6 @@ from lrsearch import results  # noqa: E402
 from lrsearch.report import _data as report_data  # noqa: E402
 from lrsearch.report import write_report, write_report_for  # noqa: E402
 
-#: One xdist worker runs this module: its module-scoped search is made once.
-pytestmark = pytest.mark.xdist_group(__name__)
 ROOT = Path(__file__).resolve().parent.parent.parent
 FIGURES = ["importance", "parallel_coordinates", "history", "learning_curves", "lr_per_epoch", "objective_vs_lr"]
 LR = optuna.distributions.FloatDistribution(1e-7, 1.0, log=True)

@@ -21,8 +21,6 @@ from lrsearch.results import DIVERGED  # noqa: E402
 from lrsearch.training import PruningCallback  # noqa: E402
 from lrsearch.lr import LearningRateMonitor, make_callbacks, make_optimizer  # noqa: E402
 
-#: One xdist worker runs this module: its module-scoped search is made once.
-pytestmark = pytest.mark.xdist_group(__name__)
 LOG_KEYS = {"loss", "accuracy", "val_loss", "val_accuracy"}
 #: Rows of training data; BATCH does not divide it, so the last batch is partial (100 = 3 * 32 + 4).
 TRAIN_ROWS, BATCH = 100, 32
