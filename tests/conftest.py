@@ -227,3 +227,14 @@ def fresh_postgres(postgres_url):
     with engine.begin() as connection:
         connection.execute(sqlalchemy.text(f'DROP SCHEMA "{schema}" CASCADE'))
     engine.dispose()
+
+
+def pytest_collection_modifyitems(items):
+    """The tests of the PostgreSQL server first, those that stop or restart it leading: xdist
+    hands each worker a run of the list, so they queue in one worker instead of holding
+    several workers while they wait for the lock."""
+    def rank(item) -> int:
+        names = set(item.fixturenames)
+        return 0 if "server" in names else 1 if names & {"postgres_url", "fresh_postgres"} else 2
+
+    items.sort(key=rank)

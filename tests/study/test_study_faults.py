@@ -6,6 +6,7 @@ the first Ctrl-C."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import time
 import optuna
 import pytest
 
-from conftest import ROOT, TINY
+from conftest import ROOT, TINY, run_cli
 from lrsearch.storage import open_storage
 
 DATA = "def data():\n"
@@ -122,16 +123,27 @@ def test_the_first_ctrl_c_ends_a_run_whose_data_hangs(tmp_path):
     assert running_trials(journal) == 0
 
 
+@pytest.fixture(scope="module")
+def one_trial_study(tmp_path_factory):
+    """A folder holding mine.py (tiny.py) and s.journal, where `lrsearch run` made its study
+    with one trial; each test resumes a copy."""
+    folder = tmp_path_factory.mktemp("resumable")
+    path = study_file(folder, "seed=3)", "seed=3)")
+    done = run_cli("run", str(path), "--storage", str(folder / "s.journal"), "--workers", "1", "--no-report",
+                   "--epochs", "2", "--n-trials", "1")
+    assert done.returncode == 0, done.stderr
+    return folder
+
+
 @pytest.mark.parametrize("change, message", [
     (("seed=3)\n", "seed=3)\nspace = lrsearch.Space(lr=(1e-3, 0.5))\n"), "space lr [1e-07, 1.0] -> [0.001, 0.5]"),
     (("layers.Dense(8, ", "layers.Dense(16, "), "layers Dense(8) Dense(3) -> Dense(16) Dense(3)"),
     (('activation="relu"', 'activation="tanh"'), "the same layers, configured otherwise"),
 ])
-def test_resuming_a_study_whose_file_changed_stops_unless_accepted(cli, tmp_path, change, message):
-    path = study_file(tmp_path, "seed=3)", "seed=3)")
-    journal = str(tmp_path / "s.journal")
+def test_resuming_a_study_whose_file_changed_stops_unless_accepted(cli, tmp_path, one_trial_study, change, message):
+    shutil.copytree(one_trial_study, tmp_path, dirs_exist_ok=True)
+    path, journal = tmp_path / "mine.py", str(tmp_path / "s.journal")
     run = ("run", str(path), "--storage", journal, "--workers", "1", "--no-report", "--epochs", "2")
-    assert cli(*run, "--n-trials", "1").returncode == 0
     path.write_text(path.read_text().replace(*change))
     changed = cli(*run, "--n-trials", "2")
     assert changed.returncode == 2, changed.stderr
