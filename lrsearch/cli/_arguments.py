@@ -1,17 +1,13 @@
 """Options shared by the commands: which study a command reads (a study file, or a storage
-and a study name), the worker processes, and argparse types."""
+and a study name), the worker processes, the search options given, and argparse types."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-from typing import TYPE_CHECKING
 
 from lrsearch.options import SearchOptions
 from lrsearch.storage import DEFAULT_STORAGE
-
-if TYPE_CHECKING:
-    from lrsearch.study import StudyRef
 
 
 def add_study_arguments(parser: argparse.ArgumentParser, file_required: bool = False) -> None:
@@ -65,10 +61,3 @@ def given_options(args: argparse.Namespace, *exclude: str) -> dict:
     default, less `exclude`."""
     names = {field.name for field in dataclasses.fields(SearchOptions)} - set(exclude)
     return {name: value for name, value in vars(args).items() if name in names and value is not None}
-
-
-def study_ref(args: argparse.Namespace, load: bool = True) -> "StudyRef":
-    """The study `add_study_arguments`' options name (`lrsearch.study.resolve_study`)."""
-    from lrsearch.study import resolve_study
-
-    return resolve_study(args.study_file, storage=args.storage, study_name=args.study_name, load=load)

@@ -61,6 +61,8 @@ def _guard_exit() -> None:
     """Replace `os._exit`, once for the process, by `_guarded_exit`: threads may run
     study code at once, so a per-call swap would refuse or allow exits in other threads."""
     global _real_exit
+    if _real_exit is not None:
+        return
     with _exit_guard_lock:
         if _real_exit is None:
             _real_exit = os._exit
