@@ -1,7 +1,7 @@
 """Where trials are kept: opening a storage URL or journal file (`open_storage`) and a study
 in it (`open_study`), riding out outages (`ResilientStorage`), writing a trial's records
-behind its epochs (`WriteBackStorage`), checking and repairing journal files, and
-redacting passwords.
+behind its epochs (`WriteBackStorage`), checking and repairing journal files, redacting
+passwords and wording a database's errors in one plain line (`describe_error`).
 
 The storage classes subclass Optuna's and are imported on first use, so that reading a
 storage's name or default stays free of Optuna.
@@ -12,15 +12,16 @@ from __future__ import annotations
 import importlib
 
 from lrsearch.storage._journal import JournalDamagedError, check_journal, find_damage, repair_journal
-from lrsearch.storage._open import (DEFAULT_STORAGE, heartbeat_settings, is_url, open_storage, open_study,
-                                    optuna_cli_hint, passwords_of, redact, redact_text, require_storage)
+from lrsearch.storage._open import (DEFAULT_STORAGE, heartbeat_settings, open_storage, open_study, optuna_cli_hint,
+                                    require_storage)
+from lrsearch.storage._redact import check_url, describe_error, is_url, passwords_of, redact, redact_text
 
 #: Name -> the module that holds it, imported (with Optuna) on first use.
 _WITH_OPTUNA = {"ResilientStorage": "_resilient", "rdb_under": "_resilient", "WriteBackStorage": "_writeback"}
 
-__all__ = ["DEFAULT_STORAGE", "JournalDamagedError", "check_journal", "find_damage", "heartbeat_settings", "is_url",
-           "open_storage", "open_study", "optuna_cli_hint", "passwords_of", "redact", "redact_text", "repair_journal",
-           "require_storage",
+__all__ = ["DEFAULT_STORAGE", "JournalDamagedError", "check_journal", "check_url", "describe_error", "find_damage",
+           "heartbeat_settings", "is_url", "open_storage", "open_study", "optuna_cli_hint", "passwords_of", "redact",
+           "redact_text", "repair_journal", "require_storage",
            *_WITH_OPTUNA]
 
 

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import os
 import random
-import re
 import shlex
 import time
 import warnings
 from typing import TYPE_CHECKING, Callable
 
-from lrsearch.errors import StorageError, StorageOpenError, UsageError
+from lrsearch.errors import LrsearchError, StorageError, StorageOpenError, UsageError
+from lrsearch.storage._redact import check_url, describe_error, is_url, keep_secret, plain_database_logs, redact
 
 if TYPE_CHECKING:
     from lrsearch.storage._resilient import ResilientStorage
@@ -34,117 +34,9 @@ DEFAULT_STORAGE = "lrsearch.journal"
 HEARTBEAT_INTERVAL = 10
 GRACE_PERIOD = 90
 
-#: Query parameters that carry a password (libpq, SQLAlchemy drivers); any name holding
-#: "password" or "passwd" counts too (`ssl_password`, `db_password`).
-_PASSWORD_PARAMS = {"password", "passwd", "pwd", "sslpassword"}
-#: A URL inside a message (`redact_text`): up to a space or a quote.
-_URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"]+")
-
-
-def is_url(storage: str) -> bool:
-    return "://" in storage
-
 
 def is_rdb(storage: str) -> bool:
     return is_url(storage) and not storage.startswith("redis")
-
-
-def redact(storage: str) -> str:
-    """`storage` with any password replaced by ***: in `user:password@host` (the
-    password may hold '@', ':', '/' or '?', or be percent-encoded) and in query parameters
-    such as `?password=` or `&PWD=`. A path or `sqlite:///x.db` stays as it is."""
-    if not is_url(storage):
-        return storage
-    scheme, _, rest = storage.partition("://")
-    authority, slash, tail = _split_authority(rest)
-    if "@" in authority:
-        userinfo, _, host = authority.rpartition("@")
-        user, colon, password = userinfo.partition(":")
-        authority = f"{user}:***@{host}" if colon and password else authority
-    path, question, query = tail.partition("?")
-    if question:
-        query = "&".join(_redact_param(part) for part in query.split("&"))
-    return f"{scheme}://{authority}{slash}{path}{question}{query}"
-
-
-def _split_authority(rest: str) -> tuple[str, str, str]:
-    """`rest` (a URL after "://") as (user:password@host:port, "/" or "", what follows).
-
-    The password may hold '@', ':' and '/', so the user info ends at the last '@' before
-    the query, not at the first '/'; it starts where a '?' is followed by `name=` before
-    any later '@' (so `pa?ss@host` is a password and `db?password=p@ss` a query). A URL
-    whose "://" is followed by '/' (`sqlite:///x.db`) has no authority."""
-    if rest.startswith("/"):
-        return "", "/", rest[1:]
-    query = _query_start(rest)
-    at = rest.rfind("@", 0, query)
-    if at < 0 and ":" in rest[:query] and "/" not in rest[:query] and "@" in rest[query:]:
-        # `user:pa?x=1@host/db`: no path before the '?', so it may still be in a password,
-        # unless what follows it is a password parameter (`host:1?password=p@ss`)
-        path = rest.find("/", query)
-        candidate = rest.rfind("@", 0, path if path >= 0 else len(rest))
-        if not any(_is_password_param(part.partition("=")[0]) for part in rest[query + 1:candidate].split("&")):
-            at = candidate
-    for i in range(max(at, 0), len(rest)):
-        if rest[i] == "/":
-            return rest[:i], "/", rest[i + 1:]
-        if rest[i] == "?":
-            return rest[:i], "", rest[i:]
-    return rest, "", ""
-
-
-def _query_start(rest: str) -> int:
-    """Where the query of `rest` starts: its first '?' followed by `name=` before the next
-    '@' (or with no '@' after it); len(rest) when there is none."""
-    i = rest.find("?")
-    while i >= 0:
-        at = rest.find("@", i)
-        if at < 0 or "=" in rest[i:at]:
-            return i
-        i = rest.find("?", i + 1)
-    return len(rest)
-
-
-def _is_password_param(key: str) -> bool:
-    import urllib.parse
-
-    key = urllib.parse.unquote_plus(key).strip().lower()
-    return key in _PASSWORD_PARAMS or "password" in key or "passwd" in key
-
-
-def _redact_param(part: str) -> str:
-    key, equals, value = part.partition("=")
-    return f"{key}=***" if equals and value and _is_password_param(key) else part
-
-
-def passwords_of(storage: str) -> list[str]:
-    """The passwords in `storage`, raw, percent-decoded and percent-encoded (as a driver
-    may echo them), longest first: for scrubbing messages."""
-    import urllib.parse
-
-    found = []
-    if is_url(storage):
-        authority, _, tail = _split_authority(storage.partition("://")[2])
-        userinfo = authority.rpartition("@")[0]
-        if ":" in userinfo:
-            found.append(userinfo.split(":", 1)[1])
-        for part in tail.partition("?")[2].split("&"):
-            key, equals, value = part.partition("=")
-            if equals and _is_password_param(key):
-                found += [value, urllib.parse.unquote_plus(value)]
-    found = [p for p in found if p]
-    found += [urllib.parse.unquote(p) for p in found]
-    found += [urllib.parse.quote(p, safe="") for p in found]
-    return sorted(set(found), key=len, reverse=True)
-
-
-def redact_text(text: str, storage: str) -> str:
-    """`text` (an error message, say) with every URL in it redacted and the passwords of
-    `storage` replaced by ***, wherever they appear."""
-    text = _URL.sub(lambda m: redact(m.group(0)), text)
-    for password in passwords_of(storage):
-        text = text.replace(password, "***")
-    return text
 
 
 def open_storage(storage: str, *, notify: Callable[[str], None] | None = None,
@@ -152,21 +44,26 @@ def open_storage(storage: str, *, notify: Callable[[str], None] | None = None,
     """The Optuna storage of a journal file path or URL, retried through outages
     (`lrsearch.storage._resilient`); RDB storages record heartbeats of running trials.
 
-    A journal file is checked first and refused if damaged (`lrsearch.journal`). A server
-    that cannot be reached fails at once, unless `wait_to_open` (a worker joining a run)."""
+    A journal file is checked first and refused if damaged (`lrsearch.journal`); a write
+    to it that fails for want of space raises WriteError. A URL a driver would misread is
+    refused (`check_url`). A server that cannot be reached fails at once, unless
+    `wait_to_open` (a worker joining a run)."""
     from optuna.exceptions import ExperimentalWarning
     from optuna.storages import JournalStorage, RDBStorage
-    from optuna.storages.journal import JournalFileBackend, JournalRedisBackend
+    from optuna.storages.journal import JournalRedisBackend
 
     from lrsearch.internals import cached
     from lrsearch.storage._journal import check_journal
+    from lrsearch.storage._journal_file import JournalFile
     from lrsearch.storage._resilient import ResilientStorage
 
+    check_url(storage)
+    keep_secret(storage)
     interval, grace = heartbeat_settings()
     resilient = ResilientStorage(None, redact(storage), patience=storage_patience(), notify=notify, abort=abort)
     if not is_url(storage):
         check_journal(storage)
-        resilient.inner = JournalStorage(JournalFileBackend(storage))
+        resilient.inner = JournalStorage(JournalFile(storage))
     elif storage.startswith("redis"):
         resilient.inner = JournalStorage(JournalRedisBackend(storage))
     else:
@@ -175,15 +72,16 @@ def open_storage(storage: str, *, notify: Callable[[str], None] | None = None,
         def create():
             with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5
                 warnings.simplefilter("ignore", ExperimentalWarning)
-                return cached(_create_rdb(lambda: RDBStorage(storage, **options)))
+                rdb = _create_rdb(lambda: RDBStorage(storage, **options))
+            plain_database_logs(rdb.engine)
+            return cached(rdb)
 
         try:
             resilient.inner = resilient.retrying(create) if wait_to_open else create()
-        except StorageError:
+        except LrsearchError:
             raise
         except Exception as exc:
-            raise StorageOpenError(redact_text(f"cannot open storage {redact(storage)}: "
-                                               f"{type(exc).__name__}: {exc}", storage)) from None
+            raise _cannot_open(storage, exc) from None
     return resilient
 
 
@@ -203,14 +101,17 @@ def open_study(storage: str, study_name: str, *, direction: str | None = None, s
             return optuna.create_study(study_name=study_name, storage=opened, direction=direction, sampler=sampler,
                                        pruner=pruner, load_if_exists=True)
         names = [s.study_name for s in optuna.get_all_study_summaries(opened, include_best_trial=False)]
-    except StorageError:
+    except LrsearchError:
         raise
     except Exception as exc:  # a wrong URL, a server that is down, a file we cannot write
-        raise StorageOpenError(redact_text(f"cannot open storage {redact(storage)}: {type(exc).__name__}: {exc}",
-                                           storage)) from None
+        raise _cannot_open(storage, exc) from None
     if study_name not in names:
         raise UsageError(f"no study {study_name!r} in {redact(storage)}; it holds {names or 'none'}.")
     return optuna.load_study(study_name=study_name, storage=opened, sampler=sampler, pruner=pruner)
+
+
+def _cannot_open(storage: str, exc: Exception) -> StorageOpenError:
+    return StorageOpenError(f"cannot open storage {redact(storage)}: {describe_error(exc)}")
 
 
 def require_storage(storage: str) -> None:

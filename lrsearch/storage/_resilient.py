@@ -22,6 +22,7 @@ from optuna.storages import BaseStorage
 
 from lrsearch import internals
 from lrsearch.errors import StorageUnavailableError
+from lrsearch.storage._redact import describe_error
 
 BaseHeartbeat = internals.heartbeat_base()
 
@@ -142,6 +143,18 @@ class ResilientStorage(DelegatingStorage):
         """`inner.name(*args, **kwargs)`, retried through an outage."""
         return self.retrying(lambda: getattr(self.inner, name)(*args, **kwargs))
 
+    def record_heartbeat(self, trial_id: int) -> None:
+        """Record a heartbeat of `trial_id`; never raises, since it runs in Optuna's
+        heartbeat thread, which would print a traceback and stop beating. The trial's own
+        calls meet the same outage and end the work; any other failure is said in one line."""
+        try:
+            self.call("record_heartbeat", trial_id)
+        except StorageUnavailableError:
+            pass
+        except Exception as exc:  # noqa: BLE001 - the next beat tries again
+            self.notify(f"storage {self.label}: a heartbeat of trial id {trial_id} was not recorded "
+                        f"({describe_error(exc)}).")
+
     def retrying(self, work: Callable[[], Any]) -> Any:
         attempt = 0
         while True:
@@ -164,11 +177,11 @@ class ResilientStorage(DelegatingStorage):
         if self._down_since is None:
             self._down_since = now
             self.notify(f"storage {self.label} unreachable since {time.strftime('%H:%M:%S')} "
-                        f"({_first_line(exc)}); waiting up to {self.patience:.0f} s for it.")
+                        f"({describe_error(exc)}); waiting up to {self.patience:.0f} s for it.")
         waited = now - self._down_since
         if waited >= self.patience or self.abort():
             raise StorageUnavailableError(
-                f"storage {self.label} has been unreachable for {waited:.0f} s ({_first_line(exc)}). "
+                f"storage {self.label} has been unreachable for {waited:.0f} s ({describe_error(exc)}). "
                 f"Nothing finished is lost; run the same command again once it is back.") from None
         deadline = min(now + _BACKOFF[min(attempt, len(_BACKOFF) - 1)], self._down_since + self.patience)
         while time.monotonic() < deadline and not self.abort():
@@ -184,10 +197,3 @@ def rdb_under(storage: BaseStorage):
         storage = getattr(storage, "inner", None) or internals.storage_behind(storage)
     return storage
 
-
-def _first_line(exc: BaseException) -> str:
-    cause = exc
-    while cause.__cause__ is not None:
-        cause = cause.__cause__
-    text = str(cause).strip().splitlines()
-    return f"{type(cause).__name__}: {text[0][:160]}" if text else type(cause).__name__

@@ -76,7 +76,8 @@ class WriteBackStorage(DelegatingStorage):
 
     def create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> int:
         trial_id = self.call("create_new_trial", study_id, template_trial)
-        self._own(trial_id)
+        if template_trial is None or template_trial.state == TrialState.RUNNING:  # not one enqueued for anyone
+            self._own(trial_id)
         return trial_id
 
     def set_trial_state_values(self, trial_id: int, state: TrialState, values=None) -> bool:

@@ -117,3 +117,122 @@ def test_redact_text_scrubs_a_query_password():
 def test_redact_text_leaves_a_message_without_passwords():
     assert redact_text("disk full at /data", "lrsearch.journal") == "disk full at /data"
     assert redact_text("no route to db", "postgresql://u@db/lr") == "no route to db"
+
+
+# --------------------------------------------------------------------------- URLs a driver misreads
+
+
+@pytest.mark.parametrize("url", [
+    "postgresql://u:WR@NGsecretE@127.0.0.1/db",  # a raw '@' in the password
+    "postgresql+psycopg://u@corp:WR@NGsecretE@127.0.0.1:5432/db",  # and in the user name
+    "postgresql://u:WR@NG/secretE@127.0.0.1/db?sslmode=require",
+    "postgresql://127.0.0.1:5432/db?user=u&password=WR@NGsecretE",  # read as `user:password@host` by SQLAlchemy
+    "postgresql://127.0.0.1:5432?password=WRNGsecretE@x",
+])
+def test_a_url_a_driver_would_misread_is_refused_showing_none_of_it(url):
+    from lrsearch.errors import StorageOpenError
+    from lrsearch.storage import check_url
+
+    with pytest.raises(StorageOpenError) as refused:
+        check_url(url)
+    message = str(refused.value)
+    assert "percent-encode '@'" in message and "%40" in message
+    assert not [piece for piece in ("WR@N", "NGse", "secretE", "127.0.0.1", "u@corp") if piece in message], message
+
+
+@pytest.mark.parametrize("url", [
+    "postgresql://u:WR%40NGsecretE@127.0.0.1/db", "postgresql://u:p/w:x?y#z@db/lr",
+    "postgresql://db/lr?password=p%40ss", "sqlite:////data/runs@home/x@y.db", "lrsearch.journal", "postgresql://u@db/lr"])
+def test_a_url_drivers_read_as_written_passes(url):
+    from lrsearch.storage import check_url
+
+    check_url(url)
+
+
+def test_the_command_refuses_a_raw_at_in_the_password_and_prints_no_piece_of_it(capsys):
+    """Before, the driver took `NGsecretE@127.0.0.1` for the host and printed it."""
+    from lrsearch.cli import main
+
+    password = "WR@NGsecretE"
+    assert main(["report", "--storage", f"postgresql://u:{password}@127.0.0.1/db", "--study-name", "x"]) == 2
+    shown = capsys.readouterr()
+    printed = shown.out + shown.err
+    assert "percent-encode" in printed and "Traceback" not in printed
+    assert not [password[a:b] for a in range(len(password)) for b in range(a + 3, len(password) + 1)
+                if password[a:b] in printed], printed
+
+
+def test_redact_text_scrubs_pieces_of_a_password_a_driver_split():
+    url = "postgresql://u:WR@NGsecretE@127.0.0.1/db"
+    text = redact_text("failed to resolve host 'NGsecretE@127.0.0.1': password 'WR@NGsecretE'", url)
+    assert text == "failed to resolve host '***@127.0.0.1': password '***'"
+    assert redact("postgresql://user:Qk7X/:%&Z?= ZZq9@db.example:5432/lr") == "postgresql://user:***@db.example:5432/lr"
+
+
+# --------------------------------------------------------------------------- database errors in one plain line
+
+
+def test_describe_error_gives_the_drivers_first_line_without_sql():
+    import sqlalchemy
+
+    from lrsearch.storage import describe_error
+
+    engine = sqlalchemy.create_engine("sqlite://")
+    with engine.connect() as connection, pytest.raises(sqlalchemy.exc.OperationalError) as caught:
+        connection.execute(sqlalchemy.text("SELECT secret_column FROM no_such_table WHERE id = :id"), {"id": 42})
+    assert "[SQL: " in str(caught.value)
+    try:
+        raise RuntimeError("a commit failed") from caught.value
+    except RuntimeError as wrapped:
+        assert describe_error(wrapped) == "no such table: no_such_table"
+    text = redact_text(f"a worker could not start: OperationalError: {caught.value}", "")
+    assert text == "a worker could not start: OperationalError: (sqlite3.OperationalError) no such table: no_such_table"
+    assert describe_error(FileNotFoundError(2, "No such file or directory")) == \
+        "FileNotFoundError: [Errno 2] No such file or directory"
+
+
+def test_a_connection_closed_mid_query_is_one_plain_line_without_sql(fresh_postgres, monkeypatch, capfd):
+    """PostgreSQL ends the connection of a query that waits for a lock: the outage (given
+    up at once) and Optuna's and SQLAlchemy's logs of it say so in one line each, with no
+    statement, parameters, link or traceback."""
+    import threading
+    import time
+
+    import optuna
+    import psycopg
+    import sqlalchemy
+
+    from lrsearch.errors import StorageUnavailableError
+    from lrsearch.storage import open_storage
+
+    monkeypatch.setenv("LRSEARCH_STORAGE_PATIENCE", "0")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = open_storage(fresh_postgres)
+    study = optuna.create_study(study_name="s", storage=storage)
+    study.tell(study.ask(), 1.0)
+    url = sqlalchemy.engine.make_url(fresh_postgres)
+    dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    schema = url.query["options"].partition("=")[2]
+    with psycopg.connect(dsn) as locker, psycopg.connect(dsn, autocommit=True) as killer:
+        locker.execute(f'LOCK TABLE "{schema}".trials IN ACCESS EXCLUSIVE MODE')
+        locker_pid = locker.info.backend_pid
+
+        def end_the_waiting_query() -> None:
+            for _ in range(500):
+                waiting = killer.execute("SELECT pid FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))",
+                                         (locker_pid,)).fetchall()
+                if waiting:
+                    killer.execute("SELECT pg_terminate_backend(%s)", waiting[0])
+                    return
+                time.sleep(0.02)
+
+        ender = threading.Thread(target=end_the_waiting_query)
+        ender.start()
+        with pytest.raises(StorageUnavailableError) as lost:
+            storage.get_all_trials(study._study_id)
+        ender.join()
+        locker.rollback()
+    shown = f"{lost.value}\n{capfd.readouterr().err}"
+    assert "terminating connection due to administrator command" in str(lost.value), shown
+    for raw in ("[SQL:", "[parameters:", "sqlalche.me", "SELECT", "Traceback", url.password):
+        assert raw not in shown, shown
