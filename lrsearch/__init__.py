@@ -3,14 +3,15 @@
 Importing this package is light: it needs neither TensorFlow nor Optuna. Here are what the
 README documents: the study building blocks (`Settings`, `Space`, `define_study`), the
 search (`search`, `join`, `SearchOptions`, `SearchResult`), every other command as a function (`confirm`,
-`find_lr`, `export_study`, `write_report`, `repair_journal`), `load_config`, `LRConfig` and
-`retrain`, and the errors they raise (`lrsearch.errors`); what trains imports TensorFlow
-when it is used, and `write_report` its plotting libraries.
+`find_lr`, `export_study`, `write_report`, `repair_journal`), `load_config`, `LRConfig`,
+`retrain` and `load_model` (a retrained model, with the study file's own functions), and the
+errors they raise (`lrsearch.errors`); what trains imports TensorFlow when it is used, and
+`write_report` its plotting libraries.
 """
 
 from lrsearch._version import __version__
 from lrsearch.errors import LrsearchError, SearchStopped, StorageError, StudyFileError, UsageError
-from lrsearch.export import export_study, load_config, retrain
+from lrsearch.export import export_study, load_config, load_model, retrain
 from lrsearch.lr import LRConfig, Space
 from lrsearch.options import SearchOptions
 from lrsearch.run import SearchResult, confirm, find_lr, join, search
@@ -19,7 +20,7 @@ from lrsearch.study import Settings, define_study
 
 __all__ = ["LRConfig", "LrsearchError", "SearchOptions", "SearchResult", "SearchStopped", "Settings", "Space",
            "StorageError", "StudyFileError", "UsageError", "__version__", "confirm", "define_study", "export_study",
-           "find_lr", "join", "load_config", "repair_journal", "retrain", "search", "write_report"]
+           "find_lr", "join", "load_config", "load_model", "repair_journal", "retrain", "search", "write_report"]
 
 
 def __getattr__(name: str):

@@ -1,4 +1,5 @@
-"""The one place lrsearch touches Keras', TensorFlow's, Optuna's and optuna-dashboard's private API.
+"""The one place lrsearch touches Keras', TensorFlow's, Optuna's and optuna-dashboard's private API
+(and relies on an undocumented behaviour of Python's own `multiprocessing`).
 
 Each function tries a public route first where one exists; where only the private one
 does what lrsearch needs, a missing attribute raises `InternalError` naming it and the
@@ -10,12 +11,14 @@ Optuna before it is called.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
+import sys
 import threading
 import weakref
 from importlib import metadata
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from lrsearch.errors import InternalError
 
@@ -39,6 +42,31 @@ def _private(owner: Any, name: str, package: str) -> Any:
     if value is _MISSING:
         raise unsupported(package, f"{type(owner).__name__}.{name}")
     return value
+
+
+# --------------------------------------------------------------------------- Python
+
+_main_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def without_main_module() -> Iterator[None]:
+    """Processes spawned inside this block do not run the parent's `__main__`. The spawn
+    start method runs it again in each child (as `__mp_main__`) where it has a `__spec__`
+    name (`python -m`) or a `__file__` (a script; standard input's "<stdin>", which is no
+    file), as `multiprocessing.spawn.get_preparation_data` reads them (undocumented): a
+    script that calls `lrsearch.search` without an `if __name__ == "__main__":` guard would
+    search again in every worker. lrsearch's children need nothing of it (a study defined
+    there travels pickled by value), so both are hidden here, under a lock, and restored."""
+    main = sys.modules["__main__"]
+    with _main_lock:
+        hidden = {name: vars(main).pop(name) for name in ("__file__", "__spec__") if name in vars(main)}
+        main.__spec__ = None
+        try:
+            yield
+        finally:
+            vars(main).pop("__spec__", None)
+            vars(main).update(hidden)
 
 
 # --------------------------------------------------------------------------- Optuna

@@ -9,6 +9,7 @@ import os
 from lrsearch.errors import UsageError
 from lrsearch.results import DEFAULT_SEEDS, DEFAULT_TOP
 from lrsearch.storage import DEFAULT_STORAGE
+from lrsearch.study import check_name
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,6 +66,8 @@ class SearchOptions:
         """UsageError naming the option whose value is wrong."""
         if not isinstance(self.storage, (str, os.PathLike)) or not str(self.storage):
             raise UsageError(f"storage must be a journal file path or a database URL, but got {self.storage!r}.")
+        if self.study_name is not None:
+            check_name(self.study_name)
         for name, low in (("n_trials", 1), ("epochs", 1), ("recycle", 1), ("workers", 1), ("per_gpu", 1),
                           ("lanes", 1), ("seed", 0)):
             value = getattr(self, name)

@@ -3,7 +3,9 @@ chooses), or trial N, again as the search trained it, and save the Keras model w
 history beside it (model.keras, model.history.json). --full-data trains on the training and
 validation rows together for a final model, reporting training metrics only. The model is
 saved compiled with the trial's optimizer at its last learning rate and no schedule, so it
-loads with plain keras.saving.load_model where lrsearch is not installed."""
+loads with plain keras.saving.load_model where lrsearch is not installed; where it names the
+study file's own functions or classes (a loss, a metric, a layer), the output says how to
+load it: lrsearch.load_model(path, study_file), or Keras' custom_objects naming them."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ retraining a kept configuration."""
 
 from lrsearch.export._config_file import ExportedConfig, load_config
 from lrsearch.export._export import FORMATS, export_study, exported_configs, to_document, write
-from lrsearch.export._retrain import RetrainError, retrain
+from lrsearch.export._retrain import RetrainError, load_model, retrain
 
-__all__ = ["FORMATS", "ExportedConfig", "RetrainError", "export_study", "exported_configs", "load_config", "retrain",
-           "to_document", "write"]
+__all__ = ["FORMATS", "ExportedConfig", "RetrainError", "export_study", "exported_configs", "load_config", "load_model",
+           "retrain", "to_document", "write"]

@@ -8,7 +8,8 @@ The file holds `lr_config` (what `LRConfig` knows: the source of truth), the tra
 settings, where the configuration came from, where the trial was retrained on fresh seeds
 (`lrsearch.results._ranking`) its values there under `confirmation`, and under `keras` what a
 project with Keras alone reads: Keras' own serialized optimizer, for
-`keras.optimizers.deserialize`. Loading parses JSON or safe YAML only, never executes
+`keras.optimizers.deserialize`. Loading parses JSON or safe YAML only (`_config_text`,
+which refuses whatever is not a document of JSON's types), never executes
 code, and imports neither Optuna, Keras nor the study file; Keras is imported when
 `optimizer()` or `callbacks()` builds an object, and `optimizer()` checks the file's
 Keras optimizer against the one `lr_config` gives.
@@ -17,12 +18,12 @@ Keras optimizer against the one `lr_config` gives.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
+from lrsearch.export._config_text import parse, read
 from lrsearch.lr import SCHEDULES, ConfigError, LRConfig
 from lrsearch.results import Confirmation
 
@@ -108,15 +109,17 @@ def _read_confirmation(section: Any) -> Confirmation:
     seeds, values = section.get("seeds"), section.get("values")
     if not isinstance(seeds, list) or not isinstance(values, list) or len(seeds) != len(values) or not seeds:
         raise ConfigError("confirmation needs 'seeds' and 'values', lists of one length (at least one seed).")
-    if not all(isinstance(seed, int) and not isinstance(seed, bool) for seed in seeds):
-        raise ConfigError(f"confirmation.seeds must be whole numbers, but got {seeds!r}.")
+    if not all(isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0 for seed in seeds) \
+            or len(set(seeds)) < len(seeds):
+        raise ConfigError(f"confirmation.seeds must be distinct whole numbers >= 0, but got {seeds!r}.")
     if not all(v is None or isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
         raise ConfigError(f"confirmation.values must be numbers or null (diverged), but got {values!r}.")
     found = Confirmation(dict(zip(seeds, values)))
     expected = confirmation_document(found)
     for key in ("mean", "std", "diverged"):
         got, want = section.get(key), expected[key]
-        if not (got == want or isinstance(got, (int, float)) and want is not None and math.isclose(got, want)):
+        if isinstance(got, bool) or not (got == want or isinstance(got, (int, float)) and want is not None
+                                         and math.isclose(got, want)):
             raise ConfigError(f"confirmation.{key} is {got!r} but its values give {want!r}; edit the values "
                               f"(or delete {key!r}).")
     return found
@@ -125,17 +128,13 @@ def _read_confirmation(section: Any) -> Confirmation:
 def load_config(path: str | os.PathLike, rank: int = 1) -> ExportedConfig:
     """Load a file written by `lrsearch export`; from a `--top K` file, the `rank`-th best.
 
-    Raises ConfigError (a ValueError) naming the file and the problem.
+    Raises ConfigError (a ValueError) naming the file and the problem, for any file that
+    is not such a configuration: missing, unreadable, binary, too large, malformed JSON or
+    YAML, or values no export writes.
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file.") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot be read: {exc}") from None
-    try:
-        document = _parse(text, path)
+        document = parse(read(path), path)
         if isinstance(document, dict) and document.get("schema") == SCHEMA_MANY:
             document = _pick(document, rank)
         elif rank != 1:
@@ -228,23 +227,6 @@ def _differences(got: Any, want: Any, path: str = "") -> Iterator[str]:
             yield path
     elif got != want:
         yield path
-
-
-def _parse(text: str, path: Path) -> Any:
-    if not text.strip():
-        raise ConfigError("the file is empty.")
-    if path.suffix.lower() in (".yaml", ".yml"):
-        import yaml
-
-        try:
-            return yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"not valid YAML: {exc}") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        hint = " (the file looks truncated)" if exc.pos >= len(text.rstrip()) else ""
-        raise ConfigError(f"not valid JSON{hint}: {exc.msg} at line {exc.lineno} column {exc.colno}.") from None
 
 
 def _pick(document: dict, rank: int) -> dict:

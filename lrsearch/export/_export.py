@@ -4,6 +4,9 @@ and whose `keras` section Keras reads alone:
 
     optimizer = keras.optimizers.deserialize(json.load(open("best.json"))["keras"]["optimizer"])
 
+A `--top K` file holds K such documents in `configs`, best first (`load_config(path, rank=K)`,
+`[...]["configs"][K - 1]["keras"]`); `reading_hint` says which for the file written.
+
 Exporting builds the optimizer, so it imports Keras; counting a trial's batches per epoch
 (one_cycle's length) imports the runner and TensorFlow.
 """
@@ -16,7 +19,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lrsearch.lr import PARAMS, SCHEDULES, ConfigError, LRConfig
+from lrsearch.lr import SCHEDULES, ConfigError, LRConfig
 from lrsearch.export._config_file import (SCHEMA, SCHEMA_MANY, SCHEMA_VERSION, ExportedConfig, check_count,
                                           confirmation_document)
 from lrsearch.storage import DEFAULT_STORAGE
@@ -27,8 +30,6 @@ if TYPE_CHECKING:
     from lrsearch.study import Study
 
 FORMATS = ("json", "yaml")
-#: Trial parameters that belong to the learning-rate space; the rest are the model's own.
-LR_PARAMS = ("optimizer", "schedule", *PARAMS)
 #: What every `keras` section says.
 KERAS_NOTE = ("keras.optimizers.deserialize(keras['optimizer']) builds the optimizer with Keras alone; each "
               "callback is keras.callbacks.<class_name>(**config). Both are written from lr_config and training, "
@@ -54,9 +55,33 @@ def export_study(study_file: "str | os.PathLike | Study | None" = None, *, stora
             fresh = f" (fresh seeds: {cfg.confirmation.describe()})" if cfg.confirmation else ""
             print(f"{'#' + str(rank) + ' ' if top else ''}trial {cfg.trial_number}: {cfg.objective}="
                   f"{cfg.value:.4g}{fresh}  {describe(cfg.lr_config.to_dict())}")
-        print(f"Wrote {path}; in another project: cfg = lrsearch.load_config({str(path)!r}), or with Keras alone: "
-              f"keras.optimizers.deserialize(<the file>['keras']['optimizer'])")
+        print(f"Wrote {path}" + (f" ({len(configs)} configurations, best first)" if top is not None else "")
+              + f"; {reading_hint(path, configs, many=top is not None, fmt=fmt)}")
     return configs
+
+
+def reading_hint(path: Path, configs: list[ExportedConfig], *, many: bool, fmt: str | None = None) -> str:
+    """What another project runs to read the file `write(configs, path, fmt=fmt, many=many)`
+    wrote: `load_config`, and Keras' own reading of the best's optimizer where the file holds one."""
+    where = str(path)
+    line = f"in another project: cfg = lrsearch.load_config({where!r}{', rank=1' if many else ''})"
+    if many and len(configs) > 1:
+        line += f" for the best (rank={'2' if len(configs) == 2 else f'2..{len(configs)}'} for the others)"
+    schedule = SCHEDULES[configs[0].lr_config.schedule]
+    if configs[0].steps_per_epoch is None and schedule.needs_steps:
+        return line + (f"; the file holds no Keras optimizer, since the {schedule.name} schedule's length needs the "
+                       f"batches per epoch: cfg.optimizer(steps_per_epoch=...) builds it.")
+    document = f"json.load(open({where!r}))" if file_format(path, fmt) == "json" else f"yaml.safe_load(open({where!r}))"
+    best = "['configs'][0]" if many else ""
+    keras_reads = f"keras.optimizers.deserialize({document}{best}['keras']['optimizer'])"
+    how = "with Keras, once lrsearch's own schedule is imported as the file's keras note says" if schedule.note \
+        else "with Keras alone"
+    return f"{line}, or {how}: {keras_reads}"
+
+
+def file_format(out: str | os.PathLike, fmt: str | None = None) -> str:
+    """The format of the file `out`: `fmt`, else from its suffix (.yaml, .yml), else json."""
+    return fmt or ("yaml" if Path(out).suffix.lower() in (".yaml", ".yml") else "json")
 
 
 def to_document(config: ExportedConfig) -> dict[str, Any]:
@@ -118,7 +143,7 @@ def exported_configs(
         raise ConfigError("give either a trial number or a top count, not both.")
     if top is not None:
         check_count("top", top)
-    from lrsearch.results import confirmations, rank, read_study, read_trial
+    from lrsearch.results import confirmations, model_params, rank, read_study, read_trial
 
     trials = study.get_trials(deepcopy=False)
     confirmed = confirmations(study)
@@ -154,7 +179,7 @@ def exported_configs(
             batch_size=facts["batch_size"], seed=seed, steps_per_epoch=steps, objective=facts["objective"],
             direction=study.direction.name.lower(), value=float(t.value), study_name=study.study_name,
             trial_number=t.number, lrsearch_version=__version__, exported_at=now,
-            model_params={k: v for k, v in t.params.items() if k not in LR_PARAMS},
+            model_params=model_params(t.params),
             confirmation=confirmed.get(t.number),
         ))
     return configs
@@ -164,7 +189,7 @@ def write(configs: list[ExportedConfig], out: str | os.PathLike, *, fmt: str | N
           many: bool = False) -> Path:
     """Write one configuration (or, with `many`, a ranked list) as JSON or YAML."""
     out = Path(out)
-    fmt = fmt or ("yaml" if out.suffix.lower() in (".yaml", ".yml") else "json")
+    fmt = file_format(out, fmt)
     if fmt not in FORMATS:
         raise ConfigError(f"format must be one of {list(FORMATS)}, but got {fmt!r}.")
     if many:

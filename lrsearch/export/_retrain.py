@@ -12,17 +12,20 @@ watches the objective's training counterpart (`accuracy` for `val_accuracy`).
 
 The saved model is compiled with the study's loss and metrics and the trial's optimizer at
 its last learning rate, without schedule or optimizer state: lrsearch's 1cycle schedule
-would need lrsearch to load, and this file loads with plain `keras.saving.load_model`.
+would need lrsearch to load. Where the model names no function or class of the study
+file's own (a loss, a metric, a layer), it loads with plain `keras.saving.load_model`;
+else with `load_model(path, study_file)`, or Keras' `custom_objects` naming those.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import math
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 from lrsearch import results
 from lrsearch.errors import UsageError
@@ -76,14 +79,86 @@ def retrain(study_file: "str | os.PathLike | Study", *, storage: str | None = No
                "trial_value": cfg.value,
                "confirmation": None if cfg.confirmation is None else cfg.confirmation.values,
                "saved_optimizer": _compile_plain(model, cfg.lr_config, logs["lr"][-1], study_file.settings),
-               "logs": logs}
+               "custom_objects": sorted(needed_objects(model, study_file)), "logs": logs}
     if output is not None:
         Path(output).parent.mkdir(parents=True, exist_ok=True)
         model.save(output)
         history_path(output).write_text(json.dumps(history, indent=1) + "\n", encoding="utf-8")
-        say(f"Wrote {output} (loads with keras.saving.load_model, without lrsearch; compiled with "
-            f"{history['saved_optimizer']}) and {history_path(output)}.")
+        say(f"Wrote {output} and {history_path(output)}; compiled with {history['saved_optimizer']}. "
+            f"{how_to_load(output, study_file, history['custom_objects'])}")
     return model, history
+
+
+def load_model(path: str | os.PathLike, study_file: "str | os.PathLike | Study") -> "keras.Model":
+    """Load a model saved by `lrsearch retrain` (or any .keras file of the study's model)
+    with the study file's own functions and classes that it names (its loss, metrics,
+    layers): `keras.saving.load_model` with them as `custom_objects`."""
+    from lrsearch.devices import import_tensorflow
+
+    import_tensorflow()
+    import keras
+
+    from lrsearch.study import Study, load_study
+
+    if not Path(path).is_file():
+        raise RetrainError(f"{path}: no such file; give the .keras file that lrsearch retrain wrote.")
+    study = study_file if isinstance(study_file, Study) else load_study(study_file)
+    return keras.saving.load_model(path, custom_objects=custom_objects(study))
+
+
+def how_to_load(output: str | os.PathLike, study_file: "Study", names: list[str]) -> str:
+    """How the model saved at `output` loads, given the study's own objects it `names`."""
+    if not names:
+        return "It loads with keras.saving.load_model, without lrsearch."
+    where = "the study" if study_file.in_python else str(study_file.path)
+    study = "study" if study_file.in_python else repr(where)
+    objects = ", ".join(f"{name!r}: {name.split('>')[-1]}" for name in names)
+    return (f"It needs {where}'s own {', '.join(names)}: load it with lrsearch.load_model({str(output)!r}, {study}), "
+            f"or with Keras alone as keras.saving.load_model({str(output)!r}, custom_objects={{{objects}}}) with "
+            f"those imported from {where}.")
+
+
+def custom_objects(study: "Study") -> dict[str, Any]:
+    """The study file's own functions and classes (its module's, and its loss's and metrics'),
+    by the names Keras saves them under; Keras' own are left out."""
+    import keras
+
+    settings = study.settings
+    found = [v for v in getattr(study.builder, "__globals__", {}).values()
+             if inspect.isclass(v) or inspect.isfunction(v)]
+    found += [v if inspect.isfunction(v) else type(v) for v in _leaves(settings.loss) + _leaves(settings.metrics)
+              if not isinstance(v, str)]
+    return {keras.saving.get_registered_name(v): v for v in found
+            if (getattr(v, "__module__", None) or "").split(".")[0] != "keras"}
+
+
+def needed_objects(model: "keras.Model", study_file: "Study") -> dict[str, Any]:
+    """Those of `custom_objects` that the compiled `model`'s configs name: what
+    `keras.saving.load_model` needs beyond Keras."""
+    named = set(_named(model.get_config())) | set(_named(model.get_compile_config()))
+    return {name: found for name, found in custom_objects(study_file).items() if name in named}
+
+
+def _named(config) -> Iterator[str]:
+    """The names a Keras config gives objects that are not Keras' own classes."""
+    if isinstance(config, (list, tuple)):
+        for value in config:
+            yield from _named(value)
+    elif isinstance(config, dict):
+        module = config.get("module")
+        if "class_name" in config and not (isinstance(module, str) and module.split(".")[0] == "keras"):
+            yield from (str(v) for v in (config["class_name"], config.get("registered_name"), config.get("config"))
+                        if isinstance(v, str))
+        for value in config.values():
+            yield from _named(value)
+
+
+def _leaves(value) -> list:
+    if isinstance(value, dict):
+        return [leaf for v in value.values() for leaf in _leaves(v)]
+    if isinstance(value, (list, tuple)):
+        return [leaf for v in value for leaf in _leaves(v)]
+    return [] if value is None else [value]
 
 
 class _Retraining:

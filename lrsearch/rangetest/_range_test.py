@@ -332,7 +332,9 @@ def run_isolated(study: "Study", requests: list[dict[str, Any]]) -> list[str]:
 
     quiet_tensorflow()  # the child inherits the environment
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(child_find_lr, str(study.path), pickle_study(study), requests).result()
+        with internals.without_main_module():  # the child starts in submit()
+            done = pool.submit(child_find_lr, str(study.path), pickle_study(study), requests)
+        return done.result()
 
 
 def child_find_lr(study_path: str, study_pickle: bytes | None, requests: list[dict[str, Any]]) -> list[str]:

@@ -46,13 +46,13 @@ def find_lr(study_file: "str | os.PathLike | Any", *, storage: str = DEFAULT_STO
     from lrsearch.rangetest import find_lr_cached
     from lrsearch.report import save_curve
     from lrsearch.storage import open_study, redact
-    from lrsearch.study import Study, load_study
+    from lrsearch.study import Study, load_study, resolve_study
 
     study = study_file if isinstance(study_file, Study) else load_study(study_file)
     options = {"batch_size": batch_size, "momentum": momentum, "start_lr": start_lr, "end_lr": end_lr,
                "iterations": iterations, "rule": rule}
     optimizers = _check(study, options, optimizers)
-    name = study_name or study.name
+    name = resolve_study(study, study_name=study_name).study_name
     storage = os.fspath(storage)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     optuna_study = open_study(storage, name, direction=study.settings.direction)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from lrsearch.errors import StudyFileError, UsageError
 from lrsearch.storage import DEFAULT_STORAGE
-from lrsearch.study._study_file import Study, load_study
+from lrsearch.study._study_file import Study, check_name, load_study
 
 #: What `list_studies` says of a study file without a module docstring.
 NO_DESCRIPTION = "(no description: add a module docstring)"
@@ -37,6 +37,8 @@ def resolve_study(study_file: "str | os.PathLike | Study | None" = None, *, stor
     """The study that a study file (a path or a loaded `Study`) or `study_name` names in
     `storage` (default: ./lrsearch.journal); the file is loaded if `load`. Without a name
     the file's name counts; UsageError when neither is given."""
+    if study_name is not None:
+        check_name(study_name)
     study = study_file if isinstance(study_file, Study) else (
         load_study(study_file) if study_file and load else None)
     name = study_name or (study.name if study else None)

@@ -32,9 +32,10 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from lrsearch.errors import StudyFileError, StudyFileExit, UsageError
+from lrsearch.errors import StudyFileError, StudyFileExit, UsageError, plain
 from lrsearch.lr import Space, SpaceError
 from lrsearch.study._directions import close_names, direction_of
+from lrsearch.study._source import check_source
 
 #: Optuna pruners `Settings.pruner` may name (`lrsearch.training._pruning.make_pruner`).
 PRUNERS = ("hyperband", "median")
@@ -96,9 +97,17 @@ def user_code(path: str | os.PathLike, what: str, passthrough: tuple[type[BaseEx
         raise StudyFileExit(path, f"{_line_in(path, exc)}{what} called sys.exit({exc.code!r}); a study file must "
                                   f"not end the process. Raise an exception instead.") from None
     except Exception as exc:
-        raise StudyFileError(path, f"{_line_in(path, exc)}{what} raised {type(exc).__name__}: {exc}") from exc
+        raise StudyFileError(path, f"{_line_in(path, exc)}{what} raised {problem_of(exc)}") from exc
     finally:
         _in_user_code.depth -= 1
+
+
+def problem_of(exc: BaseException) -> str:
+    """What `exc` says, for a message: a StudyFileError's problem, else its type and text
+    on one line, without the terminal colour codes Keras puts in some."""
+    if isinstance(exc, StudyFileError):
+        return exc.problem
+    return " ".join(plain(f"{type(exc).__name__}: {exc}").split())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -211,15 +220,24 @@ class Study:
 def load_study(path: str | os.PathLike) -> Study:
     """Import the study file at `path` and check its parts; raise StudyFileError."""
     path = Path(path)
+    if path.is_dir():
+        found = ", ".join(sorted(p.name for p in path.glob("*.py"))[:5])
+        raise StudyFileError(path, "is a directory. Give the path of a study file" + (
+            f" in it ({found})." if found else ", e.g. studies/blobs.py."))
     if not path.is_file():
         raise StudyFileError(path, "no such file. Give the path of a study file, e.g. studies/blobs.py.")
     if path.suffix != ".py":
         raise StudyFileError(path, "a study file is a Python file ending in .py.")
     module = _import(path)
-    description = (inspect.getdoc(module) or "").strip().splitlines()
-    return _assemble(path, path.stem, description[0] if description else "",
+    return _assemble(path, path.stem, describe(module),
                      **{part: getattr(module, part, None) for part in ("data", "build_model", "settings", "space",
                                                                        "callbacks")})
+
+
+def describe(module: Any) -> str:
+    """A study file's description: the first paragraph of its docstring, on one line."""
+    paragraph = (inspect.getdoc(module) or "").strip().split("\n\n")[0]
+    return " ".join(paragraph.split())
 
 
 def define_study(name: str, *, data: Callable[[], Any], build_model: Callable[..., Any], settings: Settings,
@@ -228,10 +246,17 @@ def define_study(name: str, *, data: Callable[[], Any], build_model: Callable[..
     """A study defined in Python (a notebook cell, a script) rather than in a study file:
     the same parts a study file defines, checked the same way. `lrsearch.search` ships it
     to its worker processes with cloudpickle, functions and what they use included."""
-    if not isinstance(name, str) or not name.strip() or "/" in name:
+    if "/" in check_name(name):
         raise UsageError(f"a study's name must be a non-empty string without '/', but got {name!r}.")
     return _assemble(Path(f"<study {name} defined in Python>"), name, description, data=data,
                      build_model=build_model, settings=settings, space=space, callbacks=callbacks, in_python=True)
+
+
+def check_name(name: Any) -> str:
+    """`name`, a study's name in its storage; UsageError unless it is a string of more than spaces."""
+    if not isinstance(name, str) or not name.strip():
+        raise UsageError(f"a study's name must be a non-empty string (study_name, --study-name), but got {name!r}.")
+    return name
 
 
 def _assemble(path: Path, name: str, description: str, *, data: Any, build_model: Any, settings: Any, space: Any,
@@ -276,7 +301,7 @@ def pickle_study(study: Study) -> bytes | None:
         return cloudpickle.dumps(study)
     except Exception as exc:
         raise StudyFileError(study.path, f"cannot be sent to the worker processes: pickling it raised "
-                                         f"{type(exc).__name__}: {exc}. Its functions must not hold open files, "
+                                         f"{problem_of(exc)}. Its functions must not hold open files, "
                                          f"locks or models; build those inside data() and build_model().") from None
 
 
@@ -291,6 +316,7 @@ def unpickle_study(path: str, pickled: bytes | None) -> Study:
 
 
 def _import(path: Path) -> Any:
+    check_source(path)
     module_name = f"{STUDY_MODULE_PREFIX}{path.stem}"
     spec = importlib.util.spec_from_file_location(module_name, path)
     if spec is None or spec.loader is None:
@@ -306,9 +332,10 @@ def _import(path: Path) -> Any:
         try:
             spec.loader.exec_module(module)
         except SyntaxError as exc:
-            raise StudyFileError(path, f"syntax error at line {exc.lineno}: {exc.msg}.") from None
+            where = f" at line {exc.lineno}" if exc.lineno else ""
+            raise StudyFileError(path, f"syntax error{where}: {exc.msg}.") from None
         except (SpaceError, ValueError, TypeError) as exc:  # mostly Settings(...) or Space(...) refusing a value
-            raise StudyFileError(path, f"{_line_in(path, exc)}{exc}") from None
+            raise StudyFileError(path, f"{_line_in(path, exc)}{plain(str(exc))}") from None
     return module
 
 

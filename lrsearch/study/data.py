@@ -7,7 +7,7 @@ them for models with several inputs or outputs. Or it returns ``(train, val)`` a
 batched `tf.data.Dataset`s or `keras.utils.PyDataset`s, which train through `model.fit`.
 
 In-memory splits become tuples of NumPy arrays (float64 as float32), checked for
-matching lengths and, unless the settings turn it off, for NaN and inf.
+matching lengths, at least one row and, unless the settings turn it off, for NaN and inf.
 """
 
 from __future__ import annotations
@@ -85,13 +85,17 @@ def steps_per_epoch(train: Any, batch_size: int) -> int:
     if isinstance(train, tuple):
         return max(1, math.ceil(rows(train) / batch_size))
     if not hasattr(train, "cardinality"):
-        return max(1, len(train))  # a PyDataset
+        if not len(train):  # a PyDataset
+            raise ValueError("the training PyDataset holds no batch (its len() is 0); give it at least one example.")
+        return len(train)
     cardinality = int(train.cardinality())
     if cardinality == -1:  # tf.data.INFINITE_CARDINALITY
         raise ValueError("the training dataset repeats forever; lrsearch trains whole epochs, so remove .repeat().")
     if cardinality < 0:  # unknown: count the batches once
         cardinality = sum(1 for _ in train)
-    return max(1, cardinality)
+    if cardinality == 0:
+        raise ValueError("the training dataset holds no batch; give it at least one example.")
+    return cardinality
 
 
 def first_batch(train: Any, batch_size: int) -> Any:
@@ -114,6 +118,11 @@ def _split(study: Study, name: str, part: Any) -> tuple:
         described = ", ".join(f"{key}: {length}" for key, length in lengths.items())
         raise StudyFileError(study.path, f"data()'s {name} arrays differ in length ({described}); each must hold "
                                          f"one row per example.")
+    if not any(lengths.values()):
+        shapes = ", ".join(f"{role}{where} {array.shape}" for role, item in zip(ROLES, split)
+                           for where, array in _named_leaves(item, ""))
+        raise StudyFileError(study.path, f"data()'s {name} split holds no rows ({shapes}); give it at least one "
+                                         f"example, one row each.")
     if study.settings.check_finite:
         for role, item in zip(ROLES, split):
             for where, array in _named_leaves(item, ""):
@@ -150,16 +159,21 @@ def _named_leaves(tree: Any, where: str) -> list[tuple[str, np.ndarray]]:
 
 
 def _check_finite(study: Study, name: str, array: np.ndarray) -> None:
-    """StudyFileError naming the first row of a float array that holds NaN or inf."""
+    """StudyFileError saying how many values of a float array are NaN or inf, in how many
+    of its rows, and the first."""
     if not np.issubdtype(array.dtype, np.floating):
         return
-    flat = array.reshape(len(array), -1) if array.ndim else array.reshape(1, 1)
-    bad = np.flatnonzero(~np.isfinite(flat).all(axis=1))
+    flat = array.reshape(len(array), -1)
+    finite = np.isfinite(flat)
+    bad = np.flatnonzero(~finite.all(axis=1))
     if not bad.size:
         return
-    value = flat[bad[0]][~np.isfinite(flat[bad[0]])][0]
-    raise StudyFileError(study.path, f"data()'s {name} holds {value} in {len(bad)} row(s), the first at row "
-                                     f"{bad[0]}; a model trained on it learns nothing. Fix the data, or set "
+    kinds = " and ".join(kind for kind, found in (("NaN", np.isnan(flat).any()), ("inf", np.isinf(flat).any()))
+                         if found)
+    value = flat[bad[0]][~finite[bad[0]]][0]
+    raise StudyFileError(study.path, f"data()'s {name} holds {int((~finite).sum())} {kinds} value(s) in {bad.size} "
+                                     f"of its {len(flat)} rows (the first, {value}, at row {bad[0]}); a model "
+                                     f"trained on it learns nothing. Fix the data, or set "
                                      f"Settings(check_finite=False) if the model handles such values itself.")
 
 

@@ -7,6 +7,10 @@ same logs (`loss`, metrics, `val_*`) and epoch-level callbacks - but runs every 
 an epoch inside one `tf.function`, shuffling the rows each epoch. A non-finite loss
 stops the epoch at the batch where it appears.
 
+Its validation values are those `model.fit(validation_data=...)` reports: evaluated in
+batches of the training batch size (`eval_batch`), or in one large batch where no value
+the model logs depends on how the rows are batched (`batch_free`).
+
 It falls back to `model.fit` for what it cannot serve (datasets, custom `train_step`).
 A `Trainer` also keeps compiled models across calls (see `lrsearch.training._kept_models`), so trials
 of an architecture it has seen skip building, compiling and tracing.
@@ -15,6 +19,7 @@ of an architecture it has seen skip building, compiling and tracing.
 from __future__ import annotations
 
 import collections
+import inspect
 import logging
 import math
 
@@ -28,8 +33,33 @@ from lrsearch.training import _kept_models as kept_models
 
 log = logging.getLogger(__name__)
 
-#: Rows per validation batch: large, since evaluation has no per-batch semantics to keep.
-EVAL_BATCH = 4096
+#: Rows per validation step where no logged value depends on how the rows are batched.
+LARGE_EVAL_BATCH = 4096
+#: Keras' losses and metrics whose value over a validation set is the same however its rows
+#: are batched: a mean over rows, or counts summed over rows (AUC, precision, F1, IoU, R2).
+#: Keras averages other metrics over batches, one value a batch: a metric function of the
+#: user's (an F1 over each batch), its own correlations, a multi-output model's per-output
+#: losses (plain `Mean`s here).
+BATCH_FREE_LOSSES = frozenset({
+    "binary_crossentropy", "binary_focal_crossentropy", "categorical_crossentropy", "categorical_focal_crossentropy",
+    "sparse_categorical_crossentropy", "mean_squared_error", "mean_absolute_error", "mean_absolute_percentage_error",
+    "mean_squared_logarithmic_error", "cosine_similarity", "huber", "log_cosh", "hinge", "squared_hinge",
+    "categorical_hinge", "kl_divergence", "poisson",
+    "BinaryCrossentropy", "BinaryFocalCrossentropy", "CategoricalCrossentropy", "CategoricalFocalCrossentropy",
+    "SparseCategoricalCrossentropy", "MeanSquaredError", "MeanAbsoluteError", "MeanAbsolutePercentageError",
+    "MeanSquaredLogarithmicError", "CosineSimilarity", "Huber", "LogCosh", "Hinge", "SquaredHinge",
+    "CategoricalHinge", "KLDivergence", "Poisson"})
+BATCH_FREE_METRICS = frozenset({
+    "Accuracy", "BinaryAccuracy", "CategoricalAccuracy", "SparseCategoricalAccuracy", "TopKCategoricalAccuracy",
+    "SparseTopKCategoricalAccuracy", "BinaryCrossentropy", "CategoricalCrossentropy",
+    "SparseCategoricalCrossentropy", "MeanSquaredError", "MeanAbsoluteError", "MeanAbsolutePercentageError",
+    "MeanSquaredLogarithmicError", "RootMeanSquaredError", "CosineSimilarity", "LogCoshError", "KLDivergence",
+    "Poisson", "Hinge", "SquaredHinge", "CategoricalHinge", "AUC", "Precision", "Recall", "TruePositives",
+    "TrueNegatives", "FalsePositives", "FalseNegatives", "PrecisionAtRecall", "RecallAtPrecision",
+    "SensitivityAtSpecificity", "SpecificityAtSensitivity", "F1Score", "FBetaScore", "IoU", "MeanIoU", "BinaryIoU",
+    "OneHotIoU", "OneHotMeanIoU", "R2Score"})
+#: Keras layers that run the user's code, mask rows or add a loss per batch.
+BATCH_BOUND_LAYERS = frozenset({"Lambda", "TFSMLayer", "JaxLayer", "FlaxLayer", "Masking", "ActivityRegularization"})
 #: The key the fast loop adds to the logs when an epoch hit a non-finite loss.
 NONFINITE_KEY = "nonfinite_loss"
 
@@ -106,6 +136,82 @@ class Trainer:
         return loop.run(epochs, list(callbacks), shuffle, seed)
 
 
+def eval_batch(model: keras.Model, batch_size: int) -> int:
+    """Rows per validation step of the compiled, built `model`: `batch_size`, as
+    `model.fit(validation_data=...)` and `model.evaluate` take them, unless `batch_free`."""
+    return LARGE_EVAL_BATCH if batch_free(model) else batch_size
+
+
+def batch_free(model: keras.Model) -> bool:
+    """Whether every value the compiled, built `model` logs on a validation set is the same
+    however its rows are batched: a plain Sequential or functional model of Keras' own
+    layers that mixes, masks and regularises no rows, with Keras' per-row losses and
+    `BATCH_FREE_METRICS` only."""
+    if not kept_models.reusable(model):
+        return False  # its own call() may mix rows
+    try:
+        config = model.get_config()
+    except NotImplementedError:  # a layer of the user's that Keras cannot describe
+        return False
+    tracker = internals.loss_tracker(model)
+    metrics = [metric for metric in _flat_metrics(model.metrics) if metric is not tracker]
+    return (_loss_batch_free(model.loss) and _config_batch_free(config)
+            and all(type(m).__name__ in BATCH_FREE_METRICS and _keras_own(type(m))
+                    and _config_batch_free(m.get_config()) for m in metrics))
+
+
+def _flat_metrics(metrics: list) -> list:
+    """`metrics` with Keras' containers (the compiled metrics) replaced by what they hold."""
+    flat = []
+    for metric in metrics:
+        inner = getattr(metric, "metrics", None) if _keras_own(type(metric)) else None
+        flat += _flat_metrics(inner) if isinstance(inner, list) else [metric]
+    return flat
+
+
+def _loss_batch_free(loss) -> bool:
+    if loss is None:
+        return True  # an output without a loss
+    if isinstance(loss, dict):
+        return all(_loss_batch_free(v) for v in loss.values())
+    if isinstance(loss, (list, tuple)):
+        return all(_loss_batch_free(v) for v in loss)
+    if isinstance(loss, str):
+        loss = keras.losses.get(loss)
+    if isinstance(loss, keras.losses.Loss):
+        return (type(loss).__name__ in BATCH_FREE_LOSSES and _keras_own(type(loss))
+                and loss.reduction in ("sum_over_batch_size", "mean") and _config_batch_free(loss.get_config()))
+    return inspect.isfunction(loss) and loss.__name__ in BATCH_FREE_LOSSES and _keras_own(loss)
+
+
+def _config_batch_free(config) -> bool:
+    """Whether no part of a Keras config runs code of the user's, masks rows, adds a loss per
+    batch or works along the rows' axis (an axis of None or 0; Keras ops other than ones
+    along an axis or element by element)."""
+    if isinstance(config, (list, tuple)):
+        return all(_config_batch_free(v) for v in config)
+    if not isinstance(config, dict):
+        return True
+    module = config.get("module")
+    if module is not None and "class_name" in config:
+        inner = config.get("config")
+        if not (module == "keras" or module.startswith("keras.")) or config["class_name"] in BATCH_BOUND_LAYERS:
+            return False
+        if module.startswith("keras.src.ops") and isinstance(inner, dict) and set(inner) - {"name", "axis", "keepdims"}:
+            return False
+    if config.get("activity_regularizer") is not None or config.get("mask_zero"):
+        return False
+    for key in ("axis", "axes"):
+        axis = config.get(key, -1)
+        if axis is None or 0 in (axis if isinstance(axis, (list, tuple)) else [axis]):
+            return False
+    return all(_config_batch_free(v) for v in config.values())
+
+
+def _keras_own(obj) -> bool:
+    return (getattr(obj, "__module__", None) or "").split(".")[0] == "keras"
+
+
 _warned: set[str] = set()
 
 
@@ -125,8 +231,9 @@ class _EpochLoop:
         self.steps = math.ceil(self.n / self.batch_size)
         self.train = data.map_arrays(tf.constant, train)
         self.val = data.map_arrays(tf.constant, val)
-        self.val_steps = math.ceil(data.rows(val) / EVAL_BATCH)
         internals.symbolic_build(model, data.take(self.train, self.batch_size))
+        self.eval_batch = eval_batch(model, batch_size)
+        self.val_steps = math.ceil(data.rows(val) / self.eval_batch)
         self.loss_tracker = internals.loss_tracker(model)
         if model.optimizer is not None and not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)
@@ -148,7 +255,7 @@ class _EpochLoop:
         self.model.reset_metrics()
         n = tf.shape(data.leaves(self.val[0])[0])[0]
         for step in tf.range(self.val_steps):
-            start, end = step * EVAL_BATCH, tf.minimum((step + 1) * EVAL_BATCH, n)
+            start, end = step * self.eval_batch, tf.minimum((step + 1) * self.eval_batch, n)
             self.model.test_step(data.map_arrays(lambda t: t[start:end], self.val))
         return self.model.get_metrics_result()
 

@@ -7,7 +7,8 @@ with `tf.vectorized_map` over Keras' `stateless_call` and `stateless_compute_los
 Each lane keeps what a trial alone has: its initial weights, its own batch order
 (shuffled with its seed), its optimizer and schedule (`_lane_optimizer`; ReduceLROnPlateau
 through its callback), its metrics, and it stops at the batch where its loss becomes
-non-finite. Lanes need not be at the same epoch.
+non-finite. Lanes need not be at the same epoch. The lanes' validation values are evaluated
+in the steps a trial alone takes (`epoch_loop.eval_batch`).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ class LaneGroup:
         template.compile(optimizer="sgd", loss=loss, metrics=metrics)
         internals.symbolic_build(template, data.take(self.train, self.batch_size))
         self.loss_tracker = internals.loss_tracker(template)
+        self.eval_batch = epoch_loop.eval_batch(template, batch_size)
         template.reset_metrics()
         self.metric_start = [tf.constant(v.numpy()) for v in template.metrics_variables]
 
@@ -172,13 +174,13 @@ class LaneGroup:
         return logs, finite, tf.vectorized_map(lambda a: learning_rate(a[0], a[1]), (hyper, step))
 
     def _evaluate(self):
-        k = self.k
-        metrics = [tf.stack([start] * k) for start in self.metric_start]
+        metrics = [tf.stack([start] * self.k) for start in self.metric_start]
         model = self.template
         weights = self.weights.value()
         states = [s.value() for s in self.states]
-        for start in range(0, self.val_rows, epoch_loop.EVAL_BATCH):
-            batch = data.map_arrays(lambda t: t[start:start + epoch_loop.EVAL_BATCH], self.val)
+
+        def body(i, metrics):
+            batch = data.map_arrays(lambda t: t[i * self.eval_batch:(i + 1) * self.eval_batch], self.val)
             x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(batch)
 
             def lane(args):
@@ -189,7 +191,10 @@ class LaneGroup:
                                                                 sample_weight=sample_weight, training=False)
                 return self._update_metrics(mv, loss, x, y, y_pred, sample_weight)
 
-            metrics = tf.vectorized_map(lane, (weights, states, metrics), fallback_to_while_loop=self.lenient)
+            return i + 1, tf.vectorized_map(lane, (weights, states, metrics), fallback_to_while_loop=self.lenient)
+
+        steps = math.ceil(self.val_rows / self.eval_batch)
+        _, metrics = tf.while_loop(lambda i, _: i < steps, body, (tf.constant(0), metrics), parallel_iterations=1)
         return tf.vectorized_map(self._results, metrics, fallback_to_while_loop=self.lenient)
 
 

@@ -21,6 +21,7 @@ import threading
 
 import keras
 
+from lrsearch.errors import plain
 from lrsearch.training import _epochs as epoch_loop, _kept_models as kept_models
 from lrsearch.training._lane_engine import Engine
 from lrsearch.training._lane_group import LaneGroup, SparseGradients
@@ -76,9 +77,41 @@ def architecture_key(model: keras.Model) -> str | None:
 def auto_count(model: keras.Model, batch_size: int, device: str, cap: int) -> int:
     """Lanes for `model` on `device` ("cpu" or "gpu"): as many as a step's work allows
     (a power of two, at most MAX_LANES), and no more than `cap`."""
+    return max(1, min(_work_allows(model, batch_size, device), MAX_LANES, cap))
+
+
+def why_one_lane(model: keras.Model, batch_size: int, device: str, train, val) -> str:
+    """Why `auto_count` gives the compiled `model` one lane, in a clause: what keeps lanes
+    from taking it at all, as far as is known without tracing them; else its size; else
+    the cap."""
+    refused = _assess(model, model.optimizer, train, val)
+    if isinstance(refused, str):
+        return refused
+    if _work_allows(model, batch_size, device) == 1:
+        return (f"the model is too large for lanes to pay on a {device.upper()} ({model.count_params():,} weights "
+                f"x {batch_size} rows a step)")
+    return "each worker's share of the trials is too small for lanes (a larger n_trials, --n-trials, allows them)"
+
+
+def _work_allows(model: keras.Model, batch_size: int, device: str) -> int:
+    """Lanes a step of `model` on `batch_size` rows can carry on `device` (LANE_WORK), a power of two."""
     work = max(1, model.count_params()) * max(1, batch_size)
-    count = 2 ** max(0, int(math.log2(max(1.0, LANE_WORK[device] / work))))
-    return max(1, min(count, MAX_LANES, cap))
+    return 2 ** max(0, int(math.log2(max(1.0, LANE_WORK[device] / work))))
+
+
+def _assess(model: keras.Model, optimizer: keras.optimizers.Optimizer, train, val) -> "tuple[LaneOptimizer, str] | str":
+    """The lane optimizer and the architecture key lanes need for `model` and `optimizer` on
+    these data, or why lanes cannot take them, short of tracing a group."""
+    why = epoch_loop.can_run_fast(model, train, val)
+    if why is not None:
+        return why
+    lane_optimizer = hyperparameters(optimizer)
+    if isinstance(lane_optimizer, str):
+        return lane_optimizer
+    key = architecture_key(model)
+    if key is None:
+        return "the model is not a plain Sequential or functional model with a config"
+    return lane_optimizer, key
 
 
 class Lanes:
@@ -120,15 +153,10 @@ class Lanes:
 
     def _place(self, model, optimizer) -> tuple["Engine | None", LaneOptimizer | None, str | None]:
         """The engine and lane optimizer for `model` and `optimizer`, or why lanes cannot take them."""
-        why = epoch_loop.can_run_fast(model, self.train, self.val)
-        if why is not None:
-            return None, None, why
-        lane_optimizer = hyperparameters(optimizer)
-        if isinstance(lane_optimizer, str):
-            return None, None, lane_optimizer
-        key = architecture_key(model)
-        if key is None:
-            return None, None, "the model is not a plain Sequential or functional model with a config"
+        assessed = _assess(model, optimizer, self.train, self.val)
+        if isinstance(assessed, str):
+            return None, None, assessed
+        lane_optimizer, key = assessed
         engine = self._engine(key, model)
         if isinstance(engine, _Broken):
             return None, None, engine.broken
@@ -161,7 +189,7 @@ class Lanes:
 
 
 def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
+    text = plain(str(exc)).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
 

@@ -19,7 +19,7 @@ import optuna
 from lrsearch import internals, results
 from lrsearch.errors import StudyFileError
 from lrsearch.lr import LearningRateMonitor, LRConfig, make_callbacks, make_optimizer, suggest
-from lrsearch.study import Study, data, user_code
+from lrsearch.study import Study, data, problem_of, user_code
 from lrsearch.training import _architecture as architecture, _epochs as epoch_loop, _lanes as lanes
 from lrsearch.training._pruning import PruningCallback
 
@@ -77,12 +77,16 @@ class TrialRunner:
 
     def build(self, trial: Any, config: LRConfig) -> keras.Model:
         """The study's model, compiled with `config`'s optimizer."""
-        model, optimizer = self.new_model(trial, config)
+        return self.compile(*self.new_model(trial, config))
+
+    def compile(self, model: keras.Model, optimizer: keras.optimizers.Optimizer) -> keras.Model:
+        """`model` compiled with `optimizer` and the settings' loss and metrics."""
         try:
             model.compile(optimizer=optimizer, loss=self.settings.loss, metrics=self.settings.compile_metrics)
         except (ValueError, TypeError) as exc:
             raise StudyFileError(self.study.path, f"compiling the model with settings loss={self.settings.loss!r}, "
-                                                  f"metrics={self.settings.compile_metrics!r} failed: {exc}") from exc
+                                                  f"metrics={self.settings.compile_metrics!r} failed: "
+                                                  f"{problem_of(exc)}") from exc
         return model
 
     def __call__(self, trial: optuna.Trial) -> float:
@@ -210,38 +214,54 @@ def preflight(runner: TrialRunner, lane_count: int | None = 1, lane_cap: int = l
     keras.backend.clear_session(free_memory=False)
     config = suggest(probe, study.space)
     space_params = set(probe.params)
-    model = runner.build(probe, config)
+    model, optimizer = runner.new_model(probe, config)
+    compiled_by_builder = getattr(model, "compiled", False)
+    runner.compile(model, optimizer)
     try:
         logged = sorted(model.test_step(data.first_batch(runner.train, study.settings.batch_size)))
     except Exception as exc:
         raise StudyFileError(study.path, f"evaluating one batch with settings loss={study.settings.loss!r}, "
                                          f"metrics={study.settings.compile_metrics!r} failed: "
-                                         f"{type(exc).__name__}: {exc}") from exc
+                                         f"{problem_of(exc)}") from exc
     logged += [f"val_{name}" for name in logged]
     if study.settings.objective not in logged:
         raise StudyFileError(study.path, f"the objective {study.settings.objective!r} is not logged by this "
                                          f"model; it logs {logged}. Set settings.objective to one of them "
                                          f"or add the metric to settings.metrics.")
     fixed = set(probe.params) == space_params
-    path = epoch_loop.training_path(model, runner.train, runner.val)
-    if lane_count is None and study.callbacks is not None:
-        lane_count = 1
-        path += (", one trial at a time, because the study file's callbacks() get a stand-in for the model in "
-                 "lanes (--lanes K trains in lanes all the same)")
-    if lane_count is None:
-        lane_count = lanes.auto_count(model, study.settings.batch_size, device_kind, lane_cap)
-    if lane_count > 1:
-        why_not = runner.use_lanes(lane_count, model, model.optimizer)
-        if why_not is not None:
-            path += f", one trial at a time, because {why_not}"
-        else:
-            path += f", {lane_count} trials at once in lanes"
-            op = runner.trainer.lane_by_lane(model)
-            if op:
-                path += f" ({op} and other ops without a vectorised form run lane by lane)"
+    path = epoch_loop.training_path(model, runner.train, runner.val) + _lanes_clause(runner, model, lane_count,
+                                                                                        lane_cap, device_kind)
+    if compiled_by_builder:
+        path += ("; build_model() returns a compiled model, whose compile() lrsearch replaces by its own (the "
+                 "settings' loss and metrics, each trial's optimizer): return it uncompiled")
     found = Preflight(path, architecture.describe(model) if fixed else None)
     keras.backend.clear_session(free_memory=False)
     return found
+
+
+def _lanes_clause(runner: TrialRunner, model: keras.Model, lane_count: int | None, lane_cap: int,
+                  device_kind: str) -> str:
+    """How many trials at once a worker trains, and why no more, as a clause of the
+    training path; sets `runner` to train in lanes if it will (see `preflight`)."""
+    settings = runner.settings
+    if epoch_loop.can_run_fast(model, runner.train, runner.val) is not None:
+        return ", one trial at a time"  # the training path says why
+    if lane_count is None and runner.study.callbacks is not None:
+        return (", one trial at a time, because the study file's callbacks() get a stand-in for the model in "
+                "lanes (--lanes K trains in lanes all the same)")
+    if lane_count == 1:
+        return ", one trial at a time, as --lanes 1 asks"
+    if lane_count is None:
+        lane_count = lanes.auto_count(model, settings.batch_size, device_kind, lane_cap)
+        if lane_count == 1:
+            why = lanes.why_one_lane(model, settings.batch_size, device_kind, runner.train, runner.val)
+            return f", one trial at a time, because {why}"
+    why_not = runner.use_lanes(lane_count, model, model.optimizer)
+    if why_not is not None:
+        return f", one trial at a time, because {why_not}"
+    op = runner.trainer.lane_by_lane(model)
+    return f", {lane_count} trials at once in lanes" + (
+        f" ({op} and other ops without a vectorised form run lane by lane)" if op else "")
 
 
 def train(

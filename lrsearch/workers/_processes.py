@@ -10,6 +10,7 @@ import multiprocessing as mp
 from multiprocessing.connection import wait
 from typing import Callable
 
+from lrsearch import internals
 from lrsearch.devices import Slot
 from lrsearch.workers._claims import MachineLock
 from lrsearch.workers._messages import Event, Order
@@ -38,7 +39,8 @@ class WorkerProcesses:
             args=(self.slots[index], index, self._generations[index], self.claim_lock, self.stop_flag,
                   sender, order_receiver),
         )
-        process.start()
+        with internals.without_main_module():  # a script without a __main__ guard must not run again there
+            process.start()
         self._generations[index] += 1
         sender.close()
         order_receiver.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -275,3 +276,32 @@ def test_a_yaml_export_holds_the_same_keras_optimizer(tmp_path):
     as_yaml = yaml.safe_load(write([config], tmp_path / "c.yaml").read_text())["keras"]["optimizer"]
     assert as_yaml["class_name"] == as_json["class_name"] == "Adam"
     assert as_yaml["config"]["learning_rate"] == as_json["config"]["learning_rate"]
+
+
+@pytest.mark.parametrize("name, top", [("one.json", None), ("one.yml", None), ("top.json", 3), ("top.yaml", 3)])
+def test_the_printed_way_to_read_the_file_works_for_each_shape(blobs_journal, tmp_path, capsys, name, top):
+    """What `lrsearch export` prints, run as printed: load_config gives the best, and Keras
+    reads the best's optimizer, from one configuration or a --top K list, JSON or YAML."""
+    import keras
+    import yaml
+
+    import lrsearch
+
+    path, _ = blobs_journal
+    configs = lrsearch.export_study(BLOBS, storage=path, top=top, output=tmp_path / name)
+    (wrote,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Wrote ")]
+    (with_lrsearch,) = re.findall(r"cfg = (lrsearch\.load_config\([^)]*\))", wrote)
+    (with_keras,) = re.findall(r"(keras\.optimizers\.deserialize\(.*\['optimizer'\]\))$", wrote)
+    namespace = {"lrsearch": lrsearch, "keras": keras, "json": json, "yaml": yaml}
+    assert eval(with_lrsearch, namespace) == configs[0]
+    optimizer = eval(with_keras, namespace)
+    assert type(optimizer).__name__.lower() == configs[0].lr_config.optimizer
+    assert (f"({top} configurations, best first)" in wrote) is (top is not None)
+
+
+def test_a_file_without_a_keras_optimizer_is_read_through_load_config(tmp_path):
+    from lrsearch.export._export import reading_hint
+
+    config = exported(CONFIGS["adagrad_one_cycle"], steps_per_epoch=None)
+    hint = reading_hint(write([config], tmp_path / "c.json"), [config], many=False)
+    assert "keras.optimizers.deserialize" not in hint and "cfg.optimizer(steps_per_epoch=...)" in hint

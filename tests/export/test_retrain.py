@@ -8,10 +8,12 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import optuna
 import pytest
+from optuna.distributions import FloatDistribution, IntDistribution
 
 from conftest import TINY, run_cli
 from lrsearch import results
@@ -66,6 +68,8 @@ def test_retrain_saves_the_pick_which_loads_and_scores_without_lrsearch(searched
     assert history["trial"] == pick.number and history["seed"] == 3 + pick.number and not history["full_data"]
     assert history["config"] == pick.user_attrs["config"] and len(history["logs"]["lr"]) == 5
     assert f"val_accuracy={history['value']:.4g} at the last epoch" in result.stdout
+    assert "It loads with keras.saving.load_model, without lrsearch." in result.stdout
+    assert history["custom_objects"] == []
 
     x_val, y_val = load_study(study_file).load_data()[1]
     np.savez(tmp_path / "val.npz", x=x_val, y=y_val)
@@ -128,3 +132,44 @@ def test_refusals_say_why_without_a_traceback(searched, tmp_path):
     changed = run_cli("retrain", str(edited), "--storage", journal, "-o", out, cwd=tmp_path)
     assert changed.returncode == 2 and "batch_size 32 -> 16" in changed.stderr, changed.stderr
     assert not (tmp_path / "m.keras").exists()
+
+
+OWN_LOSS = Path(__file__).resolve().parent.parent / "gallery" / "own_loss.py"
+
+
+def test_a_model_with_the_study_files_own_loss_and_metric_loads_as_the_output_says(tmp_path, capsys):
+    """weighted_bce and margin are the study file's: plain keras.saving.load_model fails, so
+    the output names them and both ways it gives load the model, which predicts as trained."""
+    import importlib.util
+
+    import keras
+
+    import lrsearch
+
+    journal = str(tmp_path / "own.journal")
+    stored = optuna.create_study(study_name="own_loss", storage=open_storage(journal), direction="minimize")
+    stored.add_trial(optuna.trial.create_trial(
+        params={"lr": 0.01, "depth": 2}, value=0.5,
+        distributions={"lr": FloatDistribution(1e-7, 1.0, log=True), "depth": IntDistribution(1, 2)},
+        user_attrs={"config": {"optimizer": "adam", "lr": 0.01, "schedule": "constant"}, "epochs_run": 1,
+                    "history": {"val_loss": [0.5], "lr": [0.01]}}))
+    output = tmp_path / "model.keras"
+    trained, history = lrsearch.retrain(OWN_LOSS, storage=journal, output=output, epochs=1)
+    said = capsys.readouterr().out
+    assert "without lrsearch" not in said and history["custom_objects"] == ["margin", "weighted_bce"]
+    assert f"lrsearch.load_model({str(output)!r}, {str(OWN_LOSS)!r})" in said
+    assert f"keras.saving.load_model({str(output)!r}, custom_objects={{'margin': margin, " \
+           f"'weighted_bce': weighted_bce}})" in said
+
+    x_val = load_study(OWN_LOSS).load_data()[1][0]
+    expected = trained.predict(x_val, verbose=0)
+    with pytest.raises(Exception, match="weighted_bce"):
+        keras.saving.load_model(output)
+    spec = importlib.util.spec_from_file_location("own_loss_study", OWN_LOSS)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    for loaded in (lrsearch.load_model(output, OWN_LOSS),
+                   keras.saving.load_model(output, custom_objects={"margin": module.margin,
+                                                                   "weighted_bce": module.weighted_bce})):
+        np.testing.assert_allclose(loaded.predict(x_val, verbose=0), expected, rtol=1e-6)
+        assert loaded.loss.__name__ == "weighted_bce"

@@ -99,7 +99,7 @@ BAD_FILES = {
     "zero_epochs": (lambda d: edited(d, training__epochs=0), "training.epochs must be a whole number >= 1"),
     "float_batch": (lambda d: edited(d, training__batch_size=32.5), "training.batch_size must be a whole number"),
     "bad_direction": (lambda d: edited(d, study__direction="up"), "study.direction must be"),
-    "nan_value": (lambda d: edited(d, study__value=float("nan")), "study.value must be a finite number"),
+    "nan_value": (lambda d: edited(d, study__value=float("nan")), "holds NaN, which is not a number a configuration holds"),
     "unknown_key": (lambda d: edited(d, callbacks_code="import os"), "unknown key(s) ['callbacks_code']"),
     "missing_training": (lambda d: edited(d, training=KeyError), "the key 'training' is missing"),
     "keras_not_a_mapping": (lambda d: edited(d, keras=[1]), "'keras' must be a mapping"),

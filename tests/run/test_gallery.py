@@ -19,8 +19,9 @@ from lrsearch.storage import open_storage
 from lrsearch.study import data as lrdata, load_study
 
 GALLERY = Path(__file__).resolve().parent.parent / "gallery"
-FAST = "Trials train with lrsearch's compiled epoch loop (in-memory arrays)."
-FALLBACK = "Trials train with model.fit (slower), because data() returns datasets, which only model.fit iterates."
+FAST = ("Trials train with lrsearch's compiled epoch loop (in-memory arrays), one trial at a time, because each "
+        "worker's share of the trials is too small for lanes (a larger n_trials, --n-trials, allows them).")
+FALLBACK = "Trials train with model.fit (slower), because data() returns datasets, which only model.fit iterates, one trial at a time."
 PATH_LINE = "Trials train with "
 
 KINDS = [
@@ -28,8 +29,9 @@ KINDS = [
     pytest.param("regression_mae", FAST, id="regression_mae"),
     pytest.param("cnn_tfdata", FALLBACK, id="cnn_tfdata"),
     pytest.param("lstm_sequences", FAST, id="lstm_sequences"),
-    # no custom train_step, so the fast loop trains it (a worker just does not keep it compiled)
-    pytest.param("subclassed", FAST, id="subclassed"),
+    # no custom train_step, so the fast loop trains it (a worker just does not keep it compiled, nor in lanes)
+    pytest.param("subclassed", FAST.replace(FAST[FAST.index("each"):], "the model is not a plain Sequential or "
+                                            "functional model with a config."), id="subclassed"),
     pytest.param("two_inputs", FAST, id="two_inputs"),
     pytest.param("varying_architecture", FAST, id="varying_architecture"),
     pytest.param("multi_output", FAST, id="multi_output"),

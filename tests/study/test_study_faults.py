@@ -80,6 +80,7 @@ def test_a_faulty_study_file_stops_the_run_with_exit_2_and_names_itself(cli, tmp
     assert f"{path}: " in result.stderr and message in result.stderr, result.stderr
     assert "Traceback" not in result.stderr + result.stdout
     assert running_trials(journal) == 0
+    assert not os.path.exists(journal) or optuna.get_all_study_names(open_storage(journal)) == []  # none left behind
 
 
 def test_studies_lists_every_file_even_after_one_that_exits(cli, tmp_path):
@@ -99,14 +100,6 @@ def start_hanging_run(tmp_path, *options: str) -> tuple[subprocess.Popen, str]:
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
     return process, journal
-
-
-def test_timeout_ends_a_run_whose_data_hangs(tmp_path):
-    process, journal = start_hanging_run(tmp_path, "--timeout", "3")
-    out, err = process.communicate(timeout=90)
-    assert process.returncode == 0, err
-    assert "Timeout reached (3s)" in err and "Traceback" not in err
-    assert running_trials(journal) == 0
 
 
 def test_the_first_ctrl_c_ends_a_run_whose_data_hangs(tmp_path):
@@ -150,6 +143,8 @@ def test_resuming_a_study_whose_file_changed_stops_unless_accepted(cli, tmp_path
     assert message in changed.stderr and "--accept-changes" in changed.stderr and "Traceback" not in changed.stderr
     storage = open_storage(journal)
     assert len(optuna.load_study(study_name="mine", storage=storage).trials) == 1
+    if "space" not in message:
+        return  # accepting goes the same way whatever changed: once is enough
     accepted = cli(*run, "--n-trials", "2", "--accept-changes")
     assert accepted.returncode == 0, accepted.stderr
     assert len(optuna.load_study(study_name="mine", storage=storage).trials) == 2

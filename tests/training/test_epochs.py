@@ -6,6 +6,7 @@ Every test trains a real tiny Keras model on blobs-like data for one to a few ep
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +15,9 @@ keras = pytest.importorskip("keras")
 optuna = pytest.importorskip("optuna")
 tf = pytest.importorskip("tensorflow")
 
+from lrsearch import internals  # noqa: E402
+from lrsearch.study import load_study  # noqa: E402
+from lrsearch.training import TrialRunner  # noqa: E402
 from lrsearch.training import _epochs as epoch_loop  # noqa: E402
 from lrsearch.training import _kept_models as kept_models
 from lrsearch.lr import LRConfig  # noqa: E402
@@ -348,7 +352,7 @@ def two_input_two_output(seed: int = 3) -> keras.Model:
 @pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "sample_weight"])
 def test_dict_inputs_and_outputs_and_sample_weights_train_like_model_fit(blobs, weighted):
     """Multi-input, multi-output data as model.fit takes it: same weights and logs without shuffling
-    (Keras' per-output validation losses average over batches, hence one validation batch here too)."""
+    (Keras' per-output validation losses average over batches, so they are evaluated in its batches)."""
     (x, y), (xv, yv) = blobs
     rng = np.random.default_rng(0)
 
@@ -362,8 +366,7 @@ def test_dict_inputs_and_outputs_and_sample_weights_train_like_model_fit(blobs, 
     assert epoch_loop.can_run_fast(two_input_two_output(), train, val) is None
     reference_model = two_input_two_output()
     reference = reference_model.fit(*train[:2], sample_weight=train[2] if weighted else None, validation_data=val,
-                                    epochs=2, batch_size=BATCH, validation_batch_size=epoch_loop.EVAL_BATCH,
-                                    shuffle=False, verbose=0)
+                                    epochs=2, batch_size=BATCH, shuffle=False, verbose=0)
     fast_model = two_input_two_output()
     fast = epoch_loop.fit(fast_model, train, val, epochs=2, batch_size=BATCH, shuffle=False)
     assert set(fast.history) == set(reference.history)
@@ -371,3 +374,85 @@ def test_dict_inputs_and_outputs_and_sample_weights_train_like_model_fit(blobs, 
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
     for key in reference.history:
         np.testing.assert_allclose(fast.history[key], reference.history[key], rtol=1e-4, atol=1e-5)
+
+
+# --------------------------------------------------------------------------- validation values as Keras reports them
+
+GALLERY = Path(__file__).resolve().parent.parent / "gallery"
+#: Gallery study files whose validation values depend on the batch: a metric function (an F1
+#: over each batch), a loss function (weighted by each batch's classes), per-output losses.
+BATCH_BOUND_STUDIES = ("own_metric", "own_loss", "multi_output")
+
+
+def keras_evaluate(model: keras.Model, val, batch_size: int) -> dict[str, float]:
+    x, y, *weights = val
+    return model.evaluate(x, y, sample_weight=weights[0] if weights else None, batch_size=batch_size,
+                          return_dict=True, verbose=0)
+
+
+@pytest.mark.parametrize("name", BATCH_BOUND_STUDIES)
+def test_a_trial_records_what_keras_evaluate_reports_at_the_study_batch_size(name):
+    """Trained as a search worker trains it, the model's last-epoch val_* values are
+    `model.evaluate(..., batch_size=<the study's>)` on the same weights."""
+    study = load_study(GALLERY / f"{name}.py")
+    runner = TrialRunner(study, epochs=2)
+    model, optimizer = runner.seeded_model(optuna.trial.FixedTrial({"units": 8, "depth": 1}),
+                                           LRConfig("adam", 0.01), seed=1, fresh_names=True)
+    history = runner.trainer.fit(model, optimizer, epochs=2, seed=1)
+    assert not epoch_loop.batch_free(history.model)
+    expected = keras_evaluate(history.model, runner.val, study.settings.batch_size)
+    assert study.settings.objective.removeprefix("val_") in expected
+    for key, value in expected.items():
+        assert history.history[f"val_{key}"][-1] == pytest.approx(value, rel=1e-5, abs=1e-6), key
+
+
+def test_batch_free_values_evaluate_in_one_batch_to_what_keras_reports(blobs):
+    """Per-row losses and metrics, counts (AUC, precision, F1), sample weights, batch
+    normalisation, dropout and a weight penalty: one large batch gives Keras' values."""
+    (x, y), (xv, yv) = blobs
+    weights = np.random.default_rng(1).uniform(0.5, 2.0, len(xv)).astype("float32")
+    keras.utils.set_random_seed(4)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(16, activation="relu", kernel_regularizer="l2"),
+                              keras.layers.BatchNormalization(), keras.layers.Dropout(0.3),
+                              keras.layers.Dense(3, activation="softmax")])
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss=keras.losses.CategoricalCrossentropy(),
+                  metrics=["accuracy", "mae", keras.metrics.AUC(), keras.metrics.Precision(),
+                           keras.metrics.F1Score(average="macro")])
+    history = epoch_loop.fit(model, (x, y), (xv, yv, weights), epochs=2, batch_size=BATCH)
+    assert epoch_loop.batch_free(model)
+    for key, value in keras_evaluate(model, (xv, yv, weights), BATCH).items():
+        assert history.history[f"val_{key}"][-1] == pytest.approx(value, rel=1e-5, abs=1e-6), key
+
+
+def soft_mean(y_true, y_pred):
+    return keras.ops.mean(y_pred)
+
+
+BATCH_BOUND = {
+    "metric function": dict(metrics=[soft_mean]),
+    "keras' own correlation": dict(metrics=[keras.metrics.PearsonCorrelation()]),
+    "loss function": dict(loss=soft_mean),
+    "summed loss": dict(loss=keras.losses.CategoricalCrossentropy(reduction="sum")),
+    "lambda layer": dict(layer=lambda: keras.layers.Lambda(lambda t: t - keras.ops.mean(t, axis=0))),
+    "softmax over rows": dict(layer=lambda: keras.layers.Softmax(axis=0)),
+    "activity penalty": dict(layer=lambda: keras.layers.Dense(3, activity_regularizer="l2")),
+    "two outputs": dict(outputs=2),
+}
+
+
+@pytest.mark.parametrize("case", ["none", *sorted(BATCH_BOUND)])
+def test_what_depends_on_the_batch_is_evaluated_in_the_study_batches(case):
+    """Each of these makes a validation value depend on the batch (the model without them does not)."""
+    options = BATCH_BOUND.get(case, {})
+    keras.backend.clear_session(free_memory=False)
+    inputs = keras.Input((2,))
+    hidden = keras.layers.Dense(3)(inputs)
+    hidden = options.get("layer", keras.layers.Identity)()(hidden)
+    outputs = [keras.layers.Softmax()(hidden) for _ in range(options.get("outputs", 1))]
+    model = keras.Model(inputs, outputs if len(outputs) > 1 else outputs[0])
+    model.compile(optimizer="sgd", loss=options.get("loss", "categorical_crossentropy"),
+                  metrics=options.get("metrics", ["accuracy"]) if len(outputs) == 1 else None)
+    y = np.zeros((4, 3), "float32")
+    internals.symbolic_build(model, (np.zeros((4, 2), "float32"), [y] * len(outputs) if len(outputs) > 1 else y))
+    assert epoch_loop.batch_free(model) is (case == "none")
+    assert epoch_loop.eval_batch(model, BATCH) == (epoch_loop.LARGE_EVAL_BATCH if case == "none" else BATCH)

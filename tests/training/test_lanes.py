@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -10,6 +11,8 @@ import optuna
 import pytest
 
 from lrsearch.lr import LearningRateMonitor, LRConfig, make_callbacks, make_optimizer
+from lrsearch.study import load_study
+from lrsearch.training import TrialRunner
 from lrsearch.training import _epochs as epoch_loop, _lanes as lanes
 from lrsearch.training._lane_group import LaneGroup
 from lrsearch.training._lane_optimizer import FIELDS, IDLE, LaneOptimizer, hyperparameters
@@ -260,3 +263,28 @@ def test_lanes_are_chosen_from_the_model_size():
     wide = keras.Sequential([keras.Input((512,)), keras.layers.Dense(256), keras.layers.Dense(10)])
     assert lanes.auto_count(wide, 128, "cpu", cap=64) == 1
     assert 1 < lanes.auto_count(wide, 128, "gpu", cap=64) <= lanes.MAX_LANES
+
+
+GALLERY = Path(__file__).resolve().parent.parent / "gallery"
+
+
+@pytest.mark.parametrize("name", ["own_metric", "own_loss", "multi_output"])
+def test_a_lane_records_what_keras_evaluate_reports_at_the_study_batch_size(name):
+    """A metric function, a loss function, per-output losses: a lane's last val_* values are
+    `model.evaluate(..., batch_size=<the study's>)` on the lane's weights."""
+    study = load_study(GALLERY / f"{name}.py")
+    runner = TrialRunner(study, epochs=2)
+    trial, config = optuna.trial.FixedTrial({"units": 8, "depth": 1}), LRConfig("adam", 0.01)
+    assert runner.use_lanes(2, *runner.seeded_model(trial, config, seed=0, fresh_names=False)) is None
+    model, optimizer = runner.seeded_model(trial, config, seed=1, fresh_names=False)
+    history = runner.trainer.fit(model, optimizer, epochs=2, seed=1)
+    (engine,) = runner.trainer._groups.values()
+    trained = runner.build(trial, config)
+    for variable, value in zip(trained.trainable_variables, engine.group.lane_weights(0)):
+        variable.assign(value)
+    x, y, *weights = runner.val
+    expected = trained.evaluate(x, y, sample_weight=weights[0] if weights else None,
+                                batch_size=study.settings.batch_size, return_dict=True, verbose=0)
+    assert study.settings.objective.removeprefix("val_") in expected
+    for key, value in expected.items():
+        assert history.history[f"val_{key}"][-1] == pytest.approx(value, rel=1e-5, abs=1e-6), key

@@ -1,5 +1,5 @@
 """The runner's data checks: NaN or inf in in-memory data is a study-file error that names
-the array and the first bad row, before any trial trains on it."""
+the array, how many values and rows, and the first bad row, before any trial trains on it."""
 
 from __future__ import annotations
 
@@ -38,8 +38,9 @@ def study(tmp_path, damage: str, check: bool = True):
 
 
 @pytest.mark.parametrize("damage, message", [
-    ("x[17, 1] = np.nan", "data()'s train x holds nan in 1 row(s), the first at row 17"),
-    ("yv[3, 0] = np.inf; yv[5, 2] = -np.inf", "data()'s validation y holds inf in 2 row(s), the first at row 3"),
+    ("x[17, 1] = np.nan", "data()'s train x holds 1 NaN value(s) in 1 of its 50 rows (the first, nan, at row 17)"),
+    ("yv[3, 0] = np.inf; yv[5, 2] = -np.inf; yv[5, 1] = np.nan",
+     "data()'s validation y holds 3 NaN and inf value(s) in 2 of its 10 rows (the first, inf, at row 3)"),
 ])
 def test_nonfinite_data_is_refused_with_the_array_and_row(tmp_path, damage, message):
     from lrsearch.study import load as load_data
