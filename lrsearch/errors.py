@@ -9,13 +9,34 @@ exits with `InternalError.exit_code`.
 - `StorageError`: the Optuna storage cannot be used as it is.
 - `SearchStopped`: a search that could not go on (its workers cannot run the study, or
   its trials keep failing).
+- `WriteError`: a file lrsearch writes cannot be written (no space left, no permission, a
+  read-only file system); exit 74.
 - `InternalError`: lrsearch itself is broken (a Keras or Optuna internal it relies on
   changed); the message names the versions.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
+import re
+
+
+#: Every exit code of the `lrsearch` command, and what it means (the README's table).
+EXIT_CODES = {
+    0: "done",
+    1: "the search stopped: its trials failed one after another (the study file is probably wrong), or the "
+       "timeout passed before any trial could start (the message says where the workers were, e.g. in a "
+       "`data()` that did not return)",
+    2: "bad input: an option, a study or config file, or a storage that cannot be opened (a wrong URL, a "
+       "server that is down, a damaged journal)",
+    70: "a bug in lrsearch; please report it",
+    74: "a file could not be written: no space left, no permission, a read-only file system",
+    75: "the storage stayed unreachable for longer than lrsearch waits; nothing finished is lost, run the "
+        "same command again",
+    130: "interrupted (Ctrl-C or SIGTERM); run the same command again to resume",
+}
 
 
 class LrsearchError(Exception):
@@ -77,6 +98,62 @@ class SearchStopped(LrsearchError):
 
     def __reduce__(self):
         return type(self), (str(self), self.exit_code)
+
+
+class WriteError(LrsearchError):
+    """A file cannot be written: no space left, no permission, a read-only file system."""
+
+    exit_code = 74  # EX_IOERR
+
+    def __init__(self, path: str | os.PathLike, cause: str) -> None:
+        self.path, self.cause = str(path), cause
+        super().__init__(f"{cause} writing {self.path}")
+
+    def __reduce__(self):
+        return type(self), (self.path, self.cause)
+
+
+#: errno -> what `WriteError` says of it; other OSErrors are not the disk's fault.
+WRITE_FAILURES = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "the disk quota is used up",
+    errno.EFBIG: "the file grew past the size allowed",
+    errno.EROFS: "the file system is read-only",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+}
+
+
+def write_error(exc: OSError, path: str | os.PathLike | None = None) -> WriteError | None:
+    """`exc` as a WriteError naming the file (`path`, else the one `exc` names), or None
+    if it is not a failure to write."""
+    cause = WRITE_FAILURES.get(exc.errno)
+    where = path or exc.filename
+    if cause is None:
+        return None
+    return WriteError(where if where is not None else "a file", cause)
+
+
+@contextlib.contextmanager
+def writing(path: str | os.PathLike):
+    """Within it, a failure to write (`write_error`) becomes a WriteError naming `path`."""
+    try:
+        yield
+    except (FileExistsError, NotADirectoryError):
+        raise WriteError(path, "a file is in the way of a folder on the path") from None
+    except OSError as exc:
+        failure = write_error(exc, path)
+        if failure is None:
+            raise
+        raise failure from None
+
+
+def plain(text: str) -> str:
+    """`text` without terminal colour codes (Keras colours some of its messages)."""
+    return _ANSI.sub("", text)
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 
 
 class InternalError(LrsearchError):

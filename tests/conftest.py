@@ -238,3 +238,22 @@ def pytest_collection_modifyitems(items):
         return 0 if "server" in names else 1 if names & {"postgres_url", "fresh_postgres"} else 2
 
     items.sort(key=rank)
+
+
+def stored_study(journal: str, name: str = "tiny") -> None:
+    """A study in `journal` with three complete trials as lrsearch's runner records them."""
+    import optuna
+    from optuna.distributions import FloatDistribution
+
+    from lrsearch.storage import open_storage
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(study_name=name, storage=open_storage(journal), direction="maximize")
+    study.set_user_attr("objective", "val_accuracy")
+    for i, lr in enumerate((1e-3, 1e-2, 1e-1)):
+        curve = [0.5 + 0.1 * i, 0.6 + 0.1 * i]
+        study.add_trial(optuna.trial.create_trial(
+            params={"lr": lr}, distributions={"lr": FloatDistribution(1e-7, 1.0, log=True)}, value=curve[-1],
+            intermediate_values=dict(enumerate(curve)),
+            user_attrs={"config": {"optimizer": "adam", "lr": lr, "schedule": "constant"}, "epochs_run": 2,
+                        "history": {"val_accuracy": curve, "loss": [1 - v for v in curve], "lr": [lr, lr]}}))

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-import pytest
+import re
+from pathlib import Path
 
+import optuna
+import pytest
+from optuna.distributions import FloatDistribution
+
+from conftest import TINY, stored_study
 from lrsearch import errors
 from lrsearch.cli import _main as cli
 from lrsearch.export import RetrainError
 from lrsearch.lr import ConfigError, SpaceError
+from lrsearch.storage import open_storage
 
 
 @pytest.mark.parametrize("error, code", [
@@ -51,3 +58,91 @@ def test_usage_errors_keep_their_message_and_code_without_a_traceback(capsys):
     err = capsys.readouterr().err
     assert code == 2
     assert err.strip() == "lrsearch repair-journal: error: no journal file 'no-such.journal'."
+
+
+# --------------------------------------------------------------------------- the exit-code table
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_readme_table_is_the_exit_codes_and_help_lists_them(capsys):
+    rows = re.findall(r"^\| (\d+) \| (.+) \|$", (ROOT / "README.md").read_text(), flags=re.MULTILINE)
+    assert {int(code): meaning for code, meaning in rows} == errors.EXIT_CODES
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    shown = capsys.readouterr().out
+    assert all(f"{code:>3}  " in shown for code in errors.EXIT_CODES)
+
+
+def test_every_exit_code_lrsearch_can_give_is_in_the_table():
+    """Each error's code, and every literal exit code in the source, against the table."""
+    import lrsearch.storage._journal  # noqa: F401  (defines JournalDamagedError)
+
+    def family(cls):
+        return [cls, *(sub for child in cls.__subclasses__() for sub in family(child))]
+
+    assert {error.exit_code for error in family(errors.LrsearchError)} <= set(errors.EXIT_CODES)
+    literal = re.compile(r"(?:return|exit_code\s*=|exit\()\s*(\d+)\b")
+    for path in (ROOT / "lrsearch").rglob("*.py"):
+        for code in literal.findall(path.read_text()):
+            assert int(code) in errors.EXIT_CODES, f"{path.relative_to(ROOT)} exits {code}, not in the table"
+
+
+def damaged_journal(tmp_path) -> str:
+    """A journal whose middle holds a line that is not a record."""
+    journal = tmp_path / "damaged.journal"
+    study = optuna.create_study(study_name="tiny", storage=open_storage(str(journal)), direction="maximize")
+    study.add_trial(optuna.trial.create_trial(params={"lr": 0.1}, distributions={
+        "lr": FloatDistribution(1e-7, 1.0, log=True)}, value=0.5))
+    lines = journal.read_text().splitlines(keepends=True)
+    journal.write_text("".join([lines[0], "not a record\n", *lines[1:]]))
+    return str(journal)
+
+
+#: Each command with the arguments that make it read the storage.
+READS_STORAGE = {
+    "run": ["--no-report", "--workers", "1"], "worker": ["--workers", "1"], "report": [], "dashboard": [],
+    "confirm": [], "export": [], "retrain": ["-o", "model.keras"], "find-lr": [],
+}
+
+
+def test_every_command_keeps_to_the_table(tmp_path, monkeypatch, capsys):
+    """Walk the commands: a damaged journal and a missing study file are bad input (2) to
+    each; repair-journal mends the journal (0)."""
+    from lrsearch.cli import COMMANDS
+
+    monkeypatch.chdir(tmp_path)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    journal = damaged_journal(tmp_path)
+    assert set(READS_STORAGE) | {"repair-journal", "studies"} == set(COMMANDS)
+    for command, extra in READS_STORAGE.items():
+        assert cli.main([command, str(TINY), "--storage", journal, *extra]) == 2, command
+        assert cli.main([command, "absent.py", "--storage", journal, *extra]) == 2, command
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and f"lrsearch {command}: error: " in err, err
+    assert cli.main(["studies", "absent-folder"]) == 2
+    assert cli.main(["repair-journal", "absent.journal"]) == 2
+    assert cli.main(["repair-journal", journal]) == 0
+
+
+def test_a_write_that_fails_for_want_of_space_exits_74_naming_the_file(tmp_path):
+    """The report folder on a disk that fills up (file size capped at 64 KiB; plotly's
+    script is larger)."""
+    import resource
+    import signal
+    import subprocess
+    import sys
+
+    journal = str(tmp_path / "r.journal")
+    stored_study(journal)
+    out = tmp_path / "out"
+
+    def capped() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (65536, 65536))
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+    result = subprocess.run([sys.executable, "-m", "lrsearch", "report", "--storage", journal, "--study-name",
+                             "tiny", "-o", str(out)], capture_output=True, text=True, preexec_fn=capped, timeout=120)
+    assert result.returncode == 74, result.stderr
+    assert "Traceback" not in result.stderr and "bug" not in result.stderr
+    assert re.search(rf"error: the file grew past the size allowed writing {re.escape(str(out))}/\S+", result.stderr)

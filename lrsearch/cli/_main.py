@@ -5,15 +5,18 @@ exception is reported as a bug in lrsearch, with its traceback under --verbose."
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import importlib.util
 import logging
 import os
+import signal
 import sys
+import textwrap
 import traceback
 
 from lrsearch._version import __version__
-from lrsearch.errors import InternalError, LrsearchError
+from lrsearch.errors import EXIT_CODES, InternalError, LrsearchError, write_error
 
 #: name -> (module `lrsearch.cli._<module>`, one-line help). Each module has
 #: `add_arguments(parser)` and `main(args) -> int`.
@@ -39,7 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lrsearch",
         description="Find the learning-rate settings of a Keras model with Optuna.",
-        epilog="Run `lrsearch COMMAND --help` for a command's options.",
+        epilog="Run `lrsearch COMMAND --help` for a command's options.\n\nExit codes:\n" + "\n".join(
+            textwrap.fill(meaning, 88, initial_indent=f"  {code:>3}  ", subsequent_indent=" " * 7)
+            for code, meaning in EXIT_CODES.items()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"lrsearch {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -63,23 +69,40 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lrsearch {args.command} needs the search stack, and {missing} is not installed: "
               f"pip install 'lrsearch[search]' (in a clone: pip install -e '.[search]')", file=sys.stderr)
         return 2
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM ends a command as Ctrl-C does (exit 130)
     try:
         return int(args.handler(args) or 0)
-    except LrsearchError as exc:
-        if args.verbose:
-            traceback.print_exc()
-        print(f"lrsearch {args.command}: error: {exc}", file=sys.stderr)
-        return exc.exit_code
     except KeyboardInterrupt:
         print(f"lrsearch {args.command}: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:
         if args.verbose:
             traceback.print_exc()
+        error = known_error(exc)
+        if error is not None:
+            print(f"lrsearch {args.command}: error: {error}", file=sys.stderr)
+            return error.exit_code
         print(f"lrsearch {args.command}: internal error: {type(exc).__name__}: {exc}\nThis is a bug in lrsearch "
               f"{__version__}, not in your input" + ("" if args.verbose else "; --verbose shows its traceback")
               + ". Please report it.", file=sys.stderr)
         return InternalError.exit_code
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum, frame) -> None:
+    """SIGTERM outside a run's supervision of its workers (which stops them first, `lrsearch.workers`)."""
+    raise KeyboardInterrupt
+
+
+def known_error(exc: Exception) -> LrsearchError | None:
+    """`exc` as one of lrsearch's errors, None if it is a bug: a write that failed for want
+    of space or a writable file system, wherever it happened, is a WriteError."""
+    if isinstance(exc, LrsearchError):
+        return exc
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS):
+        return write_error(exc)
+    return None
 
 
 def missing_search_stack() -> str | None:

@@ -50,8 +50,11 @@ def add_arguments(parser: argparse.ArgumentParser, joining: bool = False) -> Non
                              + ("" if joining else f" (default: ./{DEFAULT_STORAGE})"))
     parser.add_argument("--study-name", help="study name (default: the study file's name)")
     parser.add_argument("--n-trials", type=at_least(1),
-                        help="finished trials the study should hold (default: the study file's)")
-    parser.add_argument("--epochs", type=at_least(1), help="override the study file's epochs (for quick tries)")
+                        help="finished trials the study should hold (default: "
+                             + ("the one its run recorded" if joining else "the study file's") + ")")
+    parser.add_argument("--epochs", type=at_least(1),
+                        help="epochs a trial trains (default: the ones its run recorded)" if joining else
+                        "override the study file's epochs (for quick tries)")
     parser.add_argument("--seed", type=at_least(0),
                         help="override the study file's seed; with --workers 1 a run is repeatable (see the README)"
                              + ("; default: the study's own" if joining else ""))

@@ -130,7 +130,8 @@ def study_note(study, shared: results.StudyRecord, storage: str) -> str:
 def trial_note(rec: results.TrialRecord, shared: results.StudyRecord, chart: str | None = None) -> str:
     """The note (markdown) of a finished trial; `chart`: the URL path of its LR chart."""
     objective, direction = shared.objective or "value", shared.direction or "maximize"
-    state = {"COMPLETE": "complete", "PRUNED": f"pruned ({rec.pruned_reason})", "FAIL": "failed"}[rec.state]
+    state = {"COMPLETE": "complete", "PRUNED": f"pruned ({rec.pruned_reason})",
+             "FAIL": "interrupted (not counted)" if rec.interrupted else "failed"}[rec.state]
     lines = [f"### Trial {rec.number}: {state}", ""]
     if rec.config:
         lines.append(f"- **Configuration**: `{describe(rec.config)}`")
@@ -144,7 +145,7 @@ def trial_note(rec: results.TrialRecord, shared: results.StudyRecord, chart: str
         detail = f" ({_text(rec.pruned_detail)})" if rec.pruned_detail else ""
         lines.append(f"- **Pruned{at}**, reason *{rec.pruned_reason}*: {REASONS.get(rec.pruned_reason, '')}{detail}")
     if rec.state == "FAIL":
-        lines.append(f"- **Failed**: {_text(rec.fail_reason)}")
+        lines.append(f"- **{'Interrupted' if rec.interrupted else 'Failed'}**: {_text(rec.fail_reason)}")
     lines.append(f"- **Ran** {rec.epochs_run} of {shared.epochs or '?'} epochs{_duration(rec)}"
                  + (f", seed {rec.seed}" if rec.seed is not None else ""))
     lrs = rec.history.get("lr")

@@ -3,14 +3,25 @@ pages sharing one plotly.min.js in the folder) and a PNG (matplotlib), `trials.c
 `summary.md`; and the range test's curve.
 
 `_data` computes what the figures show, `_html` and `_png` draw it, `_summary` writes the
-Markdown. Nothing here imports TensorFlow.
+Markdown, `_folder` says where it goes. Nothing here imports TensorFlow; plotly,
+matplotlib and pandas are imported on first use of a name that needs them.
 """
 
-from lrsearch.report import _html as html  # the figures as plotly figures
-from lrsearch.report import _png as png  # the figures as matplotlib figures
-from lrsearch.report._data import collect, importance, pruning_reasons, trials_frame
-from lrsearch.report._range_test_curve import save_curve
-from lrsearch.report._write import write_report, write_report_for
+from __future__ import annotations
 
-__all__ = ["collect", "html", "png", "importance", "pruning_reasons", "save_curve", "trials_frame", "write_report",
-           "write_report_for"]
+import importlib
+
+#: Name -> the module that holds it (`html` and `png` are the figure modules themselves).
+_MODULES = {"check_writable": "_folder", "report_folder": "_folder", "collect": "_data", "importance": "_data",
+            "pruning_reasons": "_data", "trials_frame": "_data", "save_curve": "_range_test_curve",
+            "write_report": "_write", "write_report_for": "_write", "html": "_html", "png": "_png"}
+
+__all__ = list(_MODULES)
+
+
+def __getattr__(name: str):
+    if name in ("html", "png"):
+        return importlib.import_module(f"{__name__}.{_MODULES[name]}")
+    if name in _MODULES:
+        return getattr(importlib.import_module(f"{__name__}.{_MODULES[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

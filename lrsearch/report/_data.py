@@ -97,6 +97,7 @@ class ReportData(NamedTuple):
     ranking: list[int]  # complete trials' numbers, best first (`results.rank`)
     confirmed: dict[int, results.Confirmation]  # trial number -> its values on fresh seeds
     tie_note: str | None  # `results.tie_note`: the tiebreaker chose the best trial
+    tied: set[int]  # `results.ties`: ranked trials that tie the one ranked above them
     at_floor: dict[int, tuple[int, int]]  # top trial -> (epochs at the plateau floor, epochs run), if most
     range_tests: list[RangeTestResult]  # stored with the study by `lrsearch find-lr` or --bounds-from-find-lr
     importance: Importance | None
@@ -107,6 +108,7 @@ class ReportData(NamedTuple):
     objective_vs_lr: pd.DataFrame
     pruning_reasons: dict[str, int]
     fail_reasons: dict[str, int]
+    interruptions: dict[str, int]
     missing: dict[str, str]
 
 
@@ -144,15 +146,17 @@ def collect(study: "optuna.Study") -> ReportData:
     versus = objective_vs_lr(trials)
     if versus.empty:
         missing["objective_vs_lr"] = f"no trial reported a finite value ({counts})."
+    ranked = results.rank(trials, direction, confirmed, objective)
     return ReportData(
         study_name=study.study_name,
         objective=objective,
         direction=direction,
         trials=frame,
-        ranking=[t.number for t in results.rank(trials, direction, confirmed, objective)],
+        ranking=[t.number for t in ranked],
         confirmed=confirmed,
         tie_note=results.tie_note(trials, direction, confirmed, objective),
-        at_floor=at_plateau_floor(results.rank(trials, direction, confirmed, objective)[:TOP_TRIALS]),
+        tied=results.ties(ranked, confirmed),
+        at_floor=at_plateau_floor(ranked[:TOP_TRIALS]),
         range_tests=[RangeTestResult.from_json(text) for text in read_range_tests(study)],
         importance=importance_data,
         parallel=parallel,
@@ -162,6 +166,7 @@ def collect(study: "optuna.Study") -> ReportData:
         objective_vs_lr=versus,
         pruning_reasons=pruning_reasons(trials),
         fail_reasons=fail_reasons(trials),
+        interruptions=interruptions(trials),
         missing=missing,
     )
 
@@ -177,10 +182,9 @@ def trial_config(trial: "optuna.trial.FrozenTrial") -> dict[str, Any]:
 
 def trials_frame(trials: list["optuna.trial.FrozenTrial"], objective: str, direction: str,
                  confirmed: dict[int, results.Confirmation] | None = None) -> pd.DataFrame:
-    """One row per trial: number, state, value, its values on fresh seeds (mean, std, how
-    many seeds, how many diverged), the configuration and what the run recorded. Epochs
-    (best_epoch, pruned_epoch) count from 1, as Keras prints them; the record and
-    Optuna's steps count from 0."""
+    """One row per trial: number, state, value, its values on fresh seeds (mean, std, how many seeds, how many
+    diverged), the configuration, the model's own parameters (`results.describe_model`) and what the run
+    recorded. Epochs (best_epoch, pruned_epoch) count from 1, as Keras prints them; Optuna's steps from 0."""
     rows = []
     for t in trials:
         rec = read_trial(t)
@@ -191,6 +195,7 @@ def trials_frame(trials: list["optuna.trial.FrozenTrial"], objective: str, direc
                                "confirmed_diverged": found and found.n_diverged}
         config = trial_config(t)
         row.update({name: config.get(name) for name in CONFIG_FIELDS})
+        row["model"] = results.describe_model(t.params)
         best = rec.best(objective, direction)
         row.update(best_value=best[0] if best else None, best_epoch=best[1] + 1 if best else None,
                    epochs_run=rec.epochs_run if rec.history else None)
@@ -201,7 +206,7 @@ def trials_frame(trials: list["optuna.trial.FrozenTrial"], objective: str, direc
         row["datetime_start"] = t.datetime_start
         row["datetime_complete"] = t.datetime_complete
         rows.append(row)
-    columns = ["number", "state", "value", *CONFIRMED_COLUMNS, *CONFIG_FIELDS, "best_value", "best_epoch",
+    columns = ["number", "state", "value", *CONFIRMED_COLUMNS, *CONFIG_FIELDS, "model", "best_value", "best_epoch",
                "epochs_run", "duration_s", "pruned_reason", "pruned_epoch", "pruned_detail", "fail_reason", "device",
                "reported", "datetime_start", "datetime_complete"]
     return pd.DataFrame(rows, columns=columns)
@@ -350,14 +355,21 @@ def at_plateau_floor(trials: list["optuna.trial.FrozenTrial"]) -> dict[int, tupl
 
 def pruning_reasons(trials: list["optuna.trial.FrozenTrial"]) -> dict[str, int]:
     """Pruned trials counted by reason (diverged, stalled, pruner)."""
-    counts = collections.Counter(read_trial(t).pruned_reason for t in trials if t.state.name == "PRUNED")
-    return dict(counts.most_common())
+    return _counted(read_trial(t).pruned_reason for t in trials if t.state.name == "PRUNED")
 
 
 def fail_reasons(trials: list["optuna.trial.FrozenTrial"]) -> dict[str, int]:
-    """Failed trials counted by `fail_reason`."""
-    counts = collections.Counter(read_trial(t).fail_reason for t in trials if t.state.name == "FAIL")
-    return dict(counts.most_common())
+    """Failed trials counted by `fail_reason`, but those interrupted (not counted)."""
+    return _counted(read_trial(t).fail_reason for t in trials if t.state.name == "FAIL" and not results.interruption(t))
+
+
+def interruptions(trials: list["optuna.trial.FrozenTrial"]) -> dict[str, int]:
+    """Interrupted trials (failed from outside, not counted, retried) counted by cause."""
+    return _counted(filter(None, map(results.interruption, trials)))
+
+
+def _counted(values) -> dict[str, int]:
+    return dict(collections.Counter(values).most_common())  # most first
 
 
 def absent(value: Any) -> bool:

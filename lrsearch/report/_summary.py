@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+from lrsearch import results
 from lrsearch.lr import PLATEAU_MIN_LR, describe
 from lrsearch.report._data import CONFIG_FIELDS, TOP_TRIALS, ReportData, absent
 
@@ -39,8 +40,9 @@ def _top_trials(data: ReportData) -> list[str]:
         lines += [f"Ranked by the mean {data.objective} over fresh seeds where a trial was retrained on them "
                   f"(`lrsearch run --confirm K,N`, `lrsearch confirm`); a trial's own value is one draw.", ""]
     fresh = " on fresh seeds (mean +- std) |" if confirmed else ""
-    lines += [f"| trial | {data.objective} |{fresh} best (epoch) | epochs | configuration |",
-              "|---|---|" + "---|" * confirmed + "---|---|---|"]
+    model = any(rows["model"])
+    lines += [f"| trial | {data.objective} |{fresh} best (epoch) | epochs | configuration |" + " model |" * model,
+              "|---|---|" + "---|" * confirmed + "---|---|---|" + "---|" * model]
     for _, row in rows.iterrows():
         config = {k: row[k] for k in CONFIG_FIELDS if not absent(row[k])}
         if "patience" in config:
@@ -48,9 +50,14 @@ def _top_trials(data: ReportData) -> list[str]:
         best = "" if absent(row["best_value"]) else f"{row['best_value']:.4g} ({int(row['best_epoch'])})"
         epochs = "" if absent(row["epochs_run"]) else int(row["epochs_run"])
         found = data.confirmed.get(row["number"])
-        fresh = f" {found.describe() if found else ''} |" if confirmed else ""
-        lines.append(f"| {row['number']} | {row['value']:.4g} |{fresh} {best} | {epochs} | {describe(config)} |")
+        tie = "= " if row["number"] in data.tied else ""  # beside what ranks the trial
+        own = "" if found else tie
+        fresh = f" {tie + found.describe() if found else ''} |" if confirmed else ""
+        lines.append(f"| {row['number']} | {own}{row['value']:.4g} |{fresh} {best} | {epochs} | {describe(config)} |"
+                     + f" {row['model']} |" * model)
     lines.append("")
+    if data.tied & set(rows["number"]):
+        lines += [results.TIES_LEGEND, ""]
     if data.tie_note:
         lines += [data.tie_note, ""]
     for number, (floor, epochs) in data.at_floor.items():
@@ -89,11 +96,13 @@ def _importance(data: ReportData) -> list[str]:
 
 def _pruned_and_failed(data: ReportData) -> list[str]:
     lines = ["## Pruned and failed trials", ""]
-    if not data.pruning_reasons and not data.fail_reasons:
+    tables = (("pruned: reason", data.pruning_reasons), ("failed: reason", data.fail_reasons),
+              ("interrupted (not counted, retried): cause", data.interruptions))
+    if not any(counts for _, counts in tables):
         lines += ["None.", ""]
-    for title, counts in (("Pruned", data.pruning_reasons), ("Failed", data.fail_reasons)):
+    for title, counts in tables:
         if counts:
-            lines += [f"| {title.lower()}: reason | trials |", "|---|---|"]
+            lines += [f"| {title} | trials |", "|---|---|"]
             lines += [f"| {reason} | {n} |" for reason, n in counts.items()]
             lines.append("")
     return lines

@@ -12,7 +12,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from lrsearch.errors import writing
 from lrsearch.report._data import TOP_TRIALS, ReportData, collect
+from lrsearch.report._folder import report_folder
 from lrsearch.storage import DEFAULT_STORAGE
 
 __all__ = ["ReportData", "collect", "write_report", "write_report_for"]
@@ -28,23 +30,28 @@ def write_report(storage: str = DEFAULT_STORAGE, study_name: str | None = None, 
     from lrsearch.study import resolve_study
 
     ref = resolve_study(study_file, storage=storage, study_name=study_name, load=False)
-    return write_report_for(ref.open(), out_dir or f"lrsearch-report-{ref.study_name}",
-                            storage_label=redact(ref.storage))
+    return write_report_for(ref.open(), report_folder(ref.study_name, out_dir), storage_label=redact(ref.storage))
 
 
 def write_report_for(study, out_dir: str | Path, storage_label: str = "") -> Path:
-    """Write the report of a loaded Optuna study to `out_dir`; return the folder."""
-    from lrsearch.report import _html as html, _png as png, _summary as summary
+    """Write the report of a loaded Optuna study to `out_dir`; return the folder.
+    WriteError if a file cannot be written (no space left, no permission)."""
+    from lrsearch.report import _html as html
+    from lrsearch.report import _png as png
+    from lrsearch.report import _summary as summary
 
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    with writing(out):
+        out.mkdir(parents=True, exist_ok=True)
     data = collect(study)
     drawn: dict[str, list[str]] = {}
 
     def draw(name: str, make_html, make_png) -> None:
-        html.write(make_html(), out / f"{name}.html")
-        png.write(make_png(), out / f"{name}.png")
         drawn[name] = [f"{name}.html", f"{name}.png"]
+        for file, write, make in zip(drawn[name], (html.write, png.write), (make_html, make_png)):
+            figure = make()
+            with writing(out / file):
+                write(figure, out / file)
 
     if data.importance is not None:
         draw("importance", lambda: html.importance(data.importance), lambda: png.importance(data.importance))
@@ -64,6 +71,9 @@ def write_report_for(study, out_dir: str | Path, storage_label: str = "") -> Pat
         draw("objective_vs_lr", lambda: html.objective_vs_lr(data.objective_vs_lr, data.objective),
              lambda: png.objective_vs_lr(data.objective_vs_lr, data.objective))
 
-    data.trials.to_csv(out / "trials.csv", index=False)
-    (out / "summary.md").write_text(summary.render(data, storage_label or "(in memory)", drawn), encoding="utf-8")
+    with writing(out / "trials.csv"):
+        data.trials.to_csv(out / "trials.csv", index=False)
+    text = summary.render(data, storage_label or "(in memory)", drawn)
+    with writing(out / "summary.md"):
+        (out / "summary.md").write_text(text, encoding="utf-8")
     return out

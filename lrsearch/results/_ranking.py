@@ -6,7 +6,9 @@ be as large as the gaps between the top trials, so the raw best is often the luc
 `lrsearch run` (and `lrsearch confirm`) retrain the top K complete trials on the same N
 fresh seeds, so that their comparison is paired, record each value with the study
 (`lrsearch.results._record`), and everything that names a best (the summary, the report, `lrsearch
-export`) ranks by the confirmed mean. This module plans and ranks; the workers train.
+export`) ranks by the confirmed mean. This module plans and ranks, and keeps the claims
+(study user attributes `confirm-claim:NUMBER:SEED`) by which runs sharing a study train each
+training once between them; the workers train.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import math
 import statistics
 from typing import Any, Iterable
 
+from lrsearch.lr import PARAMS
 from lrsearch.results import _record as record
 
 DEFAULT_TOP = 3
@@ -92,6 +95,34 @@ def plan(study, top: int, seeds: int) -> list[Task]:
     return tasks
 
 
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    """Who trains a confirmation training: the process of a run (its worker tag, host:pid),
+    since `at` (Unix time, renewed while it trains), so that runs sharing a study train it
+    once between them."""
+
+    by: str
+    at: float
+
+
+_CLAIM_PREFIX = "confirm-claim:"
+
+
+def read_claims(study) -> dict[tuple[int, int], Claim]:
+    """The claims on confirmation trainings, by (trial number, seed); released ones are left out."""
+    found = {}
+    for key, value in study.user_attrs.items():
+        number, _, seed = key[len(_CLAIM_PREFIX):].partition(":")
+        if key.startswith(_CLAIM_PREFIX) and isinstance(value, dict) and value.get("by"):
+            found[int(number), int(seed)] = Claim(value["by"], float(value["at"]))
+    return found
+
+
+def write_claim(study, task: Task, by: str | None, at: float = 0.0) -> None:
+    """Claim `task` for the process tagged `by` at `at`; None releases it."""
+    study.set_user_attr(f"{_CLAIM_PREFIX}{task.number}:{task.seed}", {"by": by, "at": at} if by else None)
+
+
 def tiebreaker(objective: str) -> str | None:
     """What ranks trials whose objective ties: the loss of the objective's split (lower
     first); None when the objective is that loss."""
@@ -109,14 +140,9 @@ def rank(trials: Iterable[Any], direction: str, confirmed: dict[int, Confirmatio
     second = tiebreaker(objective) if objective else None
 
     def key(trial) -> tuple:
-        found = confirmed.get(trial.number)
-        if found is None:
-            primary = 1, 0, sign * trial.value
-        elif found.n_diverged:
-            primary = 2, found.n_diverged, math.inf if found.mean is None else sign * found.mean
-        else:
-            primary = 0, 0, sign * found.mean
-        return *primary, _last(trial, second), trial.number
+        shown = _ranked_value(trial, confirmed)
+        return *_standing(trial, confirmed), math.inf if shown is None else sign * shown, _last(trial, second), \
+            trial.number
 
     done = [t for t in trials if _state(t) == "COMPLETE" and _finite(t.value)]
     return sorted(done, key=key)
@@ -141,6 +167,44 @@ def tie_note(trials: Iterable[Any], direction: str, confirmed: dict[int, Confirm
             f"epoch ranks trial {tied[0].number} first ({values}).")
 
 
+#: What the tables' "=" beside the value that ranks a trial says (`ties`).
+TIES_LEGEND = ("= ties the trial above: the same value to 4 significant digits, or means on fresh seeds closer "
+               "than the standard error of their difference; their order says little.")
+
+
+def ties(ranked: list[Any], confirmed: dict[int, Confirmation]) -> set[int]:
+    """The trials of `ranked` (best first, as `rank` orders them) that tie the trial just
+    above them: ranked by the same measure (their own value, or their mean over fresh
+    seeds) and equal to the 4 significant digits the tables show, or, both confirmed,
+    with means closer than the standard error of their difference."""
+    tied = set()
+    for above, below in zip(ranked, ranked[1:]):
+        if _standing(above, confirmed) != _standing(below, confirmed):
+            continue
+        values = _ranked_value(above, confirmed), _ranked_value(below, confirmed)
+        noise = [confirmed[t.number] for t in (above, below) if t.number in confirmed]
+        errors = [c.std ** 2 / len(c.finite) for c in noise if c.std is not None]
+        if None in values:
+            same = values[0] is values[1]
+        else:
+            same = f"{values[0]:.4g}" == f"{values[1]:.4g}" or (
+                len(errors) == 2 and abs(values[0] - values[1]) <= math.sqrt(sum(errors)))
+        if same:
+            tied.add(below.number)
+    return tied
+
+
+def model_params(params: dict[str, Any]) -> dict[str, Any]:
+    """A trial's own `build_model` parameters: those of its `params` outside the learning-rate space."""
+    return {name: value for name, value in params.items() if name not in ("optimizer", "schedule", *PARAMS)}
+
+
+def describe_model(params: dict[str, Any]) -> str:
+    """`units=32, dropout=0.25`: a trial's `model_params` as the tables show them ('' if none)."""
+    return ", ".join(f"{name}={value:.4g}" if isinstance(value, float) else f"{name}={value}"
+                     for name, value in model_params(params).items())
+
+
 def verdict(trials: Iterable[Any], direction: str, confirmed: dict[int, Confirmation],
             objective: str | None = None) -> str | None:
     """One line on what confirmation changed: which trial is the pick and how the raw top
@@ -156,6 +220,21 @@ def verdict(trials: Iterable[Any], direction: str, confirmed: dict[int, Confirma
     found = confirmed.get(raw.number)
     fared = f"{found.describe()} on fresh seeds" if found else "not confirmed"
     return line + f"; the top trial by its own seed, {raw.number} ({raw.value:.4g}), scored {fared}."
+
+
+def _standing(trial, confirmed: dict[int, Confirmation]) -> tuple[int, int]:
+    """Which part of the ranking a trial is in: confirmed (0), by its own value (1), or
+    diverged on some fresh seeds (2, and on how many)."""
+    found = confirmed.get(trial.number)
+    if found is None:
+        return 1, 0
+    return (2, found.n_diverged) if found.n_diverged else (0, 0)
+
+
+def _ranked_value(trial, confirmed: dict[int, Confirmation]) -> float | None:
+    """What ranks a trial within its standing: its mean over fresh seeds where confirmed, else its value."""
+    found = confirmed.get(trial.number)
+    return trial.value if found is None else found.mean
 
 
 def _last(trial, key: str | None) -> float:

@@ -4,13 +4,15 @@ Optuna keeps states, values, parameters and intermediate values itself; lrsearch
 user attributes, each one a field here, written and read only through this module:
 
 - the study (`StudyRecord`): study_file, objective, direction, epochs, batch_size, seed,
-  lrsearch_version, steps_per_epoch, space (the study file's), model (what a fixed
+  n_trials (the run's target, which workers that join it keep to), lrsearch_version,
+  steps_per_epoch, space (the study file's), model (what a fixed
   architecture looks like: `lrsearch.training._architecture`); the LR range test's results and
   narrowed ranges; and the values of trials retrained on fresh seeds (`lrsearch.results._ranking`),
   kept with the study because Optuna freezes a trial's attributes once it has finished;
 - a trial (`TrialRecord`): worker, device, config, history (per-epoch logs, `lr`
   included), duration_s, and why it ended early: pruned_reason / pruned_epoch /
-  pruned_detail, or fail_reason;
+  pruned_detail, or fail_reason, with interrupted (the cause) for a trial that something
+  else ended (`interrupt_trial`: not counted, retried once); retry_of on such a retry;
 - for optuna-dashboard, by `lrsearch.dashboard._notes` rather than here: the notes of the study and
   its trials (study system attributes, in optuna-dashboard's format) and each trial's
   learning-rate chart (an artifact of the study, in a folder beside the storage).
@@ -34,6 +36,7 @@ from lrsearch import internals
 
 DIVERGED, STALLED, BY_PRUNER = "diverged", "stalled", "pruner"
 UNKNOWN_FAILURE = "unknown"
+_INTERRUPTED, _RETRY_OF = "interrupted", "retry_of"
 _RANGE_TEST_PREFIX = "find_lr:"
 _BOUNDS = "find_lr_bounds"
 _CONFIRM_PREFIX = "confirm:"
@@ -52,6 +55,7 @@ class StudyRecord:
     epochs: int | None = None
     batch_size: int | None = None
     seed: int | None = None
+    n_trials: int | None = None
     lrsearch_version: str | None = None
     steps_per_epoch: int | None = None
     space: dict | None = None
@@ -171,6 +175,8 @@ class TrialRecord:
     pruned_epoch: int | None = None
     pruned_detail: str | None = None
     fail_reason: str | None = None
+    interrupted: str | None = None  # what ended a FAIL trial from outside (`interrupt_trial`)
+    retry_of: int | None = None  # the interrupted trial whose parameters this one retries
     seed: int | None = None
     steps_per_epoch: int | None = None
 
@@ -210,6 +216,7 @@ def read_trial(trial, study: StudyRecord = StudyRecord()) -> TrialRecord:
         pruned_reason=(attrs.get("pruned_reason") or BY_PRUNER) if state == "PRUNED" else None,
         pruned_epoch=attrs.get("pruned_epoch"), pruned_detail=attrs.get("pruned_detail"),
         fail_reason=(attrs.get("fail_reason") or UNKNOWN_FAILURE) if state == "FAIL" else None,
+        interrupted=interruption(trial), retry_of=attrs.get(_RETRY_OF),
         seed=seed, steps_per_epoch=attrs.get("steps_per_epoch", study.steps_per_epoch),
     )
 
@@ -256,31 +263,68 @@ def write_failure(trial, reason: str) -> None:
 # --------------------------------------------------------------------------- trials left behind
 
 
-def fail_trial(storage, trial_id: int, reason: str) -> bool:
-    """Fail a RUNNING trial of another process with `reason`; False if it was finished
-    meanwhile (its worker told it, or another process failed it first)."""
+def fail_trial(storage, trial_id: int, reason: str, interrupted: str | None = None) -> bool:
+    """Fail a RUNNING trial of another process with `reason` (and, if `interrupted`, that
+    cause as its mark); False if it was finished meanwhile (its worker told it, or another
+    process failed it first). The mark is written before the state, so that whoever reads
+    the trial as FAIL reads it too."""
     from optuna.exceptions import UpdateFinishedTrialError
     from optuna.trial import TrialState
 
     try:
+        if interrupted:
+            storage.set_trial_user_attr(trial_id, _INTERRUPTED, interrupted)
         storage.set_trial_user_attr(trial_id, "fail_reason", reason)
         return bool(storage.set_trial_state_values(trial_id, TrialState.FAIL))
     except UpdateFinishedTrialError:
         return False
 
 
-def fail_running_trials(study, belongs: Callable[[str | None], bool], reason: str) -> int:
-    """Fail the RUNNING trials whose worker tag satisfies `belongs`; how many."""
+def interruption(trial) -> str | None:
+    """What ended the FAIL FrozenTrial `trial` from outside (`interrupt_trial`), or None:
+    such a trial does not count toward n_trials."""
+    return trial.user_attrs.get(_INTERRUPTED) if trial.state.name == "FAIL" else None
+
+
+def interrupt_trial(study, trial, cause: str) -> bool:
+    """Fail the RUNNING FrozenTrial `trial`, which `cause` ended rather than its own doing
+    (its run was killed or lost the storage, its machine vanished), as interrupted: it does
+    not count toward n_trials, keeps the values it reported, and its parameters are enqueued
+    once more (a retry is not retried again); False if it had finished meanwhile."""
+    import optuna
+
+    storage = internals.storage_of(study)
+    epochs, trained = read_study(study).epochs, len(trial.intermediate_values)
+    when = (f"after {trained}{f' of {epochs}' if epochs else ''} epoch(s), kept as its intermediate values"
+            if trained else "before its first epoch ended")
+    retried = trial.user_attrs.get(_RETRY_OF)
+    again = "its parameters are retried" if retried is None else f"not retried again (it retried trial {retried})"
+    reason = f"interrupted: {cause}, {when}; {again}"
+    if not fail_trial(storage, internals.trial_id(trial), reason, interrupted=cause):
+        return False
+    if retried is None:
+        study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.WAITING, params=trial.params,
+                                                  distributions=trial.distributions,
+                                                  user_attrs={_RETRY_OF: trial.number}))
+    return True
+
+
+def fail_running_trials(study, belongs: Callable[[str | None], bool], reason: str,
+                        interrupted: bool = False) -> int:
+    """Fail the RUNNING trials whose worker tag satisfies `belongs`, as interrupted by
+    `reason` if `interrupted`; how many."""
     from optuna.trial import TrialState
 
-    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    running = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+               if belongs(t.user_attrs.get("worker"))]
+    if interrupted:
+        return sum(interrupt_trial(study, t, reason) for t in running)
     storage = internals.storage_of(study)
-    return sum(fail_trial(storage, internals.trial_id(t), reason) for t in running
-               if belongs(t.user_attrs.get("worker")))
+    return sum(fail_trial(storage, internals.trial_id(t), reason) for t in running)
 
 
 def fail_stale_trials(study) -> int:
-    """Fail the RUNNING trials whose heartbeats stopped (a machine that vanished)."""
+    """Interrupt the RUNNING trials whose heartbeats stopped (a machine that vanished)."""
     from lrsearch.storage import heartbeat_settings
 
     storage = internals.storage_of(study)
@@ -288,8 +332,8 @@ def fail_stale_trials(study) -> int:
     if not stale:
         return 0
     grace = heartbeat_settings()[1]
-    reason = f"its worker stopped sending heartbeats (none for {grace} s; the machine or process is gone)"
-    return sum(fail_trial(storage, stale_id, reason) for stale_id in stale)
+    cause = f"its worker stopped sending heartbeats (none for {grace} s; the machine or process is gone)"
+    return sum(interrupt_trial(study, storage.get_trial(stale_id), cause) for stale_id in stale)
 
 
 def worker_tag(pid: int | None = None) -> str:

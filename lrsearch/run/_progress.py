@@ -32,8 +32,9 @@ class LiveProgress:
         finished = counts["COMPLETE"] + counts["PRUNED"] + counts["FAIL"]
         self.bar.n = min(finished, self.bar.total)
         best = best_value(self.study)
+        interrupted = f"interrupted {counts['INTERRUPTED']} " if counts["INTERRUPTED"] else ""
         self.bar.set_postfix_str(
-            f"complete {counts['COMPLETE']} pruned {counts['PRUNED']} failed {counts['FAIL']} "
+            f"complete {counts['COMPLETE']} pruned {counts['PRUNED']} failed {counts['FAIL']} {interrupted}"
             f"running {counts['RUNNING']} best {'-' if best is None else f'{best:.4g}'}",
             refresh=False,
         )
@@ -88,8 +89,13 @@ def say(line: str) -> None:
 
 
 def count_states(study) -> collections.Counter:
-    counts = collections.Counter({"COMPLETE": 0, "PRUNED": 0, "FAIL": 0, "RUNNING": 0})
-    counts.update(t.state.name for t in study.get_trials(deepcopy=False))
+    """Trials by state, the interrupted ones (`results.interruption`) as INTERRUPTED, apart
+    from FAIL: COMPLETE, PRUNED and FAIL count toward n_trials."""
+    from lrsearch import results
+
+    counts = collections.Counter({"COMPLETE": 0, "PRUNED": 0, "FAIL": 0, "INTERRUPTED": 0, "RUNNING": 0})
+    counts.update("INTERRUPTED" if results.interruption(t) else t.state.name
+                  for t in study.get_trials(deepcopy=False))
     return counts
 
 
@@ -110,9 +116,10 @@ def summary(study, top: int = 5) -> str:
 
     shared = results.read_study(study)
     trials = results.read_trials(study)
-    counts = collections.Counter(t.state for t in trials)
+    counts = collections.Counter("INTERRUPTED" if t.interrupted else t.state for t in trials)
+    besides = "".join(f", {name.lower()} {counts[name]}" for name in ("INTERRUPTED", "WAITING") if counts[name])
     lines = [f"Study {study.study_name!r}: {len(trials)} trials - complete {counts['COMPLETE']}, "
-             f"pruned {counts['PRUNED']}, failed {counts['FAIL']}, running {counts['RUNNING']}."]
+             f"pruned {counts['PRUNED']}, failed {counts['FAIL']}{besides}, running {counts['RUNNING']}."]
     direction = study.direction.name.lower()
     confirmed = results.confirmations(study)
     objective = shared.objective or "value"
@@ -123,13 +130,20 @@ def summary(study, top: int = 5) -> str:
         by = f"mean {objective} on fresh seeds" if seeds else f"{objective} at the last epoch"
         lines.append(f"\nTop {len(shown)} trials by {by}:")
         fresh = f"  {'on fresh seeds':<28}" if seeds else ""
-        lines.append(f"  {'#':>4}  {'value':>8}{fresh}  {'best (epoch)':>14}  {'time':>6}  configuration")
+        lines.append(f"  {'#':>4}  {'value':>9}{fresh}  {'best (epoch)':>14}  {'time':>6}  configuration")
+        tied = results.ties(shown, confirmed)
         for t in shown:
             best = t.best(objective, direction)
             best_text = f"{best[0]:.4g} ({best[1] + 1})" if best is not None else "-"
-            fresh = f"  {confirmed[t.number].describe() if t.number in confirmed else '-':<28}" if seeds else ""
-            lines.append(f"  {t.number:>4}  {t.value:>8.4g}{fresh}  {best_text:>14}  "
-                         f"{t.duration_s or 0:>5.1f}s  {describe(t.config or {})}")
+            tie = "=" if t.number in tied else " "  # beside what ranks the trial
+            own, fresh_tie = (" ", f"{tie} ") if t.number in confirmed else (tie, "")
+            fresh = f"  {fresh_tie + confirmed[t.number].describe() if t.number in confirmed else '-':<28}" \
+                if seeds else ""
+            model = results.describe_model(t.params)
+            lines.append(f"  {t.number:>4}  {own}{t.value:>8.4g}{fresh}  {best_text:>14}  {t.duration_s or 0:>5.1f}s  "
+                         f"{describe(t.config or {})}" + (f"; model {model}" if model else ""))
+        if tied:
+            lines.append(results.TIES_LEGEND)
         for note in (results.verdict(trials, direction, confirmed, shared.objective),
                      shared.objective and results.tie_note(trials, direction, confirmed, shared.objective)):
             if note:
@@ -139,7 +153,13 @@ def summary(study, top: int = 5) -> str:
     pruned = collections.Counter(t.pruned_reason for t in trials if t.state == "PRUNED")
     if pruned:
         lines.append("\nPruned: " + ", ".join(f"{reason} {n}" for reason, n in pruned.most_common()))
-    failed = collections.Counter(t.fail_reason for t in trials if t.state == "FAIL")
+    failed = collections.Counter(t.fail_reason for t in trials if t.state == "FAIL" and not t.interrupted)
     if failed:
         lines.append("Failed: " + "; ".join(f"{n} x {reason}" for reason, n in failed.most_common(3)))
+    interrupted = collections.Counter(t.interrupted for t in trials if t.interrupted)
+    if interrupted:
+        retries = [str(t.number) for t in trials if t.retry_of is not None]
+        retried = f"; retried as trial(s) {', '.join(retries)}" if retries else ""
+        lines.append(f"Interrupted (not counted{retried}): "
+                     + "; ".join(f"{n} x {cause}" for cause, n in interrupted.most_common(3)))
     return "\n".join(lines)

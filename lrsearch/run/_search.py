@@ -46,7 +46,8 @@ def search(study, **options) -> SearchResult:
 
 def join(study, *, storage: str, **options) -> SearchResult:
     """Run this machine's workers on a study that `search` runs elsewhere on the shared
-    `storage` (a database URL), until it holds `n_trials`; with the study's own seed unless
+    `storage` (a database URL), until it holds `n_trials` (default: the one that run recorded
+    with the study; UsageError before it did); with the study's own seed unless
     `seed` is given. The machine that started it confirms and reports. `options` as
     `search`'s, up to `recycle`."""
     for name in _NOT_WHEN_JOINING:
@@ -81,20 +82,24 @@ def prestarted(slots):
 
 def _search(study_or_path, options: SearchOptions, pool) -> SearchResult:
     """The run: open and check the study, start the workers on it, confirm, report."""
-    from lrsearch.workers import Confirming, claimed_trials
+    from lrsearch.workers import Confirming, claimed_trials, fail_dead_local_trials
 
     study_file = _study_file(study_or_path)
     study_pickle = pickle_study(study_file)  # before the storage is touched: it may refuse
+    report_to = _report_folder(options, options.study_name or study_file.name)
     study, study_file = _opened(study_file, options)
+    blank = not study.user_attrs and not study.get_trials(deepcopy=False)  # as this run made it: see `finish`
     name, settings = study.study_name, study_file.settings
-    n_trials, epochs = options.n_trials or settings.n_trials, options.epochs or settings.epochs
-    _record_settings(study, study_file, epochs, options.accept_changes)
+    n_trials, epochs = _targets(options, study, settings)
+    _record_settings(study, study_file, epochs, options.accept_changes,
+                     n_trials=None if options.joining else n_trials)
     study_args = _announce(study, study_file, options)
     _learning_rate_bounds(options, study_file, study)
     confirming = None if options.confirm is None else Confirming(*options.confirm)
     job = Job(study_path=str(study_file.path), study_pickle=study_pickle, study_name=name, n_trials=n_trials,
               epochs=epochs, seed=settings.seed, options=options, confirm=confirming is not None,
               pruner=settings.pruner, lane_cap=max(1, n_trials // (TRIALS_PER_LANE * len(pool.slots))))
+    fail_dead_local_trials(study)  # first: the trials a killed run of this machine left do not count
     remaining = n_trials - claimed_trials(study)
     if remaining > 0:
         print(f"Running up to {remaining} of {n_trials} trials ({epochs} epochs each) on {len(pool.slots)} "
@@ -105,10 +110,12 @@ def _search(study_or_path, options: SearchOptions, pool) -> SearchResult:
         print(f"The study already holds {n_trials - remaining} trials (asked for {n_trials}); "
               f"raise n_trials (--n-trials) to search further.")
     finish(outcome, study, hint=None if study_file.in_python else f"{program()} confirm {study_args}",
-           storage=None if options.joining else options.storage, in_python=study_file.in_python)
+           storage=None if options.joining else options.storage, in_python=study_file.in_python, blank=blank)
     folder = None
-    if options.report and not options.joining:
-        folder = _write_report(options.storage, name, options.report)
+    if report_to is not None and outcome and outcome.terminated:  # SIGTERM asks the run to end at once
+        print(f"No report written (terminated); `{program()} report {study_args}` writes it.", file=sys.stderr)
+    elif report_to is not None:
+        folder = _write_report(options.storage, name, report_to)
     return result_of(study, outcome, timer, folder)
 
 
@@ -143,8 +150,9 @@ def _opened(study_file: Study, options: SearchOptions) -> tuple[Any, Study]:
     return study, study_file.with_seed(_seed(options, study, name, settings.seed))
 
 
-def _record_settings(study, study_file: Study, epochs: int, accept_changes: bool) -> None:
-    """Record what the study's trials mean, after checking that it has not changed."""
+def _record_settings(study, study_file: Study, epochs: int, accept_changes: bool, n_trials: int | None) -> None:
+    """Record what the study's trials mean, after checking that it has not changed, and the
+    run's `n_trials` (None: keep the recorded one), which workers that join it keep to."""
     from lrsearch import results
     from lrsearch._version import __version__
 
@@ -153,7 +161,7 @@ def _record_settings(study, study_file: Study, epochs: int, accept_changes: bool
                     batch_size=settings.batch_size, space=space)
     results.write_study(study, study_file=str(study_file.path), objective=settings.objective,
                        direction=settings.direction, epochs=epochs, batch_size=settings.batch_size,
-                       seed=settings.seed, lrsearch_version=__version__, space=space)
+                       seed=settings.seed, n_trials=n_trials, lrsearch_version=__version__, space=space)
     results.name_objective(study, settings.objective)
 
 
@@ -199,16 +207,25 @@ def supervise(pool, job, study, *, timer: "Timer", confirming=None, notes: bool 
         bars.close()
 
 
-def finish(outcome, study, hint: str | None, storage: str | None = None, in_python: bool = False) -> None:
+def finish(outcome, study, hint: str | None, storage: str | None = None, in_python: bool = False,
+           blank: bool = False) -> None:
     """Print the summary and what went wrong, and write the dashboard notes the trials
     lack given their `storage`; raise if the run failed (StorageUnavailableError,
     SearchStopped). `hint`: the command that completes a confirmation left undone;
-    `in_python`: the study was defined in Python, not in a study file."""
+    `in_python`: the study was defined in Python, not in a study file. A run stopped by its
+    study before any trial (a worker's check of the data and model failed) prints no
+    summary and, where the study was `blank` when the run opened it (no trials, nothing
+    recorded: in practice made by this run), deletes it: the parent, which never imports
+    TensorFlow, makes the study before its workers can check the data and model."""
     from lrsearch.dashboard import annotate
     from lrsearch.run import _progress as progress
 
     if outcome and outcome.storage_error:
         raise StorageUnavailableError(outcome.storage_error)
+    if outcome and outcome.fatal and not study.get_trials(deepcopy=False):
+        if blank:
+            _delete(study)
+        raise SearchStopped(outcome.fatal, exit_code=2)
     print(progress.summary(study))
     if storage is not None:
         annotate(study, storage)
@@ -219,12 +236,38 @@ def finish(outcome, study, hint: str | None, storage: str | None = None, in_pyth
               + "; ".join(outcome.confirm_failures[:3]), file=sys.stderr)
     if outcome and outcome.fatal:
         raise SearchStopped(outcome.fatal, exit_code=2)
+    if outcome and outcome.never_started:  # not the study file's fault: it may need longer than the timeout
+        raise SearchStopped(outcome.never_started, exit_code=1)
     if outcome and outcome.failure_streak:
         raise SearchStopped(f"{outcome.failure_streak}\nThe {'study' if in_python else 'study file'} is probably "
                             f"wrong; fix it and run the same search again.", exit_code=1)
     if outcome and outcome.confirmation_left:
         print(f"The confirmation over fresh seeds did not finish; the ranking uses what it recorded. "
               f"Run the same search again{f', or `{hint}`,' if hint else ''} to complete it.", file=sys.stderr)
+
+
+def _delete(study) -> None:
+    """Delete `study` from its storage."""
+    import optuna
+
+    from lrsearch import internals
+
+    optuna.delete_study(study_name=study.study_name, storage=internals.storage_of(study))
+
+
+def _targets(options: SearchOptions, study, settings) -> tuple[int, int]:
+    """The run's n_trials and epochs: those given, else, when joining, those its run
+    recorded with the study (UsageError if it recorded none yet), else the study file's."""
+    from lrsearch import results
+    from lrsearch.storage import redact
+
+    if not options.joining:
+        return options.n_trials or settings.n_trials, options.epochs or settings.epochs
+    record = results.read_study(study)
+    if options.n_trials is None and record.n_trials is None:
+        raise UsageError(f"study {study.study_name!r} in {redact(options.storage)} has no n_trials recorded by its "
+                         f"run yet; start the run (lrsearch run) first, or give this worker n_trials (--n-trials).")
+    return options.n_trials or record.n_trials, options.epochs or record.epochs or settings.epochs
 
 
 def _seed(options: SearchOptions, study, name: str, file_seed: int) -> int:
@@ -305,12 +348,24 @@ class Timer:
             self.expired = True
             print(f"\nTimeout reached ({self.seconds:g}s): running trainings finish, no new ones start.",
                   file=sys.stderr, flush=True)
-            supervisor.stop()
+            supervisor.time_out(self.seconds)
 
 
-def _write_report(storage: str, study_name: str, where: bool | str | os.PathLike) -> Path:
+def _report_folder(options: SearchOptions, study_name: str) -> Path | None:
+    """The folder the run's report goes to, checked writable before anything starts; None
+    without a report."""
+    from lrsearch.report import check_writable, report_folder
+
+    if not options.report or options.joining:
+        return None
+    folder = report_folder(study_name, options.report)
+    check_writable(folder)
+    return folder
+
+
+def _write_report(storage: str, study_name: str, folder: Path) -> Path:
     from lrsearch.report import write_report
 
-    folder = write_report(storage, study_name, f"lrsearch-report-{study_name}" if where is True else where)
+    folder = write_report(storage, study_name, folder)
     print(f"Report: {folder}/summary.md")
     return Path(folder)

@@ -5,7 +5,8 @@ Both sides of the process boundary:
   `_job`            the `Job` the parent hands each worker, `open_study`, the sampler's seed, the exit codes;
   `_messages`       the typed messages between them: events from a worker, orders from the parent;
   `_claims`         the claim locks (this machine's, made by the parent, and PostgreSQL's across machines) under
-                    which a worker creates its next trial, so that a study ends with exactly `n_trials`.
+                    which a worker creates its next trial, so that a study ends with exactly `n_trials`;
+  `_study_lock`     the lock every run's processes take to claim from one study (trials, confirmation trainings).
 Worker side (the spawned process):
   `_worker`         its entry point and start-up (device first, then TensorFlow, then the job), its link to the
                     parent, and the confirmation trainings it serves once the study is full;

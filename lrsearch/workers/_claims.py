@@ -9,18 +9,21 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from lrsearch import internals
+from lrsearch import internals, results
 
-#: Trials that count toward `n_trials`: all but enqueued ones that no worker took yet.
+#: The states of trials that count toward `n_trials`: all but enqueued ones that no worker took yet.
 CLAIMED = ("RUNNING", "COMPLETE", "PRUNED", "FAIL")
 
 
 def claimed_trials(study) -> int:
-    """How many trials of `study` count toward its `n_trials`."""
+    """How many trials of `study` count toward its `n_trials`: those in a CLAIMED state but
+    the interrupted ones (`results.interruption`), whose retries take their place. One read
+    of the trials, as Optuna's own count makes, answered from its cache on an RDB storage."""
     from optuna.trial import TrialState
 
     states = tuple(TrialState[name] for name in CLAIMED)
-    return internals.storage_of(study).get_n_trials(internals.study_id(study), state=states)
+    claimed = internals.storage_of(study).get_all_trials(internals.study_id(study), deepcopy=False, states=states)
+    return sum(results.interruption(trial) is None for trial in claimed)
 
 
 @dataclasses.dataclass(frozen=True)

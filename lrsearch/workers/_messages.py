@@ -19,6 +19,15 @@ if TYPE_CHECKING:
 
 
 @dataclasses.dataclass(frozen=True)
+class Starting:
+    """The worker reached `stage` of its start-up: "storage" (opening it), "study" (loading the study
+    file), "data" (calling its data()) or "model" (building the model and checking it). Before the
+    first, it imports TensorFlow."""
+
+    stage: str
+
+
+@dataclasses.dataclass(frozen=True)
 class Ready:
     """The worker loaded the study and passed the preflight check; its trials train with `training_path`."""
 
@@ -28,10 +37,11 @@ class Ready:
 @dataclasses.dataclass(frozen=True)
 class Fatal:
     """The run must stop, for `message` (which would be the same in every worker, so none is restarted).
-    `internal`: lrsearch's own bug, which makes the parent raise InternalError once the workers are gone."""
+    `error`: what the parent raises once the workers are gone (lrsearch's own bug, a full disk), rather
+    than stopping the search as the study's fault."""
 
     message: str
-    internal: bool = False
+    error: Exception | None = dataclasses.field(default=None, compare=False)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,5 +102,5 @@ class Dismiss:
     """No confirmation training is left for the worker (or the study must search again): it ends."""
 
 
-Event = Ready | Fatal | StorageLost | TrialEnded | Idle | Confirmed | ConfirmFailed
+Event = Starting | Ready | Fatal | StorageLost | TrialEnded | Idle | Confirmed | ConfirmFailed
 Order = RunJob | Confirm | Dismiss

@@ -2,12 +2,16 @@
 (`_processes`), hands each the job, acts on the events they send, replaces one that dies (failing the trials it
 was running, `_recovery`), stops the run after several failures in a row, hands out the confirmation
 (`_confirmations`), and handles Ctrl-C: the first lets running trials finish, the second (or SIGTERM) kills them
-(marked failed). A run does not end while trials of live workers elsewhere are still RUNNING.
+(marked failed). From the signal on, no lane starts a trial (each looks at the run's stop flag under its claim), and
+workers are killed only while none of them writes to the journal file. A run does not end while trials of live
+workers elsewhere are still RUNNING.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
 import signal
 import sys
 import threading
@@ -21,24 +25,33 @@ from lrsearch.results import worker_tag
 from lrsearch.workers._claims import claimed_trials
 from lrsearch.workers._confirmations import ConfirmationQueue, Confirming
 from lrsearch.workers._job import EXIT_FATAL, EXIT_STORAGE, MAX_FAILURES_IN_A_ROW, Job
-from lrsearch.workers._messages import (ConfirmFailed, Confirmed, Event, Fatal, Idle, Ready, RunJob, StorageLost,
-                                        TrialEnded)
+from lrsearch.workers._messages import (ConfirmFailed, Confirmed, Event, Fatal, Idle, Ready, RunJob, Starting,
+                                        StorageLost, TrialEnded)
 from lrsearch.workers._processes import WorkerProcesses
-from lrsearch.workers._recovery import describe_exit, fail_dead_local_trials, fail_trials_of, live_running
+from lrsearch.workers._recovery import (describe_exit, fail_dead_local_trials, fail_trials_of, live_running,
+                                        note_storage_lost)
+from lrsearch.workers._study_lock import study_lock
 
 #: Seconds between the parent's checks for trials whose heartbeats stopped.
 STALE_CHECK_INTERVAL = 5.0
+#: Seconds after which the parent, about to kill workers, takes a journal lock that nobody freed (a process
+#: killed outright left it): Optuna's writers wait 30 s, which would hold a SIGTERM past what it allows.
+JOURNAL_LOCK_GRACE = 5
+#: A worker's start-up, in order (`Starting`); it imports TensorFlow first.
+STAGES = ("import", "storage", "study", "data", "model")
 
 
 @dataclasses.dataclass
 class Outcome:
     interrupted: bool = False
+    terminated: bool = False  # by SIGTERM, which asks the run to end at once
     fatal: str | None = None
     failure_streak: str | None = None
     storage_error: str | None = None
     replaced_workers: int = 0
     confirm_failures: list[str] = dataclasses.field(default_factory=list)
     confirmation_left: bool = False  # the run stopped before its confirmation was done
+    never_started: str | None = None  # why the timeout ended the run before any worker was ready
 
 
 class Supervisor:
@@ -52,15 +65,16 @@ class Supervisor:
         self.on_tick: Callable[[], None] = lambda: None
         self.workers = WorkerProcesses(slots)
         self.outcome = Outcome()
-        self.confirmations = ConfirmationQueue(self.workers.send, self.outcome.confirm_failures)
+        self.confirmations = ConfirmationQueue(self.workers.send, self.outcome.confirm_failures, say)
         self.ready: set[int] = set()  # workers past loading the data and the preflight check
+        self.stages: dict[int, str] = {}  # worker index -> where its start-up is (`STAGES`), until it is ready
         self.training_path: str | None = None
         self._waiting_note: str | None = None
         self._interrupts = 0
         self._kill_reason: str | None = None
         self._failures_in_a_row = 0
         self._deaths_without_trial = 0
-        self._internal_error: str | None = None  # a worker hit lrsearch's own bug: `run` raises it
+        self._error: Exception | None = None  # what a worker's Fatal says `run` raises
 
     def prestart(self) -> None:
         """Start a worker per slot before the job is known: each sets its device and
@@ -71,12 +85,17 @@ class Supervisor:
 
     def close(self) -> None:
         """End the workers of a run that did not happen (`prestart` without `run`)."""
-        for index in list(self.workers.processes):
-            self._kill(index, "the run did not start")
+        self._kill(list(self.workers.processes), "the run did not start")
 
     def stop(self) -> None:
         """No new trials; running ones finish."""
         self.workers.stop_flag.value = 1
+
+    def time_out(self, seconds: float) -> None:
+        """The run's `seconds` have passed: stop; if no worker got ready, say where they were."""
+        if self.training_path is None and not self.stopping():
+            self.outcome.never_started = self._never_started(seconds)
+        self.stop()
 
     def stopping(self) -> bool:
         return bool(self.workers.stop_flag.value)
@@ -88,10 +107,11 @@ class Supervisor:
             confirming: Confirming | None = None) -> Outcome:
         """Run `job` on `study` (an Optuna study on a storage from
         `lrsearch.storage._open.open_storage`) until it is full, and confirmed with `confirming`
-        (which needs `job.confirm`). Raises InternalError, once the workers are gone,
-        if one of them hit it."""
+        (which needs `job.confirm`). Raises, once the workers are gone, the error a
+        worker's Fatal carries (InternalError, WriteError)."""
         self.job, self.study = job, study
-        self.confirmations.begin(confirming, study)
+        self.confirmations.begin(confirming, study, confirming and study_lock(
+            internals.storage_of(study), job.options.storage, internals.study_id(study)))
         self.on_tick = on_tick or self.on_tick
         storage = internals.storage_of(study)
         if hasattr(storage, "abort"):  # a second Ctrl-C ends a wait for the storage
@@ -106,13 +126,16 @@ class Supervisor:
         except StorageUnavailableError as exc:
             self.outcome.storage_error = str(exc)
         finally:
+            self._kill_all(self._kill_reason or "the run was stopped")
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
-            self._kill_all("the run was stopped")
-        if not self.outcome.storage_error:
+        if self.outcome.storage_error:
+            note_storage_lost(self.study)  # the next run names it in the trials left RUNNING
+        else:
             fail_dead_local_trials(self.study)
-        if self._internal_error:
-            raise InternalError(self._internal_error)
+            self.confirmations.release()
+        if self._error is not None:
+            raise self._error
         self.outcome.confirmation_left = self.confirmations.left()
         return self.outcome
 
@@ -152,6 +175,7 @@ class Supervisor:
         trial that nobody will finish."""
         if self.stopping():
             return False
+        fail_dead_local_trials(self.study)  # their retries are work left
         if self._work_left():
             for index in range(len(self.slots)):
                 self._start(index)
@@ -180,6 +204,7 @@ class Supervisor:
 
     def _start(self, index: int) -> None:
         self.workers.start(index)
+        self.stages[index] = STAGES[0]
         if self.job is not None:
             self.workers.send(index, RunJob(self.job))
 
@@ -211,33 +236,78 @@ class Supervisor:
         self._drain_events([index])
         self.workers.close(index)
         self.ready.discard(index)
+        self.stages.pop(index, None)
         self.confirmations.forget(index, self.stopping)
 
-    def _fail_trials_of(self, pid: int, reason: str) -> None:
+    def _fail_trials_of(self, pid: int, reason: str, interrupted: bool = False) -> None:
         held_lock = self.workers.claim_lock.free_if_held_by(pid)
         if self.study is None:  # it never had a job
             return
-        fail_trials_of(self.study, pid, held_lock, reason)
+        fail_trials_of(self.study, pid, held_lock, reason, interrupted)
 
     def _kill_all(self, reason: str) -> None:
-        for index in list(self.workers.processes):
-            self._kill(index, reason)
+        self._kill(list(self.workers.processes), reason)
 
     def _kill_unready(self) -> None:
         """Stopping: end the workers still loading data or checking the model (which may
         hang in the study file's code); they hold no trial."""
         self._drain_events()
-        for index in list(self.workers.processes):
-            if index not in self.ready:
-                self._kill(index, "the run stopped while the worker was starting")
+        self._kill([index for index in self.workers.processes if index not in self.ready],
+                   "the run stopped while the worker was starting")
 
-    def _kill(self, index: int, reason: str) -> None:
-        process = self.workers.processes[index]
-        if process.is_alive():
-            process.kill()
-        process.join()
-        self._forget(index)
-        self._fail_trials_of(process.pid, reason)
+    def _kill(self, indices: list[int], reason: str) -> None:
+        """Kill workers `indices` while none writes to the journal, then fail their trials for `reason`."""
+        processes = {index: self.workers.processes[index] for index in indices}
+        if not processes:
+            return
+        with self._no_journal_writes():
+            for process in processes.values():
+                if process.is_alive():
+                    process.kill()
+            for process in processes.values():
+                process.join()
+        for index, process in processes.items():
+            self._forget(index)
+            self._fail_trials_of(process.pid, reason, interrupted=True)
+
+    @contextlib.contextmanager
+    def _no_journal_writes(self):
+        """Hold the journal file's own lock, which Optuna's writers take, so that a worker
+        killed meanwhile leaves neither that lock taken (every writer would wait for it) nor
+        half a record. Nothing to hold on a database, which undoes what a killed
+        connection left unfinished."""
+        from lrsearch.storage import is_url
+
+        location = self.job.options.storage if self.job else None
+        if not location or is_url(location) or not os.path.isfile(location):
+            yield
+            return
+        from optuna.storages.journal import JournalFileSymlinkLock
+
+        lock = JournalFileSymlinkLock(location, grace_period=JOURNAL_LOCK_GRACE)
+        try:
+            lock.acquire()
+        except OSError:  # a folder this process cannot write to, nor can its workers
+            lock = None
+        try:
+            yield
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def _never_started(self, seconds: float) -> str:
+        """Why no training started within the run's `seconds`: where the furthest worker's
+        start-up was."""
+        stage = max(self.stages.values(), key=STAGES.index, default=STAGES[0])
+        path, what = self.job.study_path, "trial" if self.remaining() > 0 else "confirmation training"
+        if stage == "data":
+            return (f"data() of {path} did not return within the timeout ({seconds:g} s), so no {what} could "
+                    f"start; check that it returns when called alone, or give a longer timeout.")
+        doing = {"import": "importing TensorFlow", "storage": "opening the storage",
+                 "study": f"loading the study file {path}",
+                 "model": f"building the model with build_model() of {path} and checking it"}[stage]
+        return (f"no {what} started within the timeout ({seconds:g} s): the workers were still {doing}; give a "
+                f"longer timeout.")
 
     def _on_signal(self, signum, frame) -> None:
         """Ctrl-C: stop gracefully, or at once the second time; SIGTERM: at once. The main
@@ -245,14 +315,16 @@ class Supervisor:
         self.outcome.interrupted = True
         self.stop()
         if signum == signal.SIGTERM:
+            self.outcome.terminated = True
             self._kill_reason = "the run was terminated (SIGTERM)"
+            print("\nTerminated (SIGTERM): running trials stop now.", file=sys.stderr, flush=True)
             return
         self._interrupts += 1
         if self._interrupts == 1:
             print("\nStopping: running trials finish, no new ones start (Ctrl-C again to stop now).",
                   file=sys.stderr, flush=True)
         else:
-            self._kill_reason = "interrupted by Ctrl-C"
+            self._kill_reason = "the run was stopped by a second Ctrl-C"
 
     # ----------------------------------------------------------------------- events
 
@@ -266,16 +338,19 @@ class Supervisor:
             raise InternalError(f"worker {index} sent {event!r}, which is not an event the supervisor knows")
         handler(self, index, event)
 
+    def _on_starting(self, index: int, event: Starting) -> None:
+        self.stages[index] = event.stage
+
     def _on_ready(self, index: int, event: Ready) -> None:
         self.ready.add(index)
+        self.stages.pop(index, None)
         if self.training_path is None:
             self.training_path = event.training_path
             self.say(f"Trials train with {event.training_path}.")
 
     def _on_fatal(self, index: int, event: Fatal) -> None:
         self.outcome.fatal = event.message
-        if event.internal:
-            self._internal_error = event.message
+        self._error = self._error or event.error
         self.stop()
 
     def _on_storage_lost(self, index: int, event: StorageLost) -> None:
@@ -301,6 +376,6 @@ class Supervisor:
             self.stop()
 
     _HANDLERS: dict[type, Callable[["Supervisor", int, Event], None]] = {
-        Ready: _on_ready, Fatal: _on_fatal, StorageLost: _on_storage_lost, Idle: _on_idle,
+        Starting: _on_starting, Ready: _on_ready, Fatal: _on_fatal, StorageLost: _on_storage_lost, Idle: _on_idle,
         Confirmed: _on_confirmed, ConfirmFailed: _on_confirm_failed, TrialEnded: _on_trial_ended,
     }

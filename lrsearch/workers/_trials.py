@@ -71,6 +71,8 @@ class _Search:
                 if claimed_trials(study) >= self.job.n_trials:
                     self.full = True
                     return
+                if self.link.stopped():  # the run stopped while this lane waited for its claim: back out
+                    return
                 current[0] = None
                 study.optimize(objective, n_trials=1, catch=(Exception,))
             finally:
@@ -85,7 +87,8 @@ class _Search:
         lock once Optuna created it, and record why it failed."""
         import optuna
 
-        from lrsearch.errors import StudyFileError, StudyFileExit
+        from lrsearch.errors import StudyFileExit
+        from lrsearch.study import problem_of
 
         def objective(trial):
             results.write_worker(trial, self.tag)
@@ -96,8 +99,7 @@ class _Search:
             except optuna.TrialPruned:
                 raise
             except Exception as exc:
-                results.write_failure(trial, exc.problem if isinstance(exc, StudyFileError) else
-                                     f"{type(exc).__name__}: {exc}")
+                results.write_failure(trial, problem_of(exc))
                 if isinstance(exc, (StudyFileExit, InternalError)):
                     self.ended.append(exc)
                 raise

@@ -18,12 +18,16 @@ import warnings
 
 from lrsearch import internals, results
 from lrsearch.devices import Slot
-from lrsearch.errors import InternalError, StorageUnavailableError
-from lrsearch.workers._claims import Claim, DatabaseLock, MachineLock
+from lrsearch.errors import InternalError, StorageUnavailableError, WriteError
+from lrsearch.workers._claims import Claim, MachineLock
 from lrsearch.workers._job import EXIT_FATAL, EXIT_STORAGE, Job, open_study, sampler_seed
 from lrsearch.workers._link import ParentLink
-from lrsearch.workers._messages import Confirmed, ConfirmFailed, Fatal, Idle, Ready, StorageLost
+from lrsearch.workers._messages import Confirmed, ConfirmFailed, Fatal, Idle, Ready, Starting, StorageLost
+from lrsearch.workers._study_lock import study_lock
 from lrsearch.workers._trials import run_trials
+
+#: Seconds a worker waits after SIGTERM for the parent to kill it.
+TERM_GRACE = 10.0
 
 
 def worker_main(slot: Slot, index: int, generation: int, machine_lock: MachineLock, stop, pipe, orders) -> None:
@@ -32,6 +36,7 @@ def worker_main(slot: Slot, index: int, generation: int, machine_lock: MachineLo
     pipe to the parent, `orders` the receiving end of the parent's pipe to it, on which
     the job comes first."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C means
+    signal.signal(signal.SIGTERM, _end_soon)
     link = ParentLink(stop, pipe, orders, parent=os.getppid())
     os.environ.update(slot.environment())
     from lrsearch.devices import import_tensorflow
@@ -42,6 +47,13 @@ def worker_main(slot: Slot, index: int, generation: int, machine_lock: MachineLo
         os._exit(0)
     storage, study, runner = _start_up(job, slot, index, generation, link)
     os._exit(_work(job, storage, study, runner, machine_lock, link))  # os._exit: skip TensorFlow's slow teardown
+
+
+def _end_soon(signum, frame) -> None:
+    """SIGTERM, which a service manager sends the parent too: the parent kills this worker
+    at a moment when no worker writes to the storage; should it not, the worker ends by
+    itself after TERM_GRACE seconds."""
+    threading.Timer(TERM_GRACE, os._exit, args=(128 + signum,)).start()
 
 
 def _start_up(job: Job, slot: Slot, index: int, generation: int, link: "ParentLink"):
@@ -55,7 +67,7 @@ def _start_up(job: Job, slot: Slot, index: int, generation: int, link: "ParentLi
     import lrsearch.training  # noqa: F401
     from lrsearch.errors import StudyFileError
     from lrsearch.storage import redact_text
-    import lrsearch.study  # noqa: F401
+    from lrsearch.study import problem_of
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.simplefilter("ignore")
@@ -65,12 +77,12 @@ def _start_up(job: Job, slot: Slot, index: int, generation: int, link: "ParentLi
     except StorageUnavailableError as exc:
         link.tell(StorageLost(str(exc)))
         os._exit(EXIT_STORAGE)
-    except InternalError as exc:
-        link.tell(_internal(exc))
+    except (InternalError, WriteError) as exc:
+        link.tell(Fatal(str(exc), error=exc))
         os._exit(EXIT_FATAL)
     except Exception as exc:  # the same in every worker: stop the run rather than restart workers
         link.tell(Fatal(str(exc) if isinstance(exc, StudyFileError) else
-                        redact_text(f"a worker could not start: {type(exc).__name__}: {exc}", job.options.storage)))
+                        redact_text(f"a worker could not start: {problem_of(exc)}", job.options.storage)))
         os._exit(EXIT_FATAL)
 
 
@@ -84,11 +96,15 @@ def _load(job: Job, slot: Slot, index: int, generation: int, link: "ParentLink")
     from lrsearch.training import TrialRunner, preflight
 
     device = configure_tensorflow(slot)
+    link.tell(Starting("storage"))
     storage = WriteBackStorage(open_storage(job.options.storage, wait_to_open=True))
     study = open_study(job, seed=sampler_seed(job.seed, index, generation), storage=storage)
+    link.tell(Starting("study"))
     study_file = unpickle_study(job.study_path, job.study_pickle).with_seed(job.seed)
     study_file = apply_recorded_bounds(study_file, study)
+    link.tell(Starting("data"))
     runner = TrialRunner(study_file, epochs=job.epochs, device=f"{socket.gethostname()}/{device}")
+    link.tell(Starting("model"))
     checked = preflight(runner, job.options.lanes, job.lane_cap, "gpu" if device.startswith("GPU") else "cpu")
     _check_model(job, study, checked.model)
     link.tell(Ready(checked.training_path))
@@ -100,25 +116,20 @@ def _work(job: Job, storage, study, runner, machine_lock: MachineLock, link: "Pa
     worker's exit code. Writes what is behind to the storage before it ends."""
     from lrsearch.errors import StudyFileExit
 
-    database_lock = DatabaseLock.of(storage, internals.study_id(study))
+    shared_lock = study_lock(storage, job.options.storage, internals.study_id(study))  # with other runs' workers
     try:
-        if run_trials(job, study, runner, lambda: Claim(machine_lock, database_lock), link) and job.confirm:
+        if run_trials(job, study, runner, lambda: Claim(machine_lock, shared_lock), link) and job.confirm:
             serve_confirmations(runner, link)
         storage.flush()
     except StorageUnavailableError as exc:
         link.tell(StorageLost(str(exc)))
         return EXIT_STORAGE
-    except (StudyFileExit, InternalError) as exc:
-        storage.flush()
-        link.tell(_internal(exc) if isinstance(exc, InternalError) else Fatal(str(exc)))
+    except (StudyFileExit, InternalError, WriteError) as exc:
+        if not isinstance(exc, WriteError):
+            storage.flush()
+        link.tell(Fatal(str(exc), error=None if isinstance(exc, StudyFileExit) else exc))
         return EXIT_FATAL
     return 0
-
-
-def _internal(exc: InternalError) -> Fatal:
-    """The event that stops the run on lrsearch's own bug, and makes the parent raise
-    InternalError (exit 70 in the CLI)."""
-    return Fatal(str(exc), internal=True)
 
 
 def _check_model(job: Job, study, model: dict | None) -> None:
@@ -145,22 +156,24 @@ def serve_confirmations(runner, link: "ParentLink") -> None:
     one a lane at once, until it says Dismiss, the run stops or is gone. A task that raises
     is reported, not fatal (but a study file that tries to end the process, or an
     InternalError, is)."""
-    from lrsearch.errors import StudyFileError, StudyFileExit
+    from lrsearch.errors import StudyFileExit
     from lrsearch.lr import LRConfig
+    from lrsearch.study import problem_of
 
     tasks: queue.SimpleQueue = queue.SimpleQueue()
     ended: list = []
 
     def serve() -> None:
         while (task := tasks.get()) is not None:
+            if link.stopped():  # the run stopped since it sent the task: the task goes back to its queue
+                continue
             try:
                 value = runner.retrain(LRConfig.from_dict(task.config), task.params, task.seed)
             except (StudyFileExit, InternalError) as exc:
                 ended.append(exc)
                 return
             except Exception as exc:
-                link.tell(ConfirmFailed(task, exc.problem if isinstance(exc, StudyFileError)
-                                        else f"{type(exc).__name__}: {exc}"))
+                link.tell(ConfirmFailed(task, problem_of(exc)))
             else:
                 link.tell(Confirmed(task, value))
             link.tell(Idle())

@@ -7,30 +7,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import optuna
 import pytest
-from optuna.distributions import FloatDistribution
 
 import lrsearch
-from conftest import TINY
+from conftest import TINY, stored_study
 from lrsearch.cli import main
 from lrsearch.errors import UsageError
-from lrsearch.storage import open_storage
 from lrsearch.study import StudyRef, list_studies, resolve_study
-
-
-def stored_study(journal: str, name: str = "tiny") -> None:
-    """A study in `journal` with three complete trials as lrsearch's runner records them."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(study_name=name, storage=open_storage(journal), direction="maximize")
-    study.set_user_attr("objective", "val_accuracy")
-    for i, lr in enumerate((1e-3, 1e-2, 1e-1)):
-        curve = [0.5 + 0.1 * i, 0.6 + 0.1 * i]
-        study.add_trial(optuna.trial.create_trial(
-            params={"lr": lr}, distributions={"lr": FloatDistribution(1e-7, 1.0, log=True)}, value=curve[-1],
-            intermediate_values=dict(enumerate(curve)),
-            user_attrs={"config": {"optimizer": "adam", "lr": lr, "schedule": "constant"}, "epochs_run": 2,
-                        "history": {"val_accuracy": curve, "loss": [1 - v for v in curve], "lr": [lr, lr]}}))
 
 
 def test_resolve_study_names_the_study_from_the_file_or_the_name():
@@ -82,6 +65,24 @@ def test_list_studies_gives_each_file_its_description_or_what_is_wrong(tmp_path,
     (tmp_path / "empty").mkdir()
     assert list_studies(tmp_path / "empty") == [] and main(["studies", str(tmp_path / "empty")]) == 0
     assert capsys.readouterr().out == f"No study files in {tmp_path / 'empty'}.\n"
+
+
+def test_studies_shows_a_docstrings_first_paragraph_whole_wrapped_at_words(tmp_path, capsys):
+    from lrsearch.cli._studies import table
+
+    first = ("A tiny blobs study whose first sentence runs on across the lines of its docstring, longer than "
+             "a terminal is wide: 200 rows, 5 epochs.")
+    docstring = '"""' + first.replace(" across ", "\nacross ") + '\n\nA second paragraph, not shown."""'
+    (tmp_path / "long.py").write_text(TINY.read_text().replace('"""A tiny blobs study for the tests: 200 rows, 5 '
+                                                               'epochs."""', docstring))
+    found = list_studies(tmp_path)
+    assert found == [(tmp_path / "long.py", first)]
+    assert main(["studies", str(tmp_path)]) == 0 and capsys.readouterr().out == f"{tmp_path / 'long.py'}  {first}\n"
+    lines = table(found, columns=len(str(tmp_path / "long.py")) + 2 + 40)
+    indent = " " * (len(str(tmp_path / "long.py")) + 2)
+    assert lines[0].startswith(f"{tmp_path / 'long.py'}  A tiny blobs") and len(lines) == 4
+    assert all(len(line) <= len(indent) + 40 and line.startswith(indent) for line in lines[1:])
+    assert " ".join(line.strip() for line in lines).endswith(first)  # whole words, none lost
 
 
 def test_repair_journal_is_the_library_function_of_the_command(tmp_path, capsys):

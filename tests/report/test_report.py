@@ -26,10 +26,13 @@ SCHEDULE = optuna.distributions.CategoricalDistribution(["constant", "time_decay
 
 
 def add_trial(study, *, optimizer="adam", schedule="constant", lr=1e-2, momentum=None, curve=(0.5,),
-              state="COMPLETE", pruned_reason=None, fail_reason=None):
-    """Add one finished trial as lrsearch's runner records it: params, config, history, per-epoch values."""
-    params = {"optimizer": optimizer, "schedule": schedule}
+              state="COMPLETE", pruned_reason=None, fail_reason=None, model_params=None):
+    """Add one finished trial as lrsearch's runner records it: params (`model_params`: the
+    builder's own, floats or ints), config, history, per-epoch values."""
+    params = {"optimizer": optimizer, "schedule": schedule, **(model_params or {})}
     dists = {"optimizer": OPTIMIZER, "schedule": SCHEDULE}
+    dists.update({name: optuna.distributions.FloatDistribution(0, 1) if isinstance(value, float)
+                  else optuna.distributions.IntDistribution(1, 128) for name, value in (model_params or {}).items()})
     config = {"optimizer": optimizer, "lr": lr, "schedule": schedule}
     if schedule == "one_cycle":
         params["peak_lr"], dists["peak_lr"] = lr, LR
@@ -194,6 +197,23 @@ def test_only_pruned_and_failed_trials(tmp_path):
     assert "| diverged |" in summary and "| ValueError: bad model | 3 |" in summary
 
 
+def test_interrupted_trials_are_reported_apart_from_the_failed():
+    from lrsearch.dashboard._notes import trial_note
+    from lrsearch.report._summary import render
+    from lrsearch.results._record import interrupt_trial
+
+    study = lr_driven_study(n_complete=3, n_pruned=0, n_failed=1)
+    running = study.ask()
+    running.report(0.4, 0)
+    assert interrupt_trial(study, study.trials[running.number], "its run was killed")
+    summary = render(report_data.collect(study), "(in memory)", {})
+    assert "| ValueError: bad model | 1 |" in summary
+    assert "| interrupted (not counted, retried): cause | trials |\n|---|---|\n| its run was killed | 1 |" in summary
+    note = trial_note(results.read_trial(study.trials[running.number]), results.read_study(study))
+    assert note.startswith(f"### Trial {running.number}: interrupted (not counted)")
+    assert "- **Interrupted**: interrupted: its run was killed, after 1 epoch(s)" in note
+
+
 def test_the_summary_notes_a_top_trial_that_sat_at_the_plateau_floor(tmp_path):
     study = optuna.create_study(direction="maximize")
     study.set_user_attr("objective", "val_accuracy")
@@ -296,3 +316,35 @@ def test_report_command_after_a_blobs_run(blobs_journal, tmp_path):
     assert f"| {best.number} | {best.value:.4g} |" in summary
     assert "## Missing" not in summary and "FanovaImportanceEvaluator" in summary
     assert "A plain `optuna-dashboard` shows Optuna's default instead: PED-ANOVA over the complete trials" in summary
+
+
+def test_the_summaries_show_the_models_own_parameters_and_mark_every_tie():
+    """build_model's own parameters beside each top trial's learning-rate settings, in the
+    printed summary and summary.md; ties marked wherever they are in the ranked table: the
+    pick and trial 1 within their confirmation's noise, trials 3 and 2 equal to 4 digits
+    (their tie decides nothing)."""
+    from lrsearch.report._summary import render
+    from lrsearch.run._progress import summary
+
+    study = optuna.create_study(direction="maximize", study_name="arch")
+    study.set_user_attr("objective", "val_accuracy")
+    for value, units, dropout in ((0.9, 32, 0.25), (0.88, 16, 0.1), (0.812341, 8, 0.0), (0.812344, 64, 0.5),
+                                  (0.7, 4, 0.3)):
+        add_trial(study, curve=[value], model_params={"units": units, "dropout": dropout})
+    results.write_confirmation(study, 0, {1: 0.86, 2: 0.80, 3: 0.83})
+    results.write_confirmation(study, 1, {1: 0.84, 2: 0.78, 3: 0.82})
+
+    printed = summary(study).splitlines()
+    rows = {int(line.split()[0]): line for line in printed if re.match(r"\s+\d+\s+[= ]?\s*\d", line)}
+    assert list(rows) == [0, 1, 3, 2, 4]
+    assert [number for number, line in rows.items() if " = " in line] == [1, 2]
+    assert " = 0.8133 +- 0.031 (3 seeds)" in rows[1] and re.match(r"\s+2\s+=\s+0.8123 ", rows[2])
+    assert rows[0].endswith("adam lr=0.01 constant; model units=32, dropout=0.25")
+    assert results.TIES_LEGEND in printed
+
+    markdown = render(report_data.collect(study), "memory", {})
+    assert "| val_accuracy | on fresh seeds (mean +- std) | best (epoch) | epochs | configuration | model |" in markdown
+    assert "| 0 | 0.9 | 0.83 +- 0.03 (3 seeds) |" in markdown and "| 1 | 0.88 | = 0.8133 +- 0.031 (3 seeds) |" in markdown
+    assert "| 3 | 0.8123 |" in markdown and "| 2 | = 0.8123 |" in markdown and "| 4 | 0.7 |" in markdown
+    assert "| adam lr=0.01 constant | units=32, dropout=0.25 |" in markdown
+    assert results.TIES_LEGEND in markdown

@@ -66,3 +66,57 @@ def test_the_objective_names_the_value_for_the_dashboard():
     results.name_objective(study, "val_mae")
     results.name_objective(study, "val_mae")
     assert study.metric_names == ["val_mae"]
+
+
+def test_an_interrupted_trial_keeps_its_values_is_not_counted_and_is_retried_once():
+    """A trial that something else ended: FAIL with the cause and the epochs it trained, its
+    intermediate values kept, not counted toward n_trials, its parameters enqueued once with
+    the trial they retry (a retry interrupted in turn is not retried again); a trial that
+    failed on its own still counts."""
+    from lrsearch.workers import claimed_trials
+
+    study = optuna.create_study(direction="maximize")
+    results.write_study(study, epochs=5)
+    running = study.ask()
+    running.suggest_float("lr", 1e-4, 1.0, log=True)
+    for epoch, value in enumerate((0.5, 0.6)):
+        running.report(value, epoch)
+    study.tell(study.ask(), state=optuna.trial.TrialState.FAIL)  # failed on its own: counted
+    assert claimed_trials(study) == 2
+
+    cause = "the run was terminated (SIGTERM)"
+    assert results.fail_running_trials(study, lambda tag: True, cause, interrupted=True) == 1
+    interrupted, failed, retry = study.get_trials()
+    assert interrupted.state.name == "FAIL" and interrupted.intermediate_values == {0: 0.5, 1: 0.6}
+    record = results.read_trial(interrupted)
+    assert record.interrupted == cause and results.interruption(interrupted) == cause
+    assert record.fail_reason == (f"interrupted: {cause}, after 2 of 5 epoch(s), kept as its intermediate values; "
+                                  f"its parameters are retried")
+    assert retry.state.name == "WAITING" and retry.params == interrupted.params
+    assert results.read_trial(retry).retry_of == 0 and results.read_trial(failed).interrupted is None
+    assert claimed_trials(study) == 1  # the failed one; the retry counts once a worker takes it
+
+    taken = study.ask()  # a worker takes the retry, with its parameters, and is interrupted in turn
+    assert taken.number == 2 and taken.params == interrupted.params
+    assert results.fail_running_trials(study, lambda tag: True, "its machine vanished", interrupted=True) == 1
+    assert len(study.get_trials()) == 3 and claimed_trials(study) == 1
+    assert results.read_trial(study.get_trials()[2]).fail_reason.endswith("not retried again (it retried trial 0)")
+    summary = progress.summary(study)
+    assert "3 trials - complete 0, pruned 0, failed 1, interrupted 2, running 0." in summary
+    assert "Interrupted (not counted; retried as trial(s) 2): 1 x the run was terminated (SIGTERM); " in summary
+
+
+def test_a_retry_a_worker_enqueued_counts_once_another_process_takes_it(tmp_path):
+    """A worker (its write-behind storage) that interrupts a trial of a vanished machine enqueues
+    the retry for whichever process takes it: once another one does, the worker counts it."""
+    from lrsearch.storage import WriteBackStorage, open_storage
+    from lrsearch.workers import claimed_trials
+
+    journal = str(tmp_path / "s.journal")
+    elsewhere = optuna.create_study(study_name="s", storage=open_storage(journal))
+    elsewhere.ask().suggest_float("lr", 1e-4, 1.0, log=True)
+    worker = optuna.load_study(study_name="s", storage=WriteBackStorage(open_storage(journal)))
+    assert results.fail_running_trials(worker, lambda tag: True, "its machine vanished", interrupted=True) == 1
+    assert claimed_trials(worker) == 0
+    assert elsewhere.ask().number == 1  # the retry, taken by another process
+    assert claimed_trials(worker) == 1

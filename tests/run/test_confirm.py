@@ -9,7 +9,7 @@ import pytest
 from optuna.distributions import FloatDistribution
 
 import lrsearch
-from conftest import TINY
+from conftest import SCRIPTED, TINY, Command, wait_for
 from lrsearch import results
 from lrsearch.errors import UsageError
 from lrsearch.storage import open_storage
@@ -66,3 +66,27 @@ def test_confirm_refuses_what_it_cannot_confirm(tmp_path):
     stored_study(other, [0.5], batch_size=16)
     with pytest.raises(UsageError, match="batch_size 16 -> 32"):
         lrsearch.confirm(TINY, storage=other, workers=1)
+
+
+def test_two_runs_on_one_study_share_its_confirmation(tmp_path):
+    """Two `lrsearch run`s on a study that holds its trials already: each claims the trainings it
+    hands out, so that the two train the 2 x 2 of the confirmation once between them (not once
+    each), and both rank by the same records."""
+    journal, gate = str(tmp_path / "c.journal"), tmp_path / "gate"
+    gate.mkdir()
+    stored_study(journal, [0.5, 0.9], name="scripted")
+    args = ("run", str(SCRIPTED), "--storage", journal, "--n-trials", "2", "--epochs", "2", "--confirm", "2,2",
+            "--workers", "1", "--lanes", "1", "--no-report")
+    runs = [Command(tmp_path, *args, env={"LRSEARCH_TEST_CONFIRM_GATE": str(gate)}) for _ in range(2)]
+    wait_for(lambda: len({path.name.rpartition("-")[2] for path in gate.glob("confirm-*")}) == 2,
+             "both runs to start a training of the confirmation")
+    (gate / "go").touch()
+
+    assert [run.wait() for run in runs] == [0, 0], [run.stderr() for run in runs]
+    assert len(list(gate.glob("confirm-*"))) == 4  # trainings, as the study file saw them
+    recorded = results.read_confirmations(optuna.load_study(study_name="scripted", storage=open_storage(journal)))
+    assert {number: sorted(values) for number, values in recorded.items()} == {0: results.fresh_seeds(3, 2),
+                                                                               1: results.fresh_seeds(3, 2)}
+    picks = [next(line for line in run.stdout().splitlines() if line.startswith("The pick is")) for run in runs]
+    assert picks[0] == picks[1]
+    assert all("Traceback" not in run.stdout() + run.stderr() for run in runs)

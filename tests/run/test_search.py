@@ -86,6 +86,16 @@ def test_a_study_file_in_process_returns_the_pick_and_writes_the_report(tmp_path
     assert result.best.state == "COMPLETE" and len(result.confirmation.values) == 2
     assert (result.report / "summary.md").is_file() and result.report == tmp_path / "report"
 
+    # A machine that joins without n_trials or epochs keeps to the run's 3 and 2, not the study file's 4 and 5.
+    joined = lrsearch.join(TINY, storage=str(tmp_path / "t.journal"), workers=1)
+    assert joined.outcome == "nothing to do" and len(joined.study.get_trials(deepcopy=False)) == 3
+
+
+def test_joining_a_study_whose_run_recorded_no_n_trials_says_to_start_the_run_first(tmp_path):
+    with pytest.raises(UsageError, match=r"has no n_trials recorded by its run yet; start the run \(lrsearch run\) "
+                                         r"first, or give this worker n_trials \(--n-trials\)"):
+        lrsearch.join(TINY, storage=str(tmp_path / "t.journal"), workers=1)
+
 
 @pytest.mark.parametrize("options, named", [
     (dict(n_trials=0), "n_trials must be a whole number >= 1, but got 0"),

@@ -1,7 +1,8 @@
 """Faults of the storage and of machines, for real: a PostgreSQL server restarted and
 stopped under a run, a worker on a second "machine" (another host name) killed outright,
-and damaged journal files. Each test counts what matters: finished trials against those
-asked, trials left RUNNING, the exit code, and no traceback in the output."""
+a run killed outright while its trial trains, and damaged journal files. Each test counts
+what matters: usable trials (finished, but not interrupted) against those asked, trials
+left RUNNING, the exit code, and no traceback in the output."""
 
 from __future__ import annotations
 
@@ -14,13 +15,30 @@ import urllib.parse
 import pytest
 from conftest import SCRIPTED, Command, children, started, trials, wait_for  # noqa: F401
 
+from lrsearch import results
+
 FINISHED = ("COMPLETE", "PRUNED", "FAIL")
+#: The tiny study, whose trials can wait at a gate once they trained an epoch.
+INTERRUPTIBLE = SCRIPTED.with_name("interruptible.py")
 
 
-def counts(storage: str) -> tuple[int, int]:
-    """(finished trials, RUNNING trials) of the scripted study."""
-    states = [t.state.name for t in trials(storage)]
-    return sum(s in FINISHED for s in states), states.count("RUNNING")
+def counts(storage: str, name: str = "scripted") -> tuple[int, int]:
+    """(usable trials: finished and not interrupted, RUNNING or WAITING trials) of a study."""
+    done = trials(storage, name)
+    usable = [t for t in done if t.state.name in FINISHED and not results.interruption(t)]
+    return len(usable), sum(t.state.name in ("RUNNING", "WAITING") for t in done)
+
+
+def retried(storage: str, name: str = "scripted") -> dict[int, object]:
+    """Interrupted trial number -> the trial that retried it (with the parameters it had drawn,
+    and the rest drawn anew), after checking both."""
+    done = trials(storage, name)
+    retries = {t.user_attrs["retry_of"]: t for t in done if "retry_of" in t.user_attrs}
+    interrupted = [t for t in done if results.interruption(t)]
+    assert sorted(retries) == [t.number for t in interrupted]
+    for t in interrupted:
+        assert retries[t.number].params.items() >= t.params.items() and retries[t.number].state.name in FINISHED
+    return retries
 
 
 def no_traceback(*commands: Command) -> None:
@@ -84,8 +102,10 @@ def test_a_database_outage_under_a_run_is_waited_out(tmp_path, fresh_postgres, s
 @pytest.mark.slow
 def test_a_database_down_for_longer_than_the_patience_stops_the_run_and_the_same_command_resumes(
         tmp_path, fresh_postgres, server):
+    """The trials the outage stopped are interrupted, not counted, and retried by the rerun,
+    whose reason names the outage (the run noted it in the cache folder, which the rerun empties)."""
     args = ("run", str(SCRIPTED), "--storage", fresh_postgres, "--n-trials", "5", "--workers", "2", "--no-report")
-    env = {"LRSEARCH_TEST_SLOW": "2", "LRSEARCH_STORAGE_PATIENCE": "5"}
+    env = {"LRSEARCH_TEST_SLOW": "2", "LRSEARCH_STORAGE_PATIENCE": "5", "XDG_CACHE_HOME": str(tmp_path / "cache")}
     run = Command(tmp_path, *args, env=env)
     wait_for(lambda: running_trials(fresh_postgres, 2), "two trials to run")
     server("stop")
@@ -98,10 +118,17 @@ def test_a_database_down_for_longer_than_the_patience_stops_the_run_and_the_same
     password = urllib.parse.urlsplit(fresh_postgres).password
     assert password not in run.stdout() + run.stderr()
     no_traceback(run)
+    left = counts(fresh_postgres)[1]
+    assert left >= 1 and len(list((tmp_path / "cache" / "lrsearch").rglob("*.json"))) == 1
 
     rerun = Command(tmp_path, *args, env=env)
     assert rerun.wait() == 0, rerun.stderr()
     assert counts(fresh_postgres) == (5, 0)
+    interrupted = [t for t in trials(fresh_postgres) if results.interruption(t)]
+    assert len(interrupted) == len(retried(fresh_postgres)) == left
+    assert all(t.user_attrs["fail_reason"].startswith("interrupted: its run lost the storage (unreachable") for t in interrupted)
+    assert f"interrupted {left}, running 0." in rerun.stdout()
+    assert not list((tmp_path / "cache" / "lrsearch").rglob("*.json"))
     no_traceback(rerun)
 
 
@@ -133,8 +160,40 @@ def test_b_a_machine_that_vanishes_has_its_trial_failed_and_the_run_waits_for_it
     lost = done[number]
     assert lost.user_attrs["worker"] == f"machine2:{pid}"
     assert lost.state.name == "FAIL" and "stopped sending heartbeats" in lost.user_attrs["fail_reason"]
+    assert results.interruption(lost) and list(retried(fresh_postgres)) == [number]
     assert "Waiting for 1 trial(s) running in machine2" in main.stderr()
     no_traceback(main)
+
+
+# --------------------------------------------------------------------------- a run killed outright
+
+
+def test_b_the_trial_of_a_run_killed_outright_is_interrupted_kept_and_retried_not_counted(tmp_path, journal):
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    args = ("run", str(INTERRUPTIBLE), "--storage", journal, "--n-trials", "3", "--epochs", "3", "--workers", "1",
+            "--lanes", "1", "--no-report", "--no-confirm")
+    killed = Command(tmp_path, *args, env={"LRSEARCH_TEST_EPOCH_GATE": str(gate)})
+    number = next(iter(wait_for(lambda: started(gate), "a trial to train an epoch")))
+    wait_for(lambda: trials(journal, "interruptible")[number].intermediate_values, "its epoch to reach the journal")
+    os.killpg(killed.pid, 9)  # the run and its worker, as a crash of the machine would
+    killed.wait()
+    assert counts(journal, "interruptible") == (0, 1)
+
+    rerun = Command(tmp_path, *args)
+    assert rerun.wait() == 0, rerun.stderr()
+    assert "Running up to 3 of 3 trials" in rerun.stdout()
+    assert counts(journal, "interruptible") == (3, 0)
+    done = trials(journal, "interruptible")
+    lost = done[number]
+    assert lost.state.name == "FAIL" and len(done) == 4
+    assert lost.user_attrs["fail_reason"] == (
+        "interrupted: its run ended before it finished (killed, or lost the storage), after 1 of 3 epoch(s), kept "
+        "as its intermediate values; its parameters are retried")
+    assert list(lost.intermediate_values) == [0]
+    assert list(retried(journal, "interruptible")) == [number]
+    assert "interrupted 1, running 0." in rerun.stdout()
+    no_traceback(killed, rerun)
 
 
 # --------------------------------------------------------------------------- journal files
@@ -144,12 +203,7 @@ def _truncate(path: str) -> None:
     os.truncate(path, os.path.getsize(path) - 90)
 
 
-def _garbage(path: str) -> None:
-    with open(path, "ab") as f:
-        f.write(b"garbage\n")
-
-
-@pytest.mark.parametrize("damage", [_truncate, _garbage], ids=["truncated", "garbage line"])
+@pytest.mark.parametrize("damage", [_truncate], ids=["truncated"])  # a stray line: tests/test_errors.py walks it
 def test_c_a_damaged_journal_is_refused_by_every_command_never_appended_to_and_repaired(tmp_path, journal, damage):
     args = ("run", str(SCRIPTED), "--storage", journal, "--workers", "1", "--no-report")
     first = Command(tmp_path, *args, "--n-trials", "3")

@@ -13,20 +13,21 @@ import typing
 
 import pytest
 
-from lrsearch.errors import InternalError
+from lrsearch.errors import InternalError, WriteError
 from lrsearch.options import SearchOptions
 from lrsearch.results import Task
 from lrsearch.workers import Job, Supervisor
 from lrsearch.workers._confirmations import ConfirmationQueue, Confirming
 from lrsearch.workers._messages import (Confirm, ConfirmFailed, Confirmed, Dismiss, Event, Fatal, Idle, Order, Ready,
-                                        RunJob, StorageLost, TrialEnded)
+                                        RunJob, Starting, StorageLost, TrialEnded)
 from lrsearch.workers._link import ParentLink
 
 TASK = Task(number=3, seed=7, config={"optimizer": "adam", "schedule": "constant", "lr": 0.01}, params={"lr": 0.01})
 JOB = Job(study_path="study.py", study_name="s", n_trials=4, epochs=2, seed=1, options=SearchOptions(), confirm=True)
-MESSAGES = [Ready("the compiled path"), Fatal("stop"), Fatal("a bug", internal=True), StorageLost("down"),
-            TrialEnded("FAIL", "ValueError: x"), TrialEnded("COMPLETE", None), Idle(), Confirmed(TASK, 0.5),
-            Confirmed(TASK, None), ConfirmFailed(TASK, "ValueError: y"), RunJob(JOB), Confirm(TASK), Dismiss()]
+MESSAGES = [Starting("data"), Ready("the compiled path"), Fatal("stop"), Fatal("full", error=WriteError("x", "full")),
+            StorageLost("down"), TrialEnded("FAIL", "ValueError: x"), TrialEnded("COMPLETE", None), Idle(),
+            Confirmed(TASK, 0.5), Confirmed(TASK, None), ConfirmFailed(TASK, "ValueError: y"), RunJob(JOB),
+            Confirm(TASK), Dismiss()]
 
 
 def test_every_message_type_is_tested_and_belongs_to_one_direction():
@@ -42,6 +43,8 @@ def test_a_message_round_trips_through_pickle_and_a_pipe(message):
     sender.send(message)
     received = receiver.recv()
     assert type(received) is type(message) and received == message
+    if isinstance(message, Fatal) and message.error is not None:  # the error the parent raises crosses too
+        assert type(received.error) is WriteError and str(received.error) == str(message.error)
     with pytest.raises(dataclasses.FrozenInstanceError):
         message.x = 1
 
@@ -74,8 +77,8 @@ def test_the_supervisor_acts_on_events():
     assert supervisor.outcome.failure_streak == "5 trials failed in a row; the last with: ValueError: last"
 
     other = Supervisor([], say=said.append)
-    other._on_event(0, Fatal("a bug", internal=True))
-    assert other.stopping() and other.outcome.fatal == "a bug" and other._internal_error == "a bug"
+    other._on_event(0, Fatal("a bug", error=InternalError("a bug")))
+    assert other.stopping() and other.outcome.fatal == "a bug" and str(other._error) == "a bug"
     other._on_event(0, StorageLost("down"))
     assert other.outcome.storage_error == "down"
 
@@ -95,10 +98,10 @@ def test_a_worker_reads_the_job_then_tasks_until_dismissed():
     assert link.stopped() and link.next_task() is None
 
 
-def test_the_confirmation_queue_hands_out_tasks_and_takes_them_back_once_from_a_dead_worker():
+def test_the_confirmation_queue_hands_out_tasks_and_takes_them_back_once_from_a_dead_worker(optuna_study):
     sent, failures = [], []
     queue = ConfirmationQueue(lambda index, order: sent.append((index, order)), failures)
-    queue.begin(Confirming(top=1, seeds=2), study=None)
+    queue.begin(Confirming(top=1, seeds=2), study=optuna_study)
     queue.pending = [TASK, Task(3, 8, TASK.config, TASK.params)]
     queue.lane_idle(0)
     queue.step(False, remaining=lambda: 0, live_running=lambda: [])
