@@ -107,7 +107,11 @@ def test_the_python_function_returns_the_model_and_its_history(searched):
     assert isinstance(model, keras.Model) and history["trial"] == trial and len(history["logs"]["lr"]) == 1
 
 
-def test_refusals_say_why_without_a_traceback(searched, tmp_path):
+def test_refusals_say_why_without_a_traceback(searched, tmp_path, monkeypatch, capsys):
+    """In-process: the command's own code path, without a Python start per case."""
+    from lrsearch.cli import main
+
+    monkeypatch.chdir(tmp_path)
     study_file, journal = searched
     study = load(journal)
     other = next((t.number for t in study.trials if t.state.name != "COMPLETE"), None)
@@ -126,11 +130,11 @@ def test_refusals_say_why_without_a_traceback(searched, tmp_path):
     if other is not None:
         cases.append((["--storage", journal, "--trial", str(other)], f"trial {other} is "))
     for args, message in cases:
-        result = run_cli("retrain", str(study_file), "-o", out, *args, cwd=tmp_path)
-        assert result.returncode == 2 and message in result.stderr, (args, result.stderr)
-        assert "Traceback" not in result.stderr
-    changed = run_cli("retrain", str(edited), "--storage", journal, "-o", out, cwd=tmp_path)
-    assert changed.returncode == 2 and "batch_size 32 -> 16" in changed.stderr, changed.stderr
+        code, err = main(["retrain", str(study_file), "-o", out, *args]), capsys.readouterr().err
+        assert code == 2 and message in err, (args, err)
+        assert "Traceback" not in err
+    code, err = main(["retrain", str(edited), "--storage", journal, "-o", out]), capsys.readouterr().err
+    assert code == 2 and "batch_size 32 -> 16" in err, err
     assert not (tmp_path / "m.keras").exists()
 
 
