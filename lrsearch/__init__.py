@@ -10,17 +10,18 @@ errors they raise (`lrsearch.errors`); what trains imports TensorFlow when it is
 """
 
 from lrsearch._version import __version__
-from lrsearch.errors import LrsearchError, SearchStopped, StorageError, StudyFileError, UsageError
+from lrsearch.errors import LrsearchError, SearchStopped, StorageError, StudyFileError, UsageError, WriteError
 from lrsearch.export import export_study, load_config, load_model, retrain
-from lrsearch.lr import LRConfig, Space
+from lrsearch.lr import ConfigError, LRConfig, Space
 from lrsearch.options import SearchOptions
 from lrsearch.run import SearchResult, confirm, find_lr, join, search
 from lrsearch.storage import repair_journal
 from lrsearch.study import Settings, define_study
 
-__all__ = ["LRConfig", "LrsearchError", "SearchOptions", "SearchResult", "SearchStopped", "Settings", "Space",
-           "StorageError", "StudyFileError", "UsageError", "__version__", "confirm", "define_study", "export_study",
-           "find_lr", "join", "load_config", "load_model", "repair_journal", "retrain", "search", "write_report"]
+__all__ = ["ConfigError", "LRConfig", "LrsearchError", "SearchOptions", "SearchResult", "SearchStopped", "Settings",
+           "Space", "StorageError", "StudyFileError", "UsageError", "WriteError", "__version__", "confirm",
+           "define_study", "export_study", "find_lr", "join", "load_config", "load_model", "repair_journal", "retrain",
+           "search", "write_report"]
 
 
 def __getattr__(name: str):

@@ -136,16 +136,14 @@ def write_error(exc: OSError, path: str | os.PathLike | None = None) -> WriteErr
 
 @contextlib.contextmanager
 def writing(path: str | os.PathLike):
-    """Within it, a failure to write (`write_error`) becomes a WriteError naming `path`."""
+    """Within it, any OSError (writing `path`, or making its folder) becomes a WriteError
+    naming `path`."""
     try:
         yield
     except (FileExistsError, NotADirectoryError):
         raise WriteError(path, "a file is in the way of a folder on the path") from None
     except OSError as exc:
-        failure = write_error(exc, path)
-        if failure is None:
-            raise
-        raise failure from None
+        raise (write_error(exc, path) or WriteError(path, (exc.strerror or str(exc)).lower())) from None
 
 
 def plain(text: str) -> str:

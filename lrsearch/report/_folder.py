@@ -7,23 +7,28 @@ import os
 import uuid
 from pathlib import Path
 
-from lrsearch.errors import writing
+from lrsearch.errors import UsageError, writing
 
 
 def report_folder(study_name: str, where: bool | str | os.PathLike | None = None) -> Path:
     """Where the report of `study_name` goes: `where` if it names a folder, else
-    ./lrsearch-report-STUDY_NAME."""
-    return Path(where if isinstance(where, (str, os.PathLike)) else f"lrsearch-report-{study_name}")
+    ./lrsearch-report-STUDY_NAME. UsageError for an empty path."""
+    if isinstance(where, (str, os.PathLike)):
+        if not str(where).strip():
+            raise UsageError("the report folder is an empty path; name a folder, or leave it out for "
+                             f"./lrsearch-report-{study_name}.")
+        return Path(where)
+    return Path(f"lrsearch-report-{study_name}")
 
 
 def check_writable(folder: str | os.PathLike) -> None:
     """WriteError unless files can be written in `folder` (created if needed, and removed
     again if this made it): a search checks its report folder before it starts."""
-    folder = Path(folder)
-    made = [parent for parent in (folder, *folder.parents) if not parent.exists()]
+    folder, made = Path(folder), []
     probe = folder / f".lrsearch-write-check-{uuid.uuid4().hex[:8]}"
     try:
         with writing(folder):
+            made = [parent for parent in (folder, *folder.parents) if not parent.exists()]
             folder.mkdir(parents=True, exist_ok=True)
             probe.write_bytes(b"")
             probe.unlink()

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Callable
 from lrsearch import results
 from lrsearch.results import worker_tag
 from lrsearch.workers._messages import Confirm, Dismiss, Order
-from lrsearch.workers._recovery import _alive
+from lrsearch.workers._recovery import process_alive
 from lrsearch.workers._study_lock import held
 
 if TYPE_CHECKING:
@@ -171,7 +171,7 @@ class ConfirmationQueue:
         if claim is None or claim.by == self.holder or now - claim.at > heartbeat_settings()[1]:
             return False
         where = results.split_worker_tag(claim.by)
-        return where is None or where[0] != socket.gethostname() or _alive(where[1])
+        return where is None or where[0] != socket.gethostname() or process_alive(where[1])
 
     def _send(self, task: Task) -> None:
         index = next(index for index, free in self.idle.items() if free > 0)

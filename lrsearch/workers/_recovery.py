@@ -54,7 +54,7 @@ def fail_dead_local_trials(study) -> int:
 
     def dead_here(tag: str | None) -> bool:
         where = results.split_worker_tag(tag)
-        return where is not None and where[0] == host and not _alive(where[1])
+        return where is not None and where[0] == host and not process_alive(where[1])
 
     note = _storage_lost_note(study)
     failed = results.fail_running_trials(study, dead_here, _read_note(note) or RUN_ENDED, interrupted=True)
@@ -115,10 +115,10 @@ def _is_live_elsewhere(tag: str | None, heartbeats: bool) -> bool:
     where = results.split_worker_tag(tag)
     if where is None:
         return False
-    return heartbeats or (where[0] == socket.gethostname() and _alive(where[1]))
+    return heartbeats or (where[0] == socket.gethostname() and process_alive(where[1]))
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     """Whether process `pid` of this machine runs; a zombie (dead, not reaped yet: an orphan
     waits for init to reap it) does not."""
     try:

@@ -32,3 +32,16 @@ def test_a_search_whose_report_folder_cannot_be_written_stops_before_it_starts(t
     with pytest.raises(WriteError, match="taken"):
         lrsearch.search(TINY, storage=str(journal), report=tmp_path / "taken" / "report", workers=1)
     assert not journal.exists()  # no study was made
+
+
+def test_a_report_path_that_cannot_be_made_is_a_write_error_and_an_empty_one_bad_input(tmp_path):
+    from lrsearch.errors import UsageError
+
+    with pytest.raises(UsageError, match="the report folder is an empty path"):
+        report_folder("tiny", "")
+    with pytest.raises(WriteError, match="file name too long writing"):
+        check_writable(tmp_path / ("x" * 300))
+    (tmp_path / "file").write_text("")
+    with pytest.raises(WriteError, match="writing .*file/sub/report"):
+        check_writable(tmp_path / "file" / "sub" / "report")
+    assert lrsearch.ConfigError is lrsearch.lr.ConfigError and lrsearch.WriteError is WriteError

@@ -115,3 +115,23 @@ def test_the_confirmation_queue_hands_out_tasks_and_takes_them_back_once_from_a_
     queue.lane_idle(2)
     queue.step(False, remaining=lambda: 1, live_running=lambda: [])  # the study lost a trial: search again
     assert sent[-1] == (2, Dismiss()) and not queue.idle
+
+
+def test_a_worker_that_opens_a_study_with_trials_draws_new_parameters():
+    """A resumed study's (or a joining worker's) first trial is not a copy of trial 0: the
+    TPE seed counts the trials the study holds; a fresh study's seed is what it was."""
+    import optuna
+
+    from lrsearch import internals
+    from lrsearch.workers._job import sampler_seed
+
+    def draw(trial):
+        return trial.suggest_float("lr", 1e-7, 1.0, log=True)
+
+    assert sampler_seed(3, 0, 0) == sampler_seed(3, 0, 0, held=0) != sampler_seed(3, 0, 0, held=3)
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=sampler_seed(3, 0, 0)))
+    study.optimize(draw, n_trials=3)
+    resumed = optuna.Study(study.study_name, internals.storage_of(study),
+                           sampler=optuna.samplers.TPESampler(seed=sampler_seed(3, 0, 0, held=3)))
+    earlier = [t.params["lr"] for t in study.trials]
+    assert draw(resumed.ask()) not in earlier
