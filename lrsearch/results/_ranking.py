@@ -218,8 +218,8 @@ def verdict(trials: Iterable[Any], direction: str, confirmed: dict[int, Confirma
     if raw.number == pick.number:
         return line + f" (it was also the top trial, at {raw.value:.4g} on its own seed)."
     found = confirmed.get(raw.number)
-    fared = f"{found.describe()} on fresh seeds" if found else "not confirmed"
-    return line + f"; the top trial by its own seed, {raw.number} ({raw.value:.4g}), scored {fared}."
+    fared = f"scored {found.describe()} on fresh seeds" if found else "was not confirmed"
+    return line + f"; the top trial by its own seed, {raw.number} ({raw.value:.4g}), {fared}."
 
 
 def _standing(trial, confirmed: dict[int, Confirmation]) -> tuple[int, int]:

@@ -128,7 +128,7 @@ def summary(study, top: int = 5) -> str:
         shown = done[:top]
         seeds = any(t.number in confirmed for t in shown)
         by = f"mean {objective} on fresh seeds" if seeds else f"{objective} at the last epoch"
-        lines.append(f"\nTop {len(shown)} trials by {by}:")
+        lines.append(f"\nTop {len(shown)} trial{'s' if len(shown) > 1 else ''} by {by}:")
         fresh = f"  {'on fresh seeds':<28}" if seeds else ""
         lines.append(f"  {'#':>4}  {'value':>9}{fresh}  {'best (epoch)':>14}  {'time':>6}  configuration")
         tied = results.ties(shown, confirmed)

@@ -81,13 +81,16 @@ def _other_readings(rest: str) -> list[str]:
 
 
 def check_url(storage: str) -> None:
-    """StorageOpenError if URL `storage` holds a raw '@' that a driver may misread: more
+    """StorageOpenError for a postgres:// URL (SQLAlchemy knows postgresql://), or if URL
+    `storage` holds a raw '@' that a driver may misread: more
     than one (drivers end a password at its first '@' and take the rest for the host,
     which they then print), or one that SQLAlchemy reads otherwise (in a query after
     `host:port`). The message shows no part of the URL but its scheme."""
     if not is_url(storage):
         return
     scheme, _, rest = storage.partition("://")
+    if scheme == "postgres":
+        raise StorageOpenError("write postgresql://, not postgres:// (the name SQLAlchemy knows the database by).")
     authority = _split_authority(rest)[0]
     if (authority and rest.count("@") > 1) or _misread(storage, authority):
         raise StorageOpenError(f"the {scheme} storage URL holds an '@' that a database driver may misread (and then "

@@ -67,6 +67,8 @@ def test_the_summary_ranks_confirmed_trials_by_their_mean_on_fresh_seeds(study):
     assert "Top 2 trials by mean val_accuracy on fresh seeds:" in text
     assert "The pick is trial 0: 0.83 +- 0.014 (2 seeds) on fresh seeds" in text
     assert "the top trial by its own seed, 1 (0.8), scored 0.6 (2 seeds, diverged on 1)" in text
+    results.write_confirmation(study, 1, {})  # the raw top trial, unconfirmed
+    assert "the top trial by its own seed, 1 (0.8), was not confirmed." in progress.summary(study)
 
 
 def test_a_study_without_a_complete_trial_says_so():

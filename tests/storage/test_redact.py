@@ -162,6 +162,14 @@ def test_the_command_refuses_a_raw_at_in_the_password_and_prints_no_piece_of_it(
                 if password[a:b] in printed], printed
 
 
+def test_a_postgres_scheme_is_told_to_be_written_postgresql(capsys):
+    from lrsearch.cli import main
+
+    assert main(["report", "--storage", "postgres://u:S3cret@127.0.0.1/db", "--study-name", "x"]) == 2
+    err = capsys.readouterr().err
+    assert "write postgresql://, not postgres://" in err and "S3cret" not in err
+
+
 def test_redact_text_scrubs_pieces_of_a_password_a_driver_split():
     url = "postgresql://u:WR@NGsecretE@127.0.0.1/db"
     text = redact_text("failed to resolve host 'NGsecretE@127.0.0.1': password 'WR@NGsecretE'", url)
