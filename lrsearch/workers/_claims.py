@@ -15,14 +15,19 @@ from lrsearch import internals, results
 CLAIMED = ("RUNNING", "COMPLETE", "PRUNED", "FAIL")
 
 
+def claimed_states() -> tuple:
+    """The TrialStates of the trials some worker took (`CLAIMED`)."""
+    from optuna.trial import TrialState
+
+    return tuple(TrialState[name] for name in CLAIMED)
+
+
 def claimed_trials(study) -> int:
     """How many trials of `study` count toward its `n_trials`: those in a CLAIMED state but
     the interrupted ones (`results.interruption`), whose retries take their place. One read
     of the trials, as Optuna's own count makes, answered from its cache on an RDB storage."""
-    from optuna.trial import TrialState
-
-    states = tuple(TrialState[name] for name in CLAIMED)
-    claimed = internals.storage_of(study).get_all_trials(internals.study_id(study), deepcopy=False, states=states)
+    claimed = internals.storage_of(study).get_all_trials(internals.study_id(study), deepcopy=False,
+                                                         states=claimed_states())
     return sum(results.interruption(trial) is None for trial in claimed)
 
 

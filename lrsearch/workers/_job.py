@@ -55,8 +55,8 @@ def open_study(job: Job, seed: int | None, storage):
 
 def sampler_seed(study_seed: int, index: int, generation: int, held: int = 0) -> int:
     """The TPE seed of a worker: fixed by the study's seed, the worker's slot and how many
-    workers that slot started before, this machine, and the trials the study `held` when the
-    worker opened it, so that a run with one worker is repeatable while workers (and
+    workers that slot started before, this machine, and the trials the study `held` (taken by a
+    worker, not enqueued) when the worker opened it, so that a run with one worker is repeatable while workers (and
     machines) of one study, and a resumed study's new trials, draw differently."""
     joined = f":{held}" if held else ""  # a fresh study's seeds stay what they were
     return zlib.crc32(f"{study_seed}:{index}:{generation}:{socket.gethostname()}{joined}".encode())

@@ -19,7 +19,7 @@ import warnings
 from lrsearch import internals, results
 from lrsearch.devices import Slot
 from lrsearch.errors import InternalError, StorageUnavailableError, WriteError
-from lrsearch.workers._claims import Claim, MachineLock
+from lrsearch.workers._claims import Claim, MachineLock, claimed_states
 from lrsearch.workers._job import EXIT_FATAL, EXIT_STORAGE, Job, open_study, sampler_seed
 from lrsearch.workers._link import ParentLink
 from lrsearch.workers._messages import Confirmed, ConfirmFailed, Fatal, Idle, Ready, Starting, StorageLost
@@ -98,7 +98,7 @@ def _load(job: Job, slot: Slot, index: int, generation: int, link: "ParentLink")
     device = configure_tensorflow(slot)
     link.tell(Starting("storage"))
     storage = WriteBackStorage(open_storage(job.options.storage, wait_to_open=True))
-    held = storage.get_n_trials(storage.get_study_id_from_name(job.study_name))
+    held = storage.get_n_trials(storage.get_study_id_from_name(job.study_name), state=claimed_states())
     study = open_study(job, seed=sampler_seed(job.seed, index, generation, held), storage=storage)
     link.tell(Starting("study"))
     study_file = unpickle_study(job.study_path, job.study_pickle).with_seed(job.seed)
