@@ -22,6 +22,7 @@ import collections
 import inspect
 import logging
 import math
+import time
 
 import keras
 import numpy as np
@@ -114,15 +115,23 @@ class Trainer:
             shuffle: bool = True, seed: int = 0) -> keras.callbacks.History:
         """Compile the uncompiled `model` with `optimizer` (or load both into a kept
         compiled model of the same `kept_models.signature`) and train it as `fit` does."""
-        key = None
-        if self.keep > 0 and kept_models.reusable(model) and can_run_fast(model, self.train, self.val) is None:
-            if not model.built:
-                model(data.take(self.train, 1)[0])
-            key = kept_models.signature(model, optimizer)
-        if key is None:
+        loop = self.kept_loop(model, optimizer)
+        if loop is None:
             model.compile(optimizer=optimizer, loss=self.loss, metrics=self.metrics)
             return fit(model, self.train, self.val, epochs=epochs, batch_size=self.batch_size,
                        callbacks=callbacks, shuffle=shuffle, seed=seed)
+        return loop.run(epochs, list(callbacks), shuffle, seed)
+
+    def kept_loop(self, model: keras.Model, optimizer: keras.optimizers.Optimizer) -> "_EpochLoop | None":
+        """The kept compiled model of `model`'s `kept_models.signature`, loaded with `model` and
+        `optimizer` (compiled and traced if new); None where models are not kept."""
+        if not (self.keep > 0 and kept_models.reusable(model) and can_run_fast(model, self.train, self.val) is None):
+            return None
+        if not model.built:
+            model(data.take(self.train, 1)[0])
+        key = kept_models.signature(model, optimizer)
+        if key is None:
+            return None
         loop = self._loops.pop(key, None)
         if loop is None:
             kept_models.make_tunable(optimizer)
@@ -133,7 +142,7 @@ class Trainer:
         self._loops[key] = loop
         while len(self._loops) > self.keep:
             self._loops.popitem(last=False)
-        return loop.run(epochs, list(callbacks), shuffle, seed)
+        return loop
 
 
 def eval_batch(model: keras.Model, batch_size: int) -> int:
@@ -237,16 +246,18 @@ class _EpochLoop:
         self.loss_tracker = internals.loss_tracker(model)
         if model.optimizer is not None and not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)
-        self.train_epoch = tf.function(self._train_epoch, reduce_retracing=True)
+        self.train_epoch = tf.function(self._train_epoch, input_signature=[tf.TensorSpec([None], tf.int32)])
         self.evaluate = tf.function(self._evaluate, reduce_retracing=True)
 
     def _train_epoch(self, order):
+        """Train on the rows of `order`, in batches: an epoch, or its first steps."""
         self.model.reset_metrics()  # in the graph: eager resets cost as much as a small epoch
         finite = tf.constant(True)
-        for step in tf.range(self.steps):
+        n = tf.size(order)
+        for step in tf.range((n + self.batch_size - 1) // self.batch_size):
             if not finite:
                 break
-            rows = order[step * self.batch_size : tf.minimum((step + 1) * self.batch_size, self.n)]
+            rows = order[step * self.batch_size : tf.minimum((step + 1) * self.batch_size, n)]
             self.model.train_step(data.map_arrays(lambda t: tf.gather(t, rows), self.train))
             finite = tf.reduce_all(tf.math.is_finite(self.loss_tracker.result()))
         return self.model.get_metrics_result(), finite
@@ -258,6 +269,18 @@ class _EpochLoop:
             start, end = step * self.eval_batch, tf.minimum((step + 1) * self.eval_batch, n)
             self.model.test_step(data.map_arrays(lambda t: t[start:end], self.val))
         return self.model.get_metrics_result()
+
+    def steps_run(self, steps: int):
+        """A function that trains `steps` steps (an epoch, or its first steps; the weights train
+        on, a trial loads its own) and evaluates the validation set once, traced already."""
+        order = tf.constant(np.arange(min(steps, self.steps) * self.batch_size, dtype=np.int32) % self.n)
+
+        def run() -> None:
+            self.train_epoch(order)
+            {name: float(value) for name, value in self.evaluate().items()}  # waits, as an epoch's logs do
+
+        run()  # traces
+        return run
 
     def run(self, epochs: int, callbacks: list, shuffle: bool, seed: int) -> keras.callbacks.History:
         model = self.model
@@ -285,6 +308,16 @@ class _EpochLoop:
                 break
         callback_list.on_train_end(logs)
         return history
+
+
+def seconds(run, repeats: int = 3) -> float:
+    """The fastest of `repeats` timed calls of `run()`."""
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - started)
+    return min(times)
 
 
 def end_epoch(callbacks: keras.callbacks.CallbackList, epoch: int, logs: dict) -> None:

@@ -36,11 +36,11 @@ class LaneGroup:
     the model has. Not thread-safe; `Lanes` serialises calls."""
 
     def __init__(self, template: keras.Model, train, val, *, loss, metrics, batch_size: int, lanes: int,
-                 lenient: bool = False) -> None:
+                 fallback: bool = True) -> None:
         self.template = template
         self.k = lanes
-        self.lenient = lenient  # ops without a vectorised form run lane by lane in a loop, instead of failing
-        self.lane_by_lane: str | None = None  # then: the first such op, for people
+        self.fallback = fallback  # ops without a vectorised form run lane by lane in a loop, instead of failing
+        self.lane_by_lane: str | None = None  # then: the first such op, if any
         self.n = data.rows(train)
         self.batch_size = min(batch_size, self.n)
         self.steps = math.ceil(self.n / self.batch_size)
@@ -63,8 +63,11 @@ class LaneGroup:
                        for v in template.non_trainable_variables]
         self.m = tf.Variable(tf.zeros_like(self.weights), trainable=False)
         self.v = tf.Variable(tf.zeros_like(self.weights), trainable=False)
+        self.val_steps = math.ceil(self.val_rows / self.eval_batch)
         internals.vectorize_bitcast()  # Keras' losses bitcast (`signbit`) inside the vectorized step
-        self.run_epoch = tf.function(self._epoch, autograph=False)
+        self.run_epoch = tf.function(self._epoch, autograph=False, input_signature=[
+            tf.TensorSpec([lanes, None], tf.int32), tf.TensorSpec([len(FIELDS), lanes], tf.float32),
+            tf.TensorSpec([lanes], tf.float32), tf.TensorSpec([lanes], tf.bool), tf.TensorSpec([], tf.int32)])
 
     # ------------------------------------------------------------------ host side
 
@@ -89,18 +92,29 @@ class LaneGroup:
         return [tf.reshape(part, shape) for part, shape in zip(tf.split(flat, self.sizes), self.shapes)]
 
     def trace(self) -> None:
-        """Compile the epoch and evaluation functions (no lane trains); raises what
-        vectorising the model raises."""
-        idle = {name: np.full(self.k, getattr(IDLE, name), np.float32) for name in FIELDS}
-        orders = np.tile(np.arange(self.n, dtype=np.int32), (self.k, 1))
-        self.epoch(orders, idle, np.zeros(self.k, np.float32), np.zeros(self.k, bool))
+        """Compile the epoch and evaluation functions, running one step of idle lanes and no
+        evaluation; raises what vectorising the model raises."""
+        self._idle_steps(1, evaluate=False)
 
-    def epoch(self, orders: np.ndarray, hyper: dict[str, np.ndarray], steps: np.ndarray, active: np.ndarray):
-        """Train the `active` lanes one epoch from their `steps` (iterations so far), each in
-        its row of `orders`. Per-lane numpy results: (logs by name, finite, lr at the end)."""
+    def steps_run(self, steps: int):
+        """A function that trains `steps` steps of all lanes and evaluates them once, as
+        `epoch_loop._EpochLoop.steps_run` does one trial (traced by `trace`)."""
+        return lambda: self._idle_steps(min(steps, self.steps))
+
+    def _idle_steps(self, steps: int, evaluate: bool = True) -> None:
+        """`steps` training steps of idle lanes, which cost what active lanes do, then an evaluation."""
+        idle = {name: np.full(self.k, getattr(IDLE, name), np.float32) for name in FIELDS}
+        orders = np.tile(np.arange(steps * self.batch_size, dtype=np.int32) % self.n, (self.k, 1))
+        self.epoch(orders, idle, np.zeros(self.k, np.float32), np.zeros(self.k, bool), evaluate=evaluate)
+
+    def epoch(self, orders: np.ndarray, hyper: dict[str, np.ndarray], steps: np.ndarray, active: np.ndarray,
+              evaluate: bool = True):
+        """Train the `active` lanes from their `steps` (iterations so far), each on the rows
+        of its row of `orders` (an epoch), then evaluate them. Per-lane numpy results: (logs
+        by name, finite, lr at the end)."""
         table = np.stack([np.asarray(hyper[name], np.float32) for name in FIELDS])  # one tensor: one conversion
         logs, finite, lr = self.run_epoch(tf.constant(orders), tf.constant(table), tf.constant(steps, tf.float32),
-                                          tf.constant(active))
+                                          tf.constant(active), tf.constant(self.val_steps if evaluate else 0))
         return {name: value.numpy() for name, value in logs.items()}, finite.numpy(), lr.numpy()
 
     # ----------------------------------------------------------------- compiled
@@ -142,10 +156,10 @@ class LaneGroup:
         with keras.StatelessScope(state_mapping=list(zip(model.metrics_variables, metrics))):
             return model.get_metrics_result()
 
-    def _epoch(self, orders, table, steps, active):
-        """Train (see `epoch`), then evaluate the lanes' new weights, in one call."""
+    def _epoch(self, orders, table, steps, active, val_steps):
+        """Train (see `epoch`), then evaluate the lanes' new weights in `val_steps` batches, in one call."""
         logs, finite, lr = self._train_epoch(orders, dict(zip(FIELDS, tf.unstack(table))), steps, active)
-        logs.update({f"val_{name}": value for name, value in self._evaluate().items()})
+        logs.update({f"val_{name}": value for name, value in self._evaluate(val_steps).items()})
         return logs, finite, lr
 
     def _train_epoch(self, orders, hyper, steps, active):
@@ -154,26 +168,29 @@ class LaneGroup:
         state = (self.weights.value(), [s.value() for s in self.states], metrics, self.m.value(), self.v.value(),
                  steps, active)
 
+        n = tf.shape(orders)[1]
+
         def body(i, weights, states, metrics, m, v, step, running):
-            rows = orders[:, i * self.batch_size: tf.minimum((i + 1) * self.batch_size, self.n)]
+            rows = orders[:, i * self.batch_size: tf.minimum((i + 1) * self.batch_size, n)]
             batch = data.map_arrays(lambda t: tf.gather(t, rows), self.train)
             new = tf.vectorized_map(self._lane_step, (weights, states, metrics, m, v, hyper, step, batch),
-                                    fallback_to_while_loop=self.lenient)
+                                    fallback_to_while_loop=self.fallback)
             *new, finite = new
             old = (weights, states, metrics, m, v)
             kept = tf.nest.map_structure(lambda a, b: _select(running, a, b), tuple(new), old)
             return (i + 1, *kept, step + tf.cast(running, tf.float32), running & finite)
 
-        loop = tf.while_loop(lambda i, *rest: i < self.steps, body, (tf.constant(0), *state),
+        batches = (n + self.batch_size - 1) // self.batch_size
+        loop = tf.while_loop(lambda i, *rest: i < batches, body, (tf.constant(0), *state),
                              parallel_iterations=1)
         _, weights, states, metrics, m, v, step, running = loop
         for target, value in zip([self.weights, *self.states, self.m, self.v], [weights, *states, m, v]):
             target.assign(value)
-        logs = tf.vectorized_map(self._results, metrics, fallback_to_while_loop=self.lenient)
+        logs = tf.vectorized_map(self._results, metrics, fallback_to_while_loop=self.fallback)
         finite = running | ~active
         return logs, finite, tf.vectorized_map(lambda a: learning_rate(a[0], a[1]), (hyper, step))
 
-    def _evaluate(self):
+    def _evaluate(self, steps):
         metrics = [tf.stack([start] * self.k) for start in self.metric_start]
         model = self.template
         weights = self.weights.value()
@@ -191,11 +208,10 @@ class LaneGroup:
                                                                 sample_weight=sample_weight, training=False)
                 return self._update_metrics(mv, loss, x, y, y_pred, sample_weight)
 
-            return i + 1, tf.vectorized_map(lane, (weights, states, metrics), fallback_to_while_loop=self.lenient)
+            return i + 1, tf.vectorized_map(lane, (weights, states, metrics), fallback_to_while_loop=self.fallback)
 
-        steps = math.ceil(self.val_rows / self.eval_batch)
         _, metrics = tf.while_loop(lambda i, _: i < steps, body, (tf.constant(0), metrics), parallel_iterations=1)
-        return tf.vectorized_map(self._results, metrics, fallback_to_while_loop=self.lenient)
+        return tf.vectorized_map(self._results, metrics, fallback_to_while_loop=self.fallback)
 
 
 def _select(mask, new, old):

@@ -12,10 +12,10 @@ why. This module decides which models and optimizers lanes take, and how many la
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
-import math
 import re
 import threading
 
@@ -29,13 +29,23 @@ from lrsearch.training._lane_optimizer import LaneOptimizer, hyperparameters
 
 log = logging.getLogger(__name__)
 
-#: Weights times rows a step of all lanes may carry on a CPU core, or a GPU, before an
-#: epoch of all lanes costs much more than one trial's: more lanes train more trials a
-#: second, but each finishes later, and a search waits on its first good trials (on a CPU
-#: core, 4 blobs lanes reached a first good trial soonest; see the README's Performance).
-#: And the most lanes a group has.
-LANE_WORK = {"cpu": 5e4, "gpu": 5e7}
+#: The most lanes a group has.
 MAX_LANES = 32
+#: Ops that have no vectorised form with weights of each lane's own (TensorFlow's vectorising
+#: needs a convolution's filter to be one for all lanes): lanes would run them one lane after
+#: another, so that `choose` does not trace and time lanes for a model that has them.
+CONVOLUTIONS = r"Conv|Depthwise"
+#: How many times as long as alone a trial may take in lanes: more lanes train more trials a
+#: second, but each finishes later, and a search waits on its first good trials. (A lane's
+#: step costs a small model about 2.4 times a step alone, however many lanes share it.)
+MAX_DELAY = 3.0
+#: How many times the trials a second of one trial at a time lanes must train to be used: a
+#: smaller gain is within the noise of measuring it.
+MIN_GAIN = 1.15
+#: About the seconds each timed run of one trial's steps takes in `choose`: 4 to 64 steps (an
+#: epoch of a small data set at most) and an evaluation, as a group's cost per call (an
+#: epoch) counts.
+MEASURED_SECONDS = 0.05
 
 
 def architecture_key(model: keras.Model) -> str | None:
@@ -74,29 +84,70 @@ def architecture_key(model: keras.Model) -> str | None:
     return json.dumps([type(model).__qualname__, renamed(config), variables], sort_keys=True, default=str)
 
 
-def auto_count(model: keras.Model, batch_size: int, device: str, cap: int) -> int:
-    """Lanes for `model` on `device` ("cpu" or "gpu"): as many as a step's work allows
-    (a power of two, at most MAX_LANES), and no more than `cap`."""
-    return max(1, min(_work_allows(model, batch_size, device), MAX_LANES, cap))
+@dataclasses.dataclass(frozen=True)
+class Choice:
+    """How many lanes `choose` measured to pay and the traced group of that many; for one,
+    no group and why, in a clause; else the measurement in words."""
+
+    count: int
+    group: LaneGroup | None
+    said: str
 
 
-def why_one_lane(model: keras.Model, batch_size: int, device: str, train, val) -> str:
-    """Why `auto_count` gives the compiled `model` one lane, in a clause: what keeps lanes
-    from taking it at all, as far as is known without tracing them; else its size; else
-    the cap."""
+def choose(alone: epoch_loop.Trainer, model: keras.Model, optimizer: keras.optimizers.Optimizer, *, loss, metrics,
+           cap: int) -> Choice:
+    """The lanes that train the most trials a second for compiled `model` with `optimizer` on
+    this device, timed here: one trial's step alone (on the kept model its trials reuse), then
+    2, 4, ... lanes up to `cap` until a trial would take more than `MAX_DELAY` times as long;
+    one lane unless the best count trains `MIN_GAIN` times the trials a second. Lanes must be
+    able to take the model (`_assess`); `model` stays the kept model's, each group gets a clone."""
+    template = keras.models.clone_model(model)  # before the kept model's optimizer is made tunable
+    loop = alone.kept_loop(model, optimizer)  # as `Lanes` takes only what the kept models can train
+    steps = min(64, max(4, int(4 * MEASURED_SECONDS / epoch_loop.seconds(loop.steps_run(4)))))
+    alone_run = loop.steps_run(steps)
+    best, gain, tried, fallback = None, MIN_GAIN, [], False
+    for count in _counts(cap):
+        group = _traced_group(keras.models.clone_model(template), alone.train, alone.val, loss=loss, metrics=metrics,
+                              batch_size=alone.batch_size, lanes=count, fallback=fallback)
+        if isinstance(group, _Broken) and group.op and not re.match(CONVOLUTIONS, group.op) and not fallback:
+            fallback = True  # a cheap op, such as dropout's seeds: measure lanes that run it lane by lane
+            group = _traced_group(keras.models.clone_model(template), alone.train, alone.val, loss=loss,
+                                  metrics=metrics, batch_size=alone.batch_size, lanes=count, fallback=fallback)
+        if isinstance(group, _Broken):
+            return Choice(1, None, group.broken)
+        delay = _delay(alone_run, group.steps_run(steps))
+        tried.append(f"of {count} lanes {delay:.2g}x" if tried else f"an epoch of {count} lanes took {delay:.2g}x "
+                                                                        f"one trial's")
+        if delay > MAX_DELAY:
+            break
+        if count / delay >= gain:
+            best, gain = group, count / delay
+    if best is None:
+        return Choice(1, None, f"lanes were measured not to pay on this device ({', '.join(tried)})")
+    return Choice(best.k, best, ", ".join(tried))
+
+
+def _delay(alone_run, lanes_run, rounds: int = 3) -> float:
+    """How many times as long `lanes_run()` takes as `alone_run()`: each the fastest of
+    `rounds` calls, taken in turns so that both meet what else the machine is doing."""
+    alone, lanes = [], []
+    for _ in range(rounds):
+        alone.append(epoch_loop.seconds(alone_run, 1))
+        lanes.append(epoch_loop.seconds(lanes_run, 1))
+    return min(lanes) / min(alone)
+
+
+def _counts(cap: int) -> list[int]:
+    """The lane counts `choose` tries: powers of two below `cap` and `cap`, at most MAX_LANES."""
+    top = min(cap, MAX_LANES)
+    return sorted({min(2 ** i, top) for i in range(1, top.bit_length() + 1)} - {1})
+
+
+def why_alone(model: keras.Model, train, val) -> str | None:
+    """Why lanes cannot take the compiled `model` at all, as far as is known without tracing
+    them, in a clause; None if they may."""
     refused = _assess(model, model.optimizer, train, val)
-    if isinstance(refused, str):
-        return refused
-    if _work_allows(model, batch_size, device) == 1:
-        return (f"the model is too large for lanes to pay on a {device.upper()} ({model.count_params():,} weights "
-                f"x {batch_size} rows a step)")
-    return "each worker's share of the trials is too small for lanes (a larger n_trials, --n-trials, allows them)"
-
-
-def _work_allows(model: keras.Model, batch_size: int, device: str) -> int:
-    """Lanes a step of `model` on `batch_size` rows can carry on `device` (LANE_WORK), a power of two."""
-    work = max(1, model.count_params()) * max(1, batch_size)
-    return 2 ** max(0, int(math.log2(max(1.0, LANE_WORK[device] / work))))
+    return refused if isinstance(refused, str) else None
 
 
 def _assess(model: keras.Model, optimizer: keras.optimizers.Optimizer, train, val) -> "tuple[LaneOptimizer, str] | str":
@@ -119,13 +170,16 @@ class Lanes:
     in a lane of the group of its architecture; trials that lanes cannot serve train
     alone on `alone`, one at a time."""
 
-    def __init__(self, train, val, *, loss, metrics, batch_size: int, lanes: int, alone: epoch_loop.Trainer) -> None:
+    def __init__(self, train, val, *, loss, metrics, batch_size: int, lanes: int, alone: epoch_loop.Trainer,
+                 group: LaneGroup | None = None) -> None:
         self.train, self.val = train, val
         self.loss, self.metrics, self.batch_size, self.lanes = loss, metrics, batch_size, lanes
         self.alone = alone
         self._alone_lock = threading.Lock()
         self._said: set[str] = set()
-        self._groups: dict[str, Engine] = {}
+        self._groups: dict[str, Engine | _Broken] = {}
+        if group is not None:  # traced already, for its template's architecture
+            self._groups[architecture_key(group.template)] = Engine(group)
         self._groups_lock = threading.Lock()
 
     def why_not(self, model: keras.Model, optimizer: keras.optimizers.Optimizer) -> str | None:
@@ -169,23 +223,61 @@ class Lanes:
             return self._groups[key]
 
     def _new_engine(self, model: keras.Model) -> "Engine | _Broken":
-        """A traced group for `model`'s architecture: every op vectorised if it can be,
-        else with the ops that cannot run one lane after another inside the step."""
-        lacking = None
-        for lenient in (False, True):
-            try:
-                group = LaneGroup(model, self.train, self.val, loss=self.loss, metrics=self.metrics,
-                                  batch_size=self.batch_size, lanes=self.lanes, lenient=lenient)
-                group.trace()
-            except SparseGradients as exc:
-                return _Broken(str(exc))
-            except Exception as exc:  # what vectorising or running the step raised: try leniently, then alone
-                lacking = lacking or _first_line(exc)
-                continue
-            if lacking:
-                group.lane_by_lane = _op_named(lacking)
-            return Engine(group)
-        return _Broken(f"its model does not vectorise ({lacking})")
+        group = _traced_group(model, self.train, self.val, loss=self.loss, metrics=self.metrics,
+                              batch_size=self.batch_size, lanes=self.lanes)
+        return group if isinstance(group, _Broken) else Engine(group)
+
+
+def _traced_group(model: keras.Model, train, val, **group) -> "LaneGroup | _Broken":
+    """A traced `LaneGroup(model, train, val, **group)`, which runs the ops that have no
+    vectorised form one lane after another inside the step (the first named in its
+    `lane_by_lane`) unless `fallback=False`; `_Broken` if it does not trace. TensorFlow's
+    account of vectorising is not shown."""
+    lane_by_lane: list[str] = []
+    try:
+        with _vectorising_quietly(lane_by_lane):
+            traced = LaneGroup(model, train, val, **group)
+            traced.trace()
+    except SparseGradients as exc:
+        return _Broken(str(exc))
+    except Exception as exc:  # what vectorising or running the step raised
+        op = _op_named(_first_line(exc))
+        if op and group.get("fallback") is False:
+            return _Broken(f"{op} has no vectorised form, so that lanes would run it one lane after another", op)
+        return _Broken(f"its model does not vectorise ({_first_line(exc)})")
+    traced.lane_by_lane = lane_by_lane[0] if lane_by_lane else None
+    return traced
+
+
+@contextlib.contextmanager
+def _vectorising_quietly(lane_by_lane: list[str]):
+    """TensorFlow's log records from vectorising (pages of graph for an op it runs in a loop)
+    dropped, and the ops it runs lane by lane appended to `lane_by_lane`, meanwhile."""
+    logger = logging.getLogger("tensorflow")
+    shown = logger.getEffectiveLevel()
+
+    def keep(record: logging.LogRecord) -> bool:
+        if "parallel_for" not in record.pathname:
+            return record.levelno >= shown
+        found = re.match(r"Using a while_loop for converting (\w+)", record.getMessage())
+        if found and found.group(1) not in lane_by_lane:
+            lane_by_lane.append(found.group(1))
+        return False
+
+    level = logger.level
+    logger.addFilter(keep)
+    logger.setLevel(logging.DEBUG)  # the loop's records are debug records
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+        logger.removeFilter(keep)
+
+
+def _op_named(message: str) -> str | None:
+    """The op a vectorisation error names, e.g. Conv2D."""
+    found = re.search(r"of op '(\w+)'|defined for (\w+)", message)
+    return next(name for name in found.groups() if name) if found else None
 
 
 def _first_line(exc: Exception) -> str:
@@ -193,12 +285,7 @@ def _first_line(exc: Exception) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _op_named(message: str) -> str:
-    """The op a vectorisation error names, e.g. Conv2D."""
-    found = re.search(r"of op '(\w+)'|defined for (\w+)", message)
-    return next(name for name in found.groups() if name) if found else "some ops"
-
-
 @dataclasses.dataclass(frozen=True)
 class _Broken:
     broken: str  # why this architecture cannot train in lanes
+    op: str | None = None  # the op without a vectorised form that stopped it, if that was it

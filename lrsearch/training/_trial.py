@@ -59,6 +59,18 @@ class TrialRunner:
             self.trainer, self.lanes = trainer, count
         return why
 
+    def choose_lanes(self, model: keras.Model, cap: int) -> "lanes.Choice":
+        """Measure how many lanes pay for the compiled `model` (`lanes.choose`) and train in
+        that many; the optimizer of `model` must be a fresh trial's."""
+        choice = lanes.choose(self.trainer, model, model.optimizer, loss=self.settings.loss,
+                              metrics=self.settings.compile_metrics, cap=cap)
+        if choice.count > 1:
+            self.trainer = lanes.Lanes(self.train, self.val, loss=self.settings.loss,
+                                       metrics=self.settings.compile_metrics, batch_size=self.settings.batch_size,
+                                       lanes=choice.count, alone=self.trainer, group=choice.group)
+            self.lanes = choice.count
+        return choice
+
     def steps_per_epoch(self) -> int:
         if self._steps is None:
             try:
@@ -199,16 +211,14 @@ class Preflight:
     model: dict | None
 
 
-def preflight(runner: TrialRunner, lane_count: int | None = 1, lane_cap: int = lanes.MAX_LANES,
-              device_kind: str = "cpu") -> Preflight:
+def preflight(runner: TrialRunner, lane_count: int | None = 1, lane_cap: int = lanes.MAX_LANES) -> Preflight:
     """Check the study file against Keras before any real trial: the builder returns a
     Keras model that takes the data and loss, and the objective is in the logs. Raises
-    StudyFileError. It runs one eager `test_step` on a batch: tracing a training step
-    here would cost a worker a second at start-up, and the first trial trains anyway.
-    With `lane_count` > 1 (None: as many as suit the model and `device_kind`, at most
-    `lane_cap`, and one for a study file with callbacks(), which lanes would give a stand-in
-    model) it sets the runner to train in lanes if this model can (tracing the lanes'
-    step, which the trials then use)."""
+    StudyFileError. It runs one eager `test_step` on a batch. With `lane_count` > 1 it sets
+    the runner to train in lanes if this model can (tracing the lanes' step, which the
+    trials then use); with None, in as many lanes as measured to pay here (`lanes.choose`,
+    at most `lane_cap`; none for a study file with callbacks(), which lanes would give a
+    stand-in model)."""
     study = runner.study
     probe = optuna.create_study(direction=study.settings.direction).ask()
     keras.backend.clear_session(free_memory=False)
@@ -230,7 +240,7 @@ def preflight(runner: TrialRunner, lane_count: int | None = 1, lane_cap: int = l
                                          f"or add the metric to settings.metrics.")
     fixed = set(probe.params) == space_params
     path = epoch_loop.training_path(model, runner.train, runner.val) + _lanes_clause(runner, model, lane_count,
-                                                                                        lane_cap, device_kind)
+                                                                                        lane_cap)
     if compiled_by_builder:
         path += ("; build_model() returns a compiled model, whose compile() lrsearch replaces by its own (the "
                  "settings' loss and metrics, each trial's optimizer): return it uncompiled")
@@ -239,11 +249,9 @@ def preflight(runner: TrialRunner, lane_count: int | None = 1, lane_cap: int = l
     return found
 
 
-def _lanes_clause(runner: TrialRunner, model: keras.Model, lane_count: int | None, lane_cap: int,
-                  device_kind: str) -> str:
+def _lanes_clause(runner: TrialRunner, model: keras.Model, lane_count: int | None, lane_cap: int) -> str:
     """How many trials at once a worker trains, and why no more, as a clause of the
     training path; sets `runner` to train in lanes if it will (see `preflight`)."""
-    settings = runner.settings
     if epoch_loop.can_run_fast(model, runner.train, runner.val) is not None:
         return ", one trial at a time"  # the training path says why
     if lane_count is None and runner.study.callbacks is not None:
@@ -252,16 +260,30 @@ def _lanes_clause(runner: TrialRunner, model: keras.Model, lane_count: int | Non
     if lane_count == 1:
         return ", one trial at a time, as --lanes 1 asks"
     if lane_count is None:
-        lane_count = lanes.auto_count(model, settings.batch_size, device_kind, lane_cap)
-        if lane_count == 1:
-            why = lanes.why_one_lane(model, settings.batch_size, device_kind, runner.train, runner.val)
-            return f", one trial at a time, because {why}"
+        why = lanes.why_alone(model, runner.train, runner.val)
+        if why is None and lane_cap < 2:
+            why = "each worker's share of the trials is too small for lanes (a larger n_trials, --n-trials, allows them)"
+        if why is None:
+            return _measured_lanes(runner, model, lane_cap)
+        return f", one trial at a time, because {why}"
     why_not = runner.use_lanes(lane_count, model, model.optimizer)
     if why_not is not None:
         return f", one trial at a time, because {why_not}"
     op = runner.trainer.lane_by_lane(model)
     return f", {lane_count} trials at once in lanes" + (
         f" ({op} and other ops without a vectorised form run lane by lane)" if op else "")
+
+
+def _measured_lanes(runner: TrialRunner, model: keras.Model, lane_cap: int) -> str:
+    """`_lanes_clause` for `--lanes auto`: as many lanes as `lanes.choose` measured to pay."""
+    if not runner.settings.keep_compiled:
+        return ", one trial at a time, because settings.keep_compiled is off"
+    choice = runner.choose_lanes(model, lane_cap)
+    if choice.count == 1:
+        return f", one trial at a time, because {choice.said}"
+    op = runner.trainer.lane_by_lane(model)
+    return f", {choice.count} trials at once in lanes, as measured ({choice.said})" + (
+        f"; {op} and other ops without a vectorised form run lane by lane" if op else "")
 
 
 def train(

@@ -106,7 +106,7 @@ def _load(job: Job, slot: Slot, index: int, generation: int, link: "ParentLink")
     link.tell(Starting("data"))
     runner = TrialRunner(study_file, epochs=job.epochs, device=f"{socket.gethostname()}/{device}")
     link.tell(Starting("model"))
-    checked = preflight(runner, job.options.lanes, job.lane_cap, "gpu" if device.startswith("GPU") else "cpu")
+    checked = preflight(runner, job.options.lanes, job.lane_cap)
     _check_model(job, study, checked.model)
     link.tell(Ready(checked.training_path))
     return storage, study, runner

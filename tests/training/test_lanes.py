@@ -253,16 +253,58 @@ def test_common_layers_train_in_lanes_as_alone(build, lane_by_lane):
             np.testing.assert_allclose(history[key], expected[key], rtol=2e-4, atol=1e-6, err_msg=key)
 
 
-def test_lanes_are_chosen_from_the_model_size():
-    small = seeded(mlp, 0, np.zeros((1, 2), "float32"))  # 51 weights
-    assert lanes.auto_count(small, 4, "cpu", cap=64) == lanes.MAX_LANES
-    assert lanes.auto_count(small, 32, "cpu", cap=64) == 16  # 5e4 / (51 * 32) = 30.6, down to a power of two
-    assert lanes.auto_count(small, 64, "cpu", cap=64) == 8  # twice the rows a step, half the lanes
-    assert lanes.auto_count(small, 32, "cpu", cap=5) == 5
-    assert lanes.auto_count(small, 32, "gpu", cap=64) == lanes.MAX_LANES
-    wide = keras.Sequential([keras.Input((512,)), keras.layers.Dense(256), keras.layers.Dense(10)])
-    assert lanes.auto_count(wide, 128, "cpu", cap=64) == 1
-    assert 1 < lanes.auto_count(wide, 128, "gpu", cap=64) <= lanes.MAX_LANES
+def test_lanes_tried_are_powers_of_two_up_to_the_cap():
+    assert lanes._counts(1) == []
+    assert lanes._counts(5) == [2, 4, 5]
+    assert lanes._counts(1000) == [2, 4, 8, 16, 32]
+
+
+def small_cnn():
+    return keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Conv2D(16, 3, activation="relu"),
+                             keras.layers.MaxPooling2D(), keras.layers.Conv2D(16, 3, activation="relu"),
+                             keras.layers.Flatten(), keras.layers.Dense(3, activation="softmax")])
+
+
+def chosen(build, train, val, cap):
+    trainer = epoch_loop.Trainer(train, val, loss=LOSS, metrics=METRICS, batch_size=BATCH, keep=2)
+    model = seeded(build, 0, train[0])
+    optimizer = make_optimizer(CONFIGS["adam"], STEPS, 2)
+    model.compile(optimizer=optimizer, loss=LOSS, metrics=METRICS)
+    return lanes.choose(trainer, model, optimizer, loss=LOSS, metrics=METRICS, cap=cap)
+
+
+def test_lanes_are_measured_to_pay_for_a_small_model_and_not_tried_for_convolutions_which_say_nothing(capfd):
+    train, val = blobs(rows=40 * BATCH)  # 40 steps an epoch: what a group costs a call counts little
+    mlp_choice = chosen(mlp, train, val, cap=4)
+    assert mlp_choice.count in (2, 4) and mlp_choice.group.k == mlp_choice.count, mlp_choice.said
+    assert mlp_choice.said.startswith("an epoch of 2 lanes took ")
+
+    rng = np.random.default_rng(0)
+    images = rng.normal(size=(2 * ROWS, 16, 16, 3)).astype("float32")
+    labels = np.eye(3, dtype="float32")[rng.integers(0, 3, 2 * ROWS)]
+    cnn_choice = chosen(small_cnn, (images[:ROWS], labels[:ROWS]), (images[ROWS:], labels[ROWS:]), cap=2)
+    assert cnn_choice == lanes.Choice(1, None, "Conv2D has no vectorised form, so that lanes would run it one lane "
+                                               "after another")
+    printed = capfd.readouterr()
+    assert "tensorflow" not in printed.err.lower() + printed.out.lower()
+
+
+def test_explicit_lanes_on_a_convolution_run_it_lane_by_lane_and_say_nothing(capfd):
+    rng = np.random.default_rng(0)
+    images = rng.normal(size=(2 * ROWS, 8, 8, 3)).astype("float32")
+    labels = np.eye(3, dtype="float32")[rng.integers(0, 3, 2 * ROWS)]
+    train, val = (images[:ROWS], labels[:ROWS]), (images[ROWS:], labels[ROWS:])
+    trainer = lanes.Lanes(train, val, loss=LOSS, metrics=METRICS, batch_size=BATCH, lanes=4,
+                          alone=epoch_loop.Trainer(train, val, loss=LOSS, metrics=METRICS, batch_size=BATCH, keep=1))
+    assert trainer.why_not(seeded(small_cnn_8, 0, images), make_optimizer(CONFIGS["adam"], STEPS, 2)) is None
+    assert trainer.lane_by_lane(seeded(small_cnn_8, 0, images)) == "Conv2D"
+    printed = capfd.readouterr()
+    assert "tensorflow" not in printed.err.lower() + printed.out.lower()
+
+
+def small_cnn_8():
+    return keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 3, activation="relu"),
+                             keras.layers.Flatten(), keras.layers.Dense(3, activation="softmax")])
 
 
 GALLERY = Path(__file__).resolve().parent.parent / "gallery"
