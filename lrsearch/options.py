@@ -7,7 +7,6 @@ import dataclasses
 import os
 
 from lrsearch.errors import UsageError
-from lrsearch.results import DEFAULT_SEEDS, DEFAULT_TOP
 from lrsearch.storage import DEFAULT_STORAGE
 from lrsearch.study import check_name
 
@@ -22,10 +21,12 @@ class SearchOptions:
     else one per CPU core. `lanes`: trials each worker trains at once (None: as suit the
     model and device; 1 repeats a one-worker run exactly). `accept_changes` resumes a study
     made with other settings; `recycle` restarts a worker after that many trials.
-    `confirm` = (K, N) retrains the K best on N fresh seeds (None: rank by each trial's own
-    seed); `report`: True for ./lrsearch-report-NAME, a folder, or False;
-    `bounds_from_find_lr` narrows the lr ranges by the LR range test first. `joining`: this
-    machine joins a study that another machine runs (`lrsearch.join`).
+    `confirm` = (K, N) retrains the K best on N fresh seeds; True (the default) chooses K and
+    N so that it costs at most `results.PRICED_SHARE` of the search's training time, or skips
+    it (`results.price`); None or False: rank by each trial's own seed. `report`: True for
+    ./lrsearch-report-NAME, a folder, or False; `bounds_from_find_lr` narrows the lr ranges
+    by the LR range test first. `joining`: this machine joins a study that another machine
+    runs (`lrsearch.join`).
     """
 
     storage: str = DEFAULT_STORAGE
@@ -40,7 +41,7 @@ class SearchOptions:
     lanes: int | None = None
     accept_changes: bool = False
     recycle: int = 50
-    confirm: tuple[int, int] | None = (DEFAULT_TOP, DEFAULT_SEEDS)
+    confirm: tuple[int, int] | bool | None = True
     report: bool | str | os.PathLike = True
     bounds_from_find_lr: bool = False
     joining: bool = False
@@ -77,7 +78,8 @@ class SearchOptions:
                                          or not self.timeout > 0):
             raise UsageError(f"timeout must be a number of seconds > 0, but got {self.timeout!r}.")
         confirm = self.confirm
-        if confirm is not None and (not isinstance(confirm, (tuple, list)) or len(confirm) != 2 or not all(
-                isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in confirm)):
-            raise UsageError(f"confirm must be (K, N), how many top trials and fresh seeds each, both >= 1, or "
-                             f"None; got {confirm!r}.")
+        if not (confirm is None or isinstance(confirm, bool)) and (
+                not isinstance(confirm, (tuple, list)) or len(confirm) != 2
+                or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in confirm)):
+            raise UsageError(f"confirm must be (K, N), how many top trials and fresh seeds each, both >= 1, True "
+                             f"(priced to the search) or None; got {confirm!r}.")

@@ -1,8 +1,9 @@
 """Retrain the best trials of an existing study on fresh seeds and record each value, so
 that the summary, the report and `lrsearch export` rank by the mean over seeds rather
-than by one lucky draw. `lrsearch run` does this at its end (--confirm K,N); this command
-does it for a study that skipped it or stopped during it. Trainings recorded already are
-kept, so a larger --seeds adds seeds and a larger --top adds trials."""
+than by one lucky draw. `lrsearch run` does this at its end (priced to its search, or
+--confirm K,N); this command does it for a study that skipped it or stopped during it, as
+asked (--top 3 --seeds 3 by default), whatever that costs. Trainings recorded already are kept, so a larger --seeds adds seeds and a larger --top adds
+trials."""
 
 from __future__ import annotations
 

@@ -2,8 +2,9 @@
 
 Running the same command again resumes the study until it holds --n-trials finished
 trials (complete, pruned or failed). At the end the top trials are retrained on fresh
-seeds (--confirm K,N), and the summary, the report and `lrsearch export` rank them by
-their mean over those seeds rather than by one lucky draw. The storage defaults to
+seeds (as many as cost at most 20% of the search's training, or --confirm K,N), and the
+summary, the report and `lrsearch export` rank them by their mean over those seeds rather
+than by one lucky draw. The storage defaults to
 ./lrsearch.journal, which optuna-dashboard and the optuna CLI open directly; give
 --storage postgresql://... to let other machines join with `lrsearch worker`.
 """
@@ -15,7 +16,7 @@ import sys
 
 from lrsearch.cli._arguments import add_worker_arguments, at_least, given_options, seconds
 from lrsearch.options import SearchOptions
-from lrsearch.results import DEFAULT_SEEDS, DEFAULT_TOP
+from lrsearch.results import DEFAULT_SEEDS, DEFAULT_TOP, PRICED_SHARE
 from lrsearch.storage import DEFAULT_STORAGE
 
 
@@ -73,9 +74,11 @@ def add_arguments(parser: argparse.ArgumentParser, joining: bool = False) -> Non
                              f"(default: {SearchOptions.recycle})")
     if not joining:
         confirming = parser.add_mutually_exclusive_group()
-        confirming.add_argument("--confirm", type=confirm_spec, default=(DEFAULT_TOP, DEFAULT_SEEDS), metavar="K,N",
+        confirming.add_argument("--confirm", type=confirm_spec, default=True, metavar="K,N",
                                 help=f"at the end, retrain the K best complete trials on N fresh seeds each and rank "
-                                     f"by the mean (default: {DEFAULT_TOP},{DEFAULT_SEEDS})")
+                                     f"by the mean (default: the most, up to {DEFAULT_TOP},{DEFAULT_SEEDS}, that "
+                                     f"costs at most {PRICED_SHARE:.0%}% of the search's training time; none if "
+                                     f"even 2 trainings cost more)")
         confirming.add_argument("--no-confirm", action="store_true", help="rank by each trial's own seed only")
         parser.add_argument("--no-report", action="store_true", help="do not write the report folder at the end")
         parser.add_argument("--bounds-from-find-lr", action="store_true",

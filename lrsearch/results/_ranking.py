@@ -6,7 +6,9 @@ be as large as the gaps between the top trials, so the raw best is often the luc
 `lrsearch run` (and `lrsearch confirm`) retrain the top K complete trials on the same N
 fresh seeds, so that their comparison is paired, record each value with the study
 (`lrsearch.results._record`), and everything that names a best (the summary, the report, `lrsearch
-export`) ranks by the confirmed mean. This module plans and ranks, and keeps the claims
+export`) ranks by the confirmed mean. Unless K and N are given, `price` chooses them so that
+the confirmation costs at most `PRICED_SHARE` of the search's training time, or skips it.
+This module prices, plans and ranks, and keeps the claims
 (study user attributes `confirm-claim:NUMBER:SEED`) by which runs sharing a study train each
 training once between them; the workers train.
 """
@@ -23,6 +25,12 @@ from lrsearch.results import _record as record
 
 DEFAULT_TOP = 3
 DEFAULT_SEEDS = 3
+#: The most a confirmation costs, unless K and N are given: this share of the study's training seconds.
+PRICED_SHARE = 0.2
+#: The (K, N) a priced confirmation chooses from, best first: the first whose trainings fit.
+#: Seeds before trials (a mean over three seeds ranks two trials more surely than over two),
+#: and never more than the explicit default (3, 3), the one measured against the raw top trial.
+PRICED_CHOICES = ((DEFAULT_TOP, DEFAULT_SEEDS), (2, 3), (2, 2), (2, 1))
 #: Fresh seeds start here above the study's seed, far from those of its trials (seed + number).
 SEED_OFFSET = 1_000_000
 
@@ -79,10 +87,13 @@ def confirmations(study) -> dict[int, Confirmation]:
     return {number: Confirmation(values) for number, values in record.read_confirmations(study).items() if values}
 
 
-def plan(study, top: int, seeds: int) -> list[Task]:
+def plan(study, top: int | None = None, seeds: int | None = None) -> list[Task]:
     """The trainings still missing for the `top` best complete trials (by their own value)
-    on `seeds` fresh seeds; those recorded already are skipped, so a stopped confirmation
-    resumes."""
+    on `seeds` fresh seeds (neither given: as `price` decides); those recorded already are
+    skipped, so a stopped confirmation resumes."""
+    if top is None or seeds is None:
+        pricing = price(study)
+        top, seeds = pricing.top, pricing.seeds
     shared = record.read_study(study)
     done = record.read_confirmations(study)
     best = rank(study.get_trials(deepcopy=False), study.direction.name.lower(), {}, shared.objective)[:top]
@@ -93,6 +104,59 @@ def plan(study, top: int, seeds: int) -> list[Task]:
             if config is not None and seed not in done.get(trial.number, {}):
                 tasks.append(Task(trial.number, seed, config, dict(trial.params)))
     return tasks
+
+
+@dataclasses.dataclass(frozen=True)
+class Pricing:
+    """A confirmation priced to its study: the `top` trials on `seeds` fresh seeds (0, 0:
+    skipped), the first of `PRICED_CHOICES` whose trainings, with those recorded already,
+    number at most `budget`: `PRICED_SHARE` of `search_s` (the study's training seconds)
+    over `training_s` (a full training's), both from `training_seconds`."""
+
+    top: int
+    seeds: int
+    budget: int
+    search_s: float
+    training_s: float
+
+    def note(self) -> str | None:
+        """One line on what the pricing chose and why; None without a complete trial to price by."""
+        if not self.training_s:
+            return None
+        share = f"{PRICED_SHARE:.0%}"
+        basis = (f"a full training takes {self.training_s:.3g} s, {share} of the study's {self.search_s:.0f} s "
+                 f"of training is {PRICED_SHARE * self.search_s:.0f} s")
+        if not self.top:
+            return (f"confirmation skipped: it would cost more than {share} of the search ({basis}); "
+                    f"confirm anyway with --confirm K,N (confirm=(K, N)) or `lrsearch confirm`.")
+        return (f"confirming the top {self.top} trials on {self.seeds} fresh seed(s), priced to at most {share} "
+                f"of the search ({basis}: {self.budget} trainings, those recorded already included).")
+
+
+def training_seconds(trials: Iterable[Any]) -> tuple[float, float]:
+    """(the search's training seconds: its finished trials' from Optuna's start to end,
+    mean seconds of a full training: its complete trials'; 0.0 where none). Trials failed as
+    interrupted are left out: their end is when a later run found them. Takes Optuna
+    FrozenTrials or `record.TrialRecord`s."""
+    spans = [(_state(t), (t.datetime_complete - t.datetime_start).total_seconds()) for t in trials
+             if _state(t) in ("COMPLETE", "PRUNED", "FAIL") and not _interrupted(t)
+             and t.datetime_start is not None and t.datetime_complete is not None]
+    full = [seconds for state, seconds in spans if state == "COMPLETE"]
+    return sum(seconds for _, seconds in spans), statistics.fmean(full) if full else 0.0
+
+
+def price(study) -> Pricing:
+    """The confirmation of `study` that costs at most `PRICED_SHARE` of its training time,
+    counting the trainings recorded already (by earlier runs, or runs sharing the study): the
+    study's whole search, not one run's, so that every run of it prices alike and a stopped
+    confirmation resumes with the same plan."""
+    search_s, training_s = training_seconds(study.get_trials(deepcopy=False))
+    budget = math.floor(PRICED_SHARE * search_s / training_s + 1e-9) if training_s > 0 else 0
+    recorded = sum(len(values) for values in record.read_confirmations(study).values())
+    for top, seeds in PRICED_CHOICES:
+        if recorded + len(plan(study, top, seeds)) <= budget:
+            return Pricing(top, seeds, budget, search_s, training_s)
+    return Pricing(0, 0, budget, search_s, training_s)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -207,19 +271,30 @@ def describe_model(params: dict[str, Any]) -> str:
 
 def verdict(trials: Iterable[Any], direction: str, confirmed: dict[int, Confirmation],
             objective: str | None = None) -> str | None:
-    """One line on what confirmation changed: which trial is the pick and how the raw top
-    trial fared on fresh seeds; None if no trial is confirmed."""
+    """One line on what confirmation changed and cost: which trial is the pick, how the
+    raw top trial fared on fresh seeds, and `_cost`; None if no trial is confirmed."""
     trials = list(trials)
     ranked = rank(trials, direction, confirmed, objective)
     if not ranked or ranked[0].number not in confirmed:
         return None
     pick, raw = ranked[0], rank(trials, direction, {}, objective)[0]
     line = f"The pick is trial {pick.number}: {confirmed[pick.number].describe()} on fresh seeds"
+    cost = _cost(trials, confirmed)
     if raw.number == pick.number:
-        return line + f" (it was also the top trial, at {raw.value:.4g} on its own seed)."
+        return line + f" (it was also the top trial, at {raw.value:.4g} on its own seed). {cost}"
     found = confirmed.get(raw.number)
     fared = f"scored {found.describe()} on fresh seeds" if found else "was not confirmed"
-    return line + f"; the top trial by its own seed, {raw.number} ({raw.value:.4g}), {fared}."
+    return line + f"; the top trial by its own seed, {raw.number} ({raw.value:.4g}), {fared}. {cost}"
+
+
+def _cost(trials: Iterable[Any], confirmed: dict[int, Confirmation]) -> str:
+    """What the recorded confirmation cost: its trainings, their seconds at a full training's
+    (`training_seconds`) and their share of the search's."""
+    search_s, training_s = training_seconds(trials)
+    trainings = sum(len(found.values) for found in confirmed.values())
+    spent = trainings * training_s
+    share = f", {spent / search_s:.0%} of the search's {search_s:.0f} s" if search_s > 0 else ""
+    return f"Confirmation: {trainings} training(s), ~{spent:.0f} s of training{share}."
 
 
 def _standing(trial, confirmed: dict[int, Confirmation]) -> tuple[int, int]:
@@ -242,6 +317,11 @@ def _last(trial, key: str | None) -> float:
     history = trial.history if isinstance(trial, record.TrialRecord) else trial.user_attrs.get("history") or {}
     values = [v for v in history.get(key, []) if _finite(v)] if key else []
     return float(values[-1]) if values else math.inf
+
+
+def _interrupted(trial) -> bool:
+    """Whether something outside ended the trial (`record.interruption`)."""
+    return bool(trial.interrupted if isinstance(trial, record.TrialRecord) else record.interruption(trial))
 
 
 def _state(trial) -> str:

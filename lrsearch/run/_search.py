@@ -95,7 +95,7 @@ def _search(study_or_path, options: SearchOptions, pool) -> SearchResult:
                      n_trials=None if options.joining else n_trials)
     study_args = _announce(study, study_file, options)
     _learning_rate_bounds(options, study_file, study)
-    confirming = None if options.confirm is None else Confirming(*options.confirm)
+    confirming = Confirming.of(options.confirm)
     job = Job(study_path=str(study_file.path), study_pickle=study_pickle, study_name=name, n_trials=n_trials,
               epochs=epochs, seed=settings.seed, options=options, confirm=confirming is not None,
               pruner=settings.pruner, lane_cap=max(1, n_trials // (TRIALS_PER_LANE * len(pool.slots))))

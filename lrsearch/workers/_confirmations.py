@@ -34,13 +34,30 @@ CLAIMS_CHECK_INTERVAL = 1.0
 @dataclasses.dataclass
 class Confirming:
     """The confirmation a run does once its search is done: the `top` trials on `seeds`
-    fresh seeds (`lrsearch.results._ranking`). `after_running`: wait for RUNNING trials first."""
+    fresh seeds, or with neither given as many as `results.price` allows
+    (`lrsearch.results._ranking`). `after_running`: wait for RUNNING trials first."""
 
-    top: int
-    seeds: int
+    top: int | None = None
+    seeds: int | None = None
     after_running: bool = True
     on_start: Callable[[list], None] = lambda tasks: None  # the planned `results.Task`s
     on_done: Callable[[], None] = lambda: None  # one of them was recorded, by this run or another
+
+    @classmethod
+    def of(cls, confirm) -> "Confirming | None":
+        """The confirmation that `SearchOptions.confirm` asks for: (K, N), True (priced), or None/False (none)."""
+        if confirm is None or confirm is False:
+            return None
+        return cls() if confirm is True else cls(*confirm)
+
+    def plan(self, study, say: Callable[[str], None]) -> list:
+        """The trainings it still needs in `study` (`results.plan`); priced, it `say`s what it chose first."""
+        if self.top is not None and self.seeds is not None:
+            return results.plan(study, self.top, self.seeds)
+        pricing = results.price(study)
+        if pricing.note():
+            say(pricing.note())
+        return results.plan(study, pricing.top, pricing.seeds)
 
 
 class ConfirmationQueue:
@@ -94,7 +111,7 @@ class ConfirmationQueue:
         if self.pending is None:
             if self.confirming.after_running and live_running():
                 return
-            self.pending = results.plan(self.study, self.confirming.top, self.confirming.seeds)
+            self.pending = self.confirming.plan(self.study, self.say)
             self.confirming.on_start(list(self.pending))
         if self.pending and (any(_key(task) not in self.elsewhere for task in self.pending)
                              or time.monotonic() - self._checked >= CLAIMS_CHECK_INTERVAL):

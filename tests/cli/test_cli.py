@@ -50,6 +50,7 @@ def test_run_searches_then_resumes_and_optuna_reads_the_storage(cli, tiny_study,
     assert hint[1:] == ["dashboard", str(study_file), "--storage", journal]
     assert shutil.which(hint[0]), f"{hint[0]} cannot be typed as it is printed"  # with or without an activated venv
     assert "Top" in first.stdout and "val_accuracy" in first.stdout
+    assert "lrsearch: confirmation skipped: it would cost more than 20% of the search" in first.stderr  # 3 trials
     study = load(journal)
     assert len(study.trials) == 3
     assert {t.state.name for t in study.trials} <= {"COMPLETE", "PRUNED"}

@@ -6,6 +6,7 @@ during a training, Ctrl-C, and a confirmation resumed."""
 
 from __future__ import annotations
 
+import datetime
 import json
 import math
 import os
@@ -107,13 +108,72 @@ def test_export_ranks_by_the_confirmed_mean_and_the_file_carries_the_spread(tmp_
     assert load_config(path, rank=2).confirmation is None
 
 
-def test_verdict_names_the_pick_and_how_the_raw_top_trial_fared():
-    study = made_study([0.9, 0.95])
+def test_verdict_names_the_pick_how_the_raw_top_trial_fared_and_what_confirming_cost():
+    study = timed_study([(0.9, 10.0), (0.95, 10.0), (None, 30.0)])
     assert results.verdict(study.trials, "maximize", {}) is None
     confirmed = {0: results.Confirmation({1: 0.9, 2: 0.9}), 1: results.Confirmation({1: 0.8, 2: 0.82})}
     assert results.verdict(study.trials, "maximize", confirmed) == (
         "The pick is trial 0: 0.9 +- 0 (2 seeds) on fresh seeds; the top trial by its own seed, 1 (0.95), "
-        "scored 0.81 +- 0.014 (2 seeds) on fresh seeds.")
+        "scored 0.81 +- 0.014 (2 seeds) on fresh seeds. Confirmation: 4 training(s), ~40 s of training, 80% of "
+        "the search's 50 s.")
+
+
+START = datetime.datetime(2024, 5, 1, 12, 0, 0)
+
+
+def timed_study(trials, *, interrupted=()):
+    """An in-memory study whose trials took real seconds: (value, seconds) each, a complete
+    trial, or a pruned one where the value is None; the `interrupted` numbers failed as
+    interrupted."""
+    study = made_study([])
+    for number, (value, seconds) in enumerate(trials):
+        state = (optuna.trial.TrialState.FAIL if number in interrupted else optuna.trial.TrialState.PRUNED
+                 if value is None else optuna.trial.TrialState.COMPLETE)
+        config = dict(CONFIG, lr=0.001 * (number + 1))
+        trial = optuna.trial.create_trial(
+            state=state, value=value, params={"lr": config["lr"]},
+            distributions={"lr": FloatDistribution(1e-7, 1.0, log=True)},
+            user_attrs={"config": config, **({"interrupted": "its run was killed"} if number in interrupted else {})})
+        trial.datetime_start, trial.datetime_complete = START, START + datetime.timedelta(seconds=seconds)
+        study.add_trial(trial)
+    return study
+
+
+@pytest.mark.parametrize("complete, pruned_s, choice", [
+    (45, 0, (3, 3)),  # 20% of 45 full trainings is 9
+    (50, 0, (3, 3)),  # 10: never more than the explicit default
+    (40, 0, (2, 3)),  # 8
+    (20, 20.0, (2, 2)),  # 20% of 20 + 2 x 20 / 10 is 4.8 trainings: the pruned trials count
+    (10, 0, (2, 1)),  # 2
+    (9, 0, (0, 0)),  # 1.8: skipped
+])
+def test_the_default_confirmation_costs_at_most_a_fifth_of_the_studys_training(complete, pruned_s, choice):
+    study = timed_study([(0.5 + 0.001 * i, 10.0) for i in range(complete)] + [(None, pruned_s)] * 2)
+    pricing = results.price(study)
+    assert (pricing.top, pricing.seeds) == choice
+    assert pricing.training_s == pytest.approx(10.0)
+    assert len(results.plan(study)) == choice[0] * choice[1] <= pricing.budget
+    note = pricing.note()
+    if choice == (0, 0):
+        assert note == ("confirmation skipped: it would cost more than 20% of the search (a full training takes "
+                        "10 s, 20% of the study's 90 s of training is 18 s); confirm anyway with --confirm K,N "
+                        "(confirm=(K, N)) or `lrsearch confirm`.")
+    else:
+        assert note.startswith(f"confirming the top {choice[0]} trials on {choice[1]} fresh seed(s), priced to at "
+                               f"most 20% of the search")
+
+
+def test_the_trainings_recorded_already_count_and_interrupted_trials_do_not():
+    study = timed_study([(0.5 + 0.01 * i, 10.0) for i in range(45)] + [(None, 5000.0)], interrupted={45})
+    assert results.training_seconds(study.trials) == (450.0, 10.0)  # the interrupted trial's end is not its own
+    seeds = results.fresh_seeds(3, 3)
+    results.write_confirmation(study, 0, {seeds[0]: 0.5, seeds[1]: None, seeds[2]: 0.4})  # once in the top 3
+    pricing = results.price(study)
+    assert (pricing.top, pricing.seeds, pricing.budget) == (2, 3, 9)  # 3 recorded + 6 new
+    results.write_confirmation(study, 44, dict.fromkeys(seeds, 0.9))  # the best trial, confirmed already
+    assert (results.price(study).top, results.price(study).seeds) == (2, 3)  # 6 recorded + 3 new
+    assert {(t.number, t.seed) for t in results.plan(study)} == {(43, s) for s in seeds}
+    assert results.Pricing(0, 0, 0, 0.0, 0.0).note() is None  # no complete trial: nothing to say
 
 
 # --------------------------------------------------------------------------- for real

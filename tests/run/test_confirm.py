@@ -4,6 +4,8 @@ resumes rather than repeats, and refuses what it cannot confirm without starting
 
 from __future__ import annotations
 
+import datetime
+
 import optuna
 import pytest
 from optuna.distributions import FloatDistribution
@@ -12,21 +14,54 @@ import lrsearch
 from conftest import SCRIPTED, TINY, Command, wait_for
 from lrsearch import results
 from lrsearch.errors import UsageError
+from lrsearch.options import SearchOptions
 from lrsearch.storage import open_storage
+from lrsearch.workers._confirmations import ConfirmationQueue, Confirming
 
 
-def stored_study(journal: str, values, *, batch_size: int = 32, name: str = "tiny"):
+def stored_study(journal: str, values, *, batch_size: int = 32, name: str = "tiny", seconds: float = 0.0):
     """A study of the tiny study file in `journal`, with complete trials recorded as
-    `lrsearch run` records them (2 epochs, so that a confirmation training is short)."""
+    `lrsearch run` records them (2 epochs, so that a confirmation training is short), each
+    trained in `seconds`."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(study_name=name, storage=open_storage(journal), direction="maximize")
     results.write_study(study, seed=3, objective="val_accuracy", epochs=2, batch_size=batch_size)
     for i, value in enumerate(values):
         config = {"optimizer": "adam", "lr": 0.02 * (i + 1), "schedule": "constant"}
-        study.add_trial(optuna.trial.create_trial(
+        trial = optuna.trial.create_trial(
             params={"lr": config["lr"]}, distributions={"lr": FloatDistribution(1e-7, 1.0, log=True)},
-            value=value, user_attrs={"config": config}))
+            value=value, user_attrs={"config": config})
+        trial.datetime_complete = trial.datetime_start + datetime.timedelta(seconds=seconds)
+        study.add_trial(trial)
     return study
+
+
+def test_a_run_confirms_as_priced_to_its_search_unless_given_k_and_n(tmp_path):
+    """`confirm=True`, the default, plans when the search is done what costs at most a fifth of
+    the study's training and says so; (K, N) plans exactly that; None or False, nothing."""
+    assert SearchOptions().confirm is True and SearchOptions.of(confirm=False).confirm is False
+    with pytest.raises(UsageError, match=r"confirm must be .*True \(priced to the search\) or None; got 1"):
+        SearchOptions.of(confirm=1)
+    assert Confirming.of(None) is None and Confirming.of(False) is None
+    assert (Confirming.of((3, 1)).top, Confirming.of((3, 1)).seeds) == (3, 1)
+    study = stored_study(str(tmp_path / "c.journal"), [0.5 + 0.01 * i for i in range(14)], seconds=4.0)
+
+    def planned(confirming):
+        sent, said = [], []
+        queue = ConfirmationQueue(lambda index, order: sent.append(order.task), [], say=said.append)
+        queue.begin(confirming, study)
+        for _ in range(9):
+            queue.lane_idle(0)
+        queue.step(False, remaining=lambda: 0, live_running=lambda: [])
+        return sorted((task.number, task.seed) for task in sent), said
+
+    sent, said = planned(Confirming.of(True))  # 20% of 14 trainings: 2
+    assert sent == [(12, results.fresh_seeds(3, 1)[0]), (13, results.fresh_seeds(3, 1)[0])]
+    assert said == ["confirming the top 2 trials on 1 fresh seed(s), priced to at most 20% of the search (a full "
+                    "training takes 4 s, 20% of the study's 56 s of training is 11 s: 2 trainings, those recorded "
+                    "already included)."]
+    sent, said = planned(Confirming.of((3, 3)))
+    assert len(sent) == 9 and said == []
 
 
 def test_confirm_records_fresh_seeds_returns_the_pick_and_resumes(tmp_path, capsys):
