@@ -1,30 +1,43 @@
-"""Wall time until a search on blobs finds a configuration with val_accuracy >= 0.83:
-`lrsearch run studies/blobs.py` against the textbook Optuna + Keras recipe.
+"""Wall time until a search finds a configuration that reaches a study's target (blobs:
+val_accuracy >= 0.83): `lrsearch run` against the textbook Optuna + Keras recipe.
+
+The objective and its direction are the study file's settings; the target is `--target`,
+else the study file's module constant `TARGET` (the suite's files in benchmarks/suite/
+have one), else 0.83 for blobs. Reaching it means a value at or above it for an
+objective maximized, at or below it for one minimized.
 
 - lrsearch: `lrsearch run` in a subprocess, on a fresh journal file in a temporary folder;
   the clock starts when the process is launched (imports, worker start-up and preflight
   included) and stops when the storage holds a complete trial at or above the target.
   The run is then interrupted (Ctrl-C twice: running trials are killed).
 - textbook: one process, `model.fit(..., validation_data=...)`, optuna-integration's
-  `KerasPruningCallback` on val_accuracy, `TPESampler` + `MedianPruner` (defaults), an
+  `KerasPruningCallback` on the objective, `TPESampler` + `MedianPruner` (defaults), an
   in-memory study; the clock starts at the study's creation (after TensorFlow is
   imported, which favours this side by a few seconds). It stops at the first complete
   trial at or above the target, or at the time limit (checked between trials).
 
-Both sides sample the same space with `lrsearch.lr.suggest` and build the same
-optimizer and callbacks with `lrsearch.lr`. A study's value is a trial's
-val_accuracy at its last epoch, as lrsearch records it. One run is one draw of the
+- kerastuner (only with `--side kerastuner`; `pip install keras-tuner`): Keras Tuner's
+  BayesianOptimization over the same space, `model.fit` as the textbook side, clocked
+  and stopped the same way.
+
+All sides sample the same space with `lrsearch.lr.suggest` and build the same
+optimizer and callbacks with `lrsearch.lr`. A trial's value is its objective at its
+last epoch, as lrsearch records it. One run is one draw of the
 samplers' luck (a lucky textbook run needs 4 trials, an unlucky lrsearch run 29), so
 --repeats N runs each side N times, alternating, and compares the medians.
 
     .venv/bin/python benchmarks/time_to_target.py --repeats 5 --limit 600
     .venv/bin/python benchmarks/time_to_target.py                       # one draw, 20 min cap each
     .venv/bin/python benchmarks/time_to_target.py --side textbook --limit 300
+    .venv/bin/python benchmarks/time_to_target.py --study benchmarks/suite/lstm_sequences.py --repeats 5
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
+import contextlib
+import dataclasses
 import math
 import os
 import signal
@@ -38,7 +51,10 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 ROOT = Path(__file__).resolve().parent.parent
-OBJECTIVE = "val_accuracy"
+BLOBS = ROOT / "studies" / "blobs.py"
+#: The target of a study file without a `TARGET`: blobs' alone.
+KNOWN_TARGETS = {BLOBS: 0.83}
+SIDES = ("lrsearch", "textbook", "kerastuner")
 #: Keras metrics are float32: 415/500 = 0.83 arrives as 0.82999998.
 FLOAT32_SLACK = 1e-6
 #: Seconds between two reads of the lrsearch run's storage.
@@ -47,10 +63,12 @@ POLL_S = 0.5
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--target", type=float, default=0.83, help="val_accuracy to reach (default: 0.83)")
+    parser.add_argument("--target", type=float,
+                        help="objective value to reach (default: the study file's TARGET; 0.83 for blobs)")
     parser.add_argument("--limit", type=float, default=1200.0, help="seconds each side may take (default: 1200)")
-    parser.add_argument("--side", choices=("both", "lrsearch", "textbook"), default="both")
-    parser.add_argument("--study", default=str(ROOT / "studies" / "blobs.py"), help="study file (default: blobs)")
+    parser.add_argument("--side", choices=("both", *SIDES), default="both",
+                        help="both: lrsearch and textbook (default); kerastuner needs pip install keras-tuner")
+    parser.add_argument("--study", default=str(BLOBS), help="study file (default: blobs)")
     parser.add_argument("--seed", type=int, default=0,
                         help="the textbook sampler's seed and lrsearch run --seed in the first repeat, +1 per repeat "
                              "(default: 0), so that each repeat is a draw of the samplers' luck on both sides")
@@ -59,8 +77,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, help="lrsearch run --workers (default: lrsearch's own choice)")
     parser.add_argument("--lanes", help="lrsearch run --lanes: a count or auto (default: lrsearch's own)")
     args = parser.parse_args(argv)
-    if not 0 < args.target <= 1:
-        parser.error(f"--target must lie in (0, 1], but got {args.target}.")
+    if args.target is None:
+        args.target = study_target(args.study)
+    if args.target is None:
+        parser.error(f"{args.study} has no TARGET = <number>; give --target.")
     if args.epochs is not None and args.epochs < 1:
         parser.error(f"--epochs must be >= 1, but got {args.epochs}.")
     if args.repeats < 1:
@@ -68,6 +88,45 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.limit <= 0:
         parser.error(f"--limit must be > 0, but got {args.limit}.")
     return args
+
+
+def study_target(path: str | os.PathLike) -> float | None:
+    """The study file's module constant `TARGET` (read, not imported), else its known target."""
+    path = Path(path).resolve()
+    try:
+        tree = ast.parse(path.read_text(), str(path))
+    except (OSError, SyntaxError, ValueError):
+        return None
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "TARGET" for t in node.targets):
+            return float(ast.literal_eval(node.value))
+    return KNOWN_TARGETS.get(path)
+
+
+class Goal:
+    """A study's objective, its direction and the value to reach."""
+
+    def __init__(self, study_path: str, target: float) -> None:
+        from lrsearch.study import load_study
+
+        settings = load_study(study_path).settings
+        self.objective, self.direction, self.target = settings.objective, settings.direction, target
+
+    def reached(self, value: float | None) -> bool:
+        if value is None or not math.isfinite(value):
+            return False
+        if self.direction == "maximize":
+            return value >= self.target - FLOAT32_SLACK
+        return value <= self.target + FLOAT32_SLACK
+
+    def best(self, trials) -> float:
+        """The best complete trial's value; -inf (maximize) or +inf (minimize) without one."""
+        values = [t.value for t in trials if t.state.name == "COMPLETE" and t.value is not None]
+        pick, none = (max, -math.inf) if self.direction == "maximize" else (min, math.inf)
+        return pick(values, default=none)
+
+    def __str__(self) -> str:
+        return f"{self.objective} {'>=' if self.direction == 'maximize' else '<='} {self.target:g}"
 
 
 class Outcome:
@@ -79,17 +138,17 @@ class Outcome:
         self.name, self.seconds, self.elapsed, self.trials, self.best = name, seconds, elapsed, trials, best
         self.trials_to_target = trials_to_target
 
-    def describe(self, target: float) -> str:
-        found = (f"reached {target} in {self.seconds:.1f} s at trial {self.trials_to_target}"
+    def describe(self, goal: Goal) -> str:
+        found = (f"reached {goal} in {self.seconds:.1f} s at trial {self.trials_to_target}"
                  if self.seconds is not None else f"not reached in {self.elapsed:.0f} s")
         best = f"{self.best:.4f}" if math.isfinite(self.best) else "none"
-        return f"{self.name:9} {found}; {self.trials} finished trials, best {best}"
+        return f"{self.name:10} {found}; {self.trials} finished trials, best {best}"
 
 
 # --------------------------------------------------------------------------- textbook side
 
 
-def textbook(study_path: str, target: float, limit: float, seed: int, epochs: int | None) -> Outcome:
+def textbook(study_path: str, goal: Goal, limit: float, seed: int, epochs: int | None) -> Outcome:
     """The recipe of Optuna's Keras example, on the same data, model and space."""
     import keras
     import optuna
@@ -110,10 +169,11 @@ def textbook(study_path: str, target: float, limit: float, seed: int, epochs: in
         model = study_file.build_model(trial)
         model.compile(optimizer=make_optimizer(config, steps, epochs), loss=settings.loss,
                       metrics=settings.compile_metrics)
-        callbacks = [*make_callbacks(config, OBJECTIVE, "maximize"), KerasPruningCallback(trial, OBJECTIVE)]
+        callbacks = [*make_callbacks(config, goal.objective, goal.direction),
+                     KerasPruningCallback(trial, goal.objective)]
         history = model.fit(x, y, validation_data=validation, epochs=epochs,
                             batch_size=settings.batch_size, callbacks=callbacks, verbose=0)
-        return float(history.history[OBJECTIVE][-1])
+        return float(history.history[goal.objective][-1])
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     started = time.monotonic()
@@ -123,20 +183,20 @@ def textbook(study_path: str, target: float, limit: float, seed: int, epochs: in
         elapsed = time.monotonic() - started
         value = f"{trial.value:.4f}" if trial.value is not None else "-"
         print(f"  textbook trial {trial.number:3} {trial.state.name:8} {value:>6}  at {elapsed:6.1f} s", flush=True)
-        if trial.state == optuna.trial.TrialState.COMPLETE and trial.value >= target - FLOAT32_SLACK and not reached:
+        if trial.state == optuna.trial.TrialState.COMPLETE and goal.reached(trial.value) and not reached:
             reached.append(elapsed)
             study.stop()
 
-    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed),
+    study = optuna.create_study(direction=goal.direction, sampler=optuna.samplers.TPESampler(seed=seed),
                                 pruner=optuna.pruners.MedianPruner())
     study.optimize(objective, timeout=limit, callbacks=[stop_at_target], catch=(Exception,))
-    return _outcome("textbook", study.get_trials(deepcopy=False), reached, time.monotonic() - started, target)
+    return _outcome("textbook", study.get_trials(deepcopy=False), reached, time.monotonic() - started, goal)
 
 
 # --------------------------------------------------------------------------- lrsearch side
 
 
-def lrsearch(study_path: str, target: float, limit: float, workers: int | None, epochs: int | None,
+def lrsearch(study_path: str, goal: Goal, limit: float, workers: int | None, epochs: int | None,
              lanes: str | None, seed: int) -> Outcome:
     """`lrsearch run` on a fresh journal, watched from here until it reaches the target."""
     import optuna
@@ -168,19 +228,23 @@ def lrsearch(study_path: str, target: float, limit: float, workers: int | None, 
                     study = _try_load(journal, open_storage)
                 if study is None:
                     continue
-                trials = study.get_trials(deepcopy=False)
-                best = _best(trials)
-                if best >= target - FLOAT32_SLACK:
+                try:
+                    trials = study.get_trials(deepcopy=False)
+                except KeyError:  # the run deleted the study it had made (and may make it again)
+                    study = None
+                    continue
+                if goal.reached(goal.best(trials)):
                     reached.append(time.monotonic() - started)
                     break
         finally:
             elapsed = time.monotonic() - started
             _stop(process)
         if study is not None:
-            trials = study.get_trials(deepcopy=False)
+            with contextlib.suppress(KeyError):
+                trials = study.get_trials(deepcopy=False)
         if study is None or (process.returncode not in (0, 130, -signal.SIGINT) and not reached):
             print(f"lrsearch run exited with {process.returncode}; its output:\n{Path(log_path).read_text()[-3000:]}")
-        return _outcome("lrsearch", trials, reached, elapsed, target)
+        return _outcome("lrsearch", trials, reached, elapsed, goal)
 
 
 def _try_load(journal: str, open_storage):
@@ -205,52 +269,162 @@ def _stop(process: subprocess.Popen) -> None:
         process.wait()
 
 
-# --------------------------------------------------------------------------- both
+# --------------------------------------------------------------------------- Keras Tuner side
 
 
-def _best(trials) -> float:
-    values = [t.value for t in trials if t.state.name == "COMPLETE" and t.value is not None]
-    return max(values, default=-math.inf)
+class _HyperParameterTrial:
+    """What `lrsearch.lr.suggest` asks of an Optuna trial, answered by Keras Tuner's `hp`."""
+
+    def __init__(self, hp) -> None:
+        self.hp = hp
+
+    def suggest_categorical(self, name: str, choices: list):
+        return self.hp.Choice(name, choices)
+
+    def suggest_float(self, name: str, low: float, high: float, log: bool = False) -> float:
+        return self.hp.Float(name, low, high, sampling="log" if log else "linear")
+
+    def suggest_int(self, name: str, low: int, high: int) -> int:
+        return self.hp.Int(name, low, high)
 
 
-def _outcome(name: str, trials, reached: list[float], elapsed: float, target: float) -> Outcome:
+class _StopSearch(Exception):
+    """Raised between two Keras Tuner trials to end its search."""
+
+
+def kerastuner(study_path: str, goal: Goal, limit: float, seed: int, epochs: int | None) -> Outcome:
+    """Keras Tuner's BayesianOptimization (its seed `seed`) on the same data, model and space."""
+    try:
+        import keras_tuner
+    except ImportError:
+        raise SystemExit("--side kerastuner needs Keras Tuner, which lrsearch does not: pip install keras-tuner")
+    import keras
+    import optuna
+
+    from lrsearch.lr import make_callbacks, make_optimizer, suggest
+    from lrsearch.study import data, load_study
+
+    study_file = load_study(study_path)
+    settings = study_file.settings
+    (x, y), validation = data.load(study_file)
+    steps = math.ceil(len(x) / settings.batch_size)
+    epochs = epochs or settings.epochs
+    started = time.monotonic()
+    reached: list[float] = []
+    values: list[float] = []  # each trial's objective at its last epoch, NaN where it failed
+
+    class HyperModel(keras_tuner.HyperModel):
+        def declare_hyperparameters(self, hp):
+            """Every parameter of every optimizer and schedule, so that the tuner samples them all."""
+            for optimizer in study_file.space.optimizers:
+                for schedule in study_file.space.schedules:
+                    suggest(_HyperParameterTrial(hp), dataclasses.replace(
+                        study_file.space, optimizers=(optimizer,), schedules=(schedule,)))
+            self.build(hp)
+
+        def build(self, hp):
+            keras.backend.clear_session()
+            config = suggest(_HyperParameterTrial(hp), study_file.space)
+            model = study_file.build_model(optuna.trial.FixedTrial({}))
+            model.compile(optimizer=make_optimizer(config, steps, epochs), loss=settings.loss,
+                          metrics=settings.compile_metrics)
+            model.lrsearch_config = config
+            return model
+
+    class Tuner(keras_tuner.BayesianOptimization):
+        def run_trial(self, trial, *args, **kwargs):
+            """Fit as the textbook side does; the trial's score is its last epoch's objective."""
+            model = self.hypermodel.build(trial.hyperparameters)
+            history = model.fit(x, y, validation_data=validation, epochs=epochs, batch_size=settings.batch_size,
+                                callbacks=make_callbacks(model.lrsearch_config, goal.objective, goal.direction),
+                                verbose=0)
+            values.append(float(history.history[goal.objective][-1]))
+            return {goal.objective: values[-1]}
+
+        def on_trial_end(self, trial):
+            super().on_trial_end(trial)
+            elapsed = time.monotonic() - started
+            if len(values) < len(self.oracle.trials):
+                values.append(math.nan)
+            shown = f"{values[-1]:.4f}" if math.isfinite(values[-1]) else "-"
+            print(f"  kerastuner trial {len(values) - 1:3} {trial.status:8} {shown:>6}  at {elapsed:6.1f} s",
+                  flush=True)
+            if goal.reached(values[-1]) and not reached:
+                reached.append(elapsed)
+            if reached or elapsed >= limit:
+                raise _StopSearch
+
+    direction = "max" if goal.direction == "maximize" else "min"
+    with tempfile.TemporaryDirectory(prefix="lrsearch-ttt-kt-") as folder:
+        tuner = Tuner(HyperModel(), objective=keras_tuner.Objective(goal.objective, direction), max_trials=100_000,
+                      seed=seed, directory=folder, project_name="ttt", overwrite=True)
+        try:
+            tuner.search(verbose=0)
+        except _StopSearch:
+            pass
+    finished = [v for v in values if math.isfinite(v)]
+    best = (max if goal.direction == "maximize" else min)(finished, default=goal.best([]))
+    hits = [number for number, value in enumerate(values) if goal.reached(value)]
+    return Outcome("kerastuner", reached[0] if reached else None, time.monotonic() - started, len(values), best,
+                   hits[0] + 1 if hits else None)
+
+
+# --------------------------------------------------------------------------- all
+
+
+def _outcome(name: str, trials, reached: list[float], elapsed: float, goal: Goal) -> Outcome:
     finished = [t for t in trials if t.state.is_finished()]
-    hits = [t.number for t in finished if t.state.name == "COMPLETE" and t.value >= target - FLOAT32_SLACK]
-    return Outcome(name, reached[0] if reached else None, elapsed, len(finished), _best(finished),
+    hits = [t.number for t in finished if t.state.name == "COMPLETE" and goal.reached(t.value)]
+    return Outcome(name, reached[0] if reached else None, elapsed, len(finished), goal.best(finished),
                    min(hits) + 1 if reached and hits else None)
+
+
+def compare(study_path: str, goal: Goal, sides: tuple[str, ...], repeats: int, seed: int, limit: float,
+            epochs: int | None = None, workers: int | None = None, lanes: str | None = None) -> dict[str, list[Outcome]]:
+    """Each side `repeats` times, alternating which goes first, repeat i with seed `seed` + i."""
+    outcomes: dict[str, list[Outcome]] = {side: [] for side in sides}
+    for repeat in range(repeats):
+        for side in sides if repeat % 2 == 0 else sides[::-1]:  # alternate, so load hits all alike
+            if side == "lrsearch":
+                outcome = lrsearch(study_path, goal, limit, workers, epochs, lanes, seed + repeat)
+            elif side == "textbook":
+                outcome = textbook(study_path, goal, limit, seed + repeat, epochs)
+            else:
+                outcome = kerastuner(study_path, goal, limit, seed + repeat, epochs)
+            outcomes[side].append(outcome)
+            print(f"repeat {repeat}: {outcome.describe(goal)}", flush=True)
+    return outcomes
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     sides = ("lrsearch", "textbook") if args.side == "both" else (args.side,)
-    print(f"target val_accuracy {args.target} on {args.study}; limit {args.limit:.0f} s per side; "
+    goal = Goal(args.study, args.target)
+    print(f"target {goal} on {args.study}; limit {args.limit:.0f} s per side; "
           f"{args.repeats} repeat(s); {os.cpu_count()} CPU(s)", flush=True)
-    outcomes: dict[str, list[Outcome]] = {side: [] for side in sides}
-    for repeat in range(args.repeats):
-        for side in sides if repeat % 2 == 0 else sides[::-1]:  # alternate, so load hits both alike
-            if side == "lrsearch":
-                outcome = lrsearch(args.study, args.target, args.limit, args.workers, args.epochs, args.lanes,
-                                   args.seed + repeat)
-            else:
-                outcome = textbook(args.study, args.target, args.limit, args.seed + repeat, args.epochs)
-            outcomes[side].append(outcome)
-            print(f"repeat {repeat}: {outcome.describe(args.target)}", flush=True)
+    outcomes = compare(args.study, goal, sides, args.repeats, args.seed, args.limit, args.epochs, args.workers,
+                       args.lanes)
     for side, runs in outcomes.items():
-        print(f"{side:9} seconds to {args.target}: {', '.join(_seconds(o) for o in runs)}; "
+        print(f"{side:9} seconds to {goal.target:g}: {', '.join(_seconds(o) for o in runs)}; "
               f"median {_median_seconds(runs)}; trials to it: "
               f"{', '.join(str(o.trials_to_target or 'miss') for o in runs)}")
     if len(outcomes) == 2:
-        ours, theirs = _median(outcomes["lrsearch"]), _median(outcomes["textbook"])
-        if math.isinf(ours):
-            print("ratio: lrsearch did not reach the target in most repeats")
-        else:
-            bound = "> " if math.isinf(theirs) else ""
-            theirs = theirs if not math.isinf(theirs) else args.limit
-            print(f"ratio of medians: lrsearch reached {args.target} {bound}{theirs / ours:.1f}x sooner")
+        ratio = median_ratio(outcomes["lrsearch"], outcomes["textbook"], args.limit)
+        print(f"ratio of medians: lrsearch reached {goal.target:g} {ratio} sooner" if ratio
+              else "ratio: lrsearch did not reach the target in most repeats")
     return 0 if all(o.seconds is not None for runs in outcomes.values() for o in runs) else 1
 
 
-def _median(runs: list[Outcome]) -> float:
+def median_ratio(ours: list[Outcome], theirs: list[Outcome], limit: float) -> str | None:
+    """The other side's median seconds over lrsearch's, as "12.3x" ("> 12.3x" where the
+    other side's median missed: its time limit stands in); None where lrsearch's missed."""
+    mine, other = median(ours), median(theirs)
+    if math.isinf(mine):
+        return None
+    return f"> {limit / mine:.1f}x" if math.isinf(other) else f"{other / mine:.1f}x"
+
+
+def median(runs: list[Outcome]) -> float:
     """Median seconds to the target; a repeat that missed counts as infinitely long."""
     return statistics.median(o.seconds if o.seconds is not None else math.inf for o in runs)
 
@@ -260,8 +434,8 @@ def _seconds(outcome: Outcome) -> str:
 
 
 def _median_seconds(runs: list[Outcome]) -> str:
-    median = _median(runs)
-    return "miss" if math.isinf(median) else f"{median:.1f}"
+    value = median(runs)
+    return "miss" if math.isinf(value) else f"{value:.1f}"
 
 
 if __name__ == "__main__":
