@@ -1,14 +1,19 @@
 """Seconds from launching `lrsearch run` to its first trial starting (RUNNING in the
 storage), for the blobs study as shipped (Keras imported inside its functions) and for
 the same study with `import keras` at the top of the file, as people often write it (the
-run's own process then imports TensorFlow too).
+run's own process then imports TensorFlow too). With --warm: seconds from calling
+`lrsearch.search` to its first trial starting, for a first search in a fresh Python
+process and for a second search of the same study in that process, as a notebook runs
+them (its workers warm).
 
     .venv/bin/python benchmarks/startup.py --repeats 5
+    .venv/bin/python benchmarks/startup.py --warm --repeats 5
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import os
 import statistics
 import subprocess
@@ -46,9 +51,43 @@ def first_trial_s(study_file: Path, folder: Path, index: int) -> float:
         process.wait()
 
 
+def warm_pair(folder: str) -> None:
+    """Two searches of blobs in this process, 2 trials of 1 epoch each: print the seconds from
+    each call to the start of its first trial (Optuna's own timestamp)."""
+    import contextlib
+    import io
+
+    import lrsearch
+
+    journal = str(Path(folder) / "warm.journal")
+    seconds = []
+    for n_trials in (2, 4):
+        called = datetime.datetime.now()
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            result = lrsearch.search(ROOT / "studies" / "blobs.py", storage=journal, n_trials=n_trials, epochs=1,
+                                     confirm=None, report=False)
+        first = min(t.datetime_start for t in result.study.get_trials(deepcopy=False)
+                    if t.datetime_start is not None and t.datetime_start >= called)
+        seconds.append((first - called).total_seconds())
+    print("WARM", *seconds)
+
+
+def warm_s(folder: Path) -> tuple[float, float]:
+    """`warm_pair` in a fresh Python process: (first search, second search)."""
+    here = str(Path(__file__).parent)
+    code = f"import sys; sys.path.insert(0, {here!r}); import startup; startup.warm_pair({str(folder)!r})"
+    done = subprocess.run([sys.executable, "-c", code], cwd=folder, capture_output=True, text=True)
+    line = [line for line in done.stdout.splitlines() if line.startswith("WARM ")]
+    if done.returncode or not line:
+        raise SystemExit(f"the searches failed (exit {done.returncode}): {done.stderr[-2000:]}")
+    first, second = map(float, line[0].split()[1:])
+    return first, second
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=5, help="launches per study file (default: 5)")
+    parser.add_argument("--warm", action="store_true", help="a first and a second lrsearch.search in one process")
     args = parser.parse_args(argv)
     import optuna
 
@@ -56,6 +95,12 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     with tempfile.TemporaryDirectory(prefix="lrsearch-startup-") as tmp:
         folder = Path(tmp)
+        if args.warm:
+            pairs = [warm_s(Path(tempfile.mkdtemp(dir=folder))) for _ in range(args.repeats)]
+            for name, values in (("first search", [p[0] for p in pairs]), ("second search", [p[1] for p in pairs])):
+                print(f"{name}: first trial after {statistics.median(values):.2f} s (median of {len(values)}: "
+                      f"{', '.join(f'{v:.2f}' for v in values)})")
+            return 0
         shipped = ROOT / "studies" / "blobs.py"
         eager = folder / "blobs_keras_at_top.py"
         eager.write_text("import keras  # noqa: F401\n" + shipped.read_text())

@@ -2,7 +2,8 @@
 
 Importing this package is light: it needs neither TensorFlow nor Optuna. Here are what the
 README documents: the study building blocks (`Settings`, `Space`, `define_study`), the
-search (`search`, `join`, `SearchOptions`, `SearchResult`), every other command as a function (`confirm`,
+search (`search`, `join`, `SearchOptions`, `SearchResult`, and `shutdown`, which ends the
+worker processes searches keep warm for the next), every other command as a function (`confirm`,
 `find_lr`, `export_study`, `write_report`, `repair_journal`), `load_config`, `LRConfig`,
 `retrain` and `load_model` (a retrained model, with the study file's own functions), and the
 errors they raise (`lrsearch.errors`); what trains imports TensorFlow when it is used, and
@@ -14,14 +15,14 @@ from lrsearch.errors import LrsearchError, SearchStopped, StorageError, StudyFil
 from lrsearch.export import export_study, load_config, load_model, retrain
 from lrsearch.lr import ConfigError, LRConfig, Space
 from lrsearch.options import SearchOptions
-from lrsearch.run import SearchResult, confirm, find_lr, join, search
+from lrsearch.run import SearchResult, confirm, find_lr, join, search, shutdown
 from lrsearch.storage import repair_journal
 from lrsearch.study import Settings, define_study
 
 __all__ = ["ConfigError", "LRConfig", "LrsearchError", "SearchOptions", "SearchResult", "SearchStopped", "Settings",
            "Space", "StorageError", "StudyFileError", "UsageError", "WriteError", "__version__", "confirm",
            "define_study", "export_study", "find_lr", "join", "load_config", "load_model", "repair_journal", "retrain",
-           "search", "write_report"]
+           "search", "shutdown", "write_report"]
 
 
 def __getattr__(name: str):

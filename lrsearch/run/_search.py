@@ -67,8 +67,10 @@ def _run(study, options: SearchOptions) -> SearchResult:
 
 @contextlib.contextmanager
 def prestarted(slots):
-    """A Supervisor whose workers start importing TensorFlow now; ended on the way out if
-    its run did not happen."""
+    """A Supervisor with a worker per slot: warm from an earlier search of this Python
+    session where one fits, else one that starts importing TensorFlow now. On the way out
+    the workers that its run left (or all, if it did not happen) wait, warm, for the next
+    search, until the session ends or `lrsearch.shutdown()`."""
     from lrsearch.run import _progress as progress
     from lrsearch.workers import Supervisor
 

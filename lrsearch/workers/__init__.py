@@ -8,13 +8,15 @@ Both sides of the process boundary:
                     which a worker creates its next trial, so that a study ends with exactly `n_trials`;
   `_study_lock`     the lock every run's processes take to claim from one study (trials, confirmation trainings).
 Worker side (the spawned process):
-  `_worker`         its entry point and start-up (device first, then TensorFlow, then the job), its link to the
+  `_worker`         its entry point and start-up (device first, then TensorFlow, then each job), its link to the
                     parent, and the confirmation trainings it serves once the study is full;
+  `_warm`           what it keeps from one job to the next: its device, database storages, the last trial runner;
   `_trials`         its trial loop, one thread a lane.
 Parent side:
   `_supervisor`     `Supervisor`: starts, replaces and stops the workers, handles Ctrl-C and SIGTERM, and acts on
                     their events;
-  `_processes`      the parent's end of each worker: its process and its two pipes;
+  `_processes`      the parent's end of a run's workers: each one's process, two pipes and stop flag;
+  `_pool`           the workers a Python session keeps warm between runs, and `shutdown`, which ends them;
   `_confirmations`  `Confirming` and the queue that hands confirmation trainings to idle lanes and records
                     their values;
   `_recovery`       fails the trials of dead workers and of runs killed outright, and tells which RUNNING trials a
@@ -26,7 +28,8 @@ machine that vanished, and storage outages are waited out (`lrsearch.storage._re
 from lrsearch.workers._claims import claimed_trials
 from lrsearch.workers._confirmations import Confirming
 from lrsearch.workers._job import Job, open_study
+from lrsearch.workers._pool import shutdown
 from lrsearch.workers._recovery import fail_dead_local_trials
 from lrsearch.workers._supervisor import Supervisor
 
-__all__ = ["Confirming", "Job", "Supervisor", "claimed_trials", "fail_dead_local_trials", "open_study"]
+__all__ = ["Confirming", "Job", "Supervisor", "claimed_trials", "fail_dead_local_trials", "open_study", "shutdown"]

@@ -6,8 +6,7 @@ import os
 import threading
 from typing import TYPE_CHECKING, Callable
 
-from lrsearch.workers._job import Job
-from lrsearch.workers._messages import Confirm, Event
+from lrsearch.workers._messages import Confirm, Event, RunJob, TrialEnded
 
 if TYPE_CHECKING:
     from lrsearch.results import Task
@@ -15,16 +14,19 @@ if TYPE_CHECKING:
 
 class ParentLink:
     """The worker's end of its link to the parent: the events it sends (from any lane's
-    thread), the orders it receives, the run's stop flag, and the parent's pid, to notice
-    when the run is gone (nobody listens then: the worker finishes its trial and stops)."""
+    thread), the orders it receives, its run's stop flag, and the parent's pid, to notice
+    when the run is gone (nobody listens then: the worker finishes its trial and stops).
+    `trials` counts the trials this process ran, in all its jobs (`TrialEnded` told)."""
 
     def __init__(self, stop, events, orders, parent: int) -> None:
         self.stop, self.events, self.orders, self.parent = stop, events, orders, parent
         self.lock = threading.Lock()  # threads in lanes send too
+        self.trials = 0
 
     def tell(self, event: Event) -> None:
         try:
             with self.lock:
+                self.trials += isinstance(event, TrialEnded)
                 self.events.send(event)
         except OSError:  # the parent ended
             pass
@@ -33,12 +35,14 @@ class ParentLink:
         """The run says stop, or is gone."""
         return bool(self.stop.value) or os.getppid() != self.parent
 
-    def receive_job(self) -> Job | None:
-        """The job the parent sends; None if it stops the run or is gone first."""
-        while not self.stopped():
+    def receive_job(self) -> RunJob | None:
+        """The next job the parent sends, however long it waits (the run that stopped this worker may
+        be followed by another), skipping orders its last job left unread; None once the parent is gone
+        or closed the pipe."""
+        while os.getppid() == self.parent:
             try:
-                if self.orders.poll(0.25):
-                    return self.orders.recv().job
+                if self.orders.poll(0.25) and isinstance(order := self.orders.recv(), RunJob):
+                    return order
             except (EOFError, OSError):
                 return None
         return None

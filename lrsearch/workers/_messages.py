@@ -3,12 +3,15 @@ multiprocessing pipes between them.
 
 A worker sends `Event`s on its pipe to the parent (from any of its lanes' threads); the parent sends
 `Order`s on its pipe to the worker: the job first, then, once the study is full and the run confirms,
-the confirmation trainings one at a time and a dismissal.
+the confirmation trainings one at a time and a dismissal. A worker that is `Done` with its job waits
+for the next `RunJob`, of this run or of a later one in the same Python session.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
+import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -60,6 +63,12 @@ class TrialEnded:
 
 
 @dataclasses.dataclass(frozen=True)
+class Done:
+    """The worker ended its job (the run stopped, the study is full and confirmed, or it needs searching
+    again) and waits, warm, for the next `RunJob`."""
+
+
+@dataclasses.dataclass(frozen=True)
 class Idle:
     """One of the worker's lanes waits for a confirmation training."""
 
@@ -85,9 +94,29 @@ class ConfirmFailed:
 
 @dataclasses.dataclass(frozen=True)
 class RunJob:
-    """The job of the run: the first order, sent as soon as the parent has it."""
+    """The job of the run: the first order, sent as soon as the parent has it, for slot `index`, whose
+    `generation` counts the jobs the run handed to that slot before (they seed each worker's sampler);
+    with the parent's `Setting`, which the worker takes on (it may have been spawned for an earlier run;
+    None: it keeps its own)."""
 
     job: Job
+    index: int = 0
+    generation: int = 0
+    setting: Setting | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """A process's environment variables, working folder and import path."""
+
+    environment: dict[str, str]
+    folder: str
+    path: tuple[str, ...]
+
+    @classmethod
+    def now(cls) -> "Setting":
+        """This process's."""
+        return cls(dict(os.environ), os.getcwd(), tuple(sys.path))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,5 +131,5 @@ class Dismiss:
     """No confirmation training is left for the worker (or the study must search again): it ends."""
 
 
-Event = Starting | Ready | Fatal | StorageLost | TrialEnded | Idle | Confirmed | ConfirmFailed
+Event = Starting | Ready | Fatal | StorageLost | TrialEnded | Done | Idle | Confirmed | ConfirmFailed
 Order = RunJob | Confirm | Dismiss

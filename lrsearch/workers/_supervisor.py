@@ -1,17 +1,16 @@
-"""The parent of a run's workers (`Supervisor`), which never imports TensorFlow: it starts a worker per slot
-(`_processes`), hands each the job, acts on the events they send, replaces one that dies (failing the trials it
-was running, `_recovery`), stops the run after several failures in a row, hands out the confirmation
-(`_confirmations`), and handles Ctrl-C: the first lets running trials finish, the second (or SIGTERM) kills them
-(marked failed). From the signal on, no lane starts a trial (each looks at the run's stop flag under its claim), and
-workers are killed only while none of them writes to the journal file. A run does not end while trials of live
-workers elsewhere are still RUNNING.
+"""The parent of a run's workers (`Supervisor`), which never imports TensorFlow: it takes a worker per slot
+(`_processes`; a warm one from an earlier run of this Python session where one fits, `_pool`), hands each the job,
+acts on the events they send, replaces one that dies (failing the trials it was running, `_recovery`), stops the
+run after several failures in a row, hands out the confirmation (`_confirmations`), and handles Ctrl-C: the first
+lets running trials finish, the second (or SIGTERM) kills them (marked failed). From the signal on, no lane starts
+a trial (each looks at the run's stop flag under its claim), and workers are killed only while none of them writes
+to the journal file. A run does not end while trials of live workers elsewhere are still RUNNING. A worker `Done`
+with the job takes it again where the study needs more, else goes back to the warm pool.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import os
 import signal
 import sys
 import threading
@@ -25,8 +24,9 @@ from lrsearch.results import worker_tag
 from lrsearch.workers._claims import claimed_trials
 from lrsearch.workers._confirmations import ConfirmationQueue, Confirming
 from lrsearch.workers._job import EXIT_FATAL, EXIT_STORAGE, MAX_FAILURES_IN_A_ROW, Job
-from lrsearch.workers._messages import (ConfirmFailed, Confirmed, Event, Fatal, Idle, Ready, RunJob, Starting,
+from lrsearch.workers._messages import (ConfirmFailed, Confirmed, Done, Event, Fatal, Idle, Ready, Starting,
                                         StorageLost, TrialEnded)
+from lrsearch.workers._pool import pool
 from lrsearch.workers._processes import WorkerProcesses
 from lrsearch.workers._recovery import (describe_exit, fail_dead_local_trials, fail_trials_of, live_running,
                                         note_storage_lost)
@@ -34,9 +34,6 @@ from lrsearch.workers._study_lock import study_lock
 
 #: Seconds between the parent's checks for trials whose heartbeats stopped.
 STALE_CHECK_INTERVAL = 5.0
-#: Seconds after which the parent, about to kill workers, takes a journal lock that nobody freed (a process
-#: killed outright left it): Optuna's writers wait 30 s, which would hold a SIGTERM past what it allows.
-JOURNAL_LOCK_GRACE = 5
 #: A worker's start-up, in order (`Starting`); it imports TensorFlow first.
 STAGES = ("import", "storage", "study", "data", "model")
 
@@ -67,6 +64,7 @@ class Supervisor:
         self.outcome = Outcome()
         self.confirmations = ConfirmationQueue(self.workers.send, self.outcome.confirm_failures, say)
         self.ready: set[int] = set()  # workers past loading the data and the preflight check
+        self.done: set[int] = set()  # workers that finished the job and wait, warm
         self.stages: dict[int, str] = {}  # worker index -> where its start-up is (`STAGES`), until it is ready
         self.training_path: str | None = None
         self._waiting_note: str | None = None
@@ -77,19 +75,25 @@ class Supervisor:
         self._error: Exception | None = None  # what a worker's Fatal says `run` raises
 
     def prestart(self) -> None:
-        """Start a worker per slot before the job is known: each sets its device and
-        imports TensorFlow (seconds) while the parent loads the study file (which may
-        import TensorFlow too) and opens the storage; `run` hands them the job."""
+        """Give each slot a worker before the job is known: a warm one where the pool has
+        one that fits, else a new one, which sets its device and imports TensorFlow
+        (seconds) while the parent loads the study file (which may import TensorFlow too)
+        and opens the storage; `run` hands them the job. Warm workers left over end."""
         for index in range(len(self.slots)):
             self._start(index)
+        pool().stop_idle()
 
     def close(self) -> None:
-        """End the workers of a run that did not happen (`prestart` without `run`)."""
-        self._kill(list(self.workers.processes), "the run did not start")
+        """After `run`, or instead of it: hand the workers back to the warm pool if they
+        never got the job, else end them."""
+        if self.job is None:
+            for index in list(self.workers.processes):
+                self.workers.release(index)
+        self._kill_all("the run did not start")
 
     def stop(self) -> None:
         """No new trials; running ones finish."""
-        self.workers.stop_flag.value = 1
+        self.workers.stop()
 
     def time_out(self, seconds: float) -> None:
         """The run's `seconds` have passed: stop; if no worker got ready, say where they were."""
@@ -98,7 +102,7 @@ class Supervisor:
         self.stop()
 
     def stopping(self) -> bool:
-        return bool(self.workers.stop_flag.value)
+        return self.workers.stopped
 
     def remaining(self) -> int:
         return self.job.n_trials - claimed_trials(self.study)
@@ -117,7 +121,7 @@ class Supervisor:
         if hasattr(storage, "abort"):  # a second Ctrl-C ends a wait for the storage
             storage.abort = lambda: self._kill_reason is not None
         for index in self.workers.processes:
-            self.workers.send(index, RunJob(job))
+            self.workers.hand(index, job)
         main_thread = threading.current_thread() is threading.main_thread()  # only it may handle signals
         previous = {signum: signal.signal(signum, self._on_signal)
                     for signum in ((signal.SIGINT, signal.SIGTERM) if main_thread else ())}
@@ -206,9 +210,15 @@ class Supervisor:
         self.workers.start(index)
         self.stages[index] = STAGES[0]
         if self.job is not None:
-            self.workers.send(index, RunJob(self.job))
+            self.workers.hand(index, self.job)
 
     def _reap(self) -> None:
+        """Replace workers that died where the run goes on; hand those done with the job back
+        to the warm pool, from which a study that needs more takes them again."""
+        for index in sorted(self.done):
+            self._forget(index, warm=True)
+            if not self.stopping() and self._work_left():
+                self._start(index)
         for index, process in list(self.workers.processes.items()):
             if process.is_alive():
                 continue
@@ -230,12 +240,16 @@ class Supervisor:
                 self.outcome.replaced_workers += 1
             self._start(index)
 
-    def _forget(self, index: int) -> None:
-        """Drop a finished worker, reading what it sent before it ended; its confirmation
-        tasks go back to the queue."""
+    def _forget(self, index: int, warm: bool = False) -> None:
+        """Drop a worker that ended (or, `warm`, finished the job: back to the pool), reading
+        what it sent before; its confirmation tasks go back to the queue."""
         self._drain_events([index])
-        self.workers.close(index)
+        if warm:
+            self.workers.release(index)
+        else:
+            self.workers.close(index)
         self.ready.discard(index)
+        self.done.discard(index)
         self.stages.pop(index, None)
         self.confirmations.forget(index, self.stopping)
 
@@ -260,40 +274,10 @@ class Supervisor:
         processes = {index: self.workers.processes[index] for index in indices}
         if not processes:
             return
-        with self._no_journal_writes():
-            for process in processes.values():
-                if process.is_alive():
-                    process.kill()
-            for process in processes.values():
-                process.join()
+        self.workers.kill(list(processes), self.job.options.storage if self.job else None)
         for index, process in processes.items():
             self._forget(index)
             self._fail_trials_of(process.pid, reason, interrupted=True)
-
-    @contextlib.contextmanager
-    def _no_journal_writes(self):
-        """Hold the journal file's own lock, which Optuna's writers take, so that a worker
-        killed meanwhile leaves neither that lock taken (every writer would wait for it) nor
-        half a record. Nothing to hold on a database, which undoes what a killed
-        connection left unfinished."""
-        from lrsearch.storage import is_url
-
-        location = self.job.options.storage if self.job else None
-        if not location or is_url(location) or not os.path.isfile(location):
-            yield
-            return
-        from optuna.storages.journal import JournalFileSymlinkLock
-
-        lock = JournalFileSymlinkLock(location, grace_period=JOURNAL_LOCK_GRACE)
-        try:
-            lock.acquire()
-        except OSError:  # a folder this process cannot write to, nor can its workers
-            lock = None
-        try:
-            yield
-        finally:
-            if lock is not None:
-                lock.release()
 
     def _never_started(self, seconds: float) -> str:
         """Why no training started within the run's `seconds`: where the furthest worker's
@@ -357,6 +341,9 @@ class Supervisor:
         self.outcome.storage_error = event.message
         self.stop()
 
+    def _on_done(self, index: int, event: Done) -> None:
+        self.done.add(index)
+
     def _on_idle(self, index: int, event: Idle) -> None:
         self.confirmations.lane_idle(index)
 
@@ -376,6 +363,6 @@ class Supervisor:
             self.stop()
 
     _HANDLERS: dict[type, Callable[["Supervisor", int, Event], None]] = {
-        Starting: _on_starting, Ready: _on_ready, Fatal: _on_fatal, StorageLost: _on_storage_lost, Idle: _on_idle,
-        Confirmed: _on_confirmed, ConfirmFailed: _on_confirm_failed, TrialEnded: _on_trial_ended,
+        Starting: _on_starting, Ready: _on_ready, Fatal: _on_fatal, StorageLost: _on_storage_lost, Done: _on_done,
+        Idle: _on_idle, Confirmed: _on_confirmed, ConfirmFailed: _on_confirm_failed, TrialEnded: _on_trial_ended,
     }

@@ -2,17 +2,18 @@
 
 A worker is `spawn`ed by the parent and sets its device (CUDA_VISIBLE_DEVICES, thread pools) before importing
 TensorFlow, which it does before it has its job (so that this overlaps the parent's own loading of the study file);
-then it loads the study file once, runs trials (`_trials`), and once the study is full retrains the confirmation
-tasks the parent sends. It ends with an exit code from `_job` that says whether the parent may replace it.
+then it loads the study file, runs trials (`_trials`), and once the study is full retrains the confirmation
+tasks the parent sends. Then it says `Done` and waits, warm (`_warm`), for the next job of the same Python session.
+It ends when the parent is gone, or with an exit code from `_job` that says whether the parent may replace it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import queue
 import signal
-import socket
 import threading
 import warnings
 
@@ -22,31 +23,42 @@ from lrsearch.errors import InternalError, StorageUnavailableError, WriteError
 from lrsearch.workers._claims import Claim, MachineLock, claimed_states
 from lrsearch.workers._job import EXIT_FATAL, EXIT_STORAGE, Job, open_study, sampler_seed
 from lrsearch.workers._link import ParentLink
-from lrsearch.workers._messages import Confirmed, ConfirmFailed, Fatal, Idle, Ready, Starting, StorageLost
+from lrsearch.workers._messages import (Confirmed, ConfirmFailed, Done, Fatal, Idle, Ready, RunJob, Starting,
+                                        StorageLost)
 from lrsearch.workers._study_lock import study_lock
 from lrsearch.workers._trials import run_trials
+from lrsearch.workers._warm import Warm
 
 #: Seconds a worker waits after SIGTERM for the parent to kill it.
 TERM_GRACE = 10.0
 
 
-def worker_main(slot: Slot, index: int, generation: int, machine_lock: MachineLock, stop, pipe, orders) -> None:
-    """Entry point of a worker process (spawned); `generation` counts the workers started
-    before it in its slot. `stop` is a shared flag, `pipe` the sending end of this worker's
-    pipe to the parent, `orders` the receiving end of the parent's pipe to it, on which
-    the job comes first."""
+def worker_main(slot: Slot, machine_lock: MachineLock, stop, pipe, orders) -> None:
+    """Entry point of a worker process (spawned). `stop` is its shared stop flag, `pipe` the sending end of its
+    pipe to the parent, `orders` the receiving end of the parent's pipe to it, on which each job comes first.
+    A worker that ran `recycle` trials ends after its job, and one given a job beyond them at once: the
+    parent replaces it (TensorFlow keeps memory for each model it traced)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C means
     signal.signal(signal.SIGTERM, _end_soon)
     link = ParentLink(stop, pipe, orders, parent=os.getppid())
+    warm = Warm(slot)
     os.environ.update(slot.environment())
     from lrsearch.devices import import_tensorflow
 
     import_tensorflow()  # first, before any module below imports it noisily; maybe before the job is known
-    job = link.receive_job()
-    if job is None:
-        os._exit(0)
-    storage, study, runner = _start_up(job, slot, index, generation, link)
-    os._exit(_work(job, storage, study, runner, machine_lock, link))  # os._exit: skip TensorFlow's slow teardown
+    while (order := link.receive_job()) is not None and (job := _within_recycle(order.job, link)) is not None:
+        storage, study, runner = _start_up(job, order, warm, link)
+        code = _work(job, storage, study, runner, machine_lock, link)
+        if code != 0 or _within_recycle(order.job, link) is None:
+            os._exit(code)  # os._exit: skip TensorFlow's slow teardown
+        link.tell(Done())
+    os._exit(0)
+
+
+def _within_recycle(job: Job, link: ParentLink) -> Job | None:
+    """`job` with `recycle` lowered by the trials this process ran already; None if it ran them all."""
+    left = job.options.recycle - link.trials
+    return dataclasses.replace(job, options=dataclasses.replace(job.options, recycle=left)) if left > 0 else None
 
 
 def _end_soon(signum, frame) -> None:
@@ -56,7 +68,7 @@ def _end_soon(signum, frame) -> None:
     threading.Timer(TERM_GRACE, os._exit, args=(128 + signum,)).start()
 
 
-def _start_up(job: Job, slot: Slot, index: int, generation: int, link: "ParentLink"):
+def _start_up(job: Job, order: RunJob, warm: Warm, link: ParentLink):
     """The worker's storage, study and TrialRunner, once it passed the preflight check (and
     told the parent it is ready); the process exits if it cannot start."""
     import optuna
@@ -73,7 +85,7 @@ def _start_up(job: Job, slot: Slot, index: int, generation: int, link: "ParentLi
     warnings.simplefilter("ignore")
     logging.getLogger("lrsearch.training._epochs").setLevel(logging.ERROR)  # the run says once how trials train
     try:
-        return _load(job, slot, index, generation, link)
+        return _load(job, order, warm, link)
     except StorageUnavailableError as exc:
         link.tell(StorageLost(str(exc)))
         os._exit(EXIT_STORAGE)
@@ -86,35 +98,28 @@ def _start_up(job: Job, slot: Slot, index: int, generation: int, link: "ParentLi
         os._exit(EXIT_FATAL)
 
 
-def _load(job: Job, slot: Slot, index: int, generation: int, link: "ParentLink"):
-    """Configure the device, open the storage and the study, load the study file with the
-    run's seed and the ranges --bounds-from-find-lr narrowed, check the model; say Ready."""
-    from lrsearch.devices import configure_tensorflow
-    from lrsearch.rangetest import apply_recorded_bounds
-    from lrsearch.storage import WriteBackStorage, open_storage
-    from lrsearch.study import unpickle_study
-    from lrsearch.training import TrialRunner, preflight
+def _load(job: Job, order: RunJob, warm: Warm, link: ParentLink):
+    """Take on the parent's setting, configure the device, open the storage and the study,
+    load the study file with the run's seed and the ranges --bounds-from-find-lr narrowed,
+    check the model (or take all that from the last job, `Warm`); say Ready."""
+    from lrsearch.storage import WriteBackStorage
 
-    device = configure_tensorflow(slot)
+    warm.settle(order.setting)
+    warm.device()
     link.tell(Starting("storage"))
-    storage = WriteBackStorage(open_storage(job.options.storage, wait_to_open=True))
+    storage = WriteBackStorage(warm.storage(job.options.storage))
     held = storage.get_n_trials(storage.get_study_id_from_name(job.study_name), state=claimed_states())
-    study = open_study(job, seed=sampler_seed(job.seed, index, generation, held), storage=storage)
-    link.tell(Starting("study"))
-    study_file = unpickle_study(job.study_path, job.study_pickle).with_seed(job.seed)
-    study_file = apply_recorded_bounds(study_file, study)
-    link.tell(Starting("data"))
-    runner = TrialRunner(study_file, epochs=job.epochs, device=f"{socket.gethostname()}/{device}")
-    link.tell(Starting("model"))
-    checked = preflight(runner, job.options.lanes, job.lane_cap)
+    study = open_study(job, seed=sampler_seed(job.seed, order.index, order.generation, held), storage=storage)
+    runner, checked = warm.runner(job, study, link)
     _check_model(job, study, checked.model)
     link.tell(Ready(checked.training_path))
     return storage, study, runner
 
 
-def _work(job: Job, storage, study, runner, machine_lock: MachineLock, link: "ParentLink") -> int:
+def _work(job: Job, storage, study, runner, machine_lock: MachineLock, link: ParentLink) -> int:
     """Run trials, then the confirmation if the study is full and the run confirms; the
-    worker's exit code. Writes what is behind to the storage before it ends."""
+    worker's exit code (0: it may take the next job). Writes what is behind to the storage
+    before it returns."""
     from lrsearch.errors import StudyFileExit
 
     shared_lock = study_lock(storage, job.options.storage, internals.study_id(study))  # with other runs' workers
@@ -152,7 +157,7 @@ def _check_model(job: Job, study, model: dict | None) -> None:
         results.write_study(study, model=model)
 
 
-def serve_confirmations(runner, link: "ParentLink") -> None:
+def serve_confirmations(runner, link: ParentLink) -> None:
     """After the search: say Idle once a lane, then retrain the tasks the parent sends,
     one a lane at once, until it says Dismiss, the run stops or is gone. A task that raises
     is reported, not fatal (but a study file that tries to end the process, or an

@@ -18,16 +18,16 @@ from lrsearch.options import SearchOptions
 from lrsearch.results import Task
 from lrsearch.workers import Job, Supervisor
 from lrsearch.workers._confirmations import ConfirmationQueue, Confirming
-from lrsearch.workers._messages import (Confirm, ConfirmFailed, Confirmed, Dismiss, Event, Fatal, Idle, Order, Ready,
-                                        RunJob, Starting, StorageLost, TrialEnded)
+from lrsearch.workers._messages import (Confirm, ConfirmFailed, Confirmed, Dismiss, Done, Event, Fatal, Idle, Order,
+                                        Ready, RunJob, Setting, Starting, StorageLost, TrialEnded)
 from lrsearch.workers._link import ParentLink
 
 TASK = Task(number=3, seed=7, config={"optimizer": "adam", "schedule": "constant", "lr": 0.01}, params={"lr": 0.01})
 JOB = Job(study_path="study.py", study_name="s", n_trials=4, epochs=2, seed=1, options=SearchOptions(), confirm=True)
 MESSAGES = [Starting("data"), Ready("the compiled path"), Fatal("stop"), Fatal("full", error=WriteError("x", "full")),
             StorageLost("down"), TrialEnded("FAIL", "ValueError: x"), TrialEnded("COMPLETE", None), Idle(),
-            Confirmed(TASK, 0.5), Confirmed(TASK, None), ConfirmFailed(TASK, "ValueError: y"), RunJob(JOB),
-            Confirm(TASK), Dismiss()]
+            Confirmed(TASK, 0.5), Confirmed(TASK, None), ConfirmFailed(TASK, "ValueError: y"), Done(), RunJob(JOB),
+            RunJob(JOB, 1, 2, Setting.now()), Confirm(TASK), Dismiss()]
 
 
 def test_every_message_type_is_tested_and_belongs_to_one_direction():
@@ -90,7 +90,7 @@ def test_a_worker_reads_the_job_then_tasks_until_dismissed():
     link = ParentLink(stop, events=None, orders=receiver, parent=os.getppid())
     for order in (RunJob(JOB), Confirm(TASK), Dismiss()):
         sender.send(order)
-    assert link.receive_job() == JOB
+    assert link.receive_job() == RunJob(JOB)
     assert link.next_task() == TASK
     assert link.next_task() is None
     stop.value = 1
