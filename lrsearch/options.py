@@ -19,14 +19,15 @@ class SearchOptions:
     and `seed` override the study's. `timeout` (seconds) stops starting new trainings.
     `workers` defaults to one per GPU (`gpus`: "all", "none" or "0,1"; `per_gpu` each),
     else one per CPU core. `lanes`: trials each worker trains at once (None: as suit the
-    model and device; 1 repeats a one-worker run exactly). `accept_changes` resumes a study
+    model and device, as measured; 1 repeats a one-worker run exactly). `accept_changes` resumes a study
     made with other settings; `recycle` restarts a worker after that many trials.
     `confirm` = (K, N) retrains the K best on N fresh seeds; True (the default) chooses K and
     N so that it costs at most `results.PRICED_SHARE` of the search's training time, or skips
     it (`results.price`); None or False: rank by each trial's own seed. `report`: True for
     ./lrsearch-report-NAME, a folder, or False; `bounds_from_find_lr` narrows the lr ranges
-    by the LR range test first. `joining`: this machine joins a study that another machine
-    runs (`lrsearch.join`).
+    by the LR range test first; `defaults_first`: a new study's first trials are the learning
+    rates people start from (`lrsearch.lr.start_params`), then the sampler's. `joining`: this
+    machine joins a study that another machine runs (`lrsearch.join`).
     """
 
     storage: str = DEFAULT_STORAGE
@@ -44,6 +45,7 @@ class SearchOptions:
     confirm: tuple[int, int] | bool | None = True
     report: bool | str | os.PathLike = True
     bounds_from_find_lr: bool = False
+    defaults_first: bool = True
     joining: bool = False
 
     @classmethod

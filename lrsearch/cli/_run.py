@@ -64,8 +64,8 @@ def add_arguments(parser: argparse.ArgumentParser, joining: bool = False) -> Non
     add_worker_arguments(parser)
     parser.add_argument("--lanes", type=lanes_spec, default=None, metavar="K",
                         help="trials each worker trains at once in one compiled step (default: auto, as many as "
-                             "suit the model and device, at most a quarter of each worker's trials, one for a study "
-                             "file with callbacks(); 1: one at a time, which a repeatable run needs)")
+                             "measured to pay on the worker's device, at most a quarter of its trials, one for a "
+                             "study file with callbacks(); 1: one at a time, which a repeatable run needs)")
     parser.add_argument("--accept-changes", action="store_true",
                         help="resume the study although its objective, epochs, batch size, space or model changed "
                              "since it was made (records the new ones; earlier trials keep the old)")
@@ -85,6 +85,10 @@ def add_arguments(parser: argparse.ArgumentParser, joining: bool = False) -> Non
                             help="run the LR range test once per optimizer (or reuse its stored result) and narrow "
                                  "the lr and 1cycle peak_lr ranges around its suggestions; recorded with the study, "
                                  "so resumed runs and `lrsearch worker` keep them")
+        parser.add_argument("--no-defaults-first", action="store_true",
+                            help="let the sampler draw a new study's first trials too (default: they are Adam at "
+                                 "lr 1e-3, SGD at 0.01 with momentum 0.9 and RMSprop at 1e-3, as far as the space "
+                                 "holds them)")
 
 
 def main(args: argparse.Namespace, joining: bool = False) -> int:
@@ -95,7 +99,7 @@ def main(args: argparse.Namespace, joining: bool = False) -> int:
         result = join(args.study_file, **given)
     else:
         result = search(args.study_file, **given, confirm=None if args.no_confirm else args.confirm,
-                        report=not args.no_report)
+                        report=not args.no_report, defaults_first=not args.no_defaults_first)
     if result.interrupted:
         print("Interrupted. Run the same command again to resume.", file=sys.stderr)
         return 130

@@ -14,6 +14,7 @@ import importlib
 from lrsearch.lr._catalogue import OPTIMIZERS, PARAMS, PLATEAU_MIN_LR, SCHEDULES, Param, config_field
 from lrsearch.lr._config import ConfigError, LRConfig, describe
 from lrsearch.lr._space import Space, SpaceError, suggest
+from lrsearch.lr._start import start_params
 
 #: Keras objects by name -> their module, imported (with Keras) on first use.
 _KERAS_OBJECTS = {"LearningRateMonitor": "_keras_objects", "ReduceLROnPlateau": "_keras_objects",
@@ -22,7 +23,8 @@ _KERAS_OBJECTS = {"LearningRateMonitor": "_keras_objects", "ReduceLROnPlateau": 
                   "ONE_CYCLE_FINAL_DIV": "_one_cycle"}
 
 __all__ = ["OPTIMIZERS", "PARAMS", "PLATEAU_MIN_LR", "SCHEDULES",
-           "ConfigError", "LRConfig", "Param", "Space", "SpaceError", "config_field", "describe", "suggest",
+           "ConfigError", "LRConfig", "Param", "Space", "SpaceError", "config_field", "describe", "start_params",
+           "suggest",
            *_KERAS_OBJECTS]
 
 

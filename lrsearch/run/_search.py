@@ -39,7 +39,7 @@ def search(study, **options) -> SearchResult:
 
     `options` are `lrsearch.SearchOptions`' (storage, study_name, n_trials, epochs, seed,
     timeout, workers, gpus, per_gpu, lanes, accept_changes, recycle, confirm, report,
-    bounds_from_find_lr). Raises UsageError, StudyFileError, StorageError or SearchStopped.
+    bounds_from_find_lr, defaults_first). Raises UsageError, StudyFileError, StorageError or SearchStopped.
     """
     return _run(study, SearchOptions.of(**options))
 
@@ -57,7 +57,7 @@ def join(study, *, storage: str, **options) -> SearchResult:
 
 
 #: Options of the machine that started a search, which `join` does not take.
-_NOT_WHEN_JOINING = ("confirm", "report", "bounds_from_find_lr", "joining")
+_NOT_WHEN_JOINING = ("confirm", "report", "bounds_from_find_lr", "defaults_first", "joining")
 
 
 def _run(study, options: SearchOptions) -> SearchResult:

@@ -41,16 +41,26 @@ class Job:
 
 
 def open_study(job: Job, seed: int | None, storage):
-    """The Optuna study of `job` in `storage`, with lrsearch's sampler and pruner."""
+    """The Optuna study of `job` in `storage`, with lrsearch's sampler (its starts set by
+    `start_from`) and pruner."""
     import optuna
 
     from lrsearch.training import make_pruner
+    from lrsearch.workers._start_sampler import StartSampler
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         sampler = optuna.samplers.TPESampler(multivariate=True, group=True, constant_liar=True, seed=seed)
-    return optuna.load_study(study_name=job.study_name, storage=storage, sampler=sampler,
+    return optuna.load_study(study_name=job.study_name, storage=storage, sampler=StartSampler(sampler),
                              pruner=make_pruner(job.pruner, job.epochs))
+
+
+def start_from(job: Job, study, space) -> None:
+    """Give `study`'s first trials (as `open_study` opened it) the starts of `space`
+    (`lr.start_params`), unless the run asks the sampler to draw them too."""
+    from lrsearch.lr import start_params
+
+    study.sampler.starts = start_params(space) if job.options.defaults_first else []
 
 
 def sampler_seed(study_seed: int, index: int, generation: int, held: int = 0) -> int:

@@ -21,7 +21,7 @@ from lrsearch import internals, results
 from lrsearch.devices import Slot
 from lrsearch.errors import InternalError, StorageUnavailableError, WriteError
 from lrsearch.workers._claims import Claim, MachineLock, claimed_states
-from lrsearch.workers._job import EXIT_FATAL, EXIT_STORAGE, Job, open_study, sampler_seed
+from lrsearch.workers._job import EXIT_FATAL, EXIT_STORAGE, Job, open_study, sampler_seed, start_from
 from lrsearch.workers._link import ParentLink
 from lrsearch.workers._messages import (Confirmed, ConfirmFailed, Done, Fatal, Idle, Ready, RunJob, Starting,
                                         StorageLost)
@@ -111,6 +111,7 @@ def _load(job: Job, order: RunJob, warm: Warm, link: ParentLink):
     held = storage.get_n_trials(storage.get_study_id_from_name(job.study_name), state=claimed_states())
     study = open_study(job, seed=sampler_seed(job.seed, order.index, order.generation, held), storage=storage)
     runner, checked = warm.runner(job, study, link)
+    start_from(job, study, runner.study.space)
     _check_model(job, study, checked.model)
     link.tell(Ready(checked.training_path))
     return storage, study, runner

@@ -53,6 +53,10 @@ def test_run_searches_then_resumes_and_optuna_reads_the_storage(cli, tiny_study,
     assert "lrsearch: confirmation skipped: it would cost more than 20% of the search" in first.stderr  # 3 trials
     study = load(journal)
     assert len(study.trials) == 3
+    assert [t.params for t in study.trials] == [  # a new study starts from the rates people start from
+        {"optimizer": "adam", "schedule": "constant", "lr": 1e-3},
+        {"optimizer": "sgd", "schedule": "constant", "lr": 1e-2, "momentum": 0.9},
+        {"optimizer": "rmsprop", "schedule": "constant", "lr": 1e-3}]
     assert {t.state.name for t in study.trials} <= {"COMPLETE", "PRUNED"}
     done = [t for t in study.trials if t.state.name == "COMPLETE"]
     for trial in done:
