@@ -310,13 +310,14 @@ class _EpochLoop:
         return history
 
 
-def seconds(run, repeats: int = 3) -> float:
-    """The fastest of `repeats` timed calls of `run()`."""
+def seconds(run, repeats: int = 3, calls: int = 1) -> float:
+    """Seconds a call of `run()` takes: the fastest of `repeats` timings of `calls` calls in a row."""
     times = []
     for _ in range(repeats):
         started = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - started)
+        for _ in range(calls):
+            run()
+        times.append((time.perf_counter() - started) / calls)
     return min(times)
 
 

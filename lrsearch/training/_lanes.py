@@ -105,6 +105,7 @@ def choose(alone: epoch_loop.Trainer, model: keras.Model, optimizer: keras.optim
     loop = alone.kept_loop(model, optimizer)  # as `Lanes` takes only what the kept models can train
     steps = min(64, max(4, int(4 * MEASURED_SECONDS / epoch_loop.seconds(loop.steps_run(4)))))
     alone_run = loop.steps_run(steps)
+    calls = max(1, round(MEASURED_SECONDS / epoch_loop.seconds(alone_run)))  # an epoch of tiny data takes a moment
     best, gain, tried, fallback = None, MIN_GAIN, [], False
     for count in _counts(cap):
         group = _traced_group(keras.models.clone_model(template), alone.train, alone.val, loss=loss, metrics=metrics,
@@ -115,7 +116,7 @@ def choose(alone: epoch_loop.Trainer, model: keras.Model, optimizer: keras.optim
                                   metrics=metrics, batch_size=alone.batch_size, lanes=count, fallback=fallback)
         if isinstance(group, _Broken):
             return Choice(1, None, group.broken)
-        delay = _delay(alone_run, group.steps_run(steps))
+        delay = _delay(alone_run, group.steps_run(steps), calls)
         tried.append(f"of {count} lanes {delay:.2g}x" if tried else f"an epoch of {count} lanes took {delay:.2g}x "
                                                                         f"one trial's")
         if delay > MAX_DELAY:
@@ -127,13 +128,14 @@ def choose(alone: epoch_loop.Trainer, model: keras.Model, optimizer: keras.optim
     return Choice(best.k, best, ", ".join(tried))
 
 
-def _delay(alone_run, lanes_run, rounds: int = 3) -> float:
+def _delay(alone_run, lanes_run, calls: int, rounds: int = 3) -> float:
     """How many times as long `lanes_run()` takes as `alone_run()`: each the fastest of
-    `rounds` calls, taken in turns so that both meet what else the machine is doing."""
+    `rounds` timings of `calls` calls, taken in turns so that both meet what else the
+    machine is doing."""
     alone, lanes = [], []
     for _ in range(rounds):
-        alone.append(epoch_loop.seconds(alone_run, 1))
-        lanes.append(epoch_loop.seconds(lanes_run, 1))
+        alone.append(epoch_loop.seconds(alone_run, 1, calls))
+        lanes.append(epoch_loop.seconds(lanes_run, 1, calls))
     return min(lanes) / min(alone)
 
 
