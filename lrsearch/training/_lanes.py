@@ -42,6 +42,10 @@ MAX_DELAY = 3.0
 #: How many times the trials a second of one trial at a time lanes must train to be used: a
 #: smaller gain is within the noise of measuring it.
 MIN_GAIN = 1.15
+#: Seconds a step of one trial may take for lanes to be timed at all: lanes save what a step
+#: costs besides its arithmetic (a lane's step costs a small model about 2.4 times a step
+#: alone on a CPU core), which a longer step no longer is mostly.
+DISPATCH_BOUND_STEP = 0.002
 #: About the seconds each timed run of one trial's steps takes in `choose`: 4 to 64 steps (an
 #: epoch of a small data set at most) and an evaluation, as a group's cost per call (an
 #: epoch) counts.
@@ -97,17 +101,22 @@ class Choice:
 def choose(alone: epoch_loop.Trainer, model: keras.Model, optimizer: keras.optimizers.Optimizer, *, loss, metrics,
            cap: int) -> Choice:
     """The lanes that train the most trials a second for compiled `model` with `optimizer` on
-    this device, timed here: one trial's step alone (on the kept model its trials reuse), then
-    2, 4, ... lanes up to `cap` until a trial would take more than `MAX_DELAY` times as long;
-    one lane unless the best count trains `MIN_GAIN` times the trials a second. Lanes must be
-    able to take the model (`_assess`); `model` stays the kept model's, each group gets a clone."""
+    this device, timed here: one trial's step alone (on the kept model its trials reuse; one
+    lane if it takes over `DISPATCH_BOUND_STEP`), then the most lanes up to `cap`, halved
+    while a trial would take more than `MAX_DELAY` times as long; one lane unless that count
+    trains `MIN_GAIN` times the trials a second. Lanes must be able to take the model
+    (`_assess`); `model` stays the kept model's, each group gets a clone."""
     template = keras.models.clone_model(model)  # before the kept model's optimizer is made tunable
     loop = alone.kept_loop(model, optimizer)  # as `Lanes` takes only what the kept models can train
-    steps = min(64, max(4, int(4 * MEASURED_SECONDS / epoch_loop.seconds(loop.steps_run(4)))))
+    step = epoch_loop.seconds(loop.steps_run(4)) / 4
+    if step > DISPATCH_BOUND_STEP:
+        return Choice(1, None, f"a step takes {step * 1e3:.2g} ms alone, more than lanes, which share what a step "
+                               f"costs besides its arithmetic, can save")
+    steps = min(64, max(4, int(MEASURED_SECONDS / step)))
     alone_run = loop.steps_run(steps)
-    calls = max(1, round(MEASURED_SECONDS / epoch_loop.seconds(alone_run)))  # an epoch of tiny data takes a moment
-    best, gain, tried, fallback = None, MIN_GAIN, [], False
-    for count in _counts(cap):
+    calls = max(1, round(MEASURED_SECONDS / epoch_loop.seconds(alone_run)))  # tiny data: an epoch is a moment
+    tried, fallback = [], False
+    for count in reversed(_counts(cap)):  # the most first: trials a second grow with the lanes while they pay
         group = _traced_group(keras.models.clone_model(template), alone.train, alone.val, loss=loss, metrics=metrics,
                               batch_size=alone.batch_size, lanes=count, fallback=fallback)
         if isinstance(group, _Broken) and group.op and not re.match(CONVOLUTIONS, group.op) and not fallback:
@@ -119,13 +128,11 @@ def choose(alone: epoch_loop.Trainer, model: keras.Model, optimizer: keras.optim
         delay = _delay(alone_run, group.steps_run(steps), calls)
         tried.append(f"of {count} lanes {delay:.2g}x" if tried else f"an epoch of {count} lanes took {delay:.2g}x "
                                                                         f"one trial's")
-        if delay > MAX_DELAY:
+        if delay <= MAX_DELAY:  # fewer lanes would train fewer trials a second
+            if count / delay >= MIN_GAIN:
+                return Choice(count, group, ", ".join(tried))
             break
-        if count / delay >= gain:
-            best, gain = group, count / delay
-    if best is None:
-        return Choice(1, None, f"lanes were measured not to pay on this device ({', '.join(tried)})")
-    return Choice(best.k, best, ", ".join(tried))
+    return Choice(1, None, f"lanes were measured not to pay on this device ({', '.join(tried)})")
 
 
 def _delay(alone_run, lanes_run, calls: int, rounds: int = 3) -> float:
@@ -140,7 +147,7 @@ def _delay(alone_run, lanes_run, calls: int, rounds: int = 3) -> float:
 
 
 def _counts(cap: int) -> list[int]:
-    """The lane counts `choose` tries: powers of two below `cap` and `cap`, at most MAX_LANES."""
+    """The lane counts `choose` may try: powers of two below `cap` and `cap`, at most MAX_LANES."""
     top = min(cap, MAX_LANES)
     return sorted({min(2 ** i, top) for i in range(1, top.bit_length() + 1)} - {1})
 

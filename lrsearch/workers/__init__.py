@@ -3,6 +3,7 @@ workers (several at once in lanes where the model allows) under a parent that ne
 
 Both sides of the process boundary:
   `_job`            the `Job` the parent hands each worker, `open_study`, the sampler's seed, the exit codes;
+  `_start_sampler`  the workers' sampler: a new study's first trials take the usual starting rates, then TPE;
   `_messages`       the typed messages between them: events from a worker, orders from the parent;
   `_claims`         the claim locks (this machine's, made by the parent, and PostgreSQL's across machines) under
                     which a worker creates its next trial, so that a study ends with exactly `n_trials`;

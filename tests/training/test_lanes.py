@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from pathlib import Path
 
@@ -276,16 +277,18 @@ def chosen(build, train, val, cap):
 def test_lanes_are_measured_to_pay_for_a_small_model_and_not_tried_for_convolutions_which_say_nothing(capfd):
     train, val = blobs(rows=40 * BATCH)  # 40 steps an epoch: what a group costs a call counts little
     mlp_choice = chosen(mlp, train, val, cap=4)  # how many pay depends on the machine and its load: timed, anyway
-    timed = "an epoch of 2 lanes took " if mlp_choice.count > 1 else "lanes were measured not to pay on this device ("
-    assert mlp_choice.said.startswith(timed), mlp_choice.said
-    assert mlp_choice.count == (mlp_choice.group.k if mlp_choice.group else 1)
+    timed = "an epoch of 4 lanes took " if mlp_choice.count > 1 else "lanes were measured not to pay on this device ("
+    assert mlp_choice.said.startswith(timed) or "a step takes" in mlp_choice.said, mlp_choice.said
+    assert mlp_choice.count == (mlp_choice.group.k if mlp_choice.group else 1) and mlp_choice.count in (1, 2, 4)
 
     rng = np.random.default_rng(0)
     images = rng.normal(size=(2 * ROWS, 16, 16, 3)).astype("float32")
     labels = np.eye(3, dtype="float32")[rng.integers(0, 3, 2 * ROWS)]
     cnn_choice = chosen(small_cnn, (images[:ROWS], labels[:ROWS]), (images[ROWS:], labels[ROWS:]), cap=2)
-    assert cnn_choice == lanes.Choice(1, None, "Conv2D has no vectorised form, so that lanes would run it one lane "
-                                               "after another")
+    assert (cnn_choice.count, cnn_choice.group) == (1, None)
+    assert re.fullmatch(r"Conv2D has no vectorised form, so that lanes would run it one lane after another|a step "
+                        r"takes [\d.]+ ms alone, more than lanes, which share what a step costs besides its "
+                        r"arithmetic, can save", cnn_choice.said), cnn_choice.said
     printed = capfd.readouterr()
     assert "tensorflow" not in printed.err.lower() + printed.out.lower()
 
