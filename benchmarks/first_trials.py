@@ -25,14 +25,15 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import time_to_target  # noqa: E402  (this script's folder is on sys.path)
+import run_suite  # noqa: E402  (this script's folder is on sys.path)
+import time_to_target  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 STARTS = {"defaults": [], "sampler": ["--no-defaults-first"]}
 
 
 def study_path(name: str) -> Path:
-    return ROOT / "studies" / "blobs.py" if name == "blobs" else ROOT / "benchmarks" / "suite" / f"{name}.py"
+    return time_to_target.BLOBS if name == "blobs" else run_suite.STUDIES[name]
 
 
 def one_run(path: Path, start: str, seed: int, budget: int) -> tuple[list, float]:
@@ -83,9 +84,9 @@ def main(argv: list[str] | None = None) -> int:
             reached = [n for n in to_target if n is not None]
             counted = [n if n is not None else args.budget + 1 for n in to_target]  # a miss ranks last
             median_hit = statistics.median(counted)
+            best = " | ".join(f"{statistics.median(bests[b]):.4g}" for b in budgets)
             print(f"| {name} ({goal}) | {start} | {median_hit:g}{'+' if median_hit > args.budget else ''} "
-                  f"({len(reached)}/{args.seeds}) | " + " | ".join(f"{statistics.median(bests[b]):.4g}" for b in budgets)
-                  + f" | {statistics.median(seconds):.0f} |", flush=True)
+                  f"({len(reached)}/{args.seeds}) | {best} | {statistics.median(seconds):.0f} |", flush=True)
     return 0
 
 

@@ -1,4 +1,4 @@
-"""The benchmark suite: on each study of benchmarks/suite/, time to its target for
+"""The benchmark suite: on each of its studies (`STUDIES`), time to its target for
 lrsearch against the textbook Optuna + Keras recipe (and Keras Tuner with --kerastuner),
 and the time of one trial against `model.fit`; one markdown table at the end.
 
@@ -30,7 +30,10 @@ import time_to_target  # noqa: E402  (this script's folder is on sys.path)
 import trial_speed  # noqa: E402
 
 SUITE = Path(__file__).resolve().parent / "suite"
-STUDIES = ("digits", "shapes_rgb", "lstm_sequences", "friedman_mlp", "text_embedding")
+#: The suite's study files by name: the shipped digits CNN and the files of benchmarks/suite/.
+STUDIES = {"digits": time_to_target.ROOT / "studies" / "digits.py",
+           **{name: SUITE / f"{name}.py"
+              for name in ("shapes_rgb", "lstm_sequences", "friedman_mlp", "text_embedding")}}
 #: Configurations of `trial_speed.CONFIGS` timed per study: a constant and a scheduled one.
 SPEED_CONFIGS = ["adam 1e-3", "sgd one_cycle 0.1"]
 
@@ -38,7 +41,7 @@ SPEED_CONFIGS = ["adam 1e-3", "sgd one_cycle 0.1"]
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--studies", default=",".join(STUDIES),
-                        help=f"comma-separated study names of benchmarks/suite/ (default: {','.join(STUDIES)})")
+                        help=f"comma-separated study names (default: {','.join(STUDIES)})")
     parser.add_argument("--repeats", type=int, default=5, help="runs of each side per study (default: 5)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the first repeat, +1 per repeat (default: 0)")
     parser.add_argument("--limit", type=float, default=600.0, help="seconds each side may take a run (default: 600)")
@@ -50,9 +53,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="seeds per configuration for the per-trial speed; 0 skips it (default: 1)")
     args = parser.parse_args(argv)
     args.studies = [name.strip() for name in args.studies.split(",") if name.strip()]
-    unknown = [name for name in args.studies if not (SUITE / f"{name}.py").is_file()]
+    unknown = [name for name in args.studies if name not in STUDIES]
     if unknown or not args.studies:
-        parser.error(f"no study {', '.join(unknown) or '(none given)'} in {SUITE}; choose from {', '.join(STUDIES)}.")
+        parser.error(f"no study {', '.join(unknown) or '(none given)'} in the suite; choose from {', '.join(STUDIES)}.")
     if args.repeats < 1 or args.limit <= 0 or args.speed_seeds < 0:
         parser.error("--repeats must be >= 1, --limit > 0 and --speed-seeds >= 0.")
     return args
@@ -65,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
           f"limit {args.limit:.0f} s; {os.cpu_count()} CPU(s)", flush=True)
     rows = []
     for number, name in enumerate(args.studies, 1):
-        path = str(SUITE / f"{name}.py")
+        path = str(STUDIES[name])
         goal = time_to_target.Goal(path, time_to_target.study_target(path))
         print(f"\n[{number}/{len(args.studies)}] {name}: time to {goal}", flush=True)
         outcomes = time_to_target.compare(path, goal, sides, args.repeats, args.seed, args.limit,
