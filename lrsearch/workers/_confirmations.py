@@ -51,13 +51,12 @@ class Confirming:
         return cls() if confirm is True else cls(*confirm)
 
     def plan(self, study, say: Callable[[str], None]) -> list:
-        """The trainings it still needs in `study` (`results.plan`); priced, it `say`s what it chose first."""
-        if self.top is not None and self.seeds is not None:
-            return results.plan(study, self.top, self.seeds)
-        pricing = results.price(study)
-        if pricing.note():
-            say(pricing.note())
-        return results.plan(study, pricing.top, pricing.seeds)
+        """The trainings it still needs in `study` (`results.plan`, which prices them where K and N
+        are not given); priced, it `say`s what the pricing chose first."""
+        note = results.price(study).note() if self.top is None or self.seeds is None else None
+        if note:
+            say(note)
+        return results.plan(study, self.top, self.seeds)
 
 
 class ConfirmationQueue:
