@@ -7,6 +7,7 @@ Both sides of the process boundary:
   `_messages`       the typed messages between them: events from a worker, orders from the parent;
   `_claims`         the claim locks (this machine's, made by the parent, and PostgreSQL's across machines) under
                     which a worker creates its next trial, so that a study ends with exactly `n_trials`;
+  `_proxy_lock`     a study's lock made of Optuna storage calls alone, across the machines behind a gRPC proxy;
   `_study_lock`     the lock every run's processes take to claim from one study (trials, confirmation trainings).
 Worker side (the spawned process):
   `_worker`         its entry point and start-up (device first, then TensorFlow, then each job), its link to the

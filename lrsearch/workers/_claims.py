@@ -1,7 +1,7 @@
 """Claiming trials, so that a study ends with exactly `n_trials`: a worker counts the study's trials and creates
 its next one under a lock shared on this machine (`MachineLock`, made by the parent, which frees it when its holder
-dies) and, on PostgreSQL, under an advisory lock shared by all machines (`DatabaseLock`). `claimed_trials` is the
-count, for both sides of the process boundary.
+dies) and under the study's lock shared by all machines (`_study_lock.study_lock`: on PostgreSQL an advisory lock,
+`DatabaseLock`). `claimed_trials` is the count, for both sides of the process boundary.
 """
 
 from __future__ import annotations
@@ -57,22 +57,23 @@ class MachineLock:
 class Claim:
     """The lock under which a worker counts the study's trials and creates the next one:
     the machine-wide lock, recording its holder so that the parent can free it if the
-    holder dies, then the database's lock if there is one."""
+    holder dies, then the study's lock shared with other machines if there is one
+    (`_study_lock.study_lock`)."""
 
-    def __init__(self, machine_lock: MachineLock, database_lock: "DatabaseLock | None") -> None:
-        self.machine_lock, self.database_lock, self.held = machine_lock, database_lock, False
+    def __init__(self, machine_lock: MachineLock, shared_lock) -> None:
+        self.machine_lock, self.shared_lock, self.held = machine_lock, shared_lock, False
 
     def acquire(self) -> None:
         self.machine_lock.lock.acquire()
         self.machine_lock.owner.value = os.getpid()
         self.held = True
-        if self.database_lock:
-            self.database_lock.acquire()
+        if self.shared_lock:
+            self.shared_lock.acquire()
 
     def release(self) -> None:
         if self.held:
-            if self.database_lock:
-                self.database_lock.release()
+            if self.shared_lock:
+                self.shared_lock.release()
             self.held = False
             self.machine_lock.owner.value = 0
             self.machine_lock.lock.release()

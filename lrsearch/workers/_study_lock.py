@@ -1,8 +1,10 @@
 """The lock that every process claiming work from one study takes, whichever run it belongs to: workers claiming
 trials (inside this machine's `_claims.MachineLock`) and the parents of runs claiming confirmation trainings. On
-PostgreSQL it is `_claims.DatabaseLock`, across machines; on a journal file, an flock on the file, across the
+PostgreSQL it is `_claims.DatabaseLock`, across machines; through Optuna's gRPC storage proxy, whose workers do not
+reach the database, `_proxy_lock.ProxyLock`, across machines; on a journal file, an flock on the file, across the
 processes of its machine (a journal file is not shared across machines). The server or the kernel frees it when its
-holder dies, so a killed process blocks no one.
+holder dies, and a waiter breaks the proxy's once it outlasts a lease far above a claim, so a killed process blocks
+no one for good.
 """
 
 from __future__ import annotations
@@ -12,16 +14,17 @@ import fcntl
 import os
 
 from lrsearch.workers._claims import DatabaseLock
+from lrsearch.workers._proxy_lock import ProxyLock
 
 
-def study_lock(storage, location: str, study_id: int) -> "DatabaseLock | JournalLock | None":
+def study_lock(storage, location: str, study_id: int) -> "DatabaseLock | ProxyLock | JournalLock | None":
     """The lock of study `study_id` in `storage` (an Optuna storage opened from `location`,
     a URL or a journal file's path); None for a storage that has none (SQLite, Redis)."""
     from lrsearch.storage import is_url
 
     if not is_url(location):
         return JournalLock(location)
-    return DatabaseLock.of(storage, study_id)
+    return DatabaseLock.of(storage, study_id) or ProxyLock.of(storage, study_id)
 
 
 class JournalLock:
@@ -43,7 +46,7 @@ class JournalLock:
 
 
 @contextlib.contextmanager
-def held(lock: "DatabaseLock | JournalLock | None"):
+def held(lock: "DatabaseLock | ProxyLock | JournalLock | None"):
     """`lock` held for the block (nothing where there is none)."""
     if lock is None:
         yield

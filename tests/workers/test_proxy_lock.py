@@ -1,0 +1,148 @@
+"""The study's lock through Optuna's gRPC storage proxy, for real: the proxy server in front of the test
+PostgreSQL in a process of its own, and spawned processes (no TensorFlow) that claim trials as workers do
+("lock; count the claimed trials; create the next one if fewer than N; unlock") through proxy clients."""
+
+from __future__ import annotations
+
+import multiprocessing
+import random
+import socket
+import time
+import warnings
+
+import optuna
+import pytest
+from optuna.storages import GrpcStorageProxy
+from optuna.trial import TrialState
+
+from lrsearch import internals
+from lrsearch.results import worker_tag
+from lrsearch.workers._claims import claimed_trials
+from lrsearch.workers._proxy_lock import LEASE, ProxyLock, lock_name
+from lrsearch.workers._study_lock import study_lock
+
+SPAWN = multiprocessing.get_context("spawn")
+#: Seconds a test waits for its processes: a safety net against a hung lock, not a speed requirement.
+PATIENCE = 120
+
+
+def _quiet() -> None:
+    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # RDB says each study it creates: each lock taken
+
+
+def _serve(url: str, port: int) -> None:
+    _quiet()
+    optuna.storages.run_grpc_proxy_server(optuna.storages.get_storage(url), host="127.0.0.1", port=port)
+
+
+def _client(port: int) -> GrpcStorageProxy:
+    _quiet()
+    return GrpcStorageProxy(host="127.0.0.1", port=port)
+
+
+@pytest.fixture
+def proxy(fresh_postgres):
+    """The port of Optuna's gRPC proxy in front of a fresh PostgreSQL schema, served by a process of its own."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = SPAWN.Process(target=_serve, args=(fresh_postgres, port), daemon=True)
+    server.start()
+    try:
+        _client(port).wait_server_ready(timeout=PATIENCE)
+        yield port
+    finally:
+        server.kill()
+        server.join()
+
+
+def _claim_until_full(port: int, study_name: str, n_trials: int, lease: float) -> None:
+    """A worker's claims through a proxy client of its own: under the study's lock, count the claimed
+    trials and create the next one while there are fewer than `n_trials`; train it (a short sleep) outside."""
+    storage = _client(port)
+    study = optuna.load_study(study_name=study_name, storage=storage, sampler=optuna.samplers.RandomSampler())
+    lock = ProxyLock(storage, internals.study_id(study), lease=lease)
+    while True:
+        lock.acquire()
+        try:
+            if claimed_trials(study) >= n_trials:
+                return
+            trial = study.ask()
+        finally:
+            lock.release()
+        time.sleep(random.uniform(0.0, 0.02))
+        study.tell(trial, 0.0)
+
+
+def _hold_and_hang(port: int, study_id: int, taken) -> None:
+    ProxyLock(_client(port), study_id).acquire()
+    taken.set()
+    time.sleep(PATIENCE)
+
+
+def _claim_in(processes: int, port: int, study_name: str, n_trials: int, lease: float) -> None:
+    workers = [SPAWN.Process(target=_claim_until_full, args=(port, study_name, n_trials, lease))
+               for _ in range(processes)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(PATIENCE)
+        if worker.is_alive():
+            worker.kill()
+    assert [worker.exitcode for worker in workers] == [0] * processes
+
+
+def _assert_exact(url: str, study_id: int, n_trials: int) -> None:
+    """The study holds `n_trials` complete trials numbered 0..n_trials-1, and no lock is left: read from
+    the database without a cache (Optuna's caches keep one trial a number)."""
+    storage = optuna.storages.RDBStorage(url)
+    trials = storage.get_all_trials(study_id, deepcopy=False)
+    assert sorted(trial.number for trial in trials) == list(range(n_trials))
+    assert {trial.state for trial in trials} == {TrialState.COMPLETE}
+    assert [study.study_name for study in storage.get_all_studies()] == [storage.get_study_name_from_id(study_id)]
+    storage.engine.dispose()
+
+
+@pytest.mark.postgres
+def test_workers_behind_the_proxy_claim_exactly_n_trials(proxy, fresh_postgres, capfd):
+    storage, n_trials = _client(proxy), 60
+    study_id = internals.study_id(optuna.create_study(study_name="claims", storage=storage))
+    _claim_in(8, proxy, "claims", n_trials, LEASE)
+    _assert_exact(fresh_postgres, study_id, n_trials)
+    assert "broke the claim lock" not in capfd.readouterr().err  # the holders live: no lock outlasts the lease
+
+
+@pytest.mark.postgres
+def test_a_holder_killed_while_holding_the_lock_blocks_the_others_for_the_lease_only(proxy, fresh_postgres, capfd):
+    storage, n_trials, lease = _client(proxy), 12, 1.0
+    study_id = internals.study_id(optuna.create_study(study_name="claims", storage=storage))
+    taken = SPAWN.Event()
+    holder = SPAWN.Process(target=_hold_and_hang, args=(proxy, study_id, taken))
+    holder.start()
+    assert taken.wait(PATIENCE)
+    holder.kill()
+    holder.join()
+
+    started = time.monotonic()
+    _claim_in(3, proxy, "claims", n_trials, lease)  # three waiters that may break the dead holding at once
+    assert lease <= time.monotonic() - started < lease + 30
+    _assert_exact(fresh_postgres, study_id, n_trials)
+    said = capfd.readouterr().err
+    assert "broke the claim lock" in said and worker_tag(holder.pid) in said, said
+
+
+@pytest.mark.postgres
+def test_the_study_lock_of_a_storage_over_the_proxy_is_the_proxy_lock(proxy):
+    from lrsearch.storage import ResilientStorage, WriteBackStorage
+
+    client = _client(proxy)
+    layers = WriteBackStorage(ResilientStorage(client, f"grpc://127.0.0.1:{proxy}"))
+    lock = study_lock(layers, f"grpc://127.0.0.1:{proxy}", 7)
+    assert isinstance(lock, ProxyLock) and lock.storage is client
+    lock.acquire()
+    assert client.get_study_id_from_name(lock_name(7)) == lock.held
+    lock.release()
+    lock.release()  # a second release frees nothing
+    with pytest.raises(KeyError):
+        client.get_study_id_from_name(lock_name(7))
