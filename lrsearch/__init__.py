@@ -4,7 +4,7 @@ Importing this package is light: it needs neither TensorFlow nor Optuna. Here ar
 README documents: the study building blocks (`Settings`, `Space`, `define_study`), the
 search (`search`, `join`, `SearchOptions`, `SearchResult`, and `shutdown`, which ends the
 worker processes searches keep warm for the next), every other command as a function (`confirm`,
-`find_lr`, `export_study`, `write_report`, `repair_journal`), `load_config`, `LRConfig`,
+`find_lr`, `export_study`, `write_report`, `repair_journal`, `serve_proxy`), `load_config`, `LRConfig`,
 `retrain` and `load_model` (a retrained model, with the study file's own functions), and the
 errors they raise (`lrsearch.errors`); what trains imports TensorFlow when it is used, and
 `write_report` its plotting libraries.
@@ -16,12 +16,13 @@ from lrsearch.export import export_study, load_config, load_model, retrain
 from lrsearch.lr import ConfigError, LRConfig, Space
 from lrsearch.options import SearchOptions
 from lrsearch.run import SearchResult, confirm, find_lr, join, search, shutdown
-from lrsearch.storage import repair_journal
+from lrsearch.storage import repair_journal, serve_proxy
 from lrsearch.study import Settings, define_study
 
 __all__ = ["ConfigError", "LRConfig", "LrsearchError", "SearchOptions", "SearchResult", "SearchStopped", "Settings",
            "Space", "StorageError", "StudyFileError", "UsageError", "WriteError", "__version__", "confirm",
            "define_study", "export_study", "find_lr", "join", "load_config", "load_model", "repair_journal", "retrain",
+           "serve_proxy",
            "search", "shutdown", "write_report"]
 
 

@@ -145,6 +145,47 @@ def storage_behind(storage) -> Any:
     return getattr(storage, "_backend", None)
 
 
+def grpc_storage_proxy(host: str, port: int, channel_options: list[tuple[str, Any]]):
+    """Optuna's GrpcStorageProxy of the proxy at `host:port`, its channel made with
+    `channel_options` as well as Optuna's own (Optuna takes none: its private `_setup` makes
+    the channel, stub and trial cache); a plain one where this Optuna keeps them otherwise
+    (it then reconnects after gRPC's default backoff, which is slower, not wrong)."""
+    import grpc
+    from optuna.storages import GrpcStorageProxy
+
+    proxy = GrpcStorageProxy(host=host, port=port)
+    try:
+        from optuna.storages._grpc.auto_generated.api_pb2_grpc import StorageServiceStub
+        from optuna.storages._grpc.client import GrpcClientCache
+    except ImportError:
+        return proxy
+    if not all(hasattr(proxy, name) for name in ("_channel", "_stub", "_cache")):
+        return proxy
+    proxy._channel.close()
+    proxy._channel = grpc.insecure_channel(f"{host}:{port}", options=[("grpc.max_receive_message_length", -1),
+                                                                      *channel_options])
+    proxy._stub = StorageServiceStub(proxy._channel)
+    proxy._cache = GrpcClientCache(proxy._stub)
+    return proxy
+
+
+def grpc_proxy_server(storage, thread_pool, interceptors: list, options: list[tuple[str, Any]]):
+    """A gRPC server (not started, no port yet) that serves Optuna storage `storage` as
+    `optuna.storages.run_grpc_proxy_server` does, with `interceptors` and server `options`,
+    which Optuna's public function takes none of (it also never returns, so that the
+    server cannot be stopped gracefully)."""
+    import grpc
+
+    try:
+        from optuna.storages._grpc.auto_generated.api_pb2_grpc import add_StorageServiceServicer_to_server
+        from optuna.storages._grpc.servicer import OptunaStorageProxyService
+    except ImportError:
+        raise unsupported("optuna", "optuna.storages._grpc's servicer") from None
+    server = grpc.server(thread_pool, interceptors=interceptors, options=options)
+    add_StorageServiceServicer_to_server(OptunaStorageProxyService(storage), server)
+    return server
+
+
 def rdb_batch_writer(rdb) -> Callable[[list[tuple]], None] | None:
     """A function that writes `(kind, trial_id, key, value)` ops ("value", "user_attr",
     "system_attr") in one transaction of Optuna's RDBStorage `rdb`, with its private

@@ -22,7 +22,7 @@ from lrsearch.errors import EXIT_CODES, InternalError, LrsearchError, write_erro
 #: `add_arguments(parser)` and `main(args) -> int`.
 COMMANDS = {
     "run": ("run", "search a study's learning-rate settings (resumes an existing study)"),
-    "worker": ("worker", "join a running study from another machine (PostgreSQL storage)"),
+    "worker": ("worker", "join a running study from another machine (PostgreSQL or grpc:// storage)"),
     "report": ("report", "write importance, parallel-coordinate and learning-curve reports"),
     "dashboard": ("dashboard", "watch a study live in optuna-dashboard"),
     "confirm": ("confirm", "retrain a study's best trials on fresh seeds and rank them by the mean"),
@@ -30,12 +30,13 @@ COMMANDS = {
     "retrain": ("retrain", "train the best configuration again and save the Keras model with its history"),
     "find-lr": ("find_lr", "LR range test: find the learning rate where the loss falls fastest"),
     "repair-journal": ("repair_journal", "repair a damaged journal file, keeping a backup"),
+    "storage-proxy": ("storage_proxy", "serve a database to many workers through Optuna's gRPC storage proxy"),
     "studies": ("studies", "list the study files in a folder with their descriptions"),
 }
 #: The search stack (`pip install 'lrsearch[search]'`) by import name, which every command needs;
 #: the light install (Keras and PyYAML) is enough for `load_config` only.
 SEARCH_STACK = ("optuna", "optuna_dashboard", "tensorflow", "sklearn", "pandas", "plotly", "matplotlib",
-                "sqlalchemy", "psycopg", "tqdm", "cloudpickle")
+                "sqlalchemy", "psycopg", "grpc", "tqdm", "cloudpickle")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -47,7 +47,8 @@ def lanes_spec(text: str) -> int | None:
 def add_arguments(parser: argparse.ArgumentParser, joining: bool = False) -> None:
     parser.add_argument("study_file", metavar="STUDY_FILE", help="the study file, e.g. studies/blobs.py")
     parser.add_argument("--storage", required=joining, default=None if joining else DEFAULT_STORAGE,
-                        help="Optuna storage URL (postgresql://user:password@host/db) or journal file path"
+                        help="Optuna storage URL (postgresql://user:password@host/db, or grpc://HOST:PORT of `lrsearch "
+                             "storage-proxy`) or journal file path"
                              + ("" if joining else f" (default: ./{DEFAULT_STORAGE})"))
     parser.add_argument("--study-name", help="study name (default: the study file's name)")
     parser.add_argument("--n-trials", type=at_least(1),

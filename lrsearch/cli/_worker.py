@@ -1,6 +1,7 @@
 """Join a study from another machine: run worker processes that take trials from the
-shared storage (PostgreSQL: --storage postgresql://user:password@host/db) until the study
-holds --n-trials trials. Start `lrsearch run` or `lrsearch worker` with the same study file
+shared storage (PostgreSQL: --storage postgresql://user:password@host/db; many machines
+through `lrsearch storage-proxy`: --storage grpc://HOST:PORT) until the study holds
+--n-trials trials. Start `lrsearch run` or `lrsearch worker` with the same study file
 and storage on every machine."""
 
 from __future__ import annotations

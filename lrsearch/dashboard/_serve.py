@@ -157,10 +157,9 @@ def write_notes(opened, storage: str, study_name: str | None, out: TextIO) -> No
     import optuna
 
     from lrsearch.dashboard import _notes as notes
-    from lrsearch.storage import redact_text
+    from lrsearch.storage import redact_text, study_names
 
-    names = [study_name] if study_name else [
-        s.study_name for s in optuna.get_all_study_summaries(opened, include_best_trial=False)]
+    names = [study_name] if study_name else study_names(opened)
     try:
         for name in names:
             notes.annotate(optuna.load_study(study_name=name, storage=opened), storage)

@@ -5,7 +5,10 @@
   which optuna-dashboard and the optuna CLI open directly;
 - any Optuna storage URL: ``postgresql://user:pass@host/db`` (several machines; with
   heartbeats, so trials of a vanished worker are failed), ``sqlite:///x.db``,
-  ``mysql://...``, ``redis://...``.
+  ``mysql://...``, ``redis://...``;
+- ``grpc://host:port``: a storage proxy (`lrsearch storage-proxy`) in front of a database,
+  shared by many machines as the database is, with heartbeats of its own
+  (`lrsearch.storage._grpc`).
 
 Every storage comes wrapped in `ResilientStorage`, which waits through a server restart.
 
@@ -22,37 +25,43 @@ import warnings
 from typing import TYPE_CHECKING, Callable
 
 from lrsearch.errors import LrsearchError, StorageError, StorageOpenError, UsageError
-from lrsearch.storage._redact import check_url, describe_error, is_url, keep_secret, plain_database_logs, redact
+from lrsearch.storage._redact import (check_url, describe_error, is_grpc, is_url, keep_secret, plain_database_logs,
+                                      redact)
 
 if TYPE_CHECKING:
     from lrsearch.storage._resilient import ResilientStorage
 
 DEFAULT_STORAGE = "lrsearch.journal"
-#: Seconds between a running trial's heartbeats on an RDB storage, and how long one may
-#: stay silent before the trial is failed: longer than an outage lrsearch rides out
-#: (`resilient.DEFAULT_PATIENCE`) plus one interval, so that a restart fails no trial.
+#: Seconds between a running trial's heartbeats on an RDB storage or a storage proxy, and
+#: how long one may stay silent before the trial is failed: longer than an outage lrsearch
+#: rides out (`resilient.DEFAULT_PATIENCE`) plus one interval, so that a restart fails no trial.
+#: The names of the studies that serve as claim locks through a storage proxy
+#: (`lrsearch.workers._proxy_lock`), which no command lists.
+CLAIM_LOCK_PREFIX = "lrsearch.claim-lock."
 HEARTBEAT_INTERVAL = 10
 GRACE_PERIOD = 90
 
 
 def is_rdb(storage: str) -> bool:
-    return is_url(storage) and not storage.startswith("redis")
+    """Whether `storage` is a database URL (SQLAlchemy's); a storage proxy is none."""
+    return is_url(storage) and not storage.startswith("redis") and not is_grpc(storage)
 
 
 def open_storage(storage: str, *, notify: Callable[[str], None] | None = None,
-                 abort: Callable[[], bool] | None = None, wait_to_open: bool = False) -> "ResilientStorage":
-    """The Optuna storage of a journal file path or URL, retried through outages
-    (`lrsearch.storage._resilient`); RDB storages record heartbeats of running trials.
+                 abort: Callable[[], bool] | None = None, wait_to_open: bool = False,
+                 patience: float | None = None, connections: int | None = None) -> "ResilientStorage":
+    """The Optuna storage of a journal file path or URL, retried through outages for
+    `patience` seconds (default `storage_patience()`; `lrsearch.storage._resilient`); RDB
+    storages and storage proxies record heartbeats of running trials.
 
     A journal file is checked first and refused if damaged (`lrsearch.journal`); a write
     to it that fails for want of space raises WriteError. A URL a driver would misread is
     refused (`check_url`). A server that cannot be reached fails at once, unless
-    `wait_to_open` (a worker joining a run)."""
-    from optuna.exceptions import ExperimentalWarning
-    from optuna.storages import JournalStorage, RDBStorage
+    `wait_to_open` (a worker joining a run). `connections`: the database connections
+    kept open, and the most it opens (default: SQLAlchemy's pool, 5 kept and 10 more)."""
+    from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalRedisBackend
 
-    from lrsearch.internals import cached
     from lrsearch.storage._journal import check_journal
     from lrsearch.storage._journal_file import JournalFile
     from lrsearch.storage._resilient import ResilientStorage
@@ -60,21 +69,20 @@ def open_storage(storage: str, *, notify: Callable[[str], None] | None = None,
     check_url(storage)
     keep_secret(storage)
     interval, grace = heartbeat_settings()
-    resilient = ResilientStorage(None, redact(storage), patience=storage_patience(), notify=notify, abort=abort)
+    resilient = ResilientStorage(None, redact(storage), patience=storage_patience() if patience is None else patience,
+                                 notify=notify, abort=abort)
     if not is_url(storage):
         check_journal(storage)
         resilient.inner = JournalStorage(JournalFile(storage))
     elif storage.startswith("redis"):
         resilient.inner = JournalStorage(JournalRedisBackend(storage))
     else:
-        options = {"engine_kwargs": {"pool_pre_ping": True}, "heartbeat_interval": interval, "grace_period": grace}
-
         def create():
-            with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5
-                warnings.simplefilter("ignore", ExperimentalWarning)
-                rdb = _create_rdb(lambda: RDBStorage(storage, **options))
-            plain_database_logs(rdb.engine)
-            return cached(rdb)
+            if is_grpc(storage):
+                from lrsearch.storage._grpc import open_proxy
+
+                return open_proxy(storage, interval, grace)
+            return _open_rdb(storage, interval, grace, connections)
 
         try:
             resilient.inner = resilient.retrying(create) if wait_to_open else create()
@@ -100,7 +108,7 @@ def open_study(storage: str, study_name: str, *, direction: str | None = None, s
         if direction is not None:
             return optuna.create_study(study_name=study_name, storage=opened, direction=direction, sampler=sampler,
                                        pruner=pruner, load_if_exists=True)
-        names = [s.study_name for s in optuna.get_all_study_summaries(opened, include_best_trial=False)]
+        names = study_names(opened)
     except LrsearchError:
         raise
     except Exception as exc:  # a wrong URL, a server that is down, a file we cannot write
@@ -108,6 +116,15 @@ def open_study(storage: str, study_name: str, *, direction: str | None = None, s
     if study_name not in names:
         raise UsageError(f"no study {study_name!r} in {redact(storage)}; it holds {names or 'none'}.")
     return optuna.load_study(study_name=study_name, storage=opened, sampler=sampler, pruner=pruner)
+
+
+def study_names(opened) -> list[str]:
+    """The names of the studies in the opened storage `opened`, less the claim locks that
+    exist while a worker behind a storage proxy claims a trial (`CLAIM_LOCK_PREFIX`)."""
+    import optuna
+
+    return [s.study_name for s in optuna.get_all_study_summaries(opened, include_best_trial=False)
+            if not s.study_name.startswith(CLAIM_LOCK_PREFIX)]
 
 
 def _cannot_open(storage: str, exc: Exception) -> StorageOpenError:
@@ -123,7 +140,8 @@ def require_storage(storage: str) -> None:
 
 def heartbeat_settings() -> tuple[int, int]:
     """(seconds between a running trial's heartbeats, seconds of silence after which it
-    is failed) on RDB storages; LRSEARCH_HEARTBEAT="INTERVAL,GRACE" overrides them."""
+    is failed) on RDB storages and storage proxies; LRSEARCH_HEARTBEAT="INTERVAL,GRACE"
+    overrides them."""
     text = os.environ.get("LRSEARCH_HEARTBEAT")
     if not text:
         return HEARTBEAT_INTERVAL, GRACE_PERIOD
@@ -148,6 +166,23 @@ def storage_patience() -> float:
         raise StorageError(f"LRSEARCH_STORAGE_PATIENCE must be a number of seconds, but got {text!r}.") from None
 
 
+def _open_rdb(storage: str, interval: int, grace: int, connections: int | None):
+    """Optuna's cached RDBStorage of database URL `storage`, with heartbeats every
+    `interval` seconds, stale after `grace`."""
+    from optuna.exceptions import ExperimentalWarning
+    from optuna.storages import RDBStorage
+
+    from lrsearch.internals import cached
+
+    engine = {"pool_pre_ping": True, **({} if connections is None else {"pool_size": connections, "max_overflow": 0})}
+    with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        rdb = _create_rdb(lambda: RDBStorage(storage, engine_kwargs=engine, heartbeat_interval=interval,
+                                             grace_period=grace))
+    plain_database_logs(rdb.engine)
+    return cached(rdb)
+
+
 def _create_rdb(create, attempts: int = 6):
     """`create()`, retried while other processes create the same tables: on a fresh
     database, workers starting together race to create Optuna's tables and all but one
@@ -164,4 +199,9 @@ def _create_rdb(create, attempts: int = 6):
 
 
 def optuna_cli_hint(storage: str, study_name: str, program: str = "optuna") -> str:
+    """The optuna CLI's command that lists the study's trials; for a storage proxy, which
+    the optuna CLI cannot open, with its database's URL to fill in."""
+    if is_grpc(storage):
+        return (f"{program} trials --study-name {shlex.quote(study_name)} --storage DATABASE_URL  (the database "
+                f"behind {redact(storage)}: the optuna CLI opens no storage proxy)")
     return f"{program} trials --study-name {shlex.quote(study_name)} --storage {shlex.quote(redact(storage))}"

@@ -1,7 +1,8 @@
 """What lrsearch shows of a storage: its URL and messages about it without a password or
 any piece of one (`redact`, `redact_text`), a URL a driver would misread refused before
-it connects (`check_url`), and a database's errors in one plain line (`describe_error`),
-in lrsearch's messages and in the log lines of SQLAlchemy and Optuna alike
+it connects (`check_url`; a storage proxy's `grpc://HOST:PORT`, read by `grpc_address`),
+and a database's or the proxy's errors in one plain line (`describe_error`), in
+lrsearch's messages and in the log lines of SQLAlchemy, Optuna and gRPC alike
 (`plain_database_logs`).
 """
 
@@ -30,6 +31,8 @@ _SQL_LINK = re.compile(r"\s*\(Background on this error at: [^)]*\)")
 _STATEMENT_EXCERPT = re.compile(r"\n\s*LINE \d+: .*(?:\n\s*\^)?")
 #: Packages whose exceptions are a database's errors.
 _DATABASE_PACKAGES = ("sqlalchemy", "psycopg", "psycopg2", "pymysql", "MySQLdb", "sqlite3", "redis")
+#: A storage proxy's address: a host name, IPv4 address or bracketed IPv6 address, and a port.
+_GRPC_ADDRESS = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(?P<port>[0-9]{1,5})/?")
 #: The passwords of the storages this process opened (`keep_secret`), scrubbed from what
 #: `describe_error` and the drivers' logs say, which know no URL.
 _SECRETS: set[str] = set()
@@ -37,6 +40,26 @@ _SECRETS: set[str] = set()
 
 def is_url(storage: str) -> bool:
     return "://" in storage
+
+
+def is_grpc(storage: str) -> bool:
+    """Whether `storage` names a gRPC storage proxy (`lrsearch storage-proxy`)."""
+    return storage.partition("://")[0].lower() in ("grpc", "grpcs") and is_url(storage)
+
+
+def grpc_address(storage: str) -> tuple[str, int]:
+    """(host, port) of a `grpc://HOST:PORT` storage (an IPv6 host in brackets, as gRPC
+    takes it); StorageOpenError for anything else: TLS, a user or password, a path, a
+    query, no port. The message shows the URL redacted."""
+    scheme, _, rest = storage.partition("://")
+    if scheme.lower() == "grpcs":
+        raise StorageOpenError(f"{redact(storage)}: Optuna's gRPC storage proxy speaks plain gRPC only; write "
+                               f"grpc://HOST:PORT and keep the proxy on a network that only your machines reach.")
+    found = _GRPC_ADDRESS.fullmatch(rest)
+    if found is None or not 0 < int(found["port"]) < 65536:
+        raise StorageOpenError(f"a storage proxy's URL is grpc://HOST:PORT (e.g. grpc://proxy-host:13000): its "
+                               f"address, with no user, password, path or query, but got {redact(storage)}.")
+    return found["host"], int(found["port"])
 
 
 def redact(storage: str) -> str:
@@ -81,12 +104,16 @@ def _other_readings(rest: str) -> list[str]:
 
 
 def check_url(storage: str) -> None:
-    """StorageOpenError for a postgres:// URL (SQLAlchemy knows postgresql://), or if URL
-    `storage` holds a raw '@' that a driver may misread: more
+    """StorageOpenError for a grpc:// URL that is not a proxy's address (`grpc_address`,
+    whose message shows the URL redacted), a postgres:// URL (SQLAlchemy knows
+    postgresql://), or if URL `storage` holds a raw '@' that a driver may misread: more
     than one (drivers end a password at its first '@' and take the rest for the host,
     which they then print), or one that SQLAlchemy reads otherwise (in a query after
-    `host:port`). The message shows no part of the URL but its scheme."""
+    `host:port`), whose message shows no part of the URL but its scheme."""
     if not is_url(storage):
+        return
+    if is_grpc(storage):
+        grpc_address(storage)
         return
     scheme, _, rest = storage.partition("://")
     if scheme == "postgres":
@@ -216,12 +243,28 @@ def describe_error(exc: BaseException) -> str:
     chain = [exc]
     while (cause := chain[-1].__cause__ or chain[-1].__context__) is not None and cause not in chain:
         chain.append(cause)
+    status = next((found for error in chain if (found := _grpc_status(error))), None)
+    if status is not None:
+        code, details = status
+        return redact_text(f"{code}: {details.splitlines()[0][:300] if details else 'no details'}", "")
     database = [error for error in chain if _is_database_error(error)]
     if not database:
         return redact_text(f"{type(exc).__name__}: {_first_line(exc)}".rstrip(": "), "")
     driver = next((error.orig for error in database if isinstance(getattr(error, "orig", None), BaseException)),
                   database[-1])
     return redact_text(_first_line(driver) or type(driver).__name__, "")
+
+
+def _grpc_status(exc: BaseException) -> tuple[str, str] | None:
+    """(status code name, details) of a failed gRPC call, which its str() buries in a
+    multi-line dump; None for any other exception."""
+    if not (type(exc).__module__ or "").startswith("grpc") or not callable(getattr(exc, "code", None)):
+        return None
+    try:
+        code, details = exc.code(), exc.details()
+    except Exception:  # noqa: BLE001 - not a call's error after all
+        return None
+    return getattr(code, "name", str(code)), details or ""
 
 
 def _is_database_error(exc: BaseException) -> bool:
@@ -261,8 +304,14 @@ _PLAIN_DATABASE_LOG = _PlainDatabaseLog()
 def plain_database_logs(engine) -> None:
     """Have the logs of SQLAlchemy `engine` (and its connection pool) and Optuna's logs say
     a database error in one plain line; LRSEARCH_VERBOSE (--verbose) keeps them whole."""
+    plain_logs(engine.logger, engine.pool.logger, *logging.getLogger("optuna").handlers)
+
+
+def plain_logs(*loggers: logging.Filterer) -> None:
+    """Have `loggers` (or handlers) say a database error in one plain line, and no password;
+    LRSEARCH_VERBOSE (--verbose) keeps them whole."""
     if os.environ.get("LRSEARCH_VERBOSE"):
         return
-    for where in (engine.logger, engine.pool.logger, *logging.getLogger("optuna").handlers):
+    for where in loggers:
         if isinstance(where, logging.Filterer):
             where.addFilter(_PLAIN_DATABASE_LOG)

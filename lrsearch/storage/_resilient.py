@@ -2,10 +2,11 @@
 
 `ResilientStorage` wraps any Optuna storage and retries a call that failed because the
 server could not be reached (connection refused or dropped, SQLite's "database is
-locked", a Redis connection error), with backoff, for up to `patience` seconds. It says
-once, through `notify`, since when the storage is unreachable and again when it is back.
-Past its patience it raises `StorageUnavailableError`; the study is as the last
-successful call left it, so the same command resumes it.
+locked", a Redis connection error, a gRPC storage proxy that answers UNAVAILABLE: down,
+restarting, or in front of a database that is), with backoff, for up to `patience`
+seconds. It says once, through `notify`, since when the storage is unreachable and again
+when it is back. Past its patience it raises `StorageUnavailableError`; the study is as
+the last successful call left it, so the same command resumes it.
 
 Heartbeats pass through every layer (`DelegatingStorage`), except that Optuna's own
 failing of stale trials is turned off (`lrsearch.internals.without_optuna_stale_failing`):
@@ -29,6 +30,8 @@ BaseHeartbeat = internals.heartbeat_base()
 #: Seconds the storage may stay unreachable before a command gives up.
 DEFAULT_PATIENCE = 75.0
 _BACKOFF = (0.25, 0.5, 1.0, 2.0, 4.0)
+#: What StorageUnavailableError ends with.
+RESUME_ADVICE = "Nothing finished is lost; run the same command again once it is back."
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -56,7 +59,21 @@ def _is_transient_one(exc: BaseException) -> bool:
         return True
     if module.startswith("redis") and name in ("ConnectionError", "TimeoutError", "BusyLoadingError"):
         return True
+    if module.startswith("grpc") and callable(getattr(exc, "code", None)):
+        return _grpc_unavailable(exc)
     return isinstance(exc, (ConnectionError, TimeoutError))
+
+
+def _grpc_unavailable(exc: BaseException) -> bool:
+    """Whether a failed gRPC call says the proxy could not be reached: UNAVAILABLE is what a
+    proxy killed, restarting, stopping (past its grace) or not yet listening answers, and
+    what it answers itself when its database stays unreachable."""
+    import grpc
+
+    try:
+        return exc.code() == grpc.StatusCode.UNAVAILABLE
+    except Exception:  # noqa: BLE001 - not a call's error after all
+        return False
 
 
 @internals.without_optuna_stale_failing
@@ -182,7 +199,7 @@ class ResilientStorage(DelegatingStorage):
         if waited >= self.patience or self.abort():
             raise StorageUnavailableError(
                 f"storage {self.label} has been unreachable for {waited:.0f} s ({describe_error(exc)}). "
-                f"Nothing finished is lost; run the same command again once it is back.") from None
+                f"{RESUME_ADVICE}") from None
         deadline = min(now + _BACKOFF[min(attempt, len(_BACKOFF) - 1)], self._down_since + self.patience)
         while time.monotonic() < deadline and not self.abort():
             time.sleep(0.05)

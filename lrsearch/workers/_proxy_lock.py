@@ -43,7 +43,9 @@ HOLDER = "lrsearch:holder"
 
 def lock_name(study_id: int) -> str:
     """The name of the study that exists while study `study_id`'s lock is held."""
-    return f"lrsearch.claim-lock.{study_id}"
+    from lrsearch.storage import CLAIM_LOCK_PREFIX
+
+    return f"{CLAIM_LOCK_PREFIX}{study_id}"
 
 
 def proxy_under(storage):

@@ -21,7 +21,7 @@ tomllib = pytest.importorskip("tomllib")
 #: What a consumer of exported configs installs; a new base dependency costs every one of them.
 LIGHT_BASE = {"keras", "pyyaml"}
 #: Distributions whose import name differs from their own.
-IMPORT_NAMES = {"scikit-learn": "sklearn", "optuna-dashboard": "optuna_dashboard"}
+IMPORT_NAMES = {"scikit-learn": "sklearn", "optuna-dashboard": "optuna_dashboard", "grpcio": "grpc"}
 
 
 def names(requirements: list[str]) -> set[str]:

@@ -73,6 +73,16 @@ def test_open_study_on_a_storage_that_cannot_be_opened_redacts_the_password(tmp_
 def test_what_is_a_url_and_what_an_rdb():
     assert not storage.is_url("trials.journal") and storage.is_url("sqlite:///x.db")
     assert storage.is_rdb("postgresql://h/db") and not storage.is_rdb("redis://h") and not storage.is_rdb("x.journal")
+    assert storage.is_url("grpc://proxy:13000") and not storage.is_rdb("grpc://proxy:13000")
+
+
+@pytest.mark.parametrize("url", ["grpc://proxy", "grpc://proxy:13000/db", "grpc://user:s3cret@proxy:13000",
+                                 "grpc://proxy:13000?password=s3cret", "grpc://proxy:0", "grpc://proxy:70000",
+                                 "grpc://:13000", "grpcs://proxy:13000"])
+def test_a_grpc_url_that_is_no_proxy_address_is_refused_before_connecting(url):
+    with pytest.raises(StorageOpenError, match="grpc://HOST:PORT") as caught:
+        storage.open_storage(url)
+    assert "s3cret" not in str(caught.value)
 
 
 def test_heartbeat_settings_default_and_from_the_environment(monkeypatch):
@@ -100,6 +110,8 @@ def test_storage_patience(monkeypatch):
 def test_the_optuna_cli_hint_quotes_and_redacts():
     hint = storage.optuna_cli_hint("postgresql://u:pw@h/db", "my study")
     assert hint == "optuna trials --study-name 'my study' --storage 'postgresql://u:***@h/db'"
+    hint = storage.optuna_cli_hint("grpc://proxy:13000", "s")
+    assert hint.startswith("optuna trials --study-name s --storage DATABASE_URL  (the database behind grpc://proxy")
 
 
 def test_postgresql_when_a_server_is_given(postgres_url, unique_name):

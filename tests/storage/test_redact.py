@@ -10,6 +10,7 @@ import urllib.parse
 import pytest
 
 from lrsearch.storage import passwords_of, redact, redact_text
+from lrsearch.storage._redact import grpc_address
 
 
 @pytest.mark.parametrize("url, shown, password", [
@@ -244,3 +245,13 @@ def test_a_connection_closed_mid_query_is_one_plain_line_without_sql(fresh_postg
     assert "terminating connection due to administrator command" in str(lost.value), shown
     for raw in ("[SQL:", "[parameters:", "sqlalche.me", "SELECT", "Traceback", url.password):
         assert raw not in shown, shown
+
+
+@pytest.mark.parametrize("url, address", [
+    ("grpc://proxy:13000", ("proxy", 13000)),
+    ("grpc://10.0.0.5:1/", ("10.0.0.5", 1)),
+    ("grpc://[::1]:13000", ("[::1]", 13000)),  # as gRPC takes an IPv6 host
+    ("GRPC://proxy-1.cluster.local:65535", ("proxy-1.cluster.local", 65535)),
+])
+def test_a_storage_proxy_url_is_its_address_and_shows_as_it_is(url, address):
+    assert grpc_address(url) == address and redact(url) == url
