@@ -28,10 +28,11 @@ class LiveProgress:
         if not force and now - self._last < self.interval:
             return
         self._last = now
-        counts = count_states(self.study)
+        trials = self.study.get_trials(deepcopy=False)  # one read a tick: many machines' runs share the storage
+        counts = count_states(self.study, trials)
         finished = counts["COMPLETE"] + counts["PRUNED"] + counts["FAIL"]
         self.bar.n = min(finished, self.bar.total)
-        best = best_value(self.study)
+        best = best_value(self.study, trials)
         interrupted = f"interrupted {counts['INTERRUPTED']} " if counts["INTERRUPTED"] else ""
         self.bar.set_postfix_str(
             f"complete {counts['COMPLETE']} pruned {counts['PRUNED']} failed {counts['FAIL']} {interrupted}"
@@ -88,22 +89,22 @@ def say(line: str) -> None:
     tqdm.write(f"lrsearch: {line}", file=sys.stderr)
 
 
-def count_states(study) -> collections.Counter:
-    """Trials by state, the interrupted ones (`results.interruption`) as INTERRUPTED, apart
-    from FAIL: COMPLETE, PRUNED and FAIL count toward n_trials."""
+def count_states(study, trials: list | None = None) -> collections.Counter:
+    """Trials by state (of `trials`, read from `study` if not given), the interrupted ones
+    (`results.interruption`) as INTERRUPTED, apart from FAIL: COMPLETE, PRUNED and FAIL count
+    toward n_trials."""
     from lrsearch import results
 
     counts = collections.Counter({"COMPLETE": 0, "PRUNED": 0, "FAIL": 0, "INTERRUPTED": 0, "RUNNING": 0})
     counts.update("INTERRUPTED" if results.interruption(t) else t.state.name
-                  for t in study.get_trials(deepcopy=False))
+                  for t in (study.get_trials(deepcopy=False) if trials is None else trials))
     return counts
 
 
-def best_value(study) -> float | None:
-    from optuna.trial import TrialState
-
-    values = [t.value for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-              if t.value is not None and math.isfinite(t.value)]
+def best_value(study, trials: list | None = None) -> float | None:
+    """The best finite value of the COMPLETE trials (among `trials`, read from `study` if not given)."""
+    values = [t.value for t in (study.get_trials(deepcopy=False) if trials is None else trials)
+              if t.state.name == "COMPLETE" and t.value is not None and math.isfinite(t.value)]
     if not values:
         return None
     return max(values) if study.direction.name == "MAXIMIZE" else min(values)

@@ -33,8 +33,10 @@ from lrsearch.results import worker_tag
 #: Seconds a holding may last before a waiter breaks it: far above a claim (milliseconds to a second), and above
 #: the storage's patience too, though waiters restart their count after a look that met an outage (`STALL`).
 LEASE = 120.0
-#: Seconds between two looks at a held lock: the first wait, and the longest.
-POLL = (0.005, 0.1)
+#: Seconds between two looks at a held lock: the first wait, and the longest. Each look is a call the proxy
+#: serves among everyone's; with one waiter a machine, the first of several to look after a release still
+#: comes soon (the longest wait over their number, on average).
+POLL = (0.01, 0.4)
 #: Seconds past which a look met an unreachable storage, which the holder may have met as well.
 STALL = 5.0
 #: The system attribute of a lock study that names its holder and when (its clock) it took the lock.

@@ -8,6 +8,7 @@ failing.
 from __future__ import annotations
 
 import threading
+import time
 from typing import Callable
 
 from lrsearch import internals, results
@@ -17,6 +18,9 @@ from lrsearch.workers._claims import Claim, claimed_trials
 from lrsearch.workers._job import MAX_FAILURES_IN_A_ROW, Job
 from lrsearch.workers._link import ParentLink
 from lrsearch.workers._messages import TrialEnded
+
+#: Seconds between a worker's sweeps for trials whose heartbeats stopped (the parent sweeps too).
+SWEEP_INTERVAL = 5.0
 
 
 def run_trials(job: Job, study, runner, claim: Callable[[], Claim], link: ParentLink) -> bool:
@@ -48,6 +52,7 @@ class _Search:
         self.lock = threading.Lock()
         self.started = 0
         self.failures_in_a_row = 0
+        self.swept: float | None = None  # when (monotonic) this process last swept for stale trials
         self.full = False
         self.ended: list = []  # a StudyFileExit or InternalError
 
@@ -65,9 +70,9 @@ class _Search:
         objective = self._objective(claim, current)
         study = self.study
         while self._go_on():
+            self._sweep()
             claim.acquire()
             try:
-                results.fail_stale_trials(study)
                 if claimed_trials(study) >= self.job.n_trials:
                     self.full = True
                     return
@@ -82,6 +87,16 @@ class _Search:
             if current[0] is not None:
                 self._ended(current[0])
 
+    def _sweep(self) -> None:
+        """Interrupt the trials whose heartbeats stopped, before a claim rather than under it (the
+        count under the claim sees them; of two processes that fail one trial, one wins), and at
+        most every SWEEP_INTERVAL seconds, since a sweep reads every running trial."""
+        with self.lock:
+            if self.swept is not None and time.monotonic() - self.swept < SWEEP_INTERVAL:
+                return
+            self.swept = time.monotonic()
+        results.fail_stale_trials(self.study)
+
     def _objective(self, claim: Claim, current: list) -> Callable:
         """The objective of one lane's trials: mark the trial as this worker's, free the claim
         lock once Optuna created it, and record why it failed."""
@@ -91,8 +106,8 @@ class _Search:
         from lrsearch.study import problem_of
 
         def objective(trial):
+            claim.release()  # the trial exists, so the next claim counts it
             results.write_worker(trial, self.tag)
-            claim.release()
             current[0] = internals.trial_id(trial)
             try:
                 return self.runner(trial)
