@@ -114,13 +114,16 @@ def test_every_command_keeps_to_the_table(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     journal = damaged_journal(tmp_path)
-    assert set(READS_STORAGE) | {"repair-journal", "studies"} == set(COMMANDS)
+    assert set(READS_STORAGE) | {"repair-journal", "studies", "storage-proxy"} == set(COMMANDS)
     for command, extra in READS_STORAGE.items():
         assert cli.main([command, str(TINY), "--storage", journal, *extra]) == 2, command
         assert cli.main([command, "absent.py", "--storage", journal, *extra]) == 2, command
         err = capsys.readouterr().err
         assert "Traceback" not in err and f"lrsearch {command}: error: " in err, err
     assert cli.main(["studies", "absent-folder"]) == 2
+    assert cli.main(["storage-proxy", "--storage", journal]) == 2  # a journal file is no database to serve
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "lrsearch storage-proxy: error: " in err, err
     assert cli.main(["repair-journal", "absent.journal"]) == 2
     assert cli.main(["repair-journal", journal]) == 0
 

@@ -106,8 +106,8 @@ class _Search:
         from lrsearch.study import problem_of
 
         def objective(trial):
-            claim.release()  # the trial exists, so the next claim counts it
-            results.write_worker(trial, self.tag)
+            results.write_worker(trial, self.tag)  # under the claim: a worker killed now leaves a trial that names it
+            claim.release()
             current[0] = internals.trial_id(trial)
             try:
                 return self.runner(trial)
