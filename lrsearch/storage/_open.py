@@ -32,12 +32,12 @@ if TYPE_CHECKING:
     from lrsearch.storage._resilient import ResilientStorage
 
 DEFAULT_STORAGE = "lrsearch.journal"
-#: Seconds between a running trial's heartbeats on an RDB storage or a storage proxy, and
-#: how long one may stay silent before the trial is failed: longer than an outage lrsearch
-#: rides out (`resilient.DEFAULT_PATIENCE`) plus one interval, so that a restart fails no trial.
 #: The names of the studies that serve as claim locks through a storage proxy
 #: (`lrsearch.workers._proxy_lock`), which no command lists.
 CLAIM_LOCK_PREFIX = "lrsearch.claim-lock."
+#: Seconds between a running trial's heartbeats on an RDB storage or a storage proxy, and
+#: how long one may stay silent before the trial is failed: longer than an outage lrsearch
+#: rides out (`resilient.DEFAULT_PATIENCE`) plus one interval, so that a restart fails no trial.
 HEARTBEAT_INTERVAL = 10
 GRACE_PERIOD = 90
 
