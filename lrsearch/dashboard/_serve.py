@@ -12,7 +12,6 @@ the trials get the notes they lack (`lrsearch.dashboard._notes`), and the server
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import re
 import socketserver
@@ -132,7 +131,7 @@ def serve(storage: str, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, stud
     written first for its studies (or `study_name` only); print the URL (of `study_name`'s
     page, if given) first."""
     from lrsearch.dashboard import _notes as notes
-    from lrsearch.storage import open_storage
+    from lrsearch.storage import is_loopback, open_storage
 
     opened = open_storage(storage)
     study_id = opened.get_study_id_from_name(study_name) if study_name else None
@@ -140,7 +139,7 @@ def serve(storage: str, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, stud
     server = make_dashboard_server(opened, host, port, notes.artifact_store(storage))
     try:
         print(f"Dashboard: {dashboard_url(host, server.server_port, study_id)}", file=out, flush=True)
-        if not _is_loopback(host):
+        if not is_loopback(host):
             print(f"warning: the dashboard listens on {host} without authentication; anyone who reaches it can "
                   f"read, annotate and delete studies.", file=out, flush=True)
         print("Press Ctrl-C to stop.", file=out, flush=True)
@@ -167,11 +166,3 @@ def write_notes(opened, storage: str, study_name: str | None, out: TextIO) -> No
         print(redact_text(f"warning: could not write the trials' notes ({type(exc).__name__}: {exc}); serving "
                           f"without them.", storage), file=out, flush=True)
 
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

@@ -70,7 +70,7 @@ def serve_proxy(storage: str, host: str = PROXY_HOST, port: int = PROXY_PORT, th
         server.start()
         print(f"Serving {redact(storage)} to workers at --storage grpc://{worker_address(host)}:{bound} with "
               f"{threads} threads (Ctrl-C stops it).", file=out, flush=True)
-        if not _is_loopback(host):
+        if not is_loopback(host):
             print(f"warning: the storage proxy listens on {host} without authentication or encryption; anyone who "
                   f"reaches port {bound} can read, change and delete the studies in {redact(storage)}.",
                   file=sys.stderr, flush=True)
@@ -121,7 +121,9 @@ def worker_address(host: str) -> str:
     return f"[{bare}]" if ":" in bare else bare
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """Whether a server listening on `host` (a name or an address, IPv6 bracketed or not) is
+    reachable from this machine only."""
     bare = host.strip("[]")
     if bare == "localhost":
         return True
