@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -46,28 +45,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@contextlib.contextmanager
-def proxy(url: str):
-    """`lrsearch storage-proxy` in front of `url`, for as long as the block runs; its grpc:// URL."""
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "lrsearch", "storage-proxy", "--storage", url,
-                                "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        first = process.stdout.readline()  # the line it prints once it serves
-        if process.poll() is not None:
-            sys.exit(f"lrsearch storage-proxy failed: {first}{process.stdout.read()}")
-        yield f"grpc://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
-
 def gaps(storage: str, study_name: str, args: argparse.Namespace, folder: str) -> list[float]:
     """One `lrsearch run` of a fresh study; the gaps between its consecutive trials' starts,
     from the second trial on (the first is cold)."""
@@ -90,11 +67,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     import optuna
 
+    from lrsearch.storage import PROXY_THREADS
+    from storage_load import running_proxy
+
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     sides = ["journal"] + (["postgresql", "grpc proxy"] if args.postgres else [])
     per_index: dict[str, list[list[float]]] = {side: [] for side in sides}
     with tempfile.TemporaryDirectory() as folder, \
-            (proxy(args.postgres) if args.postgres else contextlib.nullcontext()) as grpc_url:
+            (running_proxy(args.postgres, PROXY_THREADS, folder) if args.postgres else contextlib.nullcontext()) \
+            as grpc_url:
         where = {"journal": os.path.join(folder, "gap.journal"), "postgresql": args.postgres, "grpc proxy": grpc_url}
         print(f"{Path(args.study).name}: {args.rounds} rounds x {args.trials} trials x {args.epochs} epochs, "
               f"seed {args.seed}, --workers 1 --lanes 1", flush=True)

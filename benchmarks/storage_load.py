@@ -443,7 +443,7 @@ def prepared(kind: str, args: argparse.Namespace, folder: str, n_trials: int):
         if kind == "postgresql":
             yield direct, direct, schema
         else:
-            with _proxy(direct, args.proxy_threads, folder) as url:
+            with running_proxy(direct, args.proxy_threads, folder) as url:
                 yield url, direct, schema
     finally:
         with engine.begin() as connection:
@@ -468,8 +468,9 @@ def _close(storage) -> None:
 
 
 @contextlib.contextmanager
-def _proxy(url: str, threads: int, folder: str):
-    """A gRPC proxy in front of `url`, as a grpc:// URL."""
+def running_proxy(url: str, threads: int, folder: str):
+    """`lrsearch storage-proxy` in front of `url` for as long as the block runs, its log in
+    `folder`; its grpc:// URL."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
