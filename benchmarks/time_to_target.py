@@ -10,15 +10,16 @@ objective maximized, at or below it for one minimized.
   the clock starts when the process is launched (imports, worker start-up and preflight
   included) and stops when the storage holds a complete trial at or above the target.
   The run is then interrupted (Ctrl-C twice: running trials are killed).
-- textbook: one process, `model.fit(..., validation_data=...)`, optuna-integration's
-  `KerasPruningCallback` on the objective, `TPESampler` + `MedianPruner` (defaults), an
-  in-memory study; the clock starts at the study's creation (after TensorFlow is
-  imported, which favours this side by a few seconds). It stops at the first complete
-  trial at or above the target, or at the time limit (checked between trials).
+- textbook: a fresh Python process, as a user runs their script: `model.fit(...,
+  validation_data=...)`, optuna-integration's `KerasPruningCallback` on the objective,
+  `TPESampler` + `MedianPruner` (defaults), an in-memory study. The clock starts when the
+  process is launched, as lrsearch's does (its imports and data loading included), and
+  stops at the first complete trial at or above the target, or at the time limit (checked
+  between trials).
 
 - kerastuner (only with `--side kerastuner`; `pip install keras-tuner`): Keras Tuner's
-  BayesianOptimization over the same space, `model.fit` as the textbook side, clocked
-  and stopped the same way.
+  BayesianOptimization over the same space, `model.fit` as the textbook side, in a fresh
+  process clocked and stopped the same way.
 
 All sides sample the same space with `lrsearch.lr.suggest` and build the same
 optimizer and callbacks with `lrsearch.lr`. A trial's value is its objective at its
@@ -38,6 +39,7 @@ import argparse
 import ast
 import contextlib
 import dataclasses
+import json
 import math
 import os
 import signal
@@ -58,7 +60,7 @@ SIDES = ("lrsearch", "textbook", "kerastuner")
 #: Keras metrics are float32: 415/500 = 0.83 arrives as 0.82999998.
 FLOAT32_SLACK = 1e-6
 #: Seconds between two reads of the lrsearch run's storage.
-POLL_S = 0.5
+POLL_S = 0.2
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -76,6 +78,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, help="epochs per trial on both sides (default: the study file's)")
     parser.add_argument("--workers", type=int, help="lrsearch run --workers (default: lrsearch's own choice)")
     parser.add_argument("--lanes", help="lrsearch run --lanes: a count or auto (default: lrsearch's own)")
+    parser.add_argument("--clock-from", type=float, help=argparse.SUPPRESS)  # this process is one side's own
     args = parser.parse_args(argv)
     if args.target is None:
         args.target = study_target(args.study)
@@ -148,8 +151,9 @@ class Outcome:
 # --------------------------------------------------------------------------- textbook side
 
 
-def textbook(study_path: str, goal: Goal, limit: float, seed: int, epochs: int | None) -> Outcome:
-    """The recipe of Optuna's Keras example, on the same data, model and space."""
+def textbook(study_path: str, goal: Goal, limit: float, seed: int, epochs: int | None, started: float) -> Outcome:
+    """The recipe of Optuna's Keras example, on the same data, model and space; `started`
+    is the `time.monotonic()` its clock counts from."""
     import keras
     import optuna
     from optuna_integration import KerasPruningCallback
@@ -176,7 +180,6 @@ def textbook(study_path: str, goal: Goal, limit: float, seed: int, epochs: int |
         return float(history.history[goal.objective][-1])
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    started = time.monotonic()
     reached: list[float] = []
 
     def stop_at_target(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
@@ -189,7 +192,8 @@ def textbook(study_path: str, goal: Goal, limit: float, seed: int, epochs: int |
 
     study = optuna.create_study(direction=goal.direction, sampler=optuna.samplers.TPESampler(seed=seed),
                                 pruner=optuna.pruners.MedianPruner())
-    study.optimize(objective, timeout=limit, callbacks=[stop_at_target], catch=(Exception,))
+    study.optimize(objective, timeout=max(limit - (time.monotonic() - started), 0.0), callbacks=[stop_at_target],
+                   catch=(Exception,))
     return _outcome("textbook", study.get_trials(deepcopy=False), reached, time.monotonic() - started, goal)
 
 
@@ -292,8 +296,9 @@ class _StopSearch(Exception):
     """Raised between two Keras Tuner trials to end its search."""
 
 
-def kerastuner(study_path: str, goal: Goal, limit: float, seed: int, epochs: int | None) -> Outcome:
-    """Keras Tuner's BayesianOptimization (its seed `seed`) on the same data, model and space."""
+def kerastuner(study_path: str, goal: Goal, limit: float, seed: int, epochs: int | None, started: float) -> Outcome:
+    """Keras Tuner's BayesianOptimization (its seed `seed`) on the same data, model and space;
+    `started` as for `textbook`."""
     try:
         import keras_tuner
     except ImportError:
@@ -309,7 +314,6 @@ def kerastuner(study_path: str, goal: Goal, limit: float, seed: int, epochs: int
     (x, y), validation = data.load(study_file)
     steps = math.ceil(len(x) / settings.batch_size)
     epochs = epochs or settings.epochs
-    started = time.monotonic()
     reached: list[float] = []
     values: list[float] = []  # each trial's objective at its last epoch, NaN where it failed
 
@@ -371,6 +375,39 @@ def kerastuner(study_path: str, goal: Goal, limit: float, seed: int, epochs: int
 
 # --------------------------------------------------------------------------- all
 
+#: What a side's own process prints last: its Outcome's fields, as JSON.
+RESULT = "time_to_target result: "
+
+
+def in_fresh_process(side: str, study_path: str, goal: Goal, limit: float, seed: int,
+                     epochs: int | None) -> Outcome:
+    """`side` ("textbook" or "kerastuner") in a Python process of its own, clocked from
+    its launch (CLOCK_MONOTONIC is one clock for all processes of this machine)."""
+    started = time.monotonic()
+    command = [sys.executable, __file__, "--study", study_path, "--target", str(goal.target), "--limit", str(limit),
+               "--seed", str(seed), "--side", side, "--clock-from", repr(started)]
+    if epochs:
+        command += ["--epochs", str(epochs)]
+    result = None
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=ROOT) as process:
+        for line in process.stdout:
+            if line.startswith(RESULT):
+                result = json.loads(line[len(RESULT):])
+            else:
+                print(line, end="", flush=True)
+    if result is None:
+        raise SystemExit(f"the {side} side's process exited with {process.returncode} and no result")
+    return Outcome(**result)
+
+
+def _one_side(args: argparse.Namespace) -> int:
+    """The child of `in_fresh_process`: run one side once, print its outcome."""
+    goal = Goal(args.study, args.target)
+    run = textbook if args.side == "textbook" else kerastuner
+    outcome = run(args.study, goal, args.limit, args.seed, args.epochs, args.clock_from)
+    print(RESULT + json.dumps(vars(outcome)), flush=True)
+    return 0
+
 
 def _outcome(name: str, trials, reached: list[float], elapsed: float, goal: Goal) -> Outcome:
     finished = [t for t in trials if t.state.is_finished()]
@@ -388,10 +425,8 @@ def compare(study_path: str, goal: Goal, sides: tuple[str, ...], repeats: int, s
         for side in sides if repeat % 2 == 0 else sides[::-1]:  # alternate, so load hits all alike
             if side == "lrsearch":
                 outcome = lrsearch(study_path, goal, limit, workers, epochs, lanes, seed + repeat)
-            elif side == "textbook":
-                outcome = textbook(study_path, goal, limit, seed + repeat, epochs)
             else:
-                outcome = kerastuner(study_path, goal, limit, seed + repeat, epochs)
+                outcome = in_fresh_process(side, study_path, goal, limit, seed + repeat, epochs)
             outcomes[side].append(outcome)
             print(f"repeat {repeat}: {outcome.describe(goal)}", flush=True)
     return outcomes
@@ -399,6 +434,8 @@ def compare(study_path: str, goal: Goal, sides: tuple[str, ...], repeats: int, s
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.clock_from is not None:
+        return _one_side(args)
     sides = ("lrsearch", "textbook") if args.side == "both" else (args.side,)
     goal = Goal(args.study, args.target)
     print(f"target {goal} on {args.study}; limit {args.limit:.0f} s per side; "

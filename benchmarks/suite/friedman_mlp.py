@@ -4,12 +4,15 @@ Model: Dense(64) + Dense(64) + Dense(1), ReLU. Data: make_friedman1 (4000 rows, 
 features of which 5 matter, non-linearly; noise 1.0, random_state 0), 3000 train, 1000
 validate; the target standardised with the training rows' mean and deviation, so
 val_loss is in target variances (the noise alone leaves about 0.04).
-TARGET: val_loss <= 0.07 at 40 epochs.
+TARGET: val_loss <= 0.055 at 40 epochs: a little short of the median best of 10 TPE
+trials (0.053), as the other studies' targets are; 0.07, its first target, was reached by 2
+of 10 random configurations and by the textbook's first trials, so it timed start-up, not
+the search.
 """
 
 import lrsearch
 
-TARGET = 0.07
+TARGET = 0.055
 
 settings = lrsearch.Settings(
     loss="mse",
