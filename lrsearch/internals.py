@@ -11,6 +11,7 @@ Optuna before it is called.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import importlib
@@ -188,26 +189,46 @@ def grpc_proxy_server(storage, thread_pool, interceptors: list, options: list[tu
 
 def rdb_batch_writer(rdb) -> Callable[[list[tuple]], None] | None:
     """A function that writes `(kind, trial_id, key, value)` ops ("value", "user_attr",
-    "system_attr") in one transaction of Optuna's RDBStorage `rdb`, with its private
-    per-row helpers; None where this Optuna lacks them (write through the public
-    storage calls one by one instead)."""
+    "system_attr") in one transaction of Optuna's RDBStorage `rdb`, with its private models
+    and helpers, a trial's intermediate values in one INSERT (Optuna's takes three queries
+    a value); None where this Optuna lacks them (write through its public calls instead)."""
     try:
+        import sqlalchemy
         from optuna.storages._rdb import models
         from optuna.storages._rdb.storage import _create_scoped_session
     except ImportError:
         return None
-    names = ("scoped_session", "_set_trial_intermediate_value_without_commit", "_set_trial_attr_without_commit")
-    if not all(hasattr(rdb, name) for name in names):
+    if not all(hasattr(rdb, name) for name in ("scoped_session", "_set_trial_attr_without_commit")):
         return None
     attribute_model = {"user_attr": models.TrialUserAttributeModel, "system_attr": models.TrialSystemAttributeModel}
 
     def write(ops: list[tuple]) -> None:
+        values: dict[int, dict[int, float]] = collections.defaultdict(dict)  # trial -> step -> its last value
         with _create_scoped_session(rdb.scoped_session, True) as session:
             for kind, trial, key, value in ops:
                 if kind == "value":
-                    rdb._set_trial_intermediate_value_without_commit(session, trial, key, value)
+                    values[trial][key] = value
                 else:
                     rdb._set_trial_attr_without_commit(session, attribute_model[kind], trial, key, value)
+            for trial, steps in values.items():
+                _write_intermediate_values(session, trial, steps)
+
+    def _write_intermediate_values(session, trial_id: int, steps: dict[int, float]) -> None:
+        """What `rdb._set_trial_intermediate_value_without_commit` does for each step, in
+        three statements: the trial's check, the rows it has of these steps, the new rows."""
+        model = models.TrialIntermediateValueModel
+        rdb.check_trial_is_updatable(trial_id, models.TrialModel.find_or_raise_by_id(trial_id, session).state)
+        rows = session.query(model).filter(model.trial_id == trial_id, model.step.in_(list(steps)))
+        existing, new = {row.step: row for row in rows}, []
+        for step, value in steps.items():
+            stored, value_type = model.intermediate_value_to_stored_repr(value)
+            if step in existing:
+                existing[step].intermediate_value, existing[step].intermediate_value_type = stored, value_type
+            else:
+                new.append({"trial_id": trial_id, "step": step, "intermediate_value": stored,
+                            "intermediate_value_type": value_type})
+        if new:
+            session.execute(sqlalchemy.insert(model.__table__), new)
 
     return write
 

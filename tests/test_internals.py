@@ -4,6 +4,7 @@ would be); and a run whose trials hit such an error stops at once with exit 70."
 
 from __future__ import annotations
 
+import math
 import re
 import sys
 import types
@@ -15,6 +16,7 @@ import numpy as np
 import optuna
 import pytest
 import sqlalchemy
+from optuna.exceptions import UpdateFinishedTrialError
 
 from lrsearch import internals
 from lrsearch.errors import InternalError
@@ -78,10 +80,19 @@ def test_rdb_batch_writer_writes_values_and_attributes_in_one_go(tmp_path):
     study = optuna.create_study(storage=rdb, study_name="s")
     trial = study.ask()
     tid = internals.trial_id(trial)
-    internals.rdb_batch_writer(rdb)([("value", tid, 0, 0.5), ("user_attr", tid, "a", [1]),
-                                     ("system_attr", tid, "b", "x")])
+    other = internals.trial_id(study.ask())
+    write = internals.rdb_batch_writer(rdb)
+    write([("value", tid, 0, 0.5), ("user_attr", tid, "a", [1]), ("system_attr", tid, "b", "x"),
+           ("value", tid, 1, math.inf), ("value", other, 0, 2.0), ("value", tid, 1, 0.25)])  # the last value wins
+    write([("value", tid, 0, math.nan), ("value", tid, 2, -math.inf)])  # a step again, and a new one
     stored = rdb.get_trial(tid)
-    assert (stored.intermediate_values, stored.user_attrs, stored.system_attrs["b"]) == ({0: 0.5}, {"a": [1]}, "x")
+    assert (stored.user_attrs, stored.system_attrs["b"]) == ({"a": [1]}, "x")
+    assert str(stored.intermediate_values) == str({0: math.nan, 1: 0.25, 2: -math.inf})
+    assert rdb.get_trial(other).intermediate_values == {0: 2.0}
+    study.tell(trial, 1.0)
+    with pytest.raises(UpdateFinishedTrialError):  # as Optuna's own write refuses a finished trial
+        write([("value", tid, 3, 0.5)])
+    assert 3 not in rdb.get_trial(tid).intermediate_values
 
 
 def test_rdb_batch_writer_is_none_without_optunas_helpers():
