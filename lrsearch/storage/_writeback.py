@@ -10,8 +10,9 @@ Reads of those trials are answered locally; everything else (other trials, which
 sampler and the pruner compare against, parameters, which Optuna checks against the
 study's) goes to the storage as before.
 
-On an RDB storage one batch is one transaction (`lrsearch.internals.rdb_batch_writer`); elsewhere each write is
-the storage's own call. A batch that fails because the storage is unreachable is retried
+On an RDB storage one batch is one transaction (`lrsearch.internals.rdb_batch_writer`), through
+`lrsearch storage-proxy` one call a trial (`_grpc.ProxyClient.write_batch`); elsewhere each write
+is the storage's own call. A batch that fails because the storage is unreachable is retried
 by the layer below; a trial that another process finished meanwhile (failed as stale)
 loses its remaining writes, which is said once.
 """
@@ -33,6 +34,9 @@ from lrsearch.storage._resilient import DelegatingStorage, rdb_under
 
 #: Seconds a write may wait before it reaches the storage.
 FLUSH_INTERVAL = 1.0
+#: The storage call that writes each kind of op `(kind, trial_id, key, value)` on its own.
+OP_CALLS = {"value": "set_trial_intermediate_value", "user_attr": "set_trial_user_attr",
+            "system_attr": "set_trial_system_attr"}
 
 
 class WriteBackStorage(DelegatingStorage):
@@ -222,8 +226,7 @@ class WriteBackStorage(DelegatingStorage):
 
     def _write_ops(self, ops: list[tuple]) -> set[int]:
         """Write attribute and value ops; return the trials found finished by someone else."""
-        rdb = rdb_under(self.inner)
-        batch = rdb and internals.rdb_batch_writer(rdb)  # None where this Optuna lacks the helpers it uses
+        batch = _batch_writer(self.inner)
         if batch is not None:
             try:
                 self.retrying(lambda: batch(ops))
@@ -234,11 +237,20 @@ class WriteBackStorage(DelegatingStorage):
         for kind, trial_id, key, value in ops:
             if trial_id in lost:
                 continue
-            write = {"value": "set_trial_intermediate_value", "user_attr": "set_trial_user_attr",
-                     "system_attr": "set_trial_system_attr"}[kind]
             try:
-                self.call(write, trial_id, key, value)
+                self.call(OP_CALLS[kind], trial_id, key, value)
             except UpdateFinishedTrialError:
                 lost.add(trial_id)
         return lost
 
+
+def _batch_writer(storage: BaseStorage) -> Callable[[list[tuple]], None] | None:
+    """What writes a batch of attribute and value ops in one go below `storage`: one
+    transaction of an RDB storage (None where this Optuna lacks what that uses), one call a
+    trial through `lrsearch storage-proxy`; None elsewhere."""
+    rdb = rdb_under(storage)
+    if rdb is not None:
+        return internals.rdb_batch_writer(rdb)
+    while storage is not None and not hasattr(storage, "write_batch"):
+        storage = getattr(storage, "inner", None)
+    return storage.write_batch if storage is not None and storage.batches else None

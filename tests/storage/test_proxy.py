@@ -24,7 +24,7 @@ from conftest import ROOT, SCRIPTED, Command, children, opened, run_cli, started
 from lrsearch import internals, results
 from lrsearch.errors import StorageOpenError, UsageError
 from lrsearch.storage import WriteBackStorage, open_storage, serve_proxy
-from lrsearch.storage._grpc import HEARTBEAT_KEY, last_heartbeat
+from lrsearch.storage._grpc import BATCH_KEY, HEARTBEAT_KEY, last_heartbeat
 
 pytestmark = [pytest.mark.postgres, pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed")]
 
@@ -88,10 +88,13 @@ def write_trials(storage, name: str, count: int, epochs: int = 3) -> None:
 
 def test_a_study_written_through_the_proxy_is_in_postgresql_and_sigterm_stops_it(proxy, fresh_postgres, tmp_path):
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    write_trials(open_storage(proxy.url), "through", 3)
+    storage = open_storage(proxy.url)
+    assert storage.inner.batches  # each trial's writes behind in one call
+    write_trials(storage, "through", 3)
     direct = optuna.load_study(study_name="through", storage=opened(fresh_postgres))
     assert [(t.state.name, t.value, t.intermediate_values, t.user_attrs) for t in direct.trials] == [
         ("COMPLETE", n, {0: 0.0, 1: 0.1, 2: 0.2}, {"epochs_run": 3}) for n in range(3)]
+    assert not any(BATCH_KEY in t.system_attrs for t in direct.trials)
     assert all(last_heartbeat(t) is not None for t in direct.trials)  # the proxy's first, as each started
 
     password = urllib.parse.urlsplit(fresh_postgres).password
@@ -100,6 +103,27 @@ def test_a_study_written_through_the_proxy_is_in_postgresql_and_sigterm_stops_it
     assert f"to workers at --storage {proxy.url} with 4 threads" in line
     assert proxy.signal(signal.SIGTERM) == 0
     assert proxy.err.read_text() == ""
+
+
+def test_behind_optunas_own_proxy_a_worker_writes_value_by_value(fresh_postgres):
+    """Optuna's proxy would keep a batch as a trial attribute and write none of its values."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    port = free_port()
+    threading.Thread(target=optuna.storages.run_grpc_proxy_server, args=(opened(fresh_postgres),),
+                     kwargs={"host": "127.0.0.1", "port": port}, daemon=True).start()
+    storage = wait_for(lambda: _opened_or_none(f"grpc://127.0.0.1:{port}"), "Optuna's proxy to listen")
+    assert not storage.inner.batches
+    write_trials(storage, "plain", 2)
+    trials = optuna.load_study(study_name="plain", storage=opened(fresh_postgres)).trials
+    assert [t.intermediate_values for t in trials] == [{0: 0.0, 1: 0.1, 2: 0.2}] * 2
+    assert not any(BATCH_KEY in t.system_attrs for t in trials)
+
+
+def _opened_or_none(url: str):
+    try:
+        return open_storage(url, patience=0)
+    except StorageOpenError:
+        return None
 
 
 def test_a_proxy_killed_and_restarted_under_a_writing_client_loses_nothing(proxy, fresh_postgres):
