@@ -91,6 +91,10 @@ class ConfirmationQueue:
         here or to wait for."""
         return self.confirming is not None and (self.pending is None or bool(self.pending or self.in_training()))
 
+    def begun(self) -> bool:
+        """Whether the confirmation was planned: the search before it ended."""
+        return self.confirming is not None and self.pending is not None
+
     def in_training(self) -> bool:
         return any(self.assigned.values())
 

@@ -47,7 +47,7 @@ class Outcome:
     storage_error: str | None = None
     replaced_workers: int = 0
     confirm_failures: list[str] = dataclasses.field(default_factory=list)
-    confirmation_left: bool = False  # the run stopped before its confirmation was done
+    confirmation_left: bool = False  # the run stopped during its confirmation (a stopped search says so itself)
     never_started: str | None = None  # why the timeout ended the run before any worker was ready
 
 
@@ -140,7 +140,7 @@ class Supervisor:
             self.confirmations.release()
         if self._error is not None:
             raise self._error
-        self.outcome.confirmation_left = self.confirmations.left()
+        self.outcome.confirmation_left = self.confirmations.begun() and self.confirmations.left()
         return self.outcome
 
     def _supervise(self) -> None:

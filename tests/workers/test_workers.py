@@ -113,6 +113,7 @@ def test_c_ctrl_c_lets_trials_finish_twice_stops_them_and_a_rerun_resumes(tmp_pa
     (gate / "go").touch()
     assert first.wait() == 130, first.stderr()
     assert "Run the same command again to resume" in first.stderr()
+    assert "confirmation over fresh seeds did not finish" not in first.stderr()  # it had not begun
     assert sorted(states(journal)) in (["COMPLETE", "COMPLETE"], ["COMPLETE", "PRUNED"], ["PRUNED", "PRUNED"])
 
     (gate / "go").unlink()
