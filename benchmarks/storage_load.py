@@ -89,7 +89,6 @@ SPARE_CONNECTIONS = 20
 #: Connections a worker is assumed to hold on PostgreSQL until a case has measured it: one for each of its threads
 #: that may use the database at once (its trial's, the write-behind's, the heartbeat's, the advisory lock's).
 FIRST_GUESS_PER_WORKER = 4
-PROGRESS_INTERVAL = 1.0  # as `lrsearch.run._progress.LiveProgress`
 #: Seconds the driver waits for a simulating process's next message: a safety net, not a limit.
 PATIENCE = 1800
 _thread = threading.local()  # a thread's role (worker, parent, set-up, else background); a worker's _Tracker
@@ -362,8 +361,11 @@ class _Machine:
         self.by_index[index].orders.put(order)
 
     def supervise(self) -> None:
+        from lrsearch.run._progress import LiveProgress
+
         _thread.role = "parent"
-        ended, shown, swept = 0, 0.0, time.monotonic()
+        ended, swept = 0, time.monotonic()
+        bar = LiveProgress(self.study, self.spec["n_trials"], out=open(os.devnull, "w"))
         remaining = lambda: self.spec["n_trials"] - claimed_trials(self.study)  # noqa: E731
         running = lambda: self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))  # noqa: E731
         try:
@@ -378,11 +380,7 @@ class _Machine:
                         self.queue.confirmed(index, *rest)
                         self.confirmed += 1
                 self.queue.step(False, remaining, running)
-                if time.monotonic() - shown >= PROGRESS_INTERVAL:
-                    from lrsearch.run._progress import best_value, count_states
-
-                    count_states(self.study), best_value(self.study)
-                    shown = time.monotonic()
+                bar.tick()
                 if time.monotonic() - swept >= STALE_CHECK_INTERVAL:
                     results.fail_stale_trials(self.study)
                     swept = time.monotonic()

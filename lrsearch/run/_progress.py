@@ -13,22 +13,29 @@ from tqdm import tqdm
 from lrsearch.lr import describe
 
 
-class LiveProgress:
-    """A tqdm bar of finished trials, refreshed from the storage at most once a second."""
+#: Seconds between two reads of the study for the progress bar, at least.
+PROGRESS_INTERVAL = 1.0
+#: The most of its time a run spends reading the study for its bar: where a read takes longer (a
+#: storage that many machines' runs share, through a busy proxy), the bar is refreshed less often.
+READ_SHARE = 0.05
 
-    def __init__(self, study, n_trials: int, interval: float = 1.0) -> None:
-        self.study, self.interval = study, interval
-        self._last = 0.0
-        self.bar = tqdm(total=n_trials, desc=study.study_name, unit="trial", file=sys.stderr,
+
+class LiveProgress:
+    """A tqdm bar (on `out`) of finished trials, refreshed from the storage at most once a second."""
+
+    def __init__(self, study, n_trials: int, out=None) -> None:
+        self.study = study
+        self._next = 0.0  # when (monotonic) to read the study again
+        self.bar = tqdm(total=n_trials, desc=study.study_name, unit="trial", file=out or sys.stderr,
                         dynamic_ncols=True, smoothing=0.1)
         self.tick(force=True)
 
     def tick(self, force: bool = False) -> None:
         now = time.monotonic()
-        if not force and now - self._last < self.interval:
+        if not force and now < self._next:
             return
-        self._last = now
         trials = self.study.get_trials(deepcopy=False)  # one read a tick: many machines' runs share the storage
+        self._next = now + max(PROGRESS_INTERVAL, (time.monotonic() - now) / READ_SHARE)
         counts = count_states(self.study, trials)
         finished = counts["COMPLETE"] + counts["PRUNED"] + counts["FAIL"]
         self.bar.n = min(finished, self.bar.total)

@@ -3,7 +3,9 @@ summary (ranking by the mean on fresh seeds, pruning and failure reasons), and t
 
 from __future__ import annotations
 
+import io
 import math
+import time
 
 import optuna
 import pytest
@@ -77,8 +79,33 @@ def test_a_study_without_a_complete_trial_says_so():
 
 
 def test_the_live_bar_shows_finished_trials_and_the_best(study, capsys):
-    bar = progress.LiveProgress(study, n_trials=8, interval=0)
+    bar = progress.LiveProgress(study, n_trials=8)
     assert bar.bar.n == 5  # complete, pruned and failed; not the running one
     bar.close()
     err = capsys.readouterr().err
     assert "5/8" in err and "complete 3 pruned 1 failed 1 running 1 best 0.8" in err
+
+
+def test_the_live_bar_reads_a_slow_storage_less_often(study, monkeypatch):
+    """Reads that take 0.1 s come 2 s apart (at most 5% of the run's time reading for its
+    bar), quick ones a second apart."""
+    read = study.get_trials
+
+    def reads_within(seconds: float, delay: float) -> int:
+        reads: list[float] = []
+
+        def timed(**kwargs):
+            reads.append(time.monotonic())
+            time.sleep(delay)
+            return read(**kwargs)
+
+        monkeypatch.setattr(study, "get_trials", timed)
+        bar = progress.LiveProgress(study, n_trials=8, out=io.StringIO())
+        until = time.monotonic() + seconds
+        while time.monotonic() < until:
+            bar.tick()
+            time.sleep(0.02)
+        return len(reads)
+
+    assert reads_within(2.6, delay=0.1) == 2
+    assert reads_within(2.6, delay=0.0) == 3
