@@ -16,10 +16,11 @@ from lrsearch.errors import UsageError
 DRIVER_GPUS = "/proc/driver/nvidia/gpus"
 #: How CUDA_VISIBLE_DEVICES names a GPU besides its index: by UUID, or a MIG instance.
 UUID_PREFIXES = ("GPU-", "MIG-")
-#: The environment that keeps TensorFlow's native logging (C++ INFO, WARNING and ERROR
-#: lines: oneDNN, CPU features, cuInit, TF-TRT) quiet; it must be set before TensorFlow
-#: is imported, in each process.
-QUIET_TENSORFLOW = {"TF_CPP_MIN_LOG_LEVEL": "3"}
+#: The environment that keeps native logging quiet: TensorFlow's (C++ INFO, WARNING and
+#: ERROR lines: oneDNN, CPU features, cuInit, TF-TRT) and gRPC's (the storage proxy's: a
+#: port taken, a peer gone, which lrsearch says in its own words); it must be set before
+#: TensorFlow or gRPC is imported, in each process.
+QUIET_NATIVE_LOGS = {"TF_CPP_MIN_LOG_LEVEL": "3", "GRPC_VERBOSITY": "NONE"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,7 +40,7 @@ class Slot:
         """Variables to set before TensorFlow is imported."""
         return {
             "CUDA_VISIBLE_DEVICES": "" if self.gpu is None else self.gpu,
-            **{name: os.environ.get(name, value) for name, value in QUIET_TENSORFLOW.items()},
+            **{name: os.environ.get(name, value) for name, value in QUIET_NATIVE_LOGS.items()},
             "OMP_NUM_THREADS": str(self.threads),
         }
 
@@ -130,16 +131,16 @@ def configure_tensorflow(slot: Slot) -> str:
     return slot.describe()
 
 
-def quiet_tensorflow() -> None:
-    """Set `QUIET_TENSORFLOW` where the environment does not set it already, for this
+def quiet_native_logs() -> None:
+    """Set `QUIET_NATIVE_LOGS` where the environment does not set it already, for this
     process and the ones it starts after; unless LRSEARCH_VERBOSE is set."""
     if not os.environ.get("LRSEARCH_VERBOSE"):
-        for name, value in QUIET_TENSORFLOW.items():
+        for name, value in QUIET_NATIVE_LOGS.items():
             os.environ.setdefault(name, value)
 
 
 def import_tensorflow():
-    """`import tensorflow`, quietly: with `quiet_tensorflow`, with the lines TensorFlow's
+    """`import tensorflow`, quietly: with `quiet_native_logs`, with the lines TensorFlow's
     native libraries write straight to stderr while they load (cudart_stub, "All log
     messages before absl::InitializeLog()", which ignore TF_CPP_MIN_LOG_LEVEL) hidden,
     and TensorFlow's Python logger at ERROR (no retracing warnings), unless
@@ -147,7 +148,7 @@ def import_tensorflow():
     calls this first. Import errors still raise as Python exceptions."""
     if "tensorflow" in sys.modules:
         return sys.modules["tensorflow"]
-    quiet_tensorflow()
+    quiet_native_logs()
     if os.environ.get("LRSEARCH_VERBOSE"):
         import tensorflow
 

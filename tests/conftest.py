@@ -71,21 +71,21 @@ def _seed():
     np.random.seed(0)
 
 
-#: What TensorFlow's native libraries and its Python logger print when left alone: no
-#: lrsearch command may print it.
+#: What TensorFlow's native libraries and its Python logger print when left alone (and gRPC's
+#: native library, in the same format): no lrsearch command may print it.
 TENSORFLOW_NOISE = re.compile(r"oneDNN|cudart|cuda drivers|cuInit|TF-TRT|absl|cpu_feature_guard|WARNING:tensorflow"
                               r"|^[IWEF]\d{4} ", re.MULTILINE)
 
 
 def run_cli(*args: str, cwd: str | Path | None = None, timeout: float = 300, **popen) -> subprocess.CompletedProcess:
-    """`lrsearch ARGS` in a subprocess, as a user types it: with none of TensorFlow's logging
-    variables set, and failing the test if it prints a line of TensorFlow's own."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TF_") and k != "LRSEARCH_VERBOSE"}
+    """`lrsearch ARGS` in a subprocess, as a user types it: with none of TensorFlow's or gRPC's
+    logging variables set, and failing the test if it prints a line of their own."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TF_", "GRPC_")) and k != "LRSEARCH_VERBOSE"}
     env["PYTHONUNBUFFERED"] = "1"
     done = subprocess.run([sys.executable, "-m", "lrsearch", *args], cwd=cwd or ROOT, env=env,
                           capture_output=True, text=True, timeout=timeout, **popen)
     noise = TENSORFLOW_NOISE.findall(f"{done.stdout}\n{done.stderr}")
-    assert not noise, f"lrsearch {' '.join(args)} printed TensorFlow's lines {noise}:\n{done.stdout}\n{done.stderr}"
+    assert not noise, f"lrsearch {' '.join(args)} printed native log lines {noise}:\n{done.stdout}\n{done.stderr}"
     return done
 
 

@@ -85,22 +85,22 @@ def test_slot_describe_and_environment(monkeypatch):
     assert Slot("1", 2).describe() == "GPU:1"
     assert Slot("GPU-8a3e41c2-77aa-4c1e", 2).describe() == f"GPU:{'GPU-8a3e41c2-77aa-4c1e'[:12]}..."
     assert Slot(None, 3).environment() == {"CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "3",
-                                           "OMP_NUM_THREADS": "3"}
+                                           "GRPC_VERBOSITY": "NONE", "OMP_NUM_THREADS": "3"}
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "0")  # the user's own setting wins
     assert Slot("GPU-8a3e41c2", 1).environment()["TF_CPP_MIN_LOG_LEVEL"] == "0"
     assert Slot("GPU-8a3e41c2", 1).environment()["CUDA_VISIBLE_DEVICES"] == "GPU-8a3e41c2"
 
 
-def test_quiet_tensorflow_sets_what_is_unset_unless_verbose(monkeypatch):
+def test_quiet_native_logs_sets_what_is_unset_unless_verbose(monkeypatch):
     monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
     monkeypatch.setenv("LRSEARCH_VERBOSE", "1")
-    devices.quiet_tensorflow()
+    devices.quiet_native_logs()
     assert "TF_CPP_MIN_LOG_LEVEL" not in os.environ
     monkeypatch.delenv("LRSEARCH_VERBOSE")
-    devices.quiet_tensorflow()
+    devices.quiet_native_logs()
     assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "3"
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "1")
-    devices.quiet_tensorflow()
+    devices.quiet_native_logs()
     assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "1"
 
 

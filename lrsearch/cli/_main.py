@@ -16,6 +16,7 @@ import textwrap
 import traceback
 
 from lrsearch._version import __version__
+from lrsearch.devices import quiet_native_logs
 from lrsearch.errors import EXIT_CODES, InternalError, LrsearchError, write_error
 
 #: name -> (module `lrsearch.cli._<module>`, one-line help). Each module has
@@ -65,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     if args.verbose:
         os.environ["LRSEARCH_VERBOSE"] = "1"  # worker processes inherit it
+    quiet_native_logs()  # before anything imports TensorFlow or gRPC
     missing = missing_search_stack()
     if missing:
         print(f"lrsearch {args.command} needs the search stack, and {missing} is not installed: "

@@ -328,9 +328,9 @@ def run_isolated(study: "Study", requests: list[dict[str, Any]]) -> list[str]:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    from lrsearch.devices import quiet_tensorflow
+    from lrsearch.devices import quiet_native_logs
 
-    quiet_tensorflow()  # the child inherits the environment
+    quiet_native_logs()  # the child inherits the environment
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
         with internals.without_main_module():  # the child starts in submit()
             done = pool.submit(child_find_lr, str(study.path), pickle_study(study), requests)
