@@ -26,6 +26,11 @@ from lrsearch.training._pruning import PruningCallback
 
 #: Compiled models a worker keeps: one per optimizer and schedule kind of one architecture.
 KEPT_MODELS = 16
+#: The lanes clause of a training path while a worker's lanes wait to be timed until a new
+#: study's start trials (the usual starting rates, the likeliest to be good) are taken: they
+#: finish as soon as they can, not behind the timing and each in a lane's longer time.
+LANES_LATER = (", one trial at a time until the study's start trials are taken, then in as many lanes as "
+               "measured to pay")
 
 
 class TrialRunner:
@@ -45,6 +50,8 @@ class TrialRunner:
                                        batch_size=self.settings.batch_size,
                                        keep=KEPT_MODELS if self.settings.keep_compiled else 0)
         self.lanes = 1
+        self.lanes_to_time: int | None = None  # the cap of the lanes `preflight` left to time later
+        self.preflight: Preflight | None = None  # what `preflight` found, the lanes once timed
         self._building = threading.Lock()  # threads in lanes share the global seed
 
     def use_lanes(self, count: int, model: keras.Model, optimizer: keras.optimizers.Optimizer) -> str | None:
@@ -70,6 +77,22 @@ class TrialRunner:
                                        lanes=choice.count, alone=self.trainer, group=choice.group)
             self.lanes = choice.count
         return choice
+
+    def time_lanes(self) -> str | None:
+        """Time the lanes `preflight` left to time (`LANES_LATER`), on a fresh trial's compiled model, and
+        train in as many as pay (`choose_lanes`); what was chosen, as a clause, and
+        `preflight` updated to say it; None if no lanes were left to time."""
+        cap, self.lanes_to_time = self.lanes_to_time, None
+        if cap is None:
+            return None
+        probe = optuna.create_study(direction=self.settings.direction).ask()
+        try:
+            clause = _measured_lanes(self, self.build(probe, suggest(probe, self.study.space)), cap)
+        except Exception as exc:  # the first trial trained: the trials go on one at a time
+            clause = f", one trial at a time, because timing lanes failed ({problem_of(exc)})"
+        self.preflight = dataclasses.replace(self.preflight, training_path=self.preflight.training_path.replace(
+            LANES_LATER, clause))
+        return clause
 
     def steps_per_epoch(self) -> int:
         if self._steps is None:
@@ -216,9 +239,9 @@ def preflight(runner: TrialRunner, lane_count: int | None = 1, lane_cap: int = l
     Keras model that takes the data and loss, and the objective is in the logs. Raises
     StudyFileError. It runs one eager `test_step` on a batch. With `lane_count` > 1 it sets
     the runner to train in lanes if this model can (tracing the lanes' step, which the
-    trials then use); with None, in as many lanes as measured to pay here (`lanes.choose`,
-    at most `lane_cap`; none for a study file with callbacks(), which lanes would give a
-    stand-in model)."""
+    trials then use); with None, leaves the lanes to `TrialRunner.time_lanes` after a first
+    trial (as many as measured to pay, at most `lane_cap`; none for a study file with
+    callbacks(), which lanes would give a stand-in model). Sets `runner.preflight`."""
     study = runner.study
     probe = optuna.create_study(direction=study.settings.direction).ask()
     keras.backend.clear_session(free_memory=False)
@@ -244,9 +267,9 @@ def preflight(runner: TrialRunner, lane_count: int | None = 1, lane_cap: int = l
     if compiled_by_builder:
         path += ("; build_model() returns a compiled model, whose compile() lrsearch replaces by its own (the "
                  "settings' loss and metrics, each trial's optimizer): return it uncompiled")
-    found = Preflight(path, architecture.describe(model) if fixed else None)
+    runner.preflight = Preflight(path, architecture.describe(model) if fixed else None)
     keras.backend.clear_session(free_memory=False)
-    return found
+    return runner.preflight
 
 
 def _lanes_clause(runner: TrialRunner, model: keras.Model, lane_count: int | None, lane_cap: int) -> str:
@@ -263,8 +286,11 @@ def _lanes_clause(runner: TrialRunner, model: keras.Model, lane_count: int | Non
         why = lanes.why_alone(model, runner.train, runner.val)
         if why is None and lane_cap < 2:
             why = "each worker's share of the trials is too small for lanes (a larger n_trials, --n-trials, allows them)"
+        if why is None and not runner.settings.keep_compiled:
+            why = "settings.keep_compiled is off"
         if why is None:
-            return _measured_lanes(runner, model, lane_cap)
+            runner.lanes_to_time = lane_cap
+            return LANES_LATER
         return f", one trial at a time, because {why}"
     why_not = runner.use_lanes(lane_count, model, model.optimizer)
     if why_not is not None:
@@ -275,9 +301,7 @@ def _lanes_clause(runner: TrialRunner, model: keras.Model, lane_count: int | Non
 
 
 def _measured_lanes(runner: TrialRunner, model: keras.Model, lane_cap: int) -> str:
-    """`_lanes_clause` for `--lanes auto`: as many lanes as `lanes.choose` measured to pay."""
-    if not runner.settings.keep_compiled:
-        return ", one trial at a time, because settings.keep_compiled is off"
+    """The lanes clause for `--lanes auto`: as many lanes as `lanes.choose` measured to pay."""
     choice = runner.choose_lanes(model, lane_cap)
     if choice.count == 1:
         return f", one trial at a time, because {choice.said}"

@@ -38,6 +38,14 @@ class Ready:
 
 
 @dataclasses.dataclass(frozen=True)
+class LanesTimed:
+    """The worker timed its lanes after the start trials (`TrialRunner.time_lanes`); `clause` says how
+    many it trains in, as the lanes clause of a training path."""
+
+    clause: str
+
+
+@dataclasses.dataclass(frozen=True)
 class Fatal:
     """The run must stop, for `message` (which would be the same in every worker, so none is restarted).
     `error`: what the parent raises once the workers are gone (lrsearch's own bug, a full disk), rather
@@ -131,5 +139,5 @@ class Dismiss:
     """No confirmation training is left for the worker (or the study must search again): it ends."""
 
 
-Event = Starting | Ready | Fatal | StorageLost | TrialEnded | Done | Idle | Confirmed | ConfirmFailed
+Event = Starting | Ready | LanesTimed | Fatal | StorageLost | TrialEnded | Done | Idle | Confirmed | ConfirmFailed
 Order = RunJob | Confirm | Dismiss

@@ -24,7 +24,7 @@ from lrsearch.results import worker_tag
 from lrsearch.workers._claims import claimed_trials
 from lrsearch.workers._confirmations import ConfirmationQueue, Confirming
 from lrsearch.workers._job import EXIT_FATAL, EXIT_STORAGE, MAX_FAILURES_IN_A_ROW, Job
-from lrsearch.workers._messages import (ConfirmFailed, Confirmed, Done, Event, Fatal, Idle, Ready, Starting,
+from lrsearch.workers._messages import (ConfirmFailed, Confirmed, Done, Event, Fatal, Idle, LanesTimed, Ready, Starting,
                                         StorageLost, TrialEnded)
 from lrsearch.workers._pool import pool
 from lrsearch.workers._processes import WorkerProcesses
@@ -67,6 +67,7 @@ class Supervisor:
         self.done: set[int] = set()  # workers that finished the job and wait, warm
         self.stages: dict[int, str] = {}  # worker index -> where its start-up is (`STAGES`), until it is ready
         self.training_path: str | None = None
+        self.lanes_timed = False  # a worker said how many lanes it timed to pay
         self._waiting_note: str | None = None
         self._interrupts = 0
         self._kill_reason: str | None = None
@@ -332,6 +333,11 @@ class Supervisor:
             self.training_path = event.training_path
             self.say(f"Trials train with {event.training_path}.")
 
+    def _on_lanes_timed(self, index: int, event: LanesTimed) -> None:
+        if not self.lanes_timed:
+            self.lanes_timed = True
+            self.say(f"Lanes, timed once the start trials were taken: {event.clause.removeprefix(', ')}.")
+
     def _on_fatal(self, index: int, event: Fatal) -> None:
         self.outcome.fatal = event.message
         self._error = self._error or event.error
@@ -363,6 +369,7 @@ class Supervisor:
             self.stop()
 
     _HANDLERS: dict[type, Callable[["Supervisor", int, Event], None]] = {
-        Starting: _on_starting, Ready: _on_ready, Fatal: _on_fatal, StorageLost: _on_storage_lost, Done: _on_done,
-        Idle: _on_idle, Confirmed: _on_confirmed, ConfirmFailed: _on_confirm_failed, TrialEnded: _on_trial_ended,
+        Starting: _on_starting, Ready: _on_ready, LanesTimed: _on_lanes_timed, Fatal: _on_fatal,
+        StorageLost: _on_storage_lost, Done: _on_done, Idle: _on_idle, Confirmed: _on_confirmed,
+        ConfirmFailed: _on_confirm_failed, TrialEnded: _on_trial_ended,
     }

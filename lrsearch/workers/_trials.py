@@ -17,23 +17,39 @@ from lrsearch.results import worker_tag
 from lrsearch.workers._claims import Claim, claimed_trials
 from lrsearch.workers._job import MAX_FAILURES_IN_A_ROW, Job
 from lrsearch.workers._link import ParentLink
-from lrsearch.workers._messages import TrialEnded
+from lrsearch.workers._messages import LanesTimed, TrialEnded
 
 #: Seconds between a worker's sweeps for trials whose heartbeats stopped (the parent sweeps too).
 SWEEP_INTERVAL = 5.0
 
 
+def _nothing() -> None:
+    pass
+
+
 def run_trials(job: Job, study, runner, claim: Callable[[], Claim], link: ParentLink) -> bool:
     """Claim and run trials until the study holds `n_trials`, `recycle` trials ran, the run
     says stop or is gone, or trials keep failing; in `runner.lanes` threads at once, each
-    with its own `claim()`. True if the study is full. Raises the StudyFileExit or
-    InternalError that ended a trial."""
+    with its own `claim()`. Where the preflight left the lanes to time, they are timed
+    (`TrialRunner.time_lanes`) after a trial once the study's start trials are all taken:
+    those, the likeliest to be good, finish as soon as they can. True if the study is full.
+    Raises the StudyFileExit or InternalError that ended a trial."""
     search = _Search(job, study, runner, link)
-    threads = [threading.Thread(target=search.loop, args=(claim(),), name=f"lrsearch-lane-{i}", daemon=True)
-               for i in range(1, runner.lanes)]
-    for thread in threads:
-        thread.start()
-    search.loop(claim())
+    threads: list[threading.Thread] = []
+
+    def add_lanes() -> None:
+        for i in range(len(threads) + 1, runner.lanes):
+            threads.append(threading.Thread(target=search.loop, args=(claim(),), name=f"lrsearch-lane-{i}",
+                                            daemon=True))
+            threads[-1].start()
+
+    def time_lanes() -> None:
+        if (clause := runner.time_lanes()) is not None:
+            link.tell(LanesTimed(clause))
+            add_lanes()
+
+    add_lanes()
+    search.loop(claim(), after_starts=time_lanes)
     for thread in threads:
         thread.join()
     if search.ended:
@@ -64,16 +80,20 @@ class _Search:
             self.started += 1
         return not self.link.stopped()  # told to stop, or the run itself is gone
 
-    def loop(self, claim: Claim) -> None:
-        """One lane: claim a trial and run it, as long as `_go_on` says."""
+    def loop(self, claim: Claim, after_starts: Callable[[], None] = _nothing) -> None:
+        """One lane: claim a trial and run it, as long as `_go_on` says; `after_starts()` once,
+        after a trial of its own ended, when the study's start trials (`StartSampler.starts`)
+        were all taken."""
         current: list = [None]  # the storage id of the trial being run
         objective = self._objective(claim, current)
         study = self.study
+        starts = len(getattr(study.sampler, "starts", ()))
         while self._go_on():
             self._sweep()
             claim.acquire()
             try:
-                if claimed_trials(study) >= self.job.n_trials:
+                taken = claimed_trials(study)
+                if taken >= self.job.n_trials:
                     self.full = True
                     return
                 if self.link.stopped():  # the run stopped while this lane waited for its claim: back out
@@ -86,6 +106,9 @@ class _Search:
                 return
             if current[0] is not None:
                 self._ended(current[0])
+                if taken + 1 >= starts and not self.link.stopped():
+                    after_starts()
+                    after_starts = _nothing
 
     def _sweep(self) -> None:
         """Interrupt the trials whose heartbeats stopped, before a claim rather than under it (the

@@ -33,7 +33,6 @@ class Warm:
         self._study = None  # that study, as loaded (the job's seed and ranges not applied)
         self._key: tuple | None = None  # what the runner below was made for
         self._runner = None
-        self._checked = None  # its `Preflight`
 
     def settle(self, setting: Setting | None) -> None:
         """Take on the parent's `setting` (its environment, but for the variables the slot
@@ -82,14 +81,16 @@ class Warm:
         key = (job.epochs, job.options.lanes, study_file.settings, study_file.space)
         if key == self._key and (job.options.lanes is not None or self._runner.lanes <= job.lane_cap):
             results.write_study(study, steps_per_epoch=self._runner.steps_per_epoch())  # as its first trial did
-            return self._runner, self._checked
-        self._runner = self._checked = self._key = None  # the last study's data and models go first
+            if self._runner.lanes_to_time is not None:  # not timed yet: at most this job's cap
+                self._runner.lanes_to_time = job.lane_cap
+            return self._runner, self._runner.preflight
+        self._runner = self._key = None  # the last study's data and models go first
         link.tell(Starting("data"))
         runner = TrialRunner(study_file, epochs=job.epochs, device=f"{socket.gethostname()}/{self.device()}")
         link.tell(Starting("model"))
-        self._checked = preflight(runner, job.options.lanes, job.lane_cap)
+        checked = preflight(runner, job.options.lanes, job.lane_cap)
         self._runner, self._key = runner, key
-        return runner, self._checked
+        return runner, checked
 
 
 def _source(job: Job) -> bytes | None:

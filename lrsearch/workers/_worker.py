@@ -23,8 +23,8 @@ from lrsearch.errors import InternalError, StorageUnavailableError, WriteError
 from lrsearch.workers._claims import Claim, MachineLock, claimed_states
 from lrsearch.workers._job import EXIT_FATAL, EXIT_STORAGE, Job, open_study, sampler_seed, start_from
 from lrsearch.workers._link import ParentLink
-from lrsearch.workers._messages import (Confirmed, ConfirmFailed, Done, Fatal, Idle, Ready, RunJob, Starting,
-                                        StorageLost)
+from lrsearch.workers._messages import (Confirmed, ConfirmFailed, Done, Fatal, Idle, LanesTimed, Ready, RunJob,
+                                        Starting, StorageLost)
 from lrsearch.workers._study_lock import study_lock
 from lrsearch.workers._trials import run_trials
 from lrsearch.workers._warm import Warm
@@ -185,6 +185,8 @@ def serve_confirmations(runner, link: ParentLink) -> None:
                 link.tell(Confirmed(task, value))
             link.tell(Idle())
 
+    if (clause := runner.time_lanes()) is not None:  # a worker that searched nothing before: its lanes now
+        link.tell(LanesTimed(clause))
     threads = [threading.Thread(target=serve, name=f"lrsearch-confirm-{i}", daemon=True) for i in range(runner.lanes)]
     for thread in threads:
         thread.start()

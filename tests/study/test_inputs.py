@@ -93,11 +93,17 @@ def test_a_split_without_rows_is_refused(rows, val_rows, split):
     assert f"data()'s {split} split holds no rows (x (0, 2), y (0, 3))" in str(raised.value)
 
 
-def preflight_path(build_model, lanes, lane_cap=1, callbacks=None) -> str:
+def checked_runner(build_model, lanes, lane_cap=1, callbacks=None):
     from lrsearch.training import TrialRunner, preflight
 
     study = define_study("checked", data=blobs, build_model=build_model, settings=SETTINGS, callbacks=callbacks)
-    return preflight(TrialRunner(study), lanes, lane_cap).training_path
+    runner = TrialRunner(study)
+    preflight(runner, lanes, lane_cap)
+    return runner
+
+
+def preflight_path(build_model, lanes, lane_cap=1, callbacks=None) -> str:
+    return checked_runner(build_model, lanes, lane_cap, callbacks).preflight.training_path
 
 
 def test_the_training_path_says_why_trials_train_one_at_a_time_and_that_a_compile_is_replaced():
@@ -114,10 +120,17 @@ def test_the_training_path_says_why_trials_train_one_at_a_time_and_that_a_compil
     assert preflight_path(lambda: mlp(), None).endswith(
         "one trial at a time, because each worker's share of the trials is too small for lanes (a larger "
         "n_trials, --n-trials, allows them)")
-    assert re.search(r"(one trial at a time, because lanes were measured not to pay on this device|2 trials at once "
-                     r"in lanes, as measured) \(an epoch of 2 lanes took [\d.]+x one trial's|one trial at a time, "
-                     r"because a step takes [\d.]+ ms alone",  # timed: a busy machine may tip it either way
-                     preflight_path(lambda: mlp(4000), None, lane_cap=2))
+    from lrsearch.training._trial import LANES_LATER
+
+    runner = checked_runner(lambda: mlp(4000), None, lane_cap=2)  # lanes left to time later
+    assert runner.preflight.training_path.endswith(LANES_LATER) and runner.lanes == 1
+    clause = runner.time_lanes()
+    assert re.fullmatch(r", (one trial at a time, because lanes were measured not to pay on this device|2 trials at "
+                        r"once in lanes, as measured) \(an epoch of 2 lanes took [\d.]+x one trial's\)|, one trial "
+                        r"at a time, because a step takes [\d.]+ ms alone, .*",  # timed: a busy machine may tip it
+                        clause), clause
+    assert runner.lanes == (2 if "2 trials at once" in clause else 1)
+    assert runner.preflight.training_path.endswith(clause) and runner.time_lanes() is None  # timed once
     assert preflight_path(Subclassed, None).endswith(
         "one trial at a time, because the model is not a plain Sequential or functional model with a config")
     assert preflight_path(lambda: mlp(), None, callbacks=lambda: []).endswith(

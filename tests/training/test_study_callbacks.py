@@ -41,12 +41,12 @@ def test_the_study_callbacks_see_each_epoch_and_stop_the_trial(tmp_path, monkeyp
 
 def test_by_default_a_study_with_callbacks_trains_one_trial_at_a_time_and_says_why(tmp_path, monkeypatch):
     """Lanes would give the callbacks a stand-in for the model, so the automatic choice
-    takes one lane for them; the same study without callbacks() times lanes to choose."""
+    takes one lane for them; the same study without callbacks() times lanes once its start trials are taken."""
     monkeypatch.setenv("LRSEARCH_TEST_CALLBACK_LOG", str(tmp_path / "log.txt"))
     without = tmp_path / "without.py"
     without.write_text(TINY.read_text())
     for study_file, expected in ((CALLBACKS, "one trial at a time, because the study file's callbacks()"),
-                                 (without, "measured")):
+                                 (without, "Lanes, timed once the start trials were taken: ")):
         journal = str(tmp_path / f"{study_file.stem}.journal")
         run = run_cli("run", str(study_file), "--storage", journal, "--n-trials", "8", "--workers", "1",
                       "--no-confirm", "--no-report", cwd=tmp_path)
