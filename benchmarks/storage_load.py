@@ -273,6 +273,9 @@ class _Runner:
 
     lanes = 1
 
+    def time_lanes(self) -> None:
+        """No lanes to time: one trial at a time a worker."""
+
     def __init__(self, epochs: int, train_seconds: float, tracker: _Tracker) -> None:
         self.epochs, self.train_seconds, self.tracker = epochs, train_seconds, tracker
         self.recorded_steps = False

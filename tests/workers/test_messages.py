@@ -18,13 +18,13 @@ from lrsearch.options import SearchOptions
 from lrsearch.results import Task
 from lrsearch.workers import Job, Supervisor
 from lrsearch.workers._confirmations import ConfirmationQueue, Confirming
-from lrsearch.workers._messages import (Confirm, ConfirmFailed, Confirmed, Dismiss, Done, Event, Fatal, Idle, Order,
-                                        Ready, RunJob, Setting, Starting, StorageLost, TrialEnded)
+from lrsearch.workers._messages import (Confirm, ConfirmFailed, Confirmed, Dismiss, Done, Event, Fatal, Idle,
+                                        LanesTimed, Order, Ready, RunJob, Setting, Starting, StorageLost, TrialEnded)
 from lrsearch.workers._link import ParentLink
 
 TASK = Task(number=3, seed=7, config={"optimizer": "adam", "schedule": "constant", "lr": 0.01}, params={"lr": 0.01})
 JOB = Job(study_path="study.py", study_name="s", n_trials=4, epochs=2, seed=1, options=SearchOptions(), confirm=True)
-MESSAGES = [Starting("data"), Ready("the compiled path"), Fatal("stop"), Fatal("full", error=WriteError("x", "full")),
+MESSAGES = [Starting("data"), Ready("the compiled path"), LanesTimed(", 3 trials at once in lanes"), Fatal("stop"), Fatal("full", error=WriteError("x", "full")),
             StorageLost("down"), TrialEnded("FAIL", "ValueError: x"), TrialEnded("COMPLETE", None), Idle(),
             Confirmed(TASK, 0.5), Confirmed(TASK, None), ConfirmFailed(TASK, "ValueError: y"), Done(), RunJob(JOB),
             RunJob(JOB, 1, 2, Setting.now()), Confirm(TASK), Dismiss()]
@@ -69,6 +69,10 @@ def test_the_supervisor_acts_on_events():
     supervisor._on_event(1, Ready("a path"))
     supervisor._on_event(2, Ready("another path"))
     assert supervisor.ready == {1, 2} and said == ["Trials train with a path."]
+    supervisor._on_event(1, LanesTimed(", 3 trials at once in lanes, as measured (2.5x)"))
+    supervisor._on_event(2, LanesTimed(", one trial at a time, because lanes were measured not to pay"))
+    assert said[1:] == ["Lanes, timed once the start trials were taken: 3 trials at once in lanes, as measured (2.5x)."]
+    del said[1:]
     for _ in range(4):
         supervisor._on_event(1, TrialEnded("FAIL", "ValueError: x"))
     assert not supervisor.stopping()
