@@ -181,8 +181,8 @@ class ProxiedHeartbeats(DelegatingStorage):
         if key == HEARTBEAT_KEY:
             self._beat(trial_id)
         elif key == BATCH_KEY:
-            self._write_batch([(kind, trial_id, int(key) if kind == "value" else key, value)
-                               for kind, key, value in value])
+            self._write_batch([(kind, trial_id, int(name) if kind == "value" else name, item)
+                               for kind, name, item in value])
         else:
             self.call("set_trial_system_attr", trial_id, key, value)
 

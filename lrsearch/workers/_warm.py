@@ -67,8 +67,9 @@ class Warm:
         return self._databases[location]
 
     def runner(self, job: Job, study, link: ParentLink):
-        """The `TrialRunner` of `job` on `study` and the `Preflight` it passed: the last job's if it trains the
-        same, else a new one, which loads the data and checks the model. Raises what loading the study does."""
+        """The `TrialRunner` of `job` on `study`, with the `Preflight` it passed (`runner.preflight`): the last
+        job's if it trains the same, else a new one, which loads the data and checks the model. Raises what
+        loading the study does."""
         from lrsearch.rangetest import apply_recorded_bounds
         from lrsearch.study import unpickle_study
         from lrsearch.training import TrialRunner, preflight
@@ -83,14 +84,14 @@ class Warm:
             results.write_study(study, steps_per_epoch=self._runner.steps_per_epoch())  # as its first trial did
             if self._runner.lanes_to_time is not None:  # not timed yet: at most this job's cap
                 self._runner.lanes_to_time = job.lane_cap
-            return self._runner, self._runner.preflight
+            return self._runner
         self._runner = self._key = None  # the last study's data and models go first
         link.tell(Starting("data"))
         runner = TrialRunner(study_file, epochs=job.epochs, device=f"{socket.gethostname()}/{self.device()}")
         link.tell(Starting("model"))
-        checked = preflight(runner, job.options.lanes, job.lane_cap)
+        preflight(runner, job.options.lanes, job.lane_cap)
         self._runner, self._key = runner, key
-        return runner, checked
+        return runner
 
 
 def _source(job: Job) -> bytes | None:

@@ -110,10 +110,10 @@ def _load(job: Job, order: RunJob, warm: Warm, link: ParentLink):
     storage = WriteBackStorage(warm.storage(job.options.storage))
     held = storage.get_n_trials(storage.get_study_id_from_name(job.study_name), state=claimed_states())
     study = open_study(job, seed=sampler_seed(job.seed, order.index, order.generation, held), storage=storage)
-    runner, checked = warm.runner(job, study, link)
+    runner = warm.runner(job, study, link)
     start_from(job, study, runner.study.space)
-    _check_model(job, study, checked.model)
-    link.tell(Ready(checked.training_path))
+    _check_model(job, study, runner.preflight.model)
+    link.tell(Ready(runner.preflight.training_path))
     return storage, study, runner
 
 
