@@ -31,6 +31,7 @@ import tensorflow as tf
 from lrsearch import internals
 from lrsearch.study import data
 from lrsearch.training import _kept_models as kept_models
+from lrsearch.training._lane_optimizer import hyperparameters
 
 log = logging.getLogger(__name__)
 
@@ -124,21 +125,24 @@ class Trainer:
 
     def kept_loop(self, model: keras.Model, optimizer: keras.optimizers.Optimizer) -> "_EpochLoop | None":
         """The kept compiled model of `model`'s `kept_models.signature`, loaded with `model` and
-        `optimizer` (compiled and traced if new); None where models are not kept."""
+        `optimizer` (compiled with a `kept_models.TableOptimizer` and traced if new); None where
+        models are not kept, or a `TableOptimizer` cannot run `optimizer`."""
         if not (self.keep > 0 and kept_models.reusable(model) and can_run_fast(model, self.train, self.val) is None):
+            return None
+        lane = hyperparameters(optimizer)
+        if isinstance(lane, str):
             return None
         if not model.built:
             model(data.take(self.train, 1)[0])
-        key = kept_models.signature(model, optimizer)
+        key = kept_models.signature(model)
         if key is None:
             return None
         loop = self._loops.pop(key, None)
         if loop is None:
-            kept_models.make_tunable(optimizer)
-            model.compile(optimizer=optimizer, loss=self.loss, metrics=self.metrics)
+            model.compile(optimizer=kept_models.TableOptimizer(lane), loss=self.loss, metrics=self.metrics)
             loop = _EpochLoop(model, self.train, self.val, self.batch_size)
         else:
-            kept_models.load(loop.model, loop.model.optimizer, model, optimizer)
+            kept_models.load(loop.model, model, lane)
         self._loops[key] = loop
         while len(self._loops) > self.keep:
             self._loops.popitem(last=False)

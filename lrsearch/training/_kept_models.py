@@ -1,65 +1,141 @@
 """Reuse compiled training across trials of one architecture.
 
-Tracing a small model's epoch functions costs more than dozens of its epochs (blobs:
-0.33 s against 5 ms an epoch), and most trials of a search are pruned early. So a
-worker keeps, per architecture and optimizer kind, one compiled model with its traced
-epoch loop, and loads each new trial into it: the new model's initial weights (and
-dropout seeds), a fresh optimizer state and the trial's hyperparameters. The numbers a
-trial varies - SGD's momentum and the schedule's fields - become `Knob`s that traced
-code reads from variables, so changing them does not retrace; the learning rate
-without a schedule is a variable in Keras already.
+Tracing a model's epoch functions costs more than dozens of a small model's epochs (blobs:
+0.33 s against 5 ms an epoch; a CNN's trace takes about a second), and most trials of a
+search are pruned early. So a worker keeps, per architecture, one compiled model with its
+traced epoch loop, and loads each new trial into it: the new model's initial weights (and
+dropout seeds) and the trial's optimizer. The kept model trains with a `TableOptimizer`:
+Keras' SGD, RMSprop, Adagrad and Adam under a constant rate, inverse time decay or 1cycle,
+told apart by numbers in a variable, so that no trial's optimizer or schedule retraces.
 
 What must match for reuse (the `signature`): the model's class, config and variable
-shapes; the optimizer's class and config, except its learning rate and momentum (only
-whether momentum is zero, which decides the optimizer's variables); the schedule's
-class and its non-numeric fields. Subclassed models are never reused: their config
-need not describe what they compute. A study whose `build_model` varies something its
-layers' configs do not show turns reuse off with `Settings(keep_compiled=False)`.
+shapes, and an optimizer that a `TableOptimizer` runs (`_lane_optimizer.hyperparameters`).
+Subclassed models are never reused: their config need not describe what they compute. A
+study whose `build_model` varies something its layers' configs do not show turns reuse off
+with `Settings(keep_compiled=False)`.
 """
 
 from __future__ import annotations
 
-import functools
+import dataclasses
 import json
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from lrsearch import internals
-
-#: Optimizer attributes a trial varies; read by `update_step`, so made `Knob`s.
-TUNED_OPTIMIZER_ATTRS = ("momentum",)
+from lrsearch.training._lane_optimizer import FIELDS, KINDS, LaneOptimizer, coefficients, learning_rate, update
 
 
-@functools.total_ordering
-class Knob:
-    """A number that traced code reads from a variable and Python code compares as its
-    current value (as in SGD's `if self.momentum != 0`)."""
+class TableOptimizer(keras.optimizers.Optimizer):
+    """One optimizer for every `LaneOptimizer`: its numbers (kind, rate, schedule) are
+    variables that `load` sets, and its step is `_lane_optimizer.update`, Keras' own math,
+    taken on all the model's weights at once as one vector (few operations a step, which
+    is what a small model's step costs). `learning_rate` is the rate at the current step,
+    as the trial's schedule gives it; setting it (ReduceLROnPlateau) sets the base rate."""
 
-    def __init__(self, value: float) -> None:
-        self.value = float(value)
-        self.variable = tf.Variable(self.value, trainable=False, dtype=tf.float32)
+    def __init__(self, lane: LaneOptimizer) -> None:
+        super().__init__(learning_rate=float(lane.lr), name="lrsearch_table_optimizer")
+        self._table = tf.Variable(_row(lane), trainable=False, name="lrsearch_table")
+        self._steps = tf.Variable(_step_row(lane), trainable=False, name="lrsearch_step_coefficients")
+        self._base = tf.Variable(float(lane.lr), trainable=False, name="lrsearch_base_rate")
+        self._lane = lane
+        self._rate_now = tf.function(self._rate)  # an eager schedule costs a third of a small model's epoch
 
-    def assign(self, value: float) -> None:
-        self.value = float(value)
-        self.variable.assign(self.value)
+    def build(self, variables) -> None:
+        if self.built:
+            return
+        super().build(variables)
+        size = sum(int(np.prod(v.shape)) for v in variables)
+        self._m = self.add_variable((size,), name="m")
+        self._v = self.add_variable((size,), name="v",  # built in Keras' stateless scope: no assign here
+                                    initializer=keras.initializers.Constant(_first_v(self._lane)))
 
-    def __tf_tensor__(self, dtype=None, name=None):
-        return tf.cast(self.variable, dtype or tf.float32, name=name)
+    def load(self, lane: LaneOptimizer) -> None:
+        """Start afresh as `lane`'s optimizer: its numbers, step 0, fresh slots."""
+        self._lane = lane
+        self._table.assign(_row(lane))
+        self._steps.assign(_step_row(lane))
+        self._base.assign(lane.lr)
+        self.iterations.assign(0)
+        self._m.assign(tf.zeros(self._m.shape))
+        self._v.assign(tf.fill(self._v.shape, _first_v(lane)))
 
-    def __float__(self) -> float:
-        return self.value
+    def _numbers(self) -> dict:
+        """The `LaneOptimizer`'s numbers, its base rate the one set last (`learning_rate`)."""
+        row = tf.unstack(tf.convert_to_tensor(self._table))
+        return {**dict(zip(FIELDS, row)), "scheduled": row[-1], "lr": tf.convert_to_tensor(self._base)}
 
-    def __eq__(self, other) -> bool:
-        return self.value == other.value if isinstance(other, Knob) else self.value == other
+    def _rate(self, numbers: dict | None = None):
+        """The rate at the current step: a schedule's only where the trial has one."""
+        numbers = self._numbers() if numbers is None else numbers
+        return tf.cond(numbers["scheduled"] > 0,
+                       lambda: learning_rate(numbers, tf.cast(self.iterations, tf.float32)), lambda: numbers["lr"])
 
-    def __lt__(self, other) -> bool:
-        return self.value < other.value if isinstance(other, Knob) else self.value < other
+    @property
+    def learning_rate(self):
+        if not tf.executing_eagerly():
+            return self._rate()
+        return self._rate_now() if _row(self._lane)[-1] else self._base
 
-    __hash__ = None
+    @learning_rate.setter
+    def learning_rate(self, value) -> None:
+        self._base.assign(value)
 
-    def __repr__(self) -> str:
-        return f"Knob({self.value})"
+    def apply(self, grads, trainable_variables=None) -> None:
+        """One step on every variable (no clipping, loss scaling or averaging to apply: a
+        `LaneOptimizer` has none), then the variables' constraints, as Keras' `apply`."""
+        variables = list(trainable_variables)
+        grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)]  # a variable the loss skips
+        if not self.built:
+            self.build(variables)
+        numbers, step = self._numbers(), tf.cast(self.iterations, tf.float32)
+        steps = dict(zip(_STEP_KEYS, tf.unstack(tf.convert_to_tensor(self._steps))))
+        sparse = any(isinstance(g, tf.IndexedSlices) for g in grads)
+        weight, m, v = update(steps, step, self._rate(numbers), _flat(variables), _flat(grads),
+                              self._m, self._v, _flat(_squares(grads)) if sparse else None)
+        self._m.assign(m)
+        self._v.assign(v)
+        for variable, value in zip(variables, tf.split(weight, [int(np.prod(v.shape)) for v in variables])):
+            variable.assign(tf.cast(tf.reshape(value, variable.shape), variable.dtype))
+            if variable.constraint is not None:
+                variable.assign(variable.constraint(variable))
+        self.iterations.assign_add(1)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), **dataclasses.asdict(self._lane)}
+
+
+def _flat(tensors) -> tf.Tensor:
+    """`tensors` (dense, or an Embedding's IndexedSlices) as one float32 vector."""
+    return tf.concat([tf.reshape(tf.cast(tf.convert_to_tensor(t), tf.float32), [-1]) for t in tensors], 0)
+
+
+def _squares(grads) -> list:
+    """Each gradient's square as Keras' optimizers take it: an Embedding's IndexedSlices row by row, summed where
+    rows repeat."""
+    return [tf.IndexedSlices(tf.square(g.values), g.indices, g.dense_shape) if isinstance(g, tf.IndexedSlices)
+            else tf.square(g) for g in grads]
+
+
+def _first_v(lane: LaneOptimizer) -> float:
+    """What the second-moment slots start at: Adagrad's initial accumulator, else 0."""
+    return lane.accumulator if lane.kind == KINDS.index("adagrad") else 0.0
+
+
+def _row(lane: LaneOptimizer) -> np.ndarray:
+    """`lane`'s numbers in the order of FIELDS, and last whether it has a schedule."""
+    return np.array([*(getattr(lane, name) for name in FIELDS), bool(lane.cycle or lane.decay)], np.float32)
+
+
+_STEP_KEYS = tuple(coefficients({name: 0.0 for name in FIELDS}))
+
+
+def _step_row(lane: LaneOptimizer) -> np.ndarray:
+    """`lane`'s `coefficients`, computed once a trial rather than each step."""
+    values = coefficients({name: tf.constant(float(getattr(lane, name))) for name in FIELDS})
+    return np.array([float(values[key]) for key in _STEP_KEYS], np.float32)
 
 
 def reusable(model: keras.Model) -> bool:
@@ -68,60 +144,22 @@ def reusable(model: keras.Model) -> bool:
     return type(model) in (keras.Sequential, internals.functional_class())
 
 
-def signature(model: keras.Model, optimizer: keras.optimizers.Optimizer) -> str | None:
-    """What two trials must share to train on one compiled model; None if the model's
-    config cannot be read (a custom layer without `get_config`). `model` must be built."""
+def signature(model: keras.Model) -> str | None:
+    """What two trials' models must share to train on one compiled model; None if the
+    model's config cannot be read (a custom layer without `get_config`). `model` must be built."""
     try:
         model_config = model.get_config()
     except NotImplementedError:
         return None
-    options = optimizer.get_config()
-    for name in ("name", "learning_rate", *TUNED_OPTIMIZER_ATTRS):
-        options.pop(name, None)
-    for name in TUNED_OPTIMIZER_ATTRS:
-        if hasattr(optimizer, name):
-            options[f"{name} != 0"] = float(getattr(optimizer, name)) != 0
-    schedule = internals.schedule_of(optimizer)
-    key = {
-        "model": [type(model).__qualname__, model_config, [(v.path, v.shape, v.dtype) for v in model.variables]],
-        "optimizer": [type(optimizer).__qualname__, options],
-        "schedule": None if schedule is None else [
-            type(schedule).__qualname__, {k: v for k, v in schedule.get_config().items() if not _is_number(v)}
-        ],
-    }
+    key = [type(model).__qualname__, model_config, [(v.path, v.shape, v.dtype) for v in model.variables]]
     return json.dumps(key, sort_keys=True, default=str)
 
 
-def make_tunable(optimizer: keras.optimizers.Optimizer) -> None:
-    """Turn the numbers a trial varies into `Knob`s, before `optimizer` is first traced."""
-    for owner, names in _tuned(optimizer):
-        for name in names:
-            setattr(owner, name, Knob(getattr(owner, name)))
-
-
-def load(model: keras.Model, optimizer: keras.optimizers.Optimizer, fresh_model: keras.Model,
-         fresh_optimizer: keras.optimizers.Optimizer) -> None:
-    """Make the compiled `model` and its tunable `optimizer` start as `fresh_model` would
-    with `fresh_optimizer`; both pairs have the same `signature`."""
+def load(model: keras.Model, fresh_model: keras.Model, lane: LaneOptimizer) -> None:
+    """Make the compiled `model` start as `fresh_model` would with `lane`'s optimizer;
+    both models have the same `signature`."""
     _assign(model.variables, fresh_model.variables)
-    fresh_optimizer.build(model.trainable_variables)  # fresh slots, iteration and learning rate
-    _assign(optimizer.variables, fresh_optimizer.variables)
-    for (owner, names), (fresh, _) in zip(_tuned(optimizer), _tuned(fresh_optimizer)):
-        for name in names:
-            getattr(owner, name).assign(getattr(fresh, name))
-
-
-def _tuned(optimizer) -> list[tuple[object, list[str]]]:
-    """(object, attribute names) pairs of the numbers a trial varies."""
-    pairs = [(optimizer, [name for name in TUNED_OPTIMIZER_ATTRS if hasattr(optimizer, name)])]
-    schedule = internals.schedule_of(optimizer)
-    if schedule is not None:
-        pairs.append((schedule, [k for k, v in schedule.get_config().items() if _is_number(v)]))
-    return pairs
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float, Knob)) and not isinstance(value, bool)
+    model.optimizer.load(lane)
 
 
 def _assign(targets: list, sources: list) -> None:

@@ -22,7 +22,7 @@ import tensorflow as tf
 from lrsearch import internals
 from lrsearch.study import data
 from lrsearch.training import _epochs as epoch_loop
-from lrsearch.training._lane_optimizer import FIELDS, IDLE, KINDS, LaneOptimizer, learning_rate, update
+from lrsearch.training._lane_optimizer import FIELDS, IDLE, KINDS, LaneOptimizer, coefficients, learning_rate, update
 
 
 class SparseGradients(ValueError):
@@ -134,7 +134,7 @@ class LaneGroup:
             raise SparseGradients("its gradients are sparse (an Embedding layer), which lanes do not update as "
                                    "Keras does")
         gradient = tf.concat([tf.reshape(g, [-1]) for g in gradients], 0)
-        weights, m, v = update(h, step, learning_rate(h, step), weights, gradient, m, v)
+        weights, m, v = update(coefficients(h), step, learning_rate(h, step), weights, gradient, m, v)
         metrics = self._update_metrics(metrics, loss, x, y, y_pred, sample_weight)
         finite = tf.reduce_all(tf.math.is_finite(self._loss(metrics)))
         return weights, states, metrics, m, v, finite

@@ -83,7 +83,7 @@ def hyperparameters(optimizer: keras.optimizers.Optimizer) -> LaneOptimizer | st
     elif isinstance(rate, keras.optimizers.schedules.LearningRateSchedule):
         return f"the schedule is {type(rate).__name__}"
     else:
-        lane.lr = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+        lane.lr = float(optimizer.learning_rate.numpy())
     return lane
 
 
@@ -94,19 +94,42 @@ def learning_rate(h: dict, step):
     return tf.where(h["cycle"] > 0, cycled, decayed)
 
 
-def update(h: dict, step, lr, weight, gradient, m, v):
-    """One optimizer step of a lane (all its weights in one vector), as Keras' SGD,
-    RMSprop, Adagrad and Adam take it."""
+def coefficients(h: dict) -> dict:
+    """The coefficients of a lane's optimizer step that hold for all its steps (see `update`):
+    a per-step cost in lanes, computed once a trial by a kept model's optimizer."""
     sgd, rmsprop, adagrad, adam = (tf.equal(h["kind"], float(code)) for code in range(4))
-    square = tf.square(gradient)
-    new_m = tf.where(sgd, m * h["momentum"] - gradient * lr,
-                     tf.where(adam, m + (gradient - m) * (1.0 - h["beta_1"]), m))
-    new_v = tf.where(rmsprop, h["rho"] * v + (1.0 - h["rho"]) * square,
-                     tf.where(adagrad, v + square, tf.where(adam, v + (square - v) * (1.0 - h["beta_2"]), v)))
+    zero, one = tf.zeros_like(h["lr"]), tf.ones_like(h["lr"])
+    nesterov = h["nesterov"] > 0
+    return {
+        "a": tf.where(sgd, h["momentum"], tf.where(adam, h["beta_1"], one)),
+        "b": tf.where(adam, 1.0 - h["beta_1"], zero), "b_lr": tf.where(sgd, -one, zero),
+        "c": tf.where(rmsprop, h["rho"], tf.where(adam, h["beta_2"], one)),
+        "d": tf.where(rmsprop, 1.0 - h["rho"], tf.where(sgd, zero, tf.where(adam, 1.0 - h["beta_2"], one))),
+        "e": tf.where(sgd, tf.where(nesterov, h["momentum"], one), zero),
+        "f_lr": tf.where(sgd & nesterov, -one, zero),
+        "k_alpha": tf.where(adam, -one, zero),
+        "l_lr": tf.where(rmsprop | adagrad, -one, zero),
+        "eps_in": tf.where(adam, zero, tf.where(sgd, one, h["epsilon"])),
+        "eps_out": tf.where(adam, h["epsilon"], zero),
+        "beta_1": h["beta_1"], "beta_2": h["beta_2"],
+    }
+
+
+def update(k: dict, step, lr, weight, gradient, m, v, square=None):
+    """One optimizer step of a lane (all its weights in one vector), as Keras' SGD,
+    RMSprop, Adagrad and Adam take it, with the lane's `coefficients` `k`; `square` is the
+    gradient's square where it is not `tf.square(gradient)` (Keras squares sparse gradients
+    row by row).
+
+    Every kind is one form (few operations on the vectors, which are most of a step's
+    cost): m' = a m + b g, v' = c v + d g^2, and the weight moves by
+    e m' + f g + (alpha_k m' + l g) / (sqrt(v' + eps_in) + eps_out), where b, f and l
+    scale with the rate and alpha_k with Adam's bias-corrected rate."""
+    square = tf.square(gradient) if square is None else square
     local_step = step + 1.0
-    alpha = lr * tf.sqrt(1.0 - tf.pow(h["beta_2"], local_step)) / (1.0 - tf.pow(h["beta_1"], local_step))
-    sgd_delta = tf.where(h["nesterov"] > 0, new_m * h["momentum"] - gradient * lr, new_m)
-    root_delta = -(lr * gradient) / tf.sqrt(new_v + h["epsilon"])
-    adam_delta = -(new_m * alpha) / (tf.sqrt(new_v) + h["epsilon"])
-    delta = tf.where(sgd, sgd_delta, tf.where(adam, adam_delta, root_delta))
+    alpha = lr * tf.sqrt(1.0 - tf.pow(k["beta_2"], local_step)) / (1.0 - tf.pow(k["beta_1"], local_step))
+    new_m = k["a"] * m + (k["b"] + k["b_lr"] * lr) * gradient
+    new_v = k["c"] * v + k["d"] * square
+    moved = (k["k_alpha"] * alpha) * new_m + (k["l_lr"] * lr) * gradient
+    delta = k["e"] * new_m + (k["f_lr"] * lr) * gradient + moved / (tf.sqrt(new_v + k["eps_in"]) + k["eps_out"])
     return weight + delta, new_m, new_v

@@ -24,7 +24,7 @@ from lrsearch.training import _architecture as architecture, _epochs as epoch_lo
 from lrsearch.training._pruning import PruningCallback
 
 
-#: Compiled models a worker keeps: one per optimizer and schedule kind of one architecture.
+#: Compiled models a worker keeps: one per architecture (a study whose `build_model` varies its layers has several).
 KEPT_MODELS = 16
 #: The lanes clause of a training path while a worker's lanes wait to be timed until a new
 #: study's start trials (the usual starting rates, the likeliest to be good) are taken: they

@@ -19,7 +19,6 @@ from lrsearch import internals  # noqa: E402
 from lrsearch.study import load_study  # noqa: E402
 from lrsearch.training import TrialRunner  # noqa: E402
 from lrsearch.training import _epochs as epoch_loop  # noqa: E402
-from lrsearch.training import _kept_models as kept_models
 from lrsearch.lr import LRConfig  # noqa: E402
 from lrsearch.results import DIVERGED  # noqa: E402
 from lrsearch.training import PruningCallback  # noqa: E402
@@ -225,8 +224,9 @@ PAIRS = {
 
 @pytest.mark.parametrize("kind", sorted(PAIRS))
 def test_a_kept_model_trains_the_next_trial_as_a_fresh_one_would(blobs, kind):
-    """Trial B loaded into trial A's compiled model (after A trained and another kind came
-    between) ends with the weights, logs and learning rates of B compiled from scratch."""
+    """Trial B loaded into trial A's compiled model (after A trained and another optimizer
+    came between, on the same compiled model) ends with the weights, logs and learning
+    rates of B compiled from scratch with Keras' own optimizer."""
     first, second = PAIRS[kind]
     trainer = trainer_for(blobs)
 
@@ -241,7 +241,7 @@ def test_a_kept_model_trains_the_next_trial_as_a_fresh_one_would(blobs, kind):
     run_with_trainer(other, seed=2)
     reused, reused_lrs = run_with_trainer(second, seed=3)
     assert reused.model is kept.model, "the second trial of a kind did not reuse the kept model"
-    assert len(trainer._loops) == 2
+    assert len(trainer._loops) == 1, "another optimizer or schedule compiled the architecture again"
 
     model, optimizer = fresh(make_optimizer(second, STEPS, epochs=3), seed=3)
     model.compile(optimizer=optimizer, loss="categorical_crossentropy", metrics=["accuracy"])
@@ -323,17 +323,6 @@ def test_models_whose_config_cannot_be_read_or_with_keep_0_are_compiled_anew(blo
             assert history.model is model
             assert set(history.history) == LOG_KEYS
         assert not trainer._loops
-
-
-def test_knob_reads_like_its_number_in_python_and_in_traced_code():
-    knob = kept_models.Knob(0.9)
-    assert knob != 0 and knob > 0.5 and float(knob) == pytest.approx(0.9)
-    assert knob != None and knob != "0.9"  # noqa: E711 - other types are unequal, not an error
-    times_two = tf.function(lambda: tf.cast(knob, tf.float32) * 2.0)
-    assert float(times_two()) == pytest.approx(1.8)
-    knob.assign(0.0)
-    assert knob == 0 and not knob > 0
-    assert float(times_two()) == 0.0, "the traced function kept the old value"
 
 
 def two_input_two_output(seed: int = 3) -> keras.Model:

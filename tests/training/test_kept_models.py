@@ -1,5 +1,5 @@
 """lrsearch.training._kept_models on real Keras models: which models may be kept, what their signature
-tells apart, and loading a fresh trial into a kept model and optimizer."""
+tells apart, the TableOptimizer against Keras' own optimizers, and loading a fresh trial into a kept model."""
 
 from __future__ import annotations
 
@@ -7,25 +7,15 @@ import keras
 import numpy as np
 import pytest
 
-from lrsearch import internals
+from lrsearch.lr import LearningRateMonitor, LRConfig, make_optimizer
 from lrsearch.training import _kept_models as kept_models
+from lrsearch.training._lane_optimizer import hyperparameters
 
 
 def mlp(width: int = 4) -> keras.Model:
     """A fresh model, its layer names counted afresh, as a worker builds each trial's."""
     keras.backend.clear_session(free_memory=False)
     return keras.Sequential([keras.Input((2,)), keras.layers.Dense(width, activation="relu"), keras.layers.Dense(1)])
-
-
-def decay(rate: float = 0.01, staircase: bool = False):
-    return keras.optimizers.schedules.InverseTimeDecay(0.1, decay_steps=1, decay_rate=rate, staircase=staircase)
-
-
-def test_a_knob_reads_and_compares_as_its_value():
-    knob = kept_models.Knob(0.5)
-    assert float(knob) == 0.5 and knob == 0.5 and knob < 0.9 and knob != 0 and knob == kept_models.Knob(0.5)
-    knob.assign(0.0)
-    assert knob == 0 and float(keras.ops.convert_to_numpy(knob.variable)) == 0.0
 
 
 def test_plain_sequential_and_functional_models_are_reusable_subclasses_not():
@@ -38,38 +28,80 @@ def test_plain_sequential_and_functional_models_are_reusable_subclasses_not():
     assert not kept_models.reusable(Mine([keras.Input((2,)), keras.layers.Dense(1)]))
 
 
-def test_the_signature_ignores_what_a_trial_varies():
-    base = kept_models.signature(mlp(), keras.optimizers.SGD(learning_rate=0.1, momentum=0.9))
-    assert base == kept_models.signature(mlp(), keras.optimizers.SGD(learning_rate=0.003, momentum=0.5))
-    with_decay = kept_models.signature(mlp(), keras.optimizers.SGD(learning_rate=decay(0.01)))
-    assert with_decay == kept_models.signature(mlp(), keras.optimizers.SGD(learning_rate=decay(0.5)))
+def test_the_signature_is_the_architecture_whatever_the_optimizer():
+    assert kept_models.signature(mlp()) == kept_models.signature(mlp())
+    assert kept_models.signature(mlp(8)) != kept_models.signature(mlp())
 
 
-@pytest.mark.parametrize("other", [
-    lambda: (mlp(8), keras.optimizers.SGD(learning_rate=0.1, momentum=0.9)),  # another architecture
-    lambda: (mlp(), keras.optimizers.SGD(learning_rate=0.1)),  # no momentum: other optimizer variables
-    lambda: (mlp(), keras.optimizers.Adam(learning_rate=0.1)),
-    lambda: (mlp(), keras.optimizers.SGD(learning_rate=decay(staircase=True), momentum=0.9)),
-])
-def test_the_signature_tells_apart_what_changes_the_compiled_step(other):
-    assert kept_models.signature(*other()) != kept_models.signature(mlp(), keras.optimizers.SGD(learning_rate=0.1, momentum=0.9))
+def embedded() -> keras.Model:
+    """A model whose Embedding's gradients come as IndexedSlices."""
+    keras.backend.clear_session(free_memory=False)
+    keras.utils.set_random_seed(5)
+    return keras.Sequential([keras.Input((3,), dtype="int32"), keras.layers.Embedding(20, 4),
+                             keras.layers.GlobalAveragePooling1D(), keras.layers.Dense(1)])
+
+
+#: Every optimizer and schedule a trial can have, each with numbers off Keras' defaults.
+CONFIGS = {
+    "sgd": LRConfig(optimizer="sgd", lr=0.05),
+    "sgd-nesterov": LRConfig(optimizer="sgd", lr=0.05, momentum=0.8, nesterov=True),
+    "rmsprop": LRConfig(optimizer="rmsprop", lr=3e-3),
+    "adagrad": LRConfig(optimizer="adagrad", lr=0.1),
+    "adam-time-decay": LRConfig(optimizer="adam", lr=0.01, schedule="time_decay", decay=0.05),
+    "sgd-one-cycle": LRConfig(optimizer="sgd", lr=0.2, momentum=0.9, schedule="one_cycle", div=10.0),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_a_table_optimizer_steps_as_keras_own_optimizer(name):
+    """Keras' fit with the trial's own optimizer, and with a TableOptimizer of its numbers
+    loaded after another kind trained: the same weights and learning rates, step by step."""
+    rows = np.random.default_rng(0).integers(0, 20, (16, 3)).astype("int32")
+    target = np.random.default_rng(1).normal(size=(16, 1)).astype("float32")
+    runs = []
+    for table in (False, True):
+        model, optimizer = embedded(), make_optimizer(CONFIGS[name], steps_per_epoch=4, epochs=3)
+        if table:
+            optimizer = kept_models.TableOptimizer(hyperparameters(make_optimizer(LRConfig("adagrad", 0.5), 4, 3)))
+            model.compile(optimizer=optimizer, loss="mse")
+            model.fit(rows, target, batch_size=4, epochs=1, verbose=0, shuffle=False)  # another trial before
+            kept_models.load(model, embedded(), hyperparameters(make_optimizer(CONFIGS[name], 4, 3)))
+        else:
+            model.compile(optimizer=optimizer, loss="mse")
+        monitor = LearningRateMonitor()
+        model.fit(rows, target, batch_size=4, epochs=3, verbose=0, shuffle=False, callbacks=[monitor])
+        runs.append((model.get_weights(), monitor.lrs, int(model.optimizer.iterations.numpy())))
+    (keras_weights, keras_lrs, keras_steps), (weights, lrs, steps) = runs
+    assert steps == keras_steps == 12
+    np.testing.assert_allclose(lrs, keras_lrs, rtol=1e-5, atol=1e-8)  # float32 rounding near 0
+    for expected, got in zip(keras_weights, weights):
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
+
+
+def test_setting_the_learning_rate_sets_the_base_rate_as_reduce_lr_on_plateau_does():
+    optimizer = kept_models.TableOptimizer(hyperparameters(keras.optimizers.SGD(learning_rate=0.1)))
+    optimizer.learning_rate = 0.025
+    assert float(optimizer.learning_rate) == pytest.approx(0.025)
+    model = mlp()
+    model.compile(optimizer=optimizer, loss="mse")
+    model.fit(np.ones((8, 2), np.float32), np.ones((8, 1), np.float32), epochs=1, verbose=0)
+    assert float(optimizer.learning_rate) == pytest.approx(0.025)
 
 
 def test_a_kept_model_loads_a_fresh_trial():
-    kept, optimizer = mlp(), keras.optimizers.SGD(learning_rate=decay(0.01), momentum=0.9)
-    kept_models.make_tunable(optimizer)
-    assert isinstance(optimizer.momentum, kept_models.Knob)
+    kept, optimizer = mlp(), kept_models.TableOptimizer(hyperparameters(keras.optimizers.Adam(learning_rate=0.1)))
     kept.compile(optimizer=optimizer, loss="mse")
     x, y = np.ones((8, 2), np.float32), np.ones((8, 1), np.float32)
     kept.fit(x, y, epochs=2, verbose=0)
     assert int(optimizer.iterations.numpy()) == 2
 
-    fresh, fresh_optimizer = mlp(), keras.optimizers.SGD(learning_rate=decay(0.25), momentum=0.3)
-    kept_models.load(kept, optimizer, fresh, fresh_optimizer)
+    fresh = mlp()
+    kept_models.load(kept, fresh, hyperparameters(keras.optimizers.Adagrad(learning_rate=0.3)))
     assert all(np.array_equal(a, b) for a, b in zip(kept.get_weights(), fresh.get_weights()))
-    assert int(optimizer.iterations.numpy()) == 0
-    schedule = internals.schedule_of(optimizer)
-    assert optimizer.momentum == 0.3 and isinstance(schedule.decay_rate, kept_models.Knob) and schedule.decay_rate == 0.25
+    assert int(optimizer.iterations.numpy()) == 0 and float(optimizer.learning_rate) == pytest.approx(0.3)
+    slots = {variable.name: variable.numpy() for variable in optimizer.variables}
+    assert np.all(slots["v"] == 0.1), "Adagrad's accumulators start at 0.1"
+    assert np.all(slots["m"] == 0)
 
 
 def test_loading_variables_of_another_shape_is_refused():
