@@ -133,8 +133,9 @@ _STEP_KEYS = tuple(coefficients({name: 0.0 for name in FIELDS}))
 
 
 def _step_row(lane: LaneOptimizer) -> np.ndarray:
-    """`lane`'s `coefficients`, computed once a trial rather than each step."""
-    values = coefficients({name: tf.constant(float(getattr(lane, name))) for name in FIELDS})
+    """`lane`'s `coefficients`, computed once a trial rather than each step, from Python
+    floats as Keras' optimizers compute theirs (1 - beta_2 in float32 is off by 5e-5)."""
+    values = coefficients({name: float(value) for name, value in dataclasses.asdict(lane).items()})
     return np.array([float(values[key]) for key in _STEP_KEYS], np.float32)
 
 

@@ -101,10 +101,12 @@ def coefficients(h: dict) -> dict:
     zero, one = tf.zeros_like(h["lr"]), tf.ones_like(h["lr"])
     nesterov = h["nesterov"] > 0
     return {
-        "a": tf.where(sgd, h["momentum"], tf.where(adam, h["beta_1"], one)),
+        "a": tf.where(sgd, h["momentum"], one),
         "b": tf.where(adam, 1.0 - h["beta_1"], zero), "b_lr": tf.where(sgd, -one, zero),
-        "c": tf.where(rmsprop, h["rho"], tf.where(adam, h["beta_2"], one)),
+        "a_in": tf.where(adam, one, zero),
+        "c": tf.where(rmsprop, h["rho"], one),
         "d": tf.where(rmsprop, 1.0 - h["rho"], tf.where(sgd, zero, tf.where(adam, 1.0 - h["beta_2"], one))),
+        "c_in": tf.where(adam, one, zero),
         "e": tf.where(sgd, tf.where(nesterov, h["momentum"], one), zero),
         "f_lr": tf.where(sgd & nesterov, -one, zero),
         "k_alpha": tf.where(adam, -one, zero),
@@ -122,14 +124,16 @@ def update(k: dict, step, lr, weight, gradient, m, v, square=None):
     row by row).
 
     Every kind is one form (few operations on the vectors, which are most of a step's
-    cost): m' = a m + b g, v' = c v + d g^2, and the weight moves by
+    cost): m' = a m + b (g - a_in m), v' = c v + d (g^2 - c_in v), and the weight moves by
     e m' + f g + (alpha_k m' + l g) / (sqrt(v' + eps_in) + eps_out), where b, f and l
-    scale with the rate and alpha_k with Adam's bias-corrected rate."""
+    scale with the rate and alpha_k with Adam's bias-corrected rate. Each kind's terms
+    round as Keras' own (Adam's m + (g - m)(1 - beta_1)): a BatchNorm CNN trained with Adam
+    turns a last-bit difference into a different model within an epoch."""
     square = tf.square(gradient) if square is None else square
     local_step = step + 1.0
     alpha = lr * tf.sqrt(1.0 - tf.pow(k["beta_2"], local_step)) / (1.0 - tf.pow(k["beta_1"], local_step))
-    new_m = k["a"] * m + (k["b"] + k["b_lr"] * lr) * gradient
-    new_v = k["c"] * v + k["d"] * square
+    new_m = k["a"] * m + (k["b"] + k["b_lr"] * lr) * (gradient - k["a_in"] * m)
+    new_v = k["c"] * v + k["d"] * (square - k["c_in"] * v)
     moved = (k["k_alpha"] * alpha) * new_m + (k["l_lr"] * lr) * gradient
     delta = k["e"] * new_m + (k["f_lr"] * lr) * gradient + moved / (tf.sqrt(new_v + k["eps_in"]) + k["eps_out"])
     return weight + delta, new_m, new_v
