@@ -147,7 +147,10 @@ def reusable(model: keras.Model) -> bool:
 
 def signature(model: keras.Model) -> str | None:
     """What two trials' models must share to train on one compiled model; None if the
-    model's config cannot be read (a custom layer without `get_config`). `model` must be built."""
+    model's config cannot be read (a custom layer without `get_config`), or a weight it
+    trains is not float32 (a `TableOptimizer` steps in float32). `model` must be built."""
+    if any(v.dtype != "float32" for v in model.trainable_variables):
+        return None
     try:
         model_config = model.get_config()
     except NotImplementedError:

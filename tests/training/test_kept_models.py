@@ -31,6 +31,8 @@ def test_plain_sequential_and_functional_models_are_reusable_subclasses_not():
 def test_the_signature_is_the_architecture_whatever_the_optimizer():
     assert kept_models.signature(mlp()) == kept_models.signature(mlp())
     assert kept_models.signature(mlp(8)) != kept_models.signature(mlp())
+    doubled = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, dtype="float64")])
+    assert kept_models.signature(doubled) is None, "float64 weights would step in float32"
 
 
 def embedded() -> keras.Model:
