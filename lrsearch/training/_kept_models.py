@@ -25,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from lrsearch import internals
-from lrsearch.training._lane_optimizer import FIELDS, KINDS, LaneOptimizer, coefficients, learning_rate, update
+from lrsearch.training._lane_optimizer import COLUMNS, KINDS, LaneOptimizer, learning_rate, table, update
 
 
 class TableOptimizer(keras.optimizers.Optimizer):
@@ -38,7 +38,6 @@ class TableOptimizer(keras.optimizers.Optimizer):
     def __init__(self, lane: LaneOptimizer) -> None:
         super().__init__(learning_rate=float(lane.lr), name="lrsearch_table_optimizer")
         self._table = tf.Variable(_row(lane), trainable=False, name="lrsearch_table")
-        self._steps = tf.Variable(_step_row(lane), trainable=False, name="lrsearch_step_coefficients")
         self._base = tf.Variable(float(lane.lr), trainable=False, name="lrsearch_base_rate")
         self._lane = lane
         self._rate_now = tf.function(self._rate)  # an eager schedule costs a third of a small model's epoch
@@ -56,16 +55,16 @@ class TableOptimizer(keras.optimizers.Optimizer):
         """Start afresh as `lane`'s optimizer: its numbers, step 0, fresh slots."""
         self._lane = lane
         self._table.assign(_row(lane))
-        self._steps.assign(_step_row(lane))
         self._base.assign(lane.lr)
         self.iterations.assign(0)
         self._m.assign(tf.zeros(self._m.shape))
         self._v.assign(tf.fill(self._v.shape, _first_v(lane)))
 
     def _numbers(self) -> dict:
-        """The `LaneOptimizer`'s numbers, its base rate the one set last (`learning_rate`)."""
+        """The trial's `_lane_optimizer.table` column by name, its base rate the one set last
+        (`learning_rate`), and whether it has a schedule."""
         row = tf.unstack(tf.convert_to_tensor(self._table))
-        return {**dict(zip(FIELDS, row)), "scheduled": row[-1], "lr": tf.convert_to_tensor(self._base)}
+        return {**dict(zip(COLUMNS, row)), "scheduled": row[-1], "lr": tf.convert_to_tensor(self._base)}
 
     def _rate(self, numbers: dict | None = None):
         """The rate at the current step: a schedule's only where the trial has one."""
@@ -91,9 +90,8 @@ class TableOptimizer(keras.optimizers.Optimizer):
         if not self.built:
             self.build(variables)
         numbers, step = self._numbers(), tf.cast(self.iterations, tf.float32)
-        steps = dict(zip(_STEP_KEYS, tf.unstack(tf.convert_to_tensor(self._steps))))
         sparse = any(isinstance(g, tf.IndexedSlices) for g in grads)
-        weight, m, v = update(steps, step, self._rate(numbers), _flat(variables), _flat(grads),
+        weight, m, v = update(numbers, step, self._rate(numbers), _flat(variables), _flat(grads),
                               self._m, self._v, _flat(_squares(grads)) if sparse else None)
         self._m.assign(m)
         self._v.assign(v)
@@ -125,18 +123,8 @@ def _first_v(lane: LaneOptimizer) -> float:
 
 
 def _row(lane: LaneOptimizer) -> np.ndarray:
-    """`lane`'s numbers in the order of FIELDS, and last whether it has a schedule."""
-    return np.array([*(getattr(lane, name) for name in FIELDS), bool(lane.cycle or lane.decay)], np.float32)
-
-
-_STEP_KEYS = tuple(coefficients({name: 0.0 for name in FIELDS}))
-
-
-def _step_row(lane: LaneOptimizer) -> np.ndarray:
-    """`lane`'s `coefficients`, computed once a trial rather than each step, from Python
-    floats as Keras' optimizers compute theirs (1 - beta_2 in float32 is off by 5e-5)."""
-    values = coefficients({name: float(value) for name, value in dataclasses.asdict(lane).items()})
-    return np.array([float(values[key]) for key in _STEP_KEYS], np.float32)
+    """`lane`'s column of `_lane_optimizer.table`, and last whether it has a schedule."""
+    return np.append(table({0: lane}, 1)[:, 0], np.float32(bool(lane.cycle or lane.decay)))
 
 
 def reusable(model: keras.Model) -> bool:

@@ -16,7 +16,7 @@ import numpy as np
 from lrsearch import internals
 from lrsearch.training import _epochs as epoch_loop
 from lrsearch.training._lane_group import LaneGroup
-from lrsearch.training._lane_optimizer import FIELDS, IDLE, LaneOptimizer
+from lrsearch.training._lane_optimizer import LaneOptimizer, table
 
 
 class _Lane:
@@ -126,15 +126,13 @@ class Engine:
     def _run(self, lanes: list[_Lane]) -> dict:
         group = self.group
         orders = np.tile(np.arange(group.n, dtype=np.int32), (group.k, 1))
-        hyper = {name: np.full(group.k, getattr(IDLE, name), np.float32) for name in FIELDS}
         steps = np.zeros(group.k, np.float32)
         active = np.zeros(group.k, bool)
         for lane in lanes:
             orders[lane.index] = lane.order()
-            for name in FIELDS:
-                hyper[name][lane.index] = getattr(lane.optimizer, name)
             steps[lane.index], active[lane.index] = lane.steps, True
-        logs, finite, lr = group.epoch(orders, hyper, steps, active)
+        logs, finite, lr = group.epoch(orders, table({lane.index: lane.optimizer for lane in lanes}, group.k), steps,
+                                       active)
         results = {}
         for lane in lanes:
             lane.steps += group.steps

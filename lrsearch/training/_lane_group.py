@@ -22,7 +22,7 @@ import tensorflow as tf
 from lrsearch import internals
 from lrsearch.study import data
 from lrsearch.training import _epochs as epoch_loop
-from lrsearch.training._lane_optimizer import FIELDS, IDLE, KINDS, LaneOptimizer, coefficients, learning_rate, update
+from lrsearch.training._lane_optimizer import COLUMNS, KINDS, LaneOptimizer, learning_rate, table, update
 
 
 class SparseGradients(ValueError):
@@ -66,7 +66,7 @@ class LaneGroup:
         self.val_steps = math.ceil(self.val_rows / self.eval_batch)
         internals.vectorize_bitcast()  # Keras' losses bitcast (`signbit`) inside the vectorized step
         self.run_epoch = tf.function(self._epoch, autograph=False, input_signature=[
-            tf.TensorSpec([lanes, None], tf.int32), tf.TensorSpec([len(FIELDS), lanes], tf.float32),
+            tf.TensorSpec([lanes, None], tf.int32), tf.TensorSpec([len(COLUMNS), lanes], tf.float32),
             tf.TensorSpec([lanes], tf.float32), tf.TensorSpec([lanes], tf.bool), tf.TensorSpec([], tf.int32)])
 
     # ------------------------------------------------------------------ host side
@@ -103,17 +103,15 @@ class LaneGroup:
 
     def _idle_steps(self, steps: int, evaluate: bool = True) -> None:
         """`steps` training steps of idle lanes, which cost what active lanes do, then an evaluation."""
-        idle = {name: np.full(self.k, getattr(IDLE, name), np.float32) for name in FIELDS}
         orders = np.tile(np.arange(steps * self.batch_size, dtype=np.int32) % self.n, (self.k, 1))
-        self.epoch(orders, idle, np.zeros(self.k, np.float32), np.zeros(self.k, bool), evaluate=evaluate)
+        self.epoch(orders, table({}, self.k), np.zeros(self.k, np.float32), np.zeros(self.k, bool), evaluate=evaluate)
 
-    def epoch(self, orders: np.ndarray, hyper: dict[str, np.ndarray], steps: np.ndarray, active: np.ndarray,
+    def epoch(self, orders: np.ndarray, numbers: np.ndarray, steps: np.ndarray, active: np.ndarray,
               evaluate: bool = True):
         """Train the `active` lanes from their `steps` (iterations so far), each on the rows
-        of its row of `orders` (an epoch), then evaluate them. Per-lane numpy results: (logs
-        by name, finite, lr at the end)."""
-        table = np.stack([np.asarray(hyper[name], np.float32) for name in FIELDS])  # one tensor: one conversion
-        logs, finite, lr = self.run_epoch(tf.constant(orders), tf.constant(table), tf.constant(steps, tf.float32),
+        of its row of `orders` (an epoch), with its column of `numbers` (`_lane_optimizer.table`),
+        then evaluate them. Per-lane numpy results: (logs by name, finite, lr at the end)."""
+        logs, finite, lr = self.run_epoch(tf.constant(orders), tf.constant(numbers), tf.constant(steps, tf.float32),
                                           tf.constant(active), tf.constant(self.val_steps if evaluate else 0))
         return {name: value.numpy() for name, value in logs.items()}, finite.numpy(), lr.numpy()
 
@@ -134,7 +132,7 @@ class LaneGroup:
             raise SparseGradients("its gradients are sparse (an Embedding layer), which lanes do not update as "
                                    "Keras does")
         gradient = tf.concat([tf.reshape(g, [-1]) for g in gradients], 0)
-        weights, m, v = update(coefficients(h), step, learning_rate(h, step), weights, gradient, m, v)
+        weights, m, v = update(h, step, learning_rate(h, step), weights, gradient, m, v)
         metrics = self._update_metrics(metrics, loss, x, y, y_pred, sample_weight)
         finite = tf.reduce_all(tf.math.is_finite(self._loss(metrics)))
         return weights, states, metrics, m, v, finite
@@ -156,9 +154,9 @@ class LaneGroup:
         with keras.StatelessScope(state_mapping=list(zip(model.metrics_variables, metrics))):
             return model.get_metrics_result()
 
-    def _epoch(self, orders, table, steps, active, val_steps):
+    def _epoch(self, orders, numbers, steps, active, val_steps):
         """Train (see `epoch`), then evaluate the lanes' new weights in `val_steps` batches, in one call."""
-        logs, finite, lr = self._train_epoch(orders, dict(zip(FIELDS, tf.unstack(table))), steps, active)
+        logs, finite, lr = self._train_epoch(orders, dict(zip(COLUMNS, tf.unstack(numbers))), steps, active)
         logs.update({f"val_{name}": value for name, value in self._evaluate(val_steps).items()})
         return logs, finite, lr
 

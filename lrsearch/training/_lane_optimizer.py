@@ -2,8 +2,9 @@
 
 A lane runs SGD with momentum/Nesterov, RMSprop, Adagrad or Adam with their
 hyperparameters, under a constant rate, inverse time decay or 1cycle: `hyperparameters`
-turns a Keras optimizer into a `LaneOptimizer` (or says why a lane cannot run it), and
-`update` takes one step of it as Keras would, for every lane at once.
+turns a Keras optimizer into a `LaneOptimizer` (or says why a lane cannot run it), `table`
+lays lanes' numbers out for a compiled step, and `update` takes one step as Keras would,
+for every lane at once. A kept compiled model's `TableOptimizer` takes the same step.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from lrsearch import internals
@@ -45,7 +47,7 @@ class LaneOptimizer:
     annihilation: float = 0.1
 
 
-#: The fields of a `LaneOptimizer`, in the order of the compiled epoch's hyperparameter table.
+#: The fields of a `LaneOptimizer`.
 FIELDS = tuple(field.name for field in dataclasses.fields(LaneOptimizer))
 #: What an empty lane computes with.
 IDLE = LaneOptimizer(kind=0, lr=0.0)
@@ -94,46 +96,54 @@ def learning_rate(h: dict, step):
     return tf.where(h["cycle"] > 0, cycled, decayed)
 
 
-def coefficients(h: dict) -> dict:
-    """The coefficients of a lane's optimizer step that hold for all its steps (see `update`):
-    a per-step cost in lanes, computed once a trial by a kept model's optimizer."""
-    sgd, rmsprop, adagrad, adam = (tf.equal(h["kind"], float(code)) for code in range(4))
-    zero, one = tf.zeros_like(h["lr"]), tf.ones_like(h["lr"])
-    nesterov = h["nesterov"] > 0
+def coefficients(lane: LaneOptimizer) -> dict[str, float]:
+    """The coefficients of `lane`'s step that hold for all its steps (see `update`), from
+    Python floats as Keras computes its own (1 - beta_2 in float32 is off by 5e-5)."""
+    kind = KINDS[int(lane.kind)]
+    sgd, nesterov = kind == "sgd", lane.nesterov > 0
     return {
-        "a": tf.where(sgd, h["momentum"], one),
-        "b": tf.where(adam, 1.0 - h["beta_1"], zero), "b_lr": tf.where(sgd, -one, zero),
-        "a_in": tf.where(adam, one, zero),
-        "c": tf.where(rmsprop, h["rho"], one),
-        "d": tf.where(rmsprop, 1.0 - h["rho"], tf.where(sgd, zero, tf.where(adam, 1.0 - h["beta_2"], one))),
-        "c_in": tf.where(adam, one, zero),
-        "e": tf.where(sgd, tf.where(nesterov, h["momentum"], one), zero),
-        "f_lr": tf.where(sgd & nesterov, -one, zero),
-        "k_alpha": tf.where(adam, -one, zero),
-        "l_lr": tf.where(rmsprop | adagrad, -one, zero),
-        "eps_in": tf.where(adam, zero, tf.where(sgd, one, h["epsilon"])),
-        "eps_out": tf.where(adam, h["epsilon"], zero),
-        "beta_1": h["beta_1"], "beta_2": h["beta_2"],
+        "a": lane.momentum if sgd else 1.0, "b": 1.0 - lane.beta_1 if kind == "adam" else 0.0,
+        "b_lr": -1.0 if sgd else 0.0, "a_in": 1.0 if kind == "adam" else 0.0,
+        "c": lane.rho if kind == "rmsprop" else 1.0,
+        "d": {"sgd": 0.0, "rmsprop": 1.0 - lane.rho, "adagrad": 1.0, "adam": 1.0 - lane.beta_2}[kind],
+        "c_in": 1.0 if kind == "adam" else 0.0,
+        "e": (lane.momentum if nesterov else 1.0) if sgd else 0.0, "f_lr": -1.0 if sgd and nesterov else 0.0,
+        "k_alpha": -1.0 if kind == "adam" else 0.0, "l_lr": -1.0 if kind in ("rmsprop", "adagrad") else 0.0,
+        "eps_in": {"sgd": 1.0, "adam": 0.0}.get(kind, lane.epsilon), "eps_out": lane.epsilon if kind == "adam" else 0.0,
     }
 
 
-def update(k: dict, step, lr, weight, gradient, m, v, square=None):
+#: The rows of the compiled step's table (`table`): a `LaneOptimizer`'s fields, then its `coefficients`.
+COLUMNS = (*FIELDS, *coefficients(IDLE))
+
+
+def table(lanes: dict[int, LaneOptimizer], count: int) -> np.ndarray:
+    """The compiled step's numbers for `count` lanes, those of `lanes` by index (`IDLE`
+    elsewhere): one column a lane, one row for each of `COLUMNS`."""
+    rows = np.empty((len(COLUMNS), count), np.float32)
+    for index in range(count):
+        lane = lanes.get(index, IDLE)
+        rows[:, index] = [*(float(getattr(lane, name)) for name in FIELDS), *coefficients(lane).values()]
+    return rows
+
+
+def update(h: dict, step, lr, weight, gradient, m, v, square=None):
     """One optimizer step of a lane (all its weights in one vector), as Keras' SGD,
-    RMSprop, Adagrad and Adam take it, with the lane's `coefficients` `k`; `square` is the
+    RMSprop, Adagrad and Adam take it; `h` is its `table` column by name; `square` is the
     gradient's square where it is not `tf.square(gradient)` (Keras squares sparse gradients
     row by row).
 
     Every kind is one form (few operations on the vectors, which are most of a step's
     cost): m' = a m + b (g - a_in m), v' = c v + d (g^2 - c_in v), and the weight moves by
-    e m' + f g + (alpha_k m' + l g) / (sqrt(v' + eps_in) + eps_out), where b, f and l
-    scale with the rate and alpha_k with Adam's bias-corrected rate. Each kind's terms
-    round as Keras' own (Adam's m + (g - m)(1 - beta_1)): a BatchNorm CNN trained with Adam
-    turns a last-bit difference into a different model within an epoch."""
+    e m' + f g + (k m' + l g) / (sqrt(v' + eps_in) + eps_out), where b, f and l scale
+    with the rate and k with Adam's bias-corrected rate. Each kind's terms round as Keras'
+    own (Adam's m + (g - m)(1 - beta_1)): a BatchNorm CNN trained with Adam turns a
+    last-bit difference into a different model within an epoch."""
     square = tf.square(gradient) if square is None else square
     local_step = step + 1.0
-    alpha = lr * tf.sqrt(1.0 - tf.pow(k["beta_2"], local_step)) / (1.0 - tf.pow(k["beta_1"], local_step))
-    new_m = k["a"] * m + (k["b"] + k["b_lr"] * lr) * (gradient - k["a_in"] * m)
-    new_v = k["c"] * v + k["d"] * (square - k["c_in"] * v)
-    moved = (k["k_alpha"] * alpha) * new_m + (k["l_lr"] * lr) * gradient
-    delta = k["e"] * new_m + (k["f_lr"] * lr) * gradient + moved / (tf.sqrt(new_v + k["eps_in"]) + k["eps_out"])
+    alpha = lr * tf.sqrt(1.0 - tf.pow(h["beta_2"], local_step)) / (1.0 - tf.pow(h["beta_1"], local_step))
+    new_m = h["a"] * m + (h["b"] + h["b_lr"] * lr) * (gradient - h["a_in"] * m)
+    new_v = h["c"] * v + h["d"] * (square - h["c_in"] * v)
+    moved = (h["k_alpha"] * alpha) * new_m + (h["l_lr"] * lr) * gradient
+    delta = h["e"] * new_m + (h["f_lr"] * lr) * gradient + moved / (tf.sqrt(new_v + h["eps_in"]) + h["eps_out"])
     return weight + delta, new_m, new_v

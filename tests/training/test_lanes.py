@@ -16,7 +16,7 @@ from lrsearch.study import load_study
 from lrsearch.training import TrialRunner
 from lrsearch.training import _epochs as epoch_loop, _lanes as lanes
 from lrsearch.training._lane_group import LaneGroup
-from lrsearch.training._lane_optimizer import FIELDS, IDLE, LaneOptimizer, hyperparameters
+from lrsearch.training._lane_optimizer import hyperparameters, table
 
 ROWS, BATCH, STEPS = 160, 32, 4  # 4 batches an epoch, the last one full
 LOSS, METRICS = "categorical_crossentropy", ["accuracy"]
@@ -70,14 +70,6 @@ def alone(build, config, seed: int, train, val, epochs: int, loss=LOSS, metrics=
     return [v.numpy() for v in model.trainable_variables], history.history
 
 
-def hyper_table(group, loaded: dict[int, LaneOptimizer]) -> dict:
-    table = {name: np.full(group.k, getattr(IDLE, name), np.float32) for name in FIELDS}
-    for index, optimizer in loaded.items():
-        for name in FIELDS:
-            table[name][index] = getattr(optimizer, name)
-    return table
-
-
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_a_lane_trains_one_epoch_as_its_trial_alone(name):
     """The trial sits in lane 2 of 4; lane 0 holds another optimizer further into its
@@ -92,7 +84,7 @@ def test_a_lane_trains_one_epoch_as_its_trial_alone(name):
     orders = np.tile(np.arange(ROWS, dtype=np.int32), (4, 1))
     orders[2] = np.random.default_rng(5).permutation(ROWS)
     steps = np.array([40, 0, 0, 0], np.float32)
-    logs, finite, _ = group.epoch(orders, hyper_table(group, loaded), steps, np.array([True, False, True, True]))
+    logs, finite, _ = group.epoch(orders, table(loaded, group.k), steps, np.array([True, False, True, True]))
 
     weights, history = alone(mlp, CONFIGS[name], 5, train, val, epochs=1)
     for expected, trained in zip(weights, group.lane_weights(2)):
