@@ -76,7 +76,7 @@ class TableOptimizer(keras.optimizers.Optimizer):
     def learning_rate(self):
         if not tf.executing_eagerly():
             return self._rate()
-        return self._rate_now() if _row(self._lane)[-1] else self._base
+        return self._rate_now() if _scheduled(self._lane) else self._base
 
     @learning_rate.setter
     def learning_rate(self, value) -> None:
@@ -124,7 +124,12 @@ def _first_v(lane: LaneOptimizer) -> float:
 
 def _row(lane: LaneOptimizer) -> np.ndarray:
     """`lane`'s column of `_lane_optimizer.table`, and last whether it has a schedule."""
-    return np.append(table({0: lane}, 1)[:, 0], np.float32(bool(lane.cycle or lane.decay)))
+    return np.append(table({0: lane}, 1)[:, 0], np.float32(_scheduled(lane)))
+
+
+def _scheduled(lane: LaneOptimizer) -> bool:
+    """Whether `lane`'s rate changes by itself (inverse time decay or 1cycle)."""
+    return bool(lane.cycle or lane.decay)
 
 
 def reusable(model: keras.Model) -> bool:
