@@ -14,6 +14,8 @@ import dataclasses
 import multiprocessing as mp
 import multiprocessing.util  # noqa: F401  # its exit handler, which SIGTERMs and joins workers, must run after ours
 import os
+import shutil
+import tempfile
 import threading
 
 from lrsearch import internals
@@ -35,24 +37,27 @@ class Worker:
     stop: object  # its run's stop flag: a multiprocessing RawValue("b")
     slot: Slot
     loaded_with: dict[str, str]  # `load_time(slot)` when it was spawned
+    scratch: str  # its temporary folder, removed once it ended
 
     @classmethod
     def spawn(cls, context, slot: Slot, claim_lock: MachineLock) -> "Worker":
         receiver, sender = context.Pipe(duplex=False)
         order_receiver, order_sender = context.Pipe(duplex=False)
         stop = context.RawValue("b", 0)  # a plain shared integer, as the claim lock's owner
+        scratch = tempfile.mkdtemp(prefix="lrsearch-worker-")
         process = context.Process(target=worker_main, name="lrsearch-worker", daemon=True,
-                                  args=(slot, claim_lock, stop, sender, order_receiver))
+                                  args=(slot, scratch, claim_lock, stop, sender, order_receiver))
         with internals.without_main_module():  # a script without a __main__ guard must not run again there
             process.start()
         sender.close()
         order_receiver.close()
-        return cls(process, receiver, order_sender, stop, slot, load_time(slot))
+        return cls(process, receiver, order_sender, stop, slot, load_time(slot), scratch)
 
     def close(self) -> None:
-        """Close its pipes (the process ended)."""
+        """Close its pipes and remove its temporary folder (the process ended)."""
         self.events.close()
         self.orders.close()
+        shutil.rmtree(self.scratch, ignore_errors=True)
 
 
 def load_time(slot: Slot) -> dict[str, str]:

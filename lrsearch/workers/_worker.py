@@ -13,7 +13,9 @@ import dataclasses
 import logging
 import os
 import queue
+import shutil
 import signal
+import tempfile
 import threading
 import warnings
 
@@ -33,11 +35,12 @@ from lrsearch.workers._warm import Warm
 TERM_GRACE = 10.0
 
 
-def worker_main(slot: Slot, machine_lock: MachineLock, stop, pipe, orders) -> None:
-    """Entry point of a worker process (spawned). `stop` is its shared stop flag, `pipe` the sending end of its
-    pipe to the parent, `orders` the receiving end of the parent's pipe to it, on which each job comes first.
-    A worker that ran `recycle` trials ends after its job, and one given a job beyond them at once: the
-    parent replaces it (TensorFlow keeps memory for each model it traced)."""
+def worker_main(slot: Slot, scratch: str, machine_lock: MachineLock, stop, pipe, orders) -> None:
+    """Entry point of a worker process (spawned). `scratch` is its temporary folder, `stop` its shared stop
+    flag, `pipe` the sending end of its pipe to the parent, `orders` the receiving end of the parent's pipe to
+    it, on which each job comes first. A worker that ran `recycle` trials ends after its job, and one given a
+    job beyond them at once: the parent replaces it (TensorFlow keeps memory for each model it traced)."""
+    _use_scratch(scratch)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C means
     signal.signal(signal.SIGTERM, _end_soon)
     link = ParentLink(stop, pipe, orders, parent=os.getppid())
@@ -50,9 +53,28 @@ def worker_main(slot: Slot, machine_lock: MachineLock, stop, pipe, orders) -> No
         storage, study, runner = _start_up(job, order, warm, link)
         code = _work(job, storage, study, runner, machine_lock, link)
         if code != 0 or _within_recycle(order.job, link) is None:
-            os._exit(code)  # os._exit: skip TensorFlow's slow teardown
+            _exit(code)
         link.tell(Done())
-    os._exit(0)
+    _exit(0)
+
+
+_scratch: str | None = None
+
+
+def _use_scratch(folder: str) -> None:
+    """Make `folder`, this worker's own, the temporary folder of Python's `tempfile`:
+    TensorFlow deletes the modules AutoGraph writes there only in Python's exit handlers,
+    which a worker skips (`_exit`) or never reaches (killed)."""
+    global _scratch
+    _scratch = tempfile.tempdir = folder
+
+
+def _exit(code: int) -> None:
+    """End the worker now, skipping TensorFlow's slow teardown, with its temporary folder
+    removed (the parent removes it too: a killed worker cannot)."""
+    if _scratch is not None:
+        shutil.rmtree(_scratch, ignore_errors=True)
+    os._exit(code)
 
 
 def _within_recycle(job: Job, link: ParentLink) -> Job | None:
@@ -65,7 +87,7 @@ def _end_soon(signum, frame) -> None:
     """SIGTERM, which a service manager sends the parent too: the parent kills this worker
     at a moment when no worker writes to the storage; should it not, the worker ends by
     itself after TERM_GRACE seconds."""
-    threading.Timer(TERM_GRACE, os._exit, args=(128 + signum,)).start()
+    threading.Timer(TERM_GRACE, _exit, args=(128 + signum,)).start()
 
 
 def _start_up(job: Job, order: RunJob, warm: Warm, link: ParentLink):
@@ -88,14 +110,14 @@ def _start_up(job: Job, order: RunJob, warm: Warm, link: ParentLink):
         return _load(job, order, warm, link)
     except StorageUnavailableError as exc:
         link.tell(StorageLost(str(exc)))
-        os._exit(EXIT_STORAGE)
+        _exit(EXIT_STORAGE)
     except (InternalError, WriteError) as exc:
         link.tell(Fatal(str(exc), error=exc))
-        os._exit(EXIT_FATAL)
+        _exit(EXIT_FATAL)
     except Exception as exc:  # the same in every worker: stop the run rather than restart workers
         link.tell(Fatal(str(exc) if isinstance(exc, StudyFileError) else
                         redact_text(f"a worker could not start: {problem_of(exc)}", job.options.storage)))
-        os._exit(EXIT_FATAL)
+        _exit(EXIT_FATAL)
 
 
 def _load(job: Job, order: RunJob, warm: Warm, link: ParentLink):

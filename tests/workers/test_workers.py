@@ -28,10 +28,12 @@ RAISE_LINE = next(n for n, line in enumerate(SCRIPTED.read_text().splitlines(), 
 
 
 def test_a_worker_killed_mid_trial_fails_that_trial_and_is_replaced(tmp_path, journal):
-    gate = tmp_path / "gate"
+    """... and no worker, killed or ended, leaves a temporary file (AutoGraph's modules)."""
+    gate, scratch = tmp_path / "gate", tmp_path / "tmp"
     gate.mkdir()
+    scratch.mkdir()
     run = Command(tmp_path, "run", str(SCRIPTED), "--storage", journal, "--n-trials", "4", "--workers", "2",
-                  "--no-report", env={"LRSEARCH_TEST_GATE": str(gate)})
+                  "--no-report", env={"LRSEARCH_TEST_GATE": str(gate), "TMPDIR": str(scratch)})
     number, pid = sorted(wait_for(lambda: started(gate), "a trial to start").items())[0]
     assert pid in children(run.pid), "the trial should run in a worker process of the run"
     os.kill(pid, signal.SIGKILL)
@@ -47,6 +49,7 @@ def test_a_worker_killed_mid_trial_fails_that_trial_and_is_replaced(tmp_path, jo
     assert "worker died: killed by SIGKILL" in killed.user_attrs["fail_reason"]
     assert [t.state.name for t in done if t.number != number].count("FAIL") == 0
     assert "1 worker(s) died and were replaced" in run.stdout()
+    assert sorted(path.name for path in scratch.iterdir()) == []
 
 
 def test_a_worker_killed_with_trials_in_lanes_fails_each_of_them_and_is_replaced(tmp_path, journal):
