@@ -15,6 +15,7 @@ import collections
 import contextlib
 import functools
 import importlib
+import importlib.util
 import sys
 import threading
 import weakref
@@ -52,13 +53,11 @@ _main_lock = threading.Lock()
 
 @contextlib.contextmanager
 def without_main_module() -> Iterator[None]:
-    """Processes spawned inside this block do not run the parent's `__main__`. The spawn
-    start method runs it again in each child (as `__mp_main__`) where it has a `__spec__`
-    name (`python -m`) or a `__file__` (a script; standard input's "<stdin>", which is no
-    file), as `multiprocessing.spawn.get_preparation_data` reads them (undocumented): a
-    script that calls `lrsearch.search` without an `if __name__ == "__main__":` guard would
-    search again in every worker. lrsearch's children need nothing of it (a study defined
-    there travels pickled by value), so both are hidden here, under a lock, and restored."""
+    """Processes spawned inside this block do not run the parent's `__main__`, which spawning
+    runs again in each child where it has a `__spec__` name (`python -m`) or a `__file__` (a
+    script), as `multiprocessing.spawn.get_preparation_data` reads them (undocumented): a
+    script calling `lrsearch.search` without a `__main__` guard would search again in every
+    worker. Both are hidden here, under a lock, and restored (a defined study travels pickled)."""
     main = sys.modules["__main__"]
     with _main_lock:
         hidden = {name: vars(main).pop(name) for name in ("__file__", "__spec__") if name in vars(main)}
@@ -105,9 +104,8 @@ def cached(rdb):
 
 
 def heartbeat_base() -> type:
-    """Optuna's heartbeat interface, which a storage must subclass for Optuna to record
-    heartbeats and fail stale trials through `_get_stale_trial_ids` (which
-    `without_optuna_stale_failing` turns off: lrsearch fails them itself, with a reason)."""
+    """Optuna's heartbeat interface, which a storage subclasses for Optuna to record heartbeats
+    (its `_get_stale_trial_ids`: see `without_optuna_stale_failing`)."""
     try:
         from optuna.storages._heartbeat import BaseHeartbeat
     except ImportError:
@@ -124,10 +122,8 @@ def stale_trial_ids(storage, study_id: int) -> list[int]:
 
 
 def without_optuna_stale_failing(storage_class: type) -> type:
-    """Class decorator for a storage subclassing `heartbeat_base()`: Optuna's own failing
-    of stale trials (`optuna.storages.fail_stale_trials`, which asks the storage for them
-    by a private name) finds none in it, so that lrsearch fails them itself, with a reason
-    (through `stale_trial_ids` of the storage below)."""
+    """Class decorator for a storage subclassing `heartbeat_base()`: Optuna's own failing of
+    stale trials finds none in it; lrsearch fails them itself, with a reason (`stale_trial_ids`)."""
     storage_class._get_stale_trial_ids = lambda self, study_id: []
     return storage_class
 
@@ -148,9 +144,8 @@ def storage_behind(storage) -> Any:
 
 def grpc_storage_proxy(host: str, port: int, channel_options: list[tuple[str, Any]]):
     """Optuna's GrpcStorageProxy of the proxy at `host:port`, its channel made with
-    `channel_options` as well as Optuna's own (Optuna takes none: its private `_setup` makes
-    the channel, stub and trial cache); a plain one where this Optuna keeps them otherwise
-    (it then reconnects after gRPC's default backoff, which is slower, not wrong)."""
+    `channel_options` as well as Optuna's own (which takes none); a plain one where this Optuna
+    keeps its channel otherwise (it then reconnects after gRPC's default backoff: slower)."""
     import grpc
     from optuna.storages import GrpcStorageProxy
 
@@ -171,10 +166,9 @@ def grpc_storage_proxy(host: str, port: int, channel_options: list[tuple[str, An
 
 
 def grpc_proxy_server(storage, thread_pool, interceptors: list, options: list[tuple[str, Any]]):
-    """A gRPC server (not started, no port yet) that serves Optuna storage `storage` as
+    """A gRPC server (not started, no port yet) serving Optuna storage `storage` as
     `optuna.storages.run_grpc_proxy_server` does, with `interceptors` and server `options`,
-    which Optuna's public function takes none of (it also never returns, so that the
-    server cannot be stopped gracefully)."""
+    which that function takes none of (nor does it return, to be stopped gracefully)."""
     import grpc
 
     try:
@@ -237,26 +231,37 @@ def rdb_batch_writer(rdb) -> Callable[[list[tuple]], None] | None:
 
 
 def note_key(trial: int | None) -> str:
-    """The study system attribute that holds the version of optuna-dashboard's note of
-    the trial with storage id `trial` (None: the study's note)."""
+    """The study attribute of optuna-dashboard's note version of trial id `trial` (None: the study's)."""
     return _dashboard_note("note_ver_key")(trial)
 
 
-def save_trial_note(study, trial, body: str) -> None:
-    """Write `body` as the dashboard's note of `trial` (a FrozenTrial of `study`);
-    optuna-dashboard's public `save_note` takes only a live Trial."""
-    _dashboard_note("save_note_with_version")(storage_of(study), study_id(study), trial_id(trial), 1, body)
+def save_note(study, trial, body: str) -> None:
+    """Write `body` as the dashboard's note of `trial` (a FrozenTrial of `study`; None: the
+    study's own): optuna-dashboard's public `save_note` takes only a live Trial."""
+    trial = None if trial is None else trial_id(trial)
+    _dashboard_note("save_note_with_version")(storage_of(study), study_id(study), trial, 1, body)
 
 
 def _dashboard_note(name: str) -> Callable:
-    try:
-        notes = importlib.import_module("optuna_dashboard._note")
-    except ImportError:
-        raise unsupported("optuna-dashboard", "optuna_dashboard._note") from None
-    found = getattr(notes, name, None)
-    if found is None:
-        raise unsupported("optuna-dashboard", f"optuna_dashboard._note.{name}")
-    return found
+    notes = sys.modules.get("optuna_dashboard._note", _MISSING)
+    notes = _note_module_alone() if notes is _MISSING else notes
+    if getattr(notes, name, None) is None:
+        raise unsupported("optuna-dashboard", "optuna_dashboard._note" + f".{name}" * (notes is not None))
+    return getattr(notes, name)
+
+
+@functools.cache
+def _note_module_alone() -> Any:
+    """optuna-dashboard's `_note` (None if gone), by itself where it loads so: the package's
+    `__init__` imports its web app and Optuna's importance (scikit-learn, SciPy): a second."""
+    with contextlib.suppress(Exception):
+        where = importlib.util.find_spec("optuna_dashboard").submodule_search_locations[0]
+        alone = importlib.util.spec_from_file_location("lrsearch._dashboard_note", f"{where}/_note.py")
+        module = importlib.util.module_from_spec(alone)
+        alone.loader.exec_module(module)
+        return module
+    with contextlib.suppress(ImportError):
+        return importlib.import_module("optuna_dashboard._note")
 
 
 # --------------------------------------------------------------------------- Keras
@@ -291,11 +296,9 @@ def loss_tracker(model):
 
 
 def reset_layer_names() -> None:
-    """Start Keras' automatic layer names afresh (dense, dense_1, ...), as
-    `keras.backend.clear_session` does, without what clear_session also does on
-    TensorFlow: emptying the eager kernel cache, after which every traced function is
-    instantiated again on its next call (a tenth of a second per call for a small model).
-    Falls back to clear_session where Keras' name counter has moved."""
+    """Start Keras' automatic layer names afresh (dense, dense_1, ...), as `clear_session`
+    does, without emptying TensorFlow's eager kernel cache (after which every traced function
+    is instantiated again); `clear_session` where Keras' name counter has moved."""
     import keras
 
     try:
@@ -310,11 +313,9 @@ def reset_layer_names() -> None:
 
 
 def seed_keras(seed: int) -> None:
-    """Seed what a model's initial weights and dropout draw from (Python's `random`,
-    NumPy and Keras' global seed generator) as `keras.utils.set_random_seed` does, without
-    `tf.random.set_seed`, which also empties TensorFlow's kernel cache (see
-    `reset_layer_names`). Falls back to `keras.utils.set_random_seed` where Keras' global
-    state has moved."""
+    """Seed Python's `random`, NumPy and Keras' global seed generator as
+    `keras.utils.set_random_seed` does, without `tf.random.set_seed` (which empties the
+    kernel cache: see `reset_layer_names`); that function where Keras' state has moved."""
     import random
 
     import keras
@@ -336,10 +337,9 @@ def seed_keras(seed: int) -> None:
 
 
 def numpy_monitor_op(callback) -> None:
-    """Set the comparison of a Keras monitoring callback (ReduceLROnPlateau...) as Keras
-    does on its first epoch end, but as NumPy's `less` or `greater` instead of `keras.ops`'
-    (which make a tensor of each comparison). Where Keras lacks `_set_monitor_op`, does
-    nothing: the callback then sets its own."""
+    """Set a Keras monitoring callback's comparison (ReduceLROnPlateau...) as Keras does on its
+    first epoch end, but as NumPy's `less` or `greater`, not `keras.ops`' (a tensor each);
+    nothing where Keras lacks `_set_monitor_op` (the callback sets its own)."""
     import keras
     import numpy as np
 

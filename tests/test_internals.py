@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import re
+import subprocess
 import sys
 import types
 from importlib import metadata
@@ -161,11 +162,34 @@ def test_a_trial_note_is_saved_where_optuna_dashboard_reads_it(study):
     from optuna_dashboard._note import get_note_from_system_attrs
 
     frozen = study.get_trials()[0]
-    internals.save_trial_note(study, frozen, "### hello")
+    internals.save_note(study, frozen, "### hello")
     attrs = internals.storage_of(study).get_study_system_attrs(internals.study_id(study))
     assert internals.note_key(internals.trial_id(frozen)) in attrs
     assert internals.note_key(None) not in attrs  # the study's own note is another key
     assert get_note_from_system_attrs(attrs, internals.trial_id(frozen))["body"] == "### hello"
+
+
+def test_notes_are_written_without_importing_optuna_dashboards_web_app(tmp_path):
+    """What a run's parent does: its notes need optuna-dashboard's note functions only, not the
+    package's web app and Optuna's importance (scikit-learn, SciPy) that its __init__ imports."""
+    from optuna_dashboard._note import get_note_from_system_attrs
+
+    from lrsearch.storage import open_storage
+
+    journal = str(tmp_path / "n.journal")
+    code = (f"import sys, optuna; from lrsearch import internals; from lrsearch.storage import open_storage\n"
+            f"study = optuna.create_study(study_name='n', storage=open_storage({journal!r}))\n"
+            f"study.tell(study.ask(), 1.0)\n"
+            f"internals.save_note(study, None, '## the study')\n"
+            f"internals.save_note(study, study.trials[0], '### trial 0')\n"
+            f"print(sorted(m for m in sys.modules if m.startswith(('optuna_dashboard', 'sklearn'))))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+    study = optuna.load_study(study_name="n", storage=open_storage(journal))
+    attrs = internals.storage_of(study).get_study_system_attrs(internals.study_id(study))
+    assert get_note_from_system_attrs(attrs, None)["body"] == "## the study"
+    assert get_note_from_system_attrs(attrs, internals.trial_id(study.trials[0]))["body"] == "### trial 0"
 
 
 def test_optuna_dashboard_without_its_note_module_is_an_internal_error(monkeypatch):
@@ -182,7 +206,7 @@ def test_optuna_dashboard_without_its_note_functions_is_an_internal_error(study,
         internals.note_key(None)
     monkeypatch.delattr(optuna_dashboard._note, "save_note_with_version")
     with pytest.raises(InternalError, match=gone("optuna-dashboard", "optuna_dashboard._note.save_note_with_version")):
-        internals.save_trial_note(study, study.get_trials()[0], "x")
+        internals.save_note(study, study.get_trials()[0], "x")
 
 
 # --------------------------------------------------------------------------- Keras

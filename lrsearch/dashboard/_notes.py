@@ -66,14 +66,12 @@ def artifact_store(storage: str):
 def annotate(study, storage: str, trials: list | None = None) -> int:
     """Write the notes `study` lacks: its own, and those of `trials` (default: every
     finished trial; unfinished ones are skipped); how many trial notes were written."""
-    from optuna_dashboard import save_note
-
     shared = results.read_study(study)
     if shared.objective is None:  # not a study of lrsearch's
         return 0
     attrs = internals.storage_of(study).get_study_system_attrs(internals.study_id(study))
     if internals.note_key(None) not in attrs:
-        save_note(study, study_note(study, shared, storage))
+        internals.save_note(study, None, study_note(study, shared, storage))
     todo = [t for t in (_finished(study) if trials is None else trials)
             if t.state.name in FINISHED and internals.note_key(internals.trial_id(t)) not in attrs]
     if not todo:
@@ -84,7 +82,7 @@ def annotate(study, storage: str, trials: list | None = None) -> int:
     for trial in todo:
         rec = results.read_trial(trial, shared)
         chart = _chart(study, store, rec, shared, charts) if rec.history.get("lr") else None
-        internals.save_trial_note(study, trial, trial_note(rec, shared, chart))
+        internals.save_note(study, trial, trial_note(rec, shared, chart))
     return len(todo)
 
 
