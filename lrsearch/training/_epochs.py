@@ -139,7 +139,10 @@ class Trainer:
             return None
         loop = self._loops.pop(key, None)
         if loop is None:
-            model.compile(optimizer=kept_models.TableOptimizer(lane), loss=self.loss, metrics=self.metrics)
+            table = kept_models.TableOptimizer(lane)
+            model.compile(optimizer=table, loss=self.loss, metrics=self.metrics)
+            if model.optimizer is not table:  # Keras wrapped it (a LossScaleOptimizer, for mixed_float16)
+                return None
             loop = _EpochLoop(model, self.train, self.val, self.batch_size)
         else:
             kept_models.load(loop.model, model, lane)

@@ -35,6 +35,48 @@ def test_the_signature_is_the_architecture_whatever_the_optimizer():
     assert kept_models.signature(doubled) is None, "float64 weights would step in float32"
 
 
+MIXED_PRECISION = '''
+import lrsearch
+
+settings = lrsearch.Settings(loss="sparse_categorical_crossentropy", metrics=["accuracy"],
+                             objective="val_accuracy", epochs=2, batch_size=16, seed=1)
+
+
+def data():
+    import numpy as np
+
+    x = np.random.default_rng(0).normal(size=(64, 4)).astype("float32")
+    y = (x[:, 0] > 0).astype("int32")
+    return (x[:48], y[:48]), (x[48:], y[48:])
+
+
+def build_model(trial):
+    import keras
+
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    return keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(2),
+                             keras.layers.Activation("softmax", dtype="float32")])
+'''
+
+
+def test_a_mixed_precision_model_trains_trial_after_trial_with_keras_loss_scaling(tmp_path):
+    """Keras wraps a mixed_float16 model's optimizer in a LossScaleOptimizer as it compiles:
+    such a model is not kept, and each trial trains as a fresh runner trains it."""
+    from lrsearch.study import load_study
+    from lrsearch.training import TrialRunner
+
+    path = tmp_path / "mixed.py"
+    path.write_text(MIXED_PRECISION)
+    adam, sgd = LRConfig(optimizer="adam", lr=1e-2), LRConfig(optimizer="sgd", lr=0.05, momentum=0.9)
+    try:
+        runner = TrialRunner(load_study(path))
+        first, second = runner.retrain(adam, {}, 3), runner.retrain(sgd, {}, 3)
+        assert first is not None and second is not None
+        assert second == TrialRunner(load_study(path)).retrain(sgd, {}, 3)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
 def embedded() -> keras.Model:
     """A model whose Embedding's gradients come as IndexedSlices."""
     keras.backend.clear_session(free_memory=False)
