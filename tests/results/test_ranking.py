@@ -225,7 +225,7 @@ def test_run_confirms_the_top_trials_and_everything_ranks_by_the_mean(cli, tmp_p
     assert "| on fresh seeds (mean +- std) |" in summary
     assert summary.split("## Top trials")[1].split("\n| ")[2].startswith(f"{pick} |")
 
-    more = cli("confirm", str(TINY), "--storage", journal, "--top", "3", "--seeds", "3", "--workers", "2",
+    more = cli("confirm", str(TINY), "--storage", journal, "--top", "3", "--seeds", "3", "--workers", "1",
                cwd=tmp_path)
     assert more.returncode == 0, more.stderr
     no_traceback(more.stdout, more.stderr)
@@ -237,7 +237,8 @@ def test_run_confirms_the_top_trials_and_everything_ranks_by_the_mean(cli, tmp_p
     assert f": {added} training(s)" in more.stdout
     assert recorded[number][seeds[0]] == results.read_confirmations(load(journal, "tiny"))[number][seeds[0]]
 
-    again = cli("confirm", str(TINY), "--storage", journal, "--top", "3", "--seeds", "3", cwd=tmp_path)
+    again = cli("confirm", str(TINY), "--storage", journal, "--top", "3", "--seeds", "3", "--workers", "1",
+                cwd=tmp_path)
     assert again.returncode == 0 and "confirmed on 3 fresh seed(s) already" in again.stdout
 
 
