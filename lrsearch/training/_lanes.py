@@ -252,7 +252,8 @@ def _traced_group(model: keras.Model, train, val, **group) -> "LaneGroup | _Brok
     except Exception as exc:  # what vectorising or running the step raised
         op = _op_named(_first_line(exc))
         if op and group.get("fallback") is False:
-            return _Broken(f"{op} has no vectorised form, so that lanes would run it one lane after another", op)
+            return _Broken(f"TensorFlow's {op} op has no vectorised form, so that lanes would run it one lane "
+                           f"after another", op)
         return _Broken(f"its model does not vectorise ({_first_line(exc)})")
     traced.lane_by_lane = lane_by_lane[0] if lane_by_lane else None
     return traced

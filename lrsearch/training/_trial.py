@@ -298,7 +298,7 @@ def _lanes_clause(runner: TrialRunner, model: keras.Model, lane_count: int | Non
         return f", one trial at a time, because {why_not}"
     op = runner.trainer.lane_by_lane(model)
     return f", {lane_count} trials at once in lanes" + (
-        f" ({op} and other ops without a vectorised form run lane by lane)" if op else "")
+        f" (TensorFlow's {op} op and other ops without a vectorised form run lane by lane)" if op else "")
 
 
 def _measured_lanes(runner: TrialRunner, model: keras.Model, lane_cap: int) -> str:
@@ -308,7 +308,7 @@ def _measured_lanes(runner: TrialRunner, model: keras.Model, lane_cap: int) -> s
         return f", one trial at a time, because {choice.said}"
     op = runner.trainer.lane_by_lane(model)
     return f", {choice.count} trials at once in lanes, as measured ({choice.said})" + (
-        f"; {op} and other ops without a vectorised form run lane by lane" if op else "")
+        f"; TensorFlow's {op} op and other ops without a vectorised form run lane by lane" if op else "")
 
 
 def train(
