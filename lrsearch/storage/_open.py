@@ -75,7 +75,11 @@ def open_storage(storage: str, *, notify: Callable[[str], None] | None = None,
         check_journal(storage)
         resilient.inner = JournalStorage(JournalFile(storage))
     elif storage.startswith("redis"):
-        resilient.inner = JournalStorage(JournalRedisBackend(storage))
+        from optuna.exceptions import ExperimentalWarning
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ExperimentalWarning)  # a user of a redis:// URL chose it
+            resilient.inner = JournalStorage(JournalRedisBackend(storage))
     else:
         def create():
             if is_grpc(storage):
@@ -128,7 +132,12 @@ def study_names(opened) -> list[str]:
 
 
 def _cannot_open(storage: str, exc: Exception) -> StorageOpenError:
-    return StorageOpenError(f"cannot open storage {redact(storage)}: {describe_error(exc)}")
+    missing_driver, scheme = isinstance(exc, ImportError) and is_url(storage), storage.partition("://")[0]
+    return StorageOpenError(f"cannot open storage {redact(storage)}: {describe_error(exc)}" + (
+        f"\nlrsearch installs one database driver, psycopg, for postgresql:// (and postgresql+psycopg://) URLs; "
+        f"install the one a {scheme}:// URL names with pip"
+        + (", or write postgresql://" if scheme.startswith("postgresql+") else "") + "."
+        if missing_driver else ""))
 
 
 def require_storage(storage: str) -> None:

@@ -226,7 +226,10 @@ def redact_text(text: str, storage: str) -> str:
     too, and SQLAlchemy's statement, parameters and link cut."""
     text = _URL.sub(lambda m: redact(m.group(0)), _without_sql(text))
     for secret in _pieces({*passwords_of(storage), *_SECRETS}):
-        text = text.replace(secret, "***")
+        if len(secret) >= _SHORTEST_PIECE:
+            text = text.replace(secret, "***")
+        else:  # as likely a piece of a word ("p" of "ImportError"): only where it stands alone
+            text = re.sub(rf"(?<!\w){re.escape(secret)}(?!\w)", "***", text)
     return text
 
 

@@ -45,6 +45,18 @@ def test_a_password_never_shows_in_the_open_error():
     assert "s3cret" not in str(caught.value) and "user:***@host" in str(caught.value)
 
 
+@pytest.mark.parametrize("url, or_postgresql", [("postgresql+pg8000://u:p@127.0.0.1/db", True),
+                                               ("mysql+mysqldb://u:p@127.0.0.1/db", False)])
+def test_a_url_whose_driver_is_not_installed_says_which_lrsearch_installs(url, or_postgresql):
+    with pytest.raises(StorageOpenError) as caught:
+        storage.open_study(url, "s", direction="minimize")
+    message = str(caught.value)
+    assert message.startswith(f"cannot open storage {url.replace(':p@', ':***@')}: ImportError: "), message
+    assert "lrsearch installs one database driver, psycopg" in message
+    assert f"install the one a {url.partition('://')[0]}:// URL names with pip" in message
+    assert ("or write postgresql://" in message) == or_postgresql
+
+
 def test_open_study_creates_with_a_direction_and_otherwise_reads_only_what_exists(tmp_path):
     from lrsearch.errors import UsageError
 

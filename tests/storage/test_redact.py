@@ -115,6 +115,13 @@ def test_redact_text_scrubs_a_query_password():
     assert "p+q" not in text and text.startswith("FATAL: password '***' for user u")
 
 
+def test_a_short_password_is_scrubbed_where_it_stands_alone_not_inside_words():
+    url = "mysql://u:p@127.0.0.1/db"
+    text = redact_text(f"cannot open {url}: ImportError: Failed to import the DB access module; tried p, 'p'", url)
+    assert text == "cannot open mysql://u:***@127.0.0.1/db: ImportError: Failed to import the DB access module; " \
+                   "tried ***, '***'"
+
+
 def test_redact_text_leaves_a_message_without_passwords():
     assert redact_text("disk full at /data", "lrsearch.journal") == "disk full at /data"
     assert redact_text("no route to db", "postgresql://u@db/lr") == "no route to db"
