@@ -132,12 +132,17 @@ def study_names(opened) -> list[str]:
 
 
 def _cannot_open(storage: str, exc: Exception) -> StorageOpenError:
-    missing_driver, scheme = isinstance(exc, ImportError) and is_url(storage), storage.partition("://")[0]
-    return StorageOpenError(f"cannot open storage {redact(storage)}: {describe_error(exc)}" + (
-        f"\nlrsearch installs one database driver, psycopg, for postgresql:// (and postgresql+psycopg://) URLs; "
-        f"install the one a {scheme}:// URL names with pip"
-        + (", or write postgresql://" if scheme.startswith("postgresql+") else "") + "."
-        if missing_driver else ""))
+    return StorageOpenError(f"cannot open storage {redact(storage)}: {describe_error(exc)}{_driver_hint(storage, exc)}")
+
+
+def _driver_hint(storage: str, exc: Exception) -> str:
+    """What to install where the database driver that URL `storage` names is missing."""
+    if not (isinstance(exc, ImportError) and is_url(storage)):
+        return ""
+    scheme = storage.partition("://")[0]
+    rewrite = ", or write postgresql://" if scheme.startswith("postgresql+") else ""
+    return (f"\nlrsearch installs one database driver, psycopg, for postgresql:// (and postgresql+psycopg://) URLs; "
+            f"install the one a {scheme}:// URL names with pip{rewrite}.")
 
 
 def require_storage(storage: str) -> None:
