@@ -278,14 +278,13 @@ def find_lr(study: "Study", optimizer: str = "sgd", *, batch_size: int | None = 
             start_lr: float = DEFAULTS["start_lr"], end_lr: float = DEFAULTS["end_lr"],
             iterations: int = DEFAULTS["iterations"], rule: str = DEFAULTS["rule"], beta: float = DEFAULTS["beta"],
             diverge_factor: float = DEFAULTS["diverge_factor"]) -> RangeTestResult:
-    """The range test of `study`'s model (built with an empty FixedTrial and compiled
-    as a trial is) with `optimizer`. SGD's `momentum` defaults to 0, the seed tutorial's
-    plain SGD; the batch size defaults to the study's."""
+    """The range test of `study`'s model (compiled as a trial is; its builder's own
+    `trial.suggest_*` answered by `architecture_trial`) with `optimizer`. SGD's `momentum`
+    defaults to 0, the seed tutorial's plain SGD; the batch size defaults to the study's."""
     from lrsearch.devices import import_tensorflow
 
     import_tensorflow()  # before Keras imports it, noisily
     import keras
-    import optuna
 
     from lrsearch.training import TrialRunner
 
@@ -304,7 +303,7 @@ def find_lr(study: "Study", optimizer: str = "sgd", *, batch_size: int | None = 
                          f"({settings.batch_size} by the settings) cannot be changed to {batch_size}.")
     keras.backend.clear_session()
     keras.utils.set_random_seed(settings.seed)
-    model = runner.build(optuna.trial.FixedTrial({}), LRConfig(optimizer=optimizer, lr=start_lr, momentum=momentum))
+    model = runner.build(architecture_trial(settings.seed), LRConfig(optimizer=optimizer, lr=start_lr, momentum=momentum))
     losses, stopped = run_range_test(model, runner.train, batch_size=batch_size, start_lr=start_lr, end_lr=end_lr,
                                      iterations=iterations, beta=beta, diverge_factor=diverge_factor,
                                      seed=settings.seed)
@@ -314,6 +313,20 @@ def find_lr(study: "Study", optimizer: str = "sgd", *, batch_size: int | None = 
         rule=rule, losses=tuple(float(v) for v in losses), stopped=stopped,
         duration_s=round(time.perf_counter() - started, 3),
     )
+
+
+def architecture_trial(seed: int):
+    """The trial a range test builds its model with: a `build_model` that suggests its own
+    parameters (the model's width, say) gets them drawn at random with the study's `seed`,
+    the same on every run; one that suggests none gets the model it always builds."""
+    import optuna
+
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created in memory" line
+    try:
+        return optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed)).ask()
+    finally:
+        optuna.logging.set_verbosity(verbosity)
 
 
 # --------------------------------------------------------------------------- in a child process

@@ -6,6 +6,7 @@ result's JSON form.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ from lrsearch.rangetest import _range_test as rangetest  # noqa: E402
 from lrsearch.lr import LRConfig  # noqa: E402
 from lrsearch.rangetest import RangeTestResult, smooth, suggest_lr  # noqa: E402
 from lrsearch.lr import make_optimizer  # noqa: E402
+from conftest import SHORT_RANGE_TEST  # noqa: E402
 
 
 def tiny_data(rows: int = 64):
@@ -170,6 +172,15 @@ def test_blobs_sgd_suggestion_lies_between_001_and_1(blobs_study):
     assert result.momentum == 0.0 and result.batch_size == 32
     assert len(result.lrs) == len(result.losses) == len(result.smoothed)
     assert result.lrs[0] == pytest.approx(1e-7)
+
+
+def test_a_model_that_suggests_its_own_width_is_range_tested_with_one_drawn_by_the_study_seed(capfd):
+    from lrsearch.study import load_study
+
+    study = load_study(Path(__file__).resolve().parent.parent / "gallery" / "varying_architecture.py")
+    first, again = (rangetest.find_lr(study, "adam", **SHORT_RANGE_TEST) for _ in range(2))
+    assert len(first.losses) > 10 and first.losses == again.losses
+    assert "A new study created" not in "".join(capfd.readouterr())
 
 
 def test_find_lr_checks_momentum(blobs_study):
