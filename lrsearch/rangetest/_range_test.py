@@ -303,7 +303,8 @@ def find_lr(study: "Study", optimizer: str = "sgd", *, batch_size: int | None = 
                          f"({settings.batch_size} by the settings) cannot be changed to {batch_size}.")
     keras.backend.clear_session()
     keras.utils.set_random_seed(settings.seed)
-    model = runner.build(architecture_trial(settings.seed), LRConfig(optimizer=optimizer, lr=start_lr, momentum=momentum))
+    config = LRConfig(optimizer=optimizer, lr=start_lr, momentum=momentum)
+    model = runner.build(architecture_trial(settings.seed), config)
     losses, stopped = run_range_test(model, runner.train, batch_size=batch_size, start_lr=start_lr, end_lr=end_lr,
                                      iterations=iterations, beta=beta, diverge_factor=diverge_factor,
                                      seed=settings.seed)

@@ -71,7 +71,8 @@ def _use_scratch(folder: str) -> None:
 
 def _exit(code: int) -> None:
     """End the worker now, skipping TensorFlow's slow teardown, with its temporary folder
-    removed (the parent removes it too: a killed worker cannot)."""
+    removed (the parent removes it too: a killed worker cannot): `_scratch`, not
+    `tempfile.tempdir`, which the study's code may have set to a folder of its own."""
     if _scratch is not None:
         shutil.rmtree(_scratch, ignore_errors=True)
     os._exit(code)

@@ -279,8 +279,8 @@ def test_lanes_are_measured_to_pay_for_a_small_model_and_not_tried_for_convoluti
     cnn_choice = chosen(small_cnn, (images[:ROWS], labels[:ROWS]), (images[ROWS:], labels[ROWS:]), cap=2)
     assert (cnn_choice.count, cnn_choice.group) == (1, None)
     assert re.fullmatch(r"TensorFlow's Conv2D op has no vectorised form, so that lanes would run it one lane after "
-                        r"another|a step takes [\d.]+ ms alone, more than lanes, which share what a step costs besides its "
-                        r"arithmetic, can save", cnn_choice.said), cnn_choice.said
+                        r"another|a step takes [\d.]+ ms alone, more than lanes, which share what a step costs "
+                        r"besides its arithmetic, can save", cnn_choice.said), cnn_choice.said
     printed = capfd.readouterr()
     assert "tensorflow" not in printed.err.lower() + printed.out.lower()
 
