@@ -72,7 +72,7 @@ from lrsearch.lr import Space, suggest  # noqa: E402
 from lrsearch.options import SearchOptions  # noqa: E402
 from lrsearch.storage import PROXY_THREADS, ResilientStorage, WriteBackStorage, open_storage, rdb_under  # noqa: E402
 from lrsearch.storage._resilient import DelegatingStorage  # noqa: E402
-from lrsearch.workers._claims import Claim, MachineLock, claimed_states, claimed_trials  # noqa: E402
+from lrsearch.workers._claims import Claim, MachineLock, claimed_states, claimed_trials, keep_tickets  # noqa: E402
 from lrsearch.workers._confirmations import ConfirmationQueue, Confirming  # noqa: E402
 from lrsearch.workers._job import Job, sampler_seed, start_from  # noqa: E402
 from lrsearch.workers._messages import Confirm, Dismiss  # noqa: E402
@@ -108,6 +108,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--confirm", default="3,3", help="confirmation K,N, or none (default: 3,3)")
     parser.add_argument("--proxy-threads", type=int, default=PROXY_THREADS,
                         help=f"the gRPC proxy's threads (default: {PROXY_THREADS}, as lrsearch storage-proxy's)")
+    parser.add_argument("--claims", choices=("lrsearch", "lock"), default="lrsearch",
+                        help="lrsearch: as lrsearch claims (by ticket through the proxy); lock: every claim under the "
+                             "study's lock, as lrsearch did through the proxy before tickets (default: lrsearch)")
     parser.add_argument("--detail", action="store_true", help="also time each storage call kind and the claim lock")
     args = parser.parse_args(argv)
     try:
@@ -233,9 +236,10 @@ class _Tracker:
 
 
 class _TimedClaim(Claim):
-    def __init__(self, machine_lock, database_lock, tracker: _Tracker) -> None:
+    def __init__(self, machine_lock, database_lock, tracker: _Tracker, by_lock: bool) -> None:
         super().__init__(machine_lock, database_lock)
         self.tracker = tracker
+        self.tickets = self.tickets and not by_lock  # --claims lock: under the study's lock, as before tickets
 
     def acquire(self) -> None:
         self.tracker.begin()
@@ -327,8 +331,9 @@ class _Worker:
             if isinstance(getattr(lock, "storage", None), optuna.storages.BaseStorage):  # the proxy's lock: timed too
                 lock.storage = _Timed(lock.storage)
             runner = _Runner(self.spec["epochs"], self.spec["train_seconds"], self.tracker)
-            full = run_trials(self.job, self.study, runner, lambda: _TimedClaim(self.machine.lock, lock, self.tracker),
-                              _Link(self.tracker))
+            by_lock = self.spec["claims"] == "lock"
+            full = run_trials(self.job, self.study, runner,
+                              lambda: _TimedClaim(self.machine.lock, lock, self.tracker, by_lock), _Link(self.tracker))
             if full and self.machine.confirming:
                 self.machine.events.put(("idle", self.index))
                 while isinstance(order := self.orders.get(), Confirm):  # until Dismiss
@@ -359,6 +364,10 @@ class _Machine:
             internals.storage_of(self.study), spec["url"], internals.study_id(self.study)))
         self.workers = [_Worker(spec, i, self) for i in worker_indices]
         self.by_index = {worker.index: worker for worker in self.workers}
+        self.ticket_lock = study_lock(internals.storage_of(self.study), spec["url"], internals.study_id(self.study))
+        if spec["claims"] == "lock":
+            self.ticket_lock = None  # no tickets
+        keep_tickets(self.study, self.ticket_lock, spec["n_trials"], len(self.workers))  # as its workers start
 
     def _send(self, index: int, order) -> None:
         self.by_index[index].orders.put(order)
@@ -386,6 +395,7 @@ class _Machine:
                 bar.tick()
                 if time.monotonic() - swept >= STALE_CHECK_INTERVAL:
                     results.fail_stale_trials(self.study)
+                    keep_tickets(self.study, self.ticket_lock, self.spec["n_trials"])
                     swept = time.monotonic()
                 time.sleep(0.25)
         except BaseException:
@@ -563,7 +573,7 @@ def run_case(args: argparse.Namespace, kind: str, n: int, folder: str, connectio
     with prepared(kind, args, folder, n_trials) as (url, truth, app):
         go, out = context.Event(), context.Queue()
         spec = {"url": url, "n_trials": n_trials, "epochs": args.epochs, "train_seconds": args.train_seconds,
-                "confirm": args.confirm}
+                "confirm": args.confirm, "claims": args.claims}
         workers = [context.Process(target=simulate, args=({**spec, "machines": machines[p::processes]}, go, out),
                                    daemon=True) for p in range(processes)]
         with connections.watching(app) if connections else contextlib.nullcontext() as watch:
@@ -674,7 +684,8 @@ def main(argv: list[str] | None = None) -> int:
     per_worker = FIRST_GUESS_PER_WORKER
     cases = []
     print(f"{args.trials_per_worker} trials a worker of {args.epochs} x {args.train_seconds} s, {args.per_machine} "
-          f"workers a machine, confirmation {args.confirm or 'none'}; proxy: lrsearch storage-proxy --threads {args.proxy_threads}", flush=True)
+          f"workers a machine, confirmation {args.confirm or 'none'}, claims {args.claims}; proxy: lrsearch "
+          f"storage-proxy --threads {args.proxy_threads}", flush=True)
     with tempfile.TemporaryDirectory() as folder:
         for n in args.workers:
             for kind in args.storages:

@@ -20,7 +20,8 @@ from lrsearch.storage._proxy import PROXY_HOST, PROXY_PORT, PROXY_THREADS, is_lo
 from lrsearch.storage._redact import check_url, describe_error, is_grpc, is_url, passwords_of, redact, redact_text
 
 #: Name -> the module that holds it, imported (with Optuna) on first use.
-_WITH_OPTUNA = {"ResilientStorage": "_resilient", "rdb_under": "_resilient", "WriteBackStorage": "_writeback"}
+_WITH_OPTUNA = {"ResilientStorage": "_resilient", "rdb_under": "_resilient", "WriteBackStorage": "_writeback",
+                "NoWaitingTrial": "_writeback"}
 
 __all__ = ["CLAIM_LOCK_PREFIX", "DEFAULT_STORAGE", "JournalDamagedError", "PROXY_HOST", "PROXY_PORT",
            "PROXY_THREADS", "check_journal", "check_url", "describe_error", "find_damage", "heartbeat_settings",

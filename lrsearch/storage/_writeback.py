@@ -15,12 +15,18 @@ On an RDB storage one batch is one transaction (`lrsearch.internals.rdb_batch_wr
 is the storage's own call. A batch that fails because the storage is unreachable is retried
 by the layer below; a trial that another process finished meanwhile (failed as stale)
 loses its remaining writes, which is said once.
+
+A thread in `only_waiting_trials` takes trials from the study's waiting ones only, in a
+random order: where Optuna's ask finds none left to take, it raises `NoWaitingTrial`
+instead of creating one (`lrsearch.workers._claims`, claims by ticket).
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime
+import random
 import sys
 import threading
 from typing import Any, Callable
@@ -39,6 +45,10 @@ OP_CALLS = {"value": "set_trial_intermediate_value", "user_attr": "set_trial_use
             "system_attr": "set_trial_system_attr"}
 
 
+class NoWaitingTrial(Exception):
+    """Optuna's ask found no waiting trial to take, in `WriteBackStorage.only_waiting_trials`."""
+
+
 class WriteBackStorage(DelegatingStorage):
     """`inner` with the writes of this process's own trials written behind."""
 
@@ -55,6 +65,7 @@ class WriteBackStorage(DelegatingStorage):
         self._idle = threading.Event()
         self._idle.set()
         self._error: BaseException | None = None
+        self._local = threading.local()  # whether this thread is in `only_waiting_trials`
         self._thread = threading.Thread(target=self._write_behind, name="lrsearch-write-behind", daemon=True)
         self._thread.start()
 
@@ -78,7 +89,19 @@ class WriteBackStorage(DelegatingStorage):
 
     # ------------------------------------------------------------------ trials taken here
 
+    @contextlib.contextmanager
+    def only_waiting_trials(self):
+        """Within the block, this thread's `create_new_trial` without a template (Optuna's ask,
+        which found no waiting trial to take) raises NoWaitingTrial and creates nothing."""
+        self._local.only_waiting = True
+        try:
+            yield
+        finally:
+            self._local.only_waiting = False
+
     def create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> int:
+        if template_trial is None and getattr(self._local, "only_waiting", False):
+            raise NoWaitingTrial(f"no waiting trial left in study id {study_id}")
         trial_id = self.call("create_new_trial", study_id, template_trial)
         if template_trial is None or template_trial.state == TrialState.RUNNING:  # not one enqueued for anyone
             self._own(trial_id)
@@ -153,6 +176,8 @@ class WriteBackStorage(DelegatingStorage):
         trials = [self._owned.get(internals.trial_id(t), t) for t in trials]
         if states is not None:
             trials = [t for t in trials if t.state in states]
+        if getattr(self._local, "only_waiting", False) and states is not None and set(states) == {TrialState.WAITING}:
+            random.shuffle(trials)  # Optuna's ask tries them in this order: processes taking at once rarely collide
         return copy.deepcopy(trials) if deepcopy else trials
 
     # ------------------------------------------------------------------ writing behind

@@ -1,8 +1,9 @@
 """The sampler of a run's workers: TPE, but a study's first trials take the learning rates
 people start from (`lrsearch.lr.start_params`). Trial numbers say which: trial i below the
-number of starts takes start i, whichever worker creates it, so that a new study begins
-with them and a resumed one (whose first trials exist) is not touched. Nothing is
-enqueued: a run stopped early leaves no waiting trials behind.
+number of starts takes start i, whichever worker creates it (or takes it waiting, a
+ticket of `_claims`), so that a new study begins with them and a resumed one (whose
+first trials exist) is not touched. The starts are not enqueued: a run stopped early
+leaves none of them waiting.
 """
 
 from __future__ import annotations

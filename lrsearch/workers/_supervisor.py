@@ -21,7 +21,7 @@ from lrsearch import internals, results
 from lrsearch.devices import Slot
 from lrsearch.errors import InternalError, StorageUnavailableError
 from lrsearch.results import worker_tag
-from lrsearch.workers._claims import claimed_trials
+from lrsearch.workers._claims import claimed_trials, keep_tickets
 from lrsearch.workers._confirmations import ConfirmationQueue, Confirming
 from lrsearch.workers._job import EXIT_FATAL, EXIT_STORAGE, MAX_FAILURES_IN_A_ROW, Job
 from lrsearch.workers._messages import (ConfirmFailed, Confirmed, Done, Event, Fatal, Idle, LanesTimed, Ready, Starting,
@@ -117,6 +117,7 @@ class Supervisor:
         self.job, self.study = job, study
         self.confirmations.begin(confirming, study, confirming and study_lock(
             internals.storage_of(study), job.options.storage, internals.study_id(study)))
+        self.ticket_lock = study_lock(internals.storage_of(study), job.options.storage, internals.study_id(study))
         self.on_tick = on_tick or self.on_tick
         storage = internals.storage_of(study)
         if hasattr(storage, "abort"):  # a second Ctrl-C ends a wait for the storage
@@ -149,6 +150,7 @@ class Supervisor:
         awaited elsewhere, failing trials whose heartbeats stopped now and then."""
         fail_dead_local_trials(self.study)
         results.fail_stale_trials(self.study)
+        self._keep_tickets(len(self.slots))
         if self._work_left():
             for index in range(len(self.slots)):
                 if index not in self.workers.processes:
@@ -158,8 +160,16 @@ class Supervisor:
             self._tick()
             if time.monotonic() - checked >= STALE_CHECK_INTERVAL:
                 results.fail_stale_trials(self.study)
+                self._keep_tickets()
                 checked = time.monotonic()
             time.sleep(0.25)
+
+    def _keep_tickets(self, workers: int = 0) -> None:
+        """Where workers claim by ticket (`_claims.keep_tickets`): tickets for this run's
+        `workers` as it starts, later for the trials running, made while workers start and
+        train rather than when they claim."""
+        if not self.stopping():
+            keep_tickets(self.study, self.ticket_lock, self.job.n_trials, workers)
 
     def _tick(self) -> None:
         """Kill what the run's stop asks to, read the workers' events, replace the dead, hand

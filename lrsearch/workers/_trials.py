@@ -14,7 +14,7 @@ from typing import Callable
 from lrsearch import internals, results
 from lrsearch.errors import InternalError
 from lrsearch.results import worker_tag
-from lrsearch.workers._claims import Claim, claimed_trials
+from lrsearch.workers._claims import Claim
 from lrsearch.workers._job import MAX_FAILURES_IN_A_ROW, Job
 from lrsearch.workers._link import ParentLink
 from lrsearch.workers._messages import LanesTimed, TrialEnded
@@ -84,31 +84,31 @@ class _Search:
         """One lane: claim a trial and run it, as long as `_go_on` says; `after_starts()` once,
         after a trial of its own ended, when the study's start trials (`StartSampler.starts`)
         were all taken."""
-        current: list = [None]  # the storage id of the trial being run
+        current: list = [None]  # the trial being run
         objective = self._objective(claim, current)
         study = self.study
         starts = len(getattr(study.sampler, "starts", ()))
+
+        def run_one() -> None:
+            if not self.link.stopped():  # else the run stopped while this lane waited for its claim: back out
+                study.optimize(objective, n_trials=1, catch=(Exception,))
+
         while self._go_on():
             self._sweep()
+            current[0] = None
             claim.acquire()
             try:
-                taken = claimed_trials(study)
-                if taken >= self.job.n_trials:
+                if not claim.start(study, self.job.n_trials, run_one):
                     self.full = True
                     return
-                if self.link.stopped():  # the run stopped while this lane waited for its claim: back out
-                    return
-                current[0] = None
-                study.optimize(objective, n_trials=1, catch=(Exception,))
             finally:
                 claim.release()
-            if self.ended:
+            if self.ended or current[0] is None:
                 return
-            if current[0] is not None:
-                self._ended(current[0])
-                if taken + 1 >= starts and not self.link.stopped():
-                    after_starts()
-                    after_starts = _nothing
+            self._ended(internals.trial_id(current[0]))
+            if current[0].number + 1 >= starts and not self.link.stopped():
+                after_starts()
+                after_starts = _nothing
 
     def _sweep(self) -> None:
         """Interrupt the trials whose heartbeats stopped, before a claim rather than under it (the
@@ -131,7 +131,7 @@ class _Search:
         def objective(trial):
             results.write_worker(trial, self.tag)  # under the claim: a worker killed now leaves a trial that names it
             claim.release()
-            current[0] = internals.trial_id(trial)
+            current[0] = trial
             try:
                 return self.runner(trial)
             except optuna.TrialPruned:

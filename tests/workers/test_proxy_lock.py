@@ -1,6 +1,7 @@
 """The study's lock through Optuna's gRPC storage proxy, for real: the proxy server in front of the test
-PostgreSQL in a process of its own, and spawned processes (no TensorFlow) that claim trials as workers do
-("lock; count the claimed trials; create the next one if fewer than N; unlock") through proxy clients."""
+PostgreSQL in a process of its own, and spawned processes (no TensorFlow) that claim trials through proxy
+clients: as the lock alone orders them ("lock; count the claimed trials; create the next one if fewer than N;
+unlock"), and by ticket, as lrsearch's workers there do (`_claims.Claim.start`)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from optuna.trial import TrialState
 
 from lrsearch import internals
 from lrsearch.results import worker_tag
-from lrsearch.workers._claims import claimed_trials
+from lrsearch.storage import NoWaitingTrial, ResilientStorage, WriteBackStorage
+from lrsearch.workers._claims import Claim, MachineLock, claimed_trials, keep_tickets
 from lrsearch.workers._proxy_lock import LEASE, ProxyLock, lock_name
 from lrsearch.workers._study_lock import study_lock
 
@@ -75,15 +77,44 @@ def _claim_until_full(port: int, study_name: str, n_trials: int, lease: float) -
         study.tell(trial, 0.0)
 
 
+def _claim_by_ticket(port: int, study_name: str, n_trials: int, parent: bool) -> None:
+    """A machine of one worker, claiming as lrsearch's do through the proxy (`Claim.start`, its trials
+    taken from the waiting ones), and, if `parent`, making tickets first as a run's parent does."""
+    _quiet()
+    url = f"grpc://127.0.0.1:{port}"
+    storage = WriteBackStorage(ResilientStorage(_client(port), url), interval=0.05)
+    study = optuna.load_study(study_name=study_name, storage=storage, sampler=optuna.samplers.RandomSampler())
+    lock = study_lock(storage, url, internals.study_id(study))
+    if parent:
+        keep_tickets(study, lock, n_trials, 5)
+    claim = Claim(MachineLock.create(SPAWN), lock)
+    assert claim.tickets
+
+    def objective(trial) -> float:
+        claim.release()
+        time.sleep(random.uniform(0.0, 0.02))
+        return trial.suggest_float("x", 0, 1)
+
+    while True:
+        claim.acquire()
+        try:
+            if not claim.start(study, n_trials, lambda: study.optimize(objective, n_trials=1)):
+                break
+        finally:
+            claim.release()
+    storage.flush()
+
+
 def _hold_and_hang(port: int, study_id: int, taken) -> None:
     ProxyLock(_client(port), study_id).acquire()
     taken.set()
     time.sleep(PATIENCE)
 
 
-def _claim_in(processes: int, port: int, study_name: str, n_trials: int, lease: float) -> None:
-    workers = [SPAWN.Process(target=_claim_until_full, args=(port, study_name, n_trials, lease))
-               for _ in range(processes)]
+def _claim_in(processes: int, port: int, study_name: str, n_trials: int, lease: float, claim=_claim_until_full,
+              parents: int = 0) -> None:
+    workers = [SPAWN.Process(target=claim, args=(port, study_name, n_trials, lease) if claim is _claim_until_full
+                             else (port, study_name, n_trials, i < parents)) for i in range(processes)]
     for worker in workers:
         worker.start()
     for worker in workers:
@@ -111,6 +142,31 @@ def test_workers_behind_the_proxy_claim_exactly_n_trials(proxy, fresh_postgres, 
     _claim_in(8, proxy, "claims", n_trials, LEASE)
     _assert_exact(fresh_postgres, study_id, n_trials)
     assert "broke the claim lock" not in capfd.readouterr().err  # the holders live: no lock outlasts the lease
+
+
+@pytest.mark.postgres
+def test_workers_behind_the_proxy_claim_exactly_n_trials_by_ticket_and_take_those_left_waiting(proxy, fresh_postgres):
+    storage, n_trials = _client(proxy), 40
+    study = optuna.create_study(study_name="claims", storage=storage)
+    study.enqueue_trial({"x": 0.5})  # one the user enqueued, which counts toward the 40 as a ticket does
+    _claim_in(6, proxy, "claims", n_trials, LEASE, claim=_claim_by_ticket, parents=2)
+    _assert_exact(fresh_postgres, internals.study_id(study), n_trials)  # none left waiting, none over
+    assert 0.5 in [trial.params["x"] for trial in study.get_trials()]
+
+
+def test_a_claim_by_ticket_creates_no_trial_where_none_waits(tmp_path):
+    from optuna.storages.journal import JournalFileBackend
+
+    storage = WriteBackStorage(optuna.storages.JournalStorage(JournalFileBackend(str(tmp_path / "j.log"))))
+    study = optuna.create_study(storage=storage)
+    with storage.only_waiting_trials():
+        with pytest.raises(NoWaitingTrial):
+            study.ask()
+        assert study.trials == []
+        study.enqueue_trial({"x": 1.0})
+        assert study.ask().number == 0  # a waiting trial is taken as Optuna takes it
+    assert study.ask().number == 1  # outside the block, ask creates one as ever
+    storage.flush()
 
 
 @pytest.mark.postgres
