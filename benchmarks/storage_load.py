@@ -364,9 +364,8 @@ class _Machine:
             internals.storage_of(self.study), spec["url"], internals.study_id(self.study)))
         self.workers = [_Worker(spec, i, self) for i in worker_indices]
         self.by_index = {worker.index: worker for worker in self.workers}
-        self.ticket_lock = study_lock(internals.storage_of(self.study), spec["url"], internals.study_id(self.study))
-        if spec["claims"] == "lock":
-            self.ticket_lock = None  # no tickets
+        self.ticket_lock = None if spec["claims"] == "lock" else study_lock(  # None: no tickets
+            internals.storage_of(self.study), spec["url"], internals.study_id(self.study))
         keep_tickets(self.study, self.ticket_lock, spec["n_trials"], len(self.workers))  # as its workers start
 
     def _send(self, index: int, order) -> None:
