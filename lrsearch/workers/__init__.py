@@ -6,7 +6,8 @@ Both sides of the process boundary:
   `_start_sampler`  the workers' sampler: a new study's first trials take the usual starting rates, then TPE;
   `_messages`       the typed messages between them: events from a worker, orders from the parent;
   `_claims`         the claim locks (this machine's, made by the parent, and PostgreSQL's across machines) under
-                    which a worker creates its next trial, so that a study ends with exactly `n_trials`;
+                    which a worker creates its next trial, so that a study ends with exactly `n_trials`; through
+                    a gRPC proxy, the tickets (waiting trials made ahead) that workers take instead;
   `_proxy_lock`     a study's lock made of Optuna storage calls alone, across the machines behind a gRPC proxy;
   `_study_lock`     the lock every run's processes take to claim from one study (trials, confirmation trainings).
 Worker side (the spawned process):
