@@ -94,7 +94,8 @@ class _Search:
                 study.optimize(objective, n_trials=1, catch=(Exception,))
 
         while self._go_on():
-            self._sweep()
+            if not claim.tickets:  # by ticket no count needs it: the parent's sweeps serve, one read a machine
+                self._sweep()
             current[0] = None
             claim.acquire()
             try:
