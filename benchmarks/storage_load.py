@@ -360,12 +360,11 @@ class _Machine:
         self.study = optuna.load_study(study_name=STUDY, storage=open_client(spec["url"]))
         self.queue = ConfirmationQueue(self._send, self.errors, say=lambda line: None)
         self.queue.holder = f"machine{index}:{os.getpid()}"  # as another host's run
-        self.queue.begin(self.confirming, self.study, self.confirming and study_lock(
-            internals.storage_of(self.study), spec["url"], internals.study_id(self.study)))
+        self.study_lock = study_lock(internals.storage_of(self.study), spec["url"], internals.study_id(self.study))
+        self.queue.begin(self.confirming, self.study, self.confirming and self.study_lock)
         self.workers = [_Worker(spec, i, self) for i in worker_indices]
         self.by_index = {worker.index: worker for worker in self.workers}
-        self.ticket_lock = None if spec["claims"] == "lock" else study_lock(  # None: no tickets
-            internals.storage_of(self.study), spec["url"], internals.study_id(self.study))
+        self.ticket_lock = None if spec["claims"] == "lock" else self.study_lock  # None: no tickets
         keep_tickets(self.study, self.ticket_lock, spec["n_trials"], len(self.workers))  # as its workers start
 
     def _send(self, index: int, order) -> None:

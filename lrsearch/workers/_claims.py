@@ -66,9 +66,14 @@ def keep_tickets(study, shared_lock, n_trials: int, workers: int = 0) -> None:
         return
     if not workers and (counts := _counts(study))["waiting"] >= wanted(counts):
         return  # enough wait, as read without the lock
+    _top_up_holding(shared_lock, study, n_trials, wanted)
+
+
+def _top_up_holding(shared_lock, study, n_trials: int, wanted: Callable[[dict], int]) -> bool:
+    """`top_up` under `shared_lock`, the study's lock."""
     shared_lock.acquire()
     try:
-        top_up(study, n_trials, wanted)
+        return top_up(study, n_trials, wanted)
     finally:
         shared_lock.release()
 
@@ -161,12 +166,8 @@ class Claim:
             except NoWaitingTrial:
                 if claimed_trials(study) >= n_trials:  # full: no lock needed to see that
                     return False
-                self.shared_lock.acquire()
-                try:
-                    if not top_up(study, n_trials, lambda counts: TICKETS_A_WORKER):
-                        return False
-                finally:
-                    self.shared_lock.release()
+                if not _top_up_holding(self.shared_lock, study, n_trials, lambda counts: TICKETS_A_WORKER):
+                    return False
 
 
 class DatabaseLock:

@@ -115,9 +115,8 @@ class Supervisor:
         (which needs `job.confirm`). Raises, once the workers are gone, the error a
         worker's Fatal carries (InternalError, WriteError)."""
         self.job, self.study = job, study
-        self.confirmations.begin(confirming, study, confirming and study_lock(
-            internals.storage_of(study), job.options.storage, internals.study_id(study)))
-        self.ticket_lock = study_lock(internals.storage_of(study), job.options.storage, internals.study_id(study))
+        self.study_lock = study_lock(internals.storage_of(study), job.options.storage, internals.study_id(study))
+        self.confirmations.begin(confirming, study, confirming and self.study_lock)
         self.on_tick = on_tick or self.on_tick
         storage = internals.storage_of(study)
         if hasattr(storage, "abort"):  # a second Ctrl-C ends a wait for the storage
@@ -169,7 +168,7 @@ class Supervisor:
         `workers` as it starts, later for the trials running, made while workers start and
         train rather than when they claim."""
         if not self.stopping():
-            keep_tickets(self.study, self.ticket_lock, self.job.n_trials, workers)
+            keep_tickets(self.study, self.study_lock, self.job.n_trials, workers)
 
     def _tick(self) -> None:
         """Kill what the run's stop asks to, read the workers' events, replace the dead, hand
