@@ -367,7 +367,7 @@ def test_tensorflow_without_its_vectorizer_registry_is_an_internal_error(monkeyp
     import importlib
 
     pfor = importlib.import_module(PFOR)
-    monkeypatch.setattr(internals, "_bitcast_vectorized", False)  # as before the first call
+    monkeypatch.setattr(internals._tensorflow, "_bitcast_vectorized", False)  # as before the first call
     monkeypatch.delattr(pfor, "RegisterPFor")
     with pytest.raises(InternalError, match=gone("tensorflow", f"{PFOR}.RegisterPFor")):
         internals.vectorize_bitcast()
