@@ -76,6 +76,44 @@ def test_a_study_or_trial_without_the_private_attributes_is_an_internal_error():
         internals.trial_id(Bare())
 
 
+class CountedReads(optuna.storages.InMemoryStorage):
+    """Optuna's in-memory storage, counting its reads of a study's trials."""
+
+    reads = 0
+
+    def get_all_trials(self, *args, **kwargs):
+        self.reads += 1
+        return super().get_all_trials(*args, **kwargs)
+
+
+def objective(trial) -> float:
+    """Three parameters, one only for one optimizer: TPE samples it on its own."""
+    optimizer = trial.suggest_categorical("optimizer", ["sgd", "adam"])
+    lr = trial.suggest_float("lr", 1e-5, 1.0, log=True)
+    momentum = trial.suggest_float("momentum", 0.0, 0.99) if optimizer == "sgd" else 0.0
+    return -abs(math.log10(lr) + 2) - momentum
+
+
+@pytest.mark.parametrize("one_read", [False, True])
+def test_trials_read_once_a_trial_spare_tpe_with_a_constant_liar_a_read_a_parameter(one_read):
+    from lrsearch.workers._start_sampler import StartSampler
+
+    storage = CountedReads()
+    tpe = optuna.samplers.TPESampler(multivariate=True, group=True, constant_liar=True, seed=0, n_startup_trials=4)
+    study = optuna.create_study(storage=storage, direction="maximize", sampler=StartSampler(tpe) if one_read else tpe)
+    study.optimize(objective, n_trials=8)
+    other = optuna.load_study(study_name=study.study_name, storage=storage)
+    running = other.ask({"optimizer": optuna.distributions.CategoricalDistribution(["sgd", "adam"])})
+    reads_before = storage.reads
+    study.optimize(objective, n_trials=4)
+    per_trial = (storage.reads - reads_before) / 4
+    # Optuna's own: one read to take a waiting trial and one a sample; lrsearch's: the first two alone.
+    assert per_trial == 2 if one_read else per_trial > 2
+    trial = study.ask()
+    seen = internals.TrialsReadOnceATrial(study)._get_trials(states=(optuna.trial.TrialState.RUNNING,))
+    assert {t.number for t in seen} == {running.number, trial.number}  # the liar's running trials, fresh this trial
+
+
 def test_rdb_batch_writer_writes_values_and_attributes_in_one_go(tmp_path):
     rdb = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'x.db'}")
     study = optuna.create_study(storage=rdb, study_name="s")

@@ -26,6 +26,21 @@ def study_id(study) -> int:
     return found
 
 
+class TrialsReadOnceATrial:
+    """`study` as a sampler sees it: each read of its trials answered from Optuna's own
+    snapshot, which `Study.ask` renews once a trial, where TPE with `constant_liar` reads
+    the storage afresh for every parameter it samples."""
+
+    def __init__(self, study) -> None:
+        self.study = study
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.study, name)
+
+    def _get_trials(self, deepcopy=False, states=None, use_cache=False):
+        return private_attribute(self.study, "_get_trials", "optuna")(deepcopy=deepcopy, states=states, use_cache=True)
+
+
 def trial_id(trial) -> int:
     """The storage's id of an Optuna `Trial` or `FrozenTrial` (no public accessor)."""
     return private_attribute(trial, "_trial_id", "optuna")

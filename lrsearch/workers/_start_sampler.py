@@ -12,11 +12,15 @@ from typing import Any
 
 import optuna
 
+from lrsearch.internals import TrialsReadOnceATrial
+
 
 class StartSampler(optuna.samplers.BaseSampler):
     """`base`, except that a trial numbered i < len(`starts`) takes the values of `starts[i]`
     for the parameters it names (where the distribution holds them); the sampler draws the
-    rest. Parameters a trial has fixed (an enqueued trial) stay as they are."""
+    rest. Parameters a trial has fixed (an enqueued trial) stay as they are. `base` reads the
+    study's trials once a trial (`internals.TrialsReadOnceATrial`): with many workers each
+    read is of every running trial."""
 
     def __init__(self, base: optuna.samplers.BaseSampler, starts: list[dict[str, Any]] | None = None) -> None:
         self.base = base
@@ -26,16 +30,17 @@ class StartSampler(optuna.samplers.BaseSampler):
         return self.starts[trial.number] if trial.number < len(self.starts) else None
 
     def infer_relative_search_space(self, study, trial):
-        return self.base.infer_relative_search_space(study, trial)
+        return self.base.infer_relative_search_space(TrialsReadOnceATrial(study), trial)
 
     def sample_relative(self, study, trial, search_space):
-        return {} if self._start(trial) is not None else self.base.sample_relative(study, trial, search_space)
+        return {} if self._start(trial) is not None else self.base.sample_relative(
+            TrialsReadOnceATrial(study), trial, search_space)
 
     def sample_independent(self, study, trial, param_name, param_distribution):
         start = self._start(trial)
         if start is not None and param_name in start and _holds(param_distribution, start[param_name]):
             return start[param_name]
-        return self.base.sample_independent(study, trial, param_name, param_distribution)
+        return self.base.sample_independent(TrialsReadOnceATrial(study), trial, param_name, param_distribution)
 
     def before_trial(self, study, trial) -> None:
         self.base.before_trial(study, trial)
