@@ -3,8 +3,9 @@ many workers share one study through a few database connections (`serve_proxy`).
 
 The workers give `--storage grpc://HOST:PORT`. The proxy serves the database as
 `open_storage` opens it (Optuna's cache in front, as Optuna advises for its proxy, with
-the database's heartbeats), and with the heartbeats of its own protocol
-(`lrsearch.storage._grpc`). A database that is down is waited out for
+the database's heartbeats), with the heartbeats of its own protocol
+(`lrsearch.storage._grpc`), and reads of a study's trials shared by the calls that ask
+at once (`_shared_reads`). A database that is down is waited out for
 `PROXY_PATIENCE` seconds by the proxy, then by each worker with its own patience, as if
 the database were its own: the proxy answers UNAVAILABLE, and each worker says in its log
 that its storage is unreachable and for how long it waits.
@@ -56,6 +57,7 @@ def serve_proxy(storage: str, host: str = PROXY_HOST, port: int = PROXY_PORT, th
     from lrsearch.storage._open import open_storage, storage_patience
     from lrsearch.storage._redact import plain_logs
     from lrsearch.storage._resilient import rdb_under
+    from lrsearch.storage._shared_reads import SharedReads
 
     _check(storage, port, threads)
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # not a line per study created (claim locks are studies)
@@ -64,7 +66,8 @@ def serve_proxy(storage: str, host: str = PROXY_HOST, port: int = PROXY_PORT, th
                           patience=min(PROXY_PATIENCE, storage_patience()), connections=threads)
     pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="lrsearch-storage-proxy")
     plain_logs(logging.getLogger("grpc._server"))  # an unexpected error's log: one plain line, no password
-    server = internals.grpc_proxy_server(ProxiedHeartbeats(opened), pool, [DatabaseUnavailable()], SERVER_OPTIONS)
+    served = ProxiedHeartbeats(SharedReads(opened))
+    server = internals.grpc_proxy_server(served, pool, [DatabaseUnavailable()], SERVER_OPTIONS)
     try:
         bound = _bind(server, host, port)
         server.start()
