@@ -30,7 +30,7 @@ asked, none RUNNING, no number twice, every trial COMPLETE with all epochs' valu
 and lrsearch's record, and the confirmation recorded in full. PostgreSQL cases run in a fresh
 schema each (dropped after); one that would take the server's last free connections is skipped.
 The gRPC cases put `lrsearch storage-proxy` (Optuna's storage proxy) in front of PostgreSQL, and
-the workers open `grpc://...`. --detail adds
+the workers open `grpc://...`; with --proxies K, K of them, each machine opening one in turn. --detail adds
 each case's claim lock figures and its time per storage call kind by caller: a worker (while it
 holds the claim, apart), its machine's parent, set-up, and background threads (heartbeats, the
 write-behind batches, whose state changes are also counted on their own).
@@ -108,6 +108,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--confirm", default="3,3", help="confirmation K,N, or none (default: 3,3)")
     parser.add_argument("--proxy-threads", type=int, default=PROXY_THREADS,
                         help=f"the gRPC proxy's threads (default: {PROXY_THREADS}, as lrsearch storage-proxy's)")
+    parser.add_argument("--proxies", type=int, default=1,
+                        help="gRPC proxies in front of the database, each serving every K-th machine (default: 1)")
     parser.add_argument("--claims", choices=("lrsearch", "lock"), default="lrsearch",
                         help="lrsearch: as lrsearch claims (by ticket through the proxy); lock: every claim under the "
                              "study's lock, as lrsearch did through the proxy before tickets (default: lrsearch)")
@@ -123,7 +125,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"unknown storages {sorted(unknown)}; choose from {', '.join(STORAGES)}.")
     if {"postgresql", "grpc"} & set(args.storages) and not args.postgres:
         parser.error("postgresql and grpc need --postgres URL (or $LRSEARCH_TEST_POSTGRES_URL).")
-    counts = [*args.workers, args.per_machine, args.processes, args.proxy_threads, args.trials_per_worker,
+    counts = [*args.workers, args.per_machine, args.processes, args.proxy_threads, args.proxies, args.trials_per_worker,
               args.epochs, *(args.confirm or ())]
     if min(counts) < 1 or args.train_seconds < 0 or args.confirm is not None and len(args.confirm) != 2:
         parser.error("counts must be >= 1, --train-seconds >= 0, --confirm two counts >= 1.")
@@ -409,7 +411,7 @@ def simulate(spec: dict, go, out) -> None:
     warnings.simplefilter("ignore")
     _thread.role = "set-up"
     try:
-        machines = [_Machine(spec, index, workers) for index, workers in spec["machines"]]
+        machines = [_Machine({**spec, "url": url}, index, workers) for index, workers, url in spec["machines"]]
     except BaseException:
         out.put(("failed", traceback.format_exc()))
         return
@@ -432,12 +434,13 @@ def simulate(spec: dict, go, out) -> None:
 
 @contextlib.contextmanager
 def prepared(kind: str, args: argparse.Namespace, folder: str, n_trials: int):
-    """(the URL workers open, where to read the study, the PostgreSQL application name) of a
-    fresh study on `kind`; a PostgreSQL schema is dropped afterwards, the proxy stopped."""
+    """(the URLs workers open, one a machine in turn; where to read the study; the PostgreSQL
+    application name) of a fresh study on `kind`; a PostgreSQL schema is dropped afterwards,
+    the proxies stopped."""
     if kind == "journal":
         path = os.path.join(folder, f"{uuid.uuid4().hex[:8]}.journal")
         _create_study(path, n_trials, args)
-        yield path, path, None
+        yield [path], path, None
         return
     import sqlalchemy
 
@@ -450,10 +453,11 @@ def prepared(kind: str, args: argparse.Namespace, folder: str, n_trials: int):
     try:
         _create_study(direct, n_trials, args)
         if kind == "postgresql":
-            yield direct, direct, schema
+            yield [direct], direct, schema
         else:
-            with running_proxy(direct, args.proxy_threads, folder) as url:
-                yield url, direct, schema
+            with contextlib.ExitStack() as proxies:
+                yield [proxies.enter_context(running_proxy(direct, args.proxy_threads, folder))
+                       for _ in range(args.proxies)], direct, schema
     finally:
         with engine.begin() as connection:
             connection.execute(sqlalchemy.text(f'DROP SCHEMA "{schema}" CASCADE'))
@@ -565,12 +569,13 @@ def _collect(out, processes: list) -> list:
 def run_case(args: argparse.Namespace, kind: str, n: int, folder: str, connections: "_Connections | None") -> dict:
     """Run `n` simulated workers on a fresh study of `kind`: the case's figures and problems."""
     per = args.per_machine
-    machines = [(m, list(range(m * per, min(n, (m + 1) * per)))) for m in range(math.ceil(n / per))]
-    processes, n_trials = min(args.processes, len(machines)), n * args.trials_per_worker
+    n_machines = math.ceil(n / per)
+    processes, n_trials = min(args.processes, n_machines), n * args.trials_per_worker
     context = multiprocessing.get_context("spawn")
-    with prepared(kind, args, folder, n_trials) as (url, truth, app):
+    with prepared(kind, args, folder, n_trials) as (urls, truth, app):
+        machines = [(m, list(range(m * per, min(n, (m + 1) * per))), urls[m % len(urls)]) for m in range(n_machines)]
         go, out = context.Event(), context.Queue()
-        spec = {"url": url, "n_trials": n_trials, "epochs": args.epochs, "train_seconds": args.train_seconds,
+        spec = {"n_trials": n_trials, "epochs": args.epochs, "train_seconds": args.train_seconds,
                 "confirm": args.confirm, "claims": args.claims}
         workers = [context.Process(target=simulate, args=({**spec, "machines": machines[p::processes]}, go, out),
                                    daemon=True) for p in range(processes)]
@@ -683,7 +688,8 @@ def main(argv: list[str] | None = None) -> int:
     cases = []
     print(f"{args.trials_per_worker} trials a worker of {args.epochs} x {args.train_seconds} s, {args.per_machine} "
           f"workers a machine, confirmation {args.confirm or 'none'}, claims {args.claims}; proxy: lrsearch "
-          f"storage-proxy --threads {args.proxy_threads}", flush=True)
+          f"storage-proxy --threads {args.proxy_threads}" + (f", {args.proxies} of them" if args.proxies > 1 else ""),
+          flush=True)
     with tempfile.TemporaryDirectory() as folder:
         for n in args.workers:
             for kind in args.storages:

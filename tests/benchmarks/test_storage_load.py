@@ -1,4 +1,5 @@
-"""The storage load test at its smallest: 4 simulated workers on two machines end with an exact study."""
+"""The storage load test at its smallest: 4 simulated workers on two machines end with an exact study, on the
+journal, on PostgreSQL and through two storage proxies in front of it."""
 
 from __future__ import annotations
 
@@ -32,11 +33,18 @@ def test_postgresql_ends_exact_and_its_connections_are_counted(postgres_url, cap
     assert row.endswith("| yes |") and "| - |" not in row  # connections were sampled
 
 
+def test_two_proxies_in_front_of_one_database_serve_one_exact_study(postgres_url, capsys):
+    out = run("grpc", capsys, "--postgres", postgres_url, "--proxies", "2")
+    assert "storage-proxy --threads 8, 2 of them" in out
+    row = next(line for line in out.splitlines() if line.startswith("| grpc | 4 |"))
+    assert row.endswith("| yes |")
+
+
 def test_the_exactness_check_finds_what_is_wrong(tmp_path):
     import optuna
 
     args = storage_load.parse_args([*TINY, "--storages", "journal"])
-    with storage_load.prepared("journal", args, str(tmp_path), n_trials=2) as (url, truth, app):
+    with storage_load.prepared("journal", args, str(tmp_path), n_trials=2) as (urls, truth, app):
         study = optuna.load_study(study_name=storage_load.STUDY, storage=storage_load.open_storage(truth))
         study.ask()  # left RUNNING
         study.add_trial(optuna.trial.create_trial(value=0.5, params={}, distributions={}))  # no record
