@@ -37,7 +37,7 @@ class TrialsReadOnceATrial:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.study, name)
 
-    def _get_trials(self, deepcopy=False, states=None, use_cache=False):
+    def _get_trials(self, deepcopy=True, states=None, use_cache=False):
         return private_attribute(self.study, "_get_trials", "optuna")(deepcopy=deepcopy, states=states, use_cache=True)
 
 
