@@ -111,17 +111,16 @@ def _hold_and_hang(port: int, study_id: int, taken) -> None:
     time.sleep(PATIENCE)
 
 
-def _claim_in(processes: int, port: int, study_name: str, n_trials: int, lease: float, claim=_claim_until_full,
-              parents: int = 0) -> None:
-    workers = [SPAWN.Process(target=claim, args=(port, study_name, n_trials, lease) if claim is _claim_until_full
-                             else (port, study_name, n_trials, i < parents)) for i in range(processes)]
+def _claim_in(target, args: list[tuple]) -> None:
+    """`target(*a)` in a spawned process for each `a` of `args`; each must exit 0 within PATIENCE."""
+    workers = [SPAWN.Process(target=target, args=a) for a in args]
     for worker in workers:
         worker.start()
     for worker in workers:
         worker.join(PATIENCE)
         if worker.is_alive():
             worker.kill()
-    assert [worker.exitcode for worker in workers] == [0] * processes
+    assert [worker.exitcode for worker in workers] == [0] * len(args)
 
 
 def _assert_exact(url: str, study_id: int, n_trials: int) -> None:
@@ -139,7 +138,7 @@ def _assert_exact(url: str, study_id: int, n_trials: int) -> None:
 def test_workers_behind_the_proxy_claim_exactly_n_trials(proxy, fresh_postgres, capfd):
     storage, n_trials = _client(proxy), 60
     study_id = internals.study_id(optuna.create_study(study_name="claims", storage=storage))
-    _claim_in(8, proxy, "claims", n_trials, LEASE)
+    _claim_in(_claim_until_full, [(proxy, "claims", n_trials, LEASE)] * 8)
     _assert_exact(fresh_postgres, study_id, n_trials)
     assert "broke the claim lock" not in capfd.readouterr().err  # the holders live: no lock outlasts the lease
 
@@ -149,7 +148,7 @@ def test_workers_behind_the_proxy_claim_exactly_n_trials_by_ticket_and_take_thos
     storage, n_trials = _client(proxy), 40
     study = optuna.create_study(study_name="claims", storage=storage)
     study.enqueue_trial({"x": 0.5})  # one the user enqueued, which counts toward the 40 as a ticket does
-    _claim_in(6, proxy, "claims", n_trials, LEASE, claim=_claim_by_ticket, parents=2)
+    _claim_in(_claim_by_ticket, [(proxy, "claims", n_trials, i < 2) for i in range(6)])  # 2 make tickets too
     _assert_exact(fresh_postgres, internals.study_id(study), n_trials)  # none left waiting, none over
     assert 0.5 in [trial.params["x"] for trial in study.get_trials()]
 
@@ -181,7 +180,8 @@ def test_a_holder_killed_while_holding_the_lock_blocks_the_others_for_the_lease_
     holder.join()
 
     started = time.monotonic()
-    _claim_in(3, proxy, "claims", n_trials, lease)  # three waiters that may break the dead holding at once
+    # three waiters that may break the dead holding at once
+    _claim_in(_claim_until_full, [(proxy, "claims", n_trials, lease)] * 3)
     assert lease <= time.monotonic() - started < lease + 30
     _assert_exact(fresh_postgres, study_id, n_trials)
     said = capfd.readouterr().err
