@@ -225,6 +225,9 @@ def run_range_test(model: "keras.Model", train, *, batch_size: int, start_lr: fl
         optimizer.build(model.trainable_variables)
     saved_weights = model.get_weights()
     saved_state = [v.numpy() for v in optimizer.variables]
+    # AutoGraph converts the loop below, not Keras' source, as Keras' own trainer traces its steps.
+    train_step = tf.autograph.experimental.do_not_convert(model.train_step)
+    reset_metrics = tf.autograph.experimental.do_not_convert(model.reset_metrics)
 
     @tf.function
     def loop(batches, schedule):
@@ -232,8 +235,8 @@ def run_range_test(model: "keras.Model", train, *, batch_size: int, start_lr: fl
         avg, best, stopped = tf.constant(0.0), tf.constant(np.inf, tf.float32), tf.constant(0)
         for step in tf.range(iterations):
             optimizer.learning_rate = schedule[step]
-            model.reset_metrics()  # the loss tracker then holds this batch's loss alone
-            loss = tf.cast(model.train_step(next(batches))["loss"], tf.float32)
+            reset_metrics()  # the loss tracker then holds this batch's loss alone
+            loss = tf.cast(train_step(next(batches))["loss"], tf.float32)
             losses = losses.write(step, loss)
             if not tf.math.is_finite(loss):
                 stopped = tf.constant(1)

@@ -253,28 +253,37 @@ class _EpochLoop:
         self.loss_tracker = internals.loss_tracker(model)
         if model.optimizer is not None and not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)
-        self.train_epoch = tf.function(self._train_epoch, input_signature=[tf.TensorSpec([None], tf.int32)])
-        self.evaluate = tf.function(self._evaluate, reduce_retracing=True)
+        # Without AutoGraph, as Keras' own trainer traces its steps: converting Keras' source took
+        # longer than building the graph, in every worker's first trial of an architecture.
+        self.train_epoch = tf.function(self._train_epoch, autograph=False,
+                                       input_signature=[tf.TensorSpec([None], tf.int32)])
+        self.evaluate = tf.function(self._evaluate, autograph=False, reduce_retracing=True)
 
     def _train_epoch(self, order):
-        """Train on the rows of `order`, in batches: an epoch, or its first steps."""
+        """Train on the rows of `order`, in batches, until they end or the loss is not finite:
+        an epoch, or its first steps."""
         self.model.reset_metrics()  # in the graph: eager resets cost as much as a small epoch
-        finite = tf.constant(True)
         n = tf.size(order)
-        for step in tf.range((n + self.batch_size - 1) // self.batch_size):
-            if not finite:
-                break
-            rows = order[step * self.batch_size : tf.minimum((step + 1) * self.batch_size, n)]
+
+        def step(i, finite):
+            rows = order[i * self.batch_size : tf.minimum((i + 1) * self.batch_size, n)]
             self.model.train_step(data.map_arrays(lambda t: tf.gather(t, rows), self.train))
-            finite = tf.reduce_all(tf.math.is_finite(self.loss_tracker.result()))
+            return i + 1, tf.reduce_all(tf.math.is_finite(self.loss_tracker.result()))
+
+        steps = (n + self.batch_size - 1) // self.batch_size
+        _, finite = tf.while_loop(lambda i, finite: (i < steps) & finite, step, (tf.constant(0), tf.constant(True)))
         return self.model.get_metrics_result(), finite
 
     def _evaluate(self):
         self.model.reset_metrics()
         n = tf.shape(data.leaves(self.val[0])[0])[0]
-        for step in tf.range(self.val_steps):
-            start, end = step * self.eval_batch, tf.minimum((step + 1) * self.eval_batch, n)
+
+        def step(i):
+            start, end = i * self.eval_batch, tf.minimum((i + 1) * self.eval_batch, n)
             self.model.test_step(data.map_arrays(lambda t: t[start:end], self.val))
+            return (i + 1,)
+
+        tf.while_loop(lambda i: i < self.val_steps, step, (tf.constant(0),))
         return self.model.get_metrics_result()
 
     def steps_run(self, steps: int):
