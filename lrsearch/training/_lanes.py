@@ -31,10 +31,10 @@ log = logging.getLogger(__name__)
 
 #: The most lanes a group has.
 MAX_LANES = 32
-#: Ops that have no vectorised form with weights of each lane's own (TensorFlow's vectorising
-#: needs a convolution's filter to be one for all lanes): lanes would run them one lane after
-#: another, so that `choose` does not trace and time lanes for a model that has them.
-CONVOLUTIONS = r"Conv|Depthwise"
+#: Ops and layers that have no vectorised form with weights of each lane's own (TensorFlow's
+#: vectorising needs a convolution's filter to be one for all lanes): lanes would run them one
+#: lane after another, so that lanes are neither traced nor timed for a model that has them.
+CONVOLUTIONS = r"Conv|Depthwise|Separable"
 #: How many times as long as alone a trial may take in lanes: more lanes train more trials a
 #: second, but each finishes later, and a search waits on its first good trials. (A lane's
 #: step costs a small model about 2.4 times a step alone, however many lanes share it.)
@@ -153,10 +153,29 @@ def _counts(cap: int) -> list[int]:
 
 
 def why_alone(model: keras.Model, train, val) -> str | None:
-    """Why lanes cannot take the compiled `model` at all, as far as is known without tracing
-    them, in a clause; None if they may."""
+    """Why lanes cannot take the compiled `model` at all, or would not pay, as far as is
+    known without tracing or timing them, in a clause; None if they may."""
     refused = _assess(model, model.optimizer, train, val)
-    return refused if isinstance(refused, str) else None
+    if isinstance(refused, str):
+        return refused
+    if (layer := _convolution_layer(model)) is not None:
+        return (f"its {layer} layer has no vectorised form with each lane's own filters, so that lanes would run "
+                f"it one lane after another")
+    return None
+
+
+def _convolution_layer(model: keras.Model) -> str | None:
+    """The class of the first layer of `model`, nested ones included, that `CONVOLUTIONS` names."""
+    def find(value):
+        if isinstance(value, dict):
+            if isinstance(value.get("class_name"), str) and re.match(CONVOLUTIONS, value["class_name"]):
+                return value["class_name"]
+            value = list(value.values())
+        if isinstance(value, (list, tuple)):
+            return next((found for v in value if (found := find(v)) is not None), None)
+        return None
+
+    return find(model.get_config())
 
 
 def _assess(model: keras.Model, optimizer: keras.optimizers.Optimizer, train, val) -> "tuple[LaneOptimizer, str] | str":

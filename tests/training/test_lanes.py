@@ -285,6 +285,25 @@ def test_lanes_are_measured_to_pay_for_a_small_model_and_not_tried_for_convoluti
     assert "tensorflow" not in printed.err.lower() + printed.out.lower()
 
 
+def test_auto_lanes_leave_any_model_with_a_convolution_alone_untimed_and_name_its_layer():
+    """`--lanes auto` neither traces nor times lanes for a convolution, nested or not: they
+    would run it one lane after another (a CNN's trials took longer in lanes than alone)."""
+    signals = np.random.default_rng(0).normal(size=(ROWS, 12, 2)).astype("float32")
+    labels = np.eye(3, dtype="float32")[np.arange(ROWS) % 3]
+    inner = keras.Sequential([keras.Input((12, 2)), keras.layers.SeparableConv1D(4, 3), keras.layers.Flatten()])
+    inputs = keras.Input((12, 2))
+    models = {"Conv1D": keras.Sequential([keras.Input((12, 2)), keras.layers.Conv1D(4, 3), keras.layers.Flatten(),
+                                          keras.layers.Dense(3, activation="softmax")]),
+              "SeparableConv1D": keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(inner(inputs))),
+              None: keras.Sequential([keras.Input((12, 2)), keras.layers.Flatten(),
+                                      keras.layers.Dense(3, activation="softmax")])}
+    for layer, model in models.items():
+        model.compile(optimizer=make_optimizer(CONFIGS["adam"], STEPS, 2), loss=LOSS, metrics=METRICS)
+        why = lanes.why_alone(model, (signals, labels), (signals, labels))
+        assert why == (None if layer is None else f"its {layer} layer has no vectorised form with each lane's own "
+                                                  f"filters, so that lanes would run it one lane after another")
+
+
 def test_explicit_lanes_on_a_convolution_run_it_lane_by_lane_and_say_nothing(capfd):
     rng = np.random.default_rng(0)
     images = rng.normal(size=(2 * ROWS, 8, 8, 3)).astype("float32")
