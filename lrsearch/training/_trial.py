@@ -155,11 +155,12 @@ class TrialRunner:
                 model(data.take(self.train, 1)[0])
             return model, optimizer
 
-    def retrain(self, config: LRConfig, params: dict, seed: int) -> float | None:
-        """Train a finished trial's configuration again on `seed`, as its trial trained
-        but without pruning: the objective at the last epoch, None if it diverged.
-        `params` are the trial's, which answer the builder's own suggestions."""
-        trial = optuna.trial.FixedTrial(params)
+    def retrain(self, config: LRConfig, params: dict, seed: int, number: int = 0) -> float | None:
+        """Train finished trial `number`'s configuration again on `seed`, as its trial
+        trained but without pruning: the objective at the last epoch, None if it diverged.
+        `params` are the trial's, which answer the builder's own suggestions; the builder
+        and callbacks() see the trial's number."""
+        trial = optuna.trial.FixedTrial(params, number=number)
         recorder = keras.callbacks.History()
         callbacks = self.callbacks(trial, config, recorder, prune=False)
         model, optimizer = self.seeded_model(trial, config, seed, fresh_names=self.lanes == 1)

@@ -198,7 +198,7 @@ def serve_confirmations(runner, link: ParentLink) -> None:
             if link.stopped():  # the run stopped since it sent the task: the task goes back to its queue
                 continue
             try:
-                value = runner.retrain(LRConfig.from_dict(task.config), task.params, task.seed)
+                value = runner.retrain(LRConfig.from_dict(task.config), task.params, task.seed, task.number)
             except (StudyFileExit, InternalError) as exc:
                 ended.append(exc)
                 return

@@ -17,7 +17,7 @@ def callbacks(trial):
     import keras
     import optuna
 
-    who = "retrain" if isinstance(trial, optuna.trial.FixedTrial) else f"trial {trial.number}"
+    who = f"{'retrain' if isinstance(trial, optuna.trial.FixedTrial) else 'trial'} {trial.number}"
 
     class Log(keras.callbacks.Callback):
         def write(self, line):

@@ -1,5 +1,6 @@
 """A study file's own callbacks(trial) under a real lrsearch run, one trial at a time and
-in lanes: their epoch-level hooks run in every trial and confirmation training, one that
+in lanes: their epoch-level hooks run in every trial and confirmation training (which sees its
+trial's number), one that
 sets stop_training ends a trial after its epoch, and errors name the study file."""
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ def test_the_study_callbacks_see_each_epoch_and_stop_the_trial(tmp_path, monkeyp
     log, journal = tmp_path / "log.txt", str(tmp_path / "c.journal")
     monkeypatch.setenv("LRSEARCH_TEST_CALLBACK_LOG", str(log))
     run = run_cli("run", str(CALLBACKS), "--storage", journal, "--n-trials", "4", "--workers", "1", "--lanes", lanes,
-                  "--confirm", "1,1", "--no-report", cwd=tmp_path)
+                  "--confirm", "2,1", "--no-report", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     assert lanes == "1" or "2 trials at once in lanes" in run.stdout + run.stderr
     lines = log.read_text().splitlines()
@@ -34,9 +35,11 @@ def test_the_study_callbacks_see_each_epoch_and_stop_the_trial(tmp_path, monkeyp
         if trial.state.name == "COMPLETE":
             assert epochs == 3 and mine[-1] == "train_end" and len(mine) == 5
     assert any(t.state.name == "COMPLETE" for t in study.trials)
-    confirmation = [line for line in lines if line.startswith("retrain ")]
-    assert confirmation[0] == "retrain train_begin" and confirmation[-1] == "retrain train_end"
-    assert all(value is not None for values in results.read_confirmations(study).values() for value in values.values())
+    confirmations = results.read_confirmations(study)
+    assert len(confirmations) == 2 and all(v is not None for values in confirmations.values() for v in values.values())
+    for number in confirmations:  # each confirmation training's callbacks see its trial's number
+        mine = [line.split(" ", 2)[2] for line in lines if line.startswith(f"retrain {number} ")]
+        assert mine[0] == "train_begin" and mine[-1] == "train_end", (number, lines)
 
 
 def test_by_default_a_study_with_callbacks_trains_one_trial_at_a_time_and_says_why(tmp_path, monkeypatch):
