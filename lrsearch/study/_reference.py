@@ -9,6 +9,7 @@ from pathlib import Path
 
 from lrsearch.errors import StudyFileError, UsageError
 from lrsearch.storage import DEFAULT_STORAGE
+from lrsearch.study._source import outline
 from lrsearch.study._study_file import Study, check_name, load_study
 
 #: What `list_studies` says of a study file without a module docstring.
@@ -50,16 +51,19 @@ def resolve_study(study_file: "str | os.PathLike | Study | None" = None, *, stor
 
 
 def list_studies(folder: str | os.PathLike = "studies") -> list[tuple[Path, str]]:
-    """The study files (*.py) of `folder`, sorted, each with its one-line description,
-    or what is missing or broken in it; UsageError if the folder does not exist."""
+    """The study files (*.py defining data() or build_model()) of `folder`, sorted, each with
+    its one-line description, or what is missing or broken in it, as their source says: none
+    is run (a folder's scripts may do anything when imported). UsageError if the folder does
+    not exist."""
     folder = Path(folder)
     if not folder.is_dir():
         raise UsageError(f"no folder {str(folder)!r}.")
     found = []
     for path in sorted(folder.glob("*.py")):
         try:
-            text = load_study(path).description or NO_DESCRIPTION
+            text = outline(path)
         except StudyFileError as exc:
             text = f"(broken: {exc.problem})"
-        found.append((path, text))
+        if text is not None:
+            found.append((path, text or NO_DESCRIPTION))
     return found

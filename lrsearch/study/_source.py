@@ -1,8 +1,10 @@
 """A study file's source, checked before it is imported: Python text, not binary data nor
-text in an encoding Python would not read it in (`check_source`)."""
+text in an encoding Python would not read it in (`check_source`); and what its source says
+without running it (`outline`)."""
 
 from __future__ import annotations
 
+import ast
 import io
 import tokenize
 from pathlib import Path
@@ -29,3 +31,36 @@ def check_source(path: Path) -> None:
     except UnicodeDecodeError as exc:
         raise StudyFileError(path, f"is not a Python file: byte {exc.start} is not {encoding} text. Save it as "
                                    f"{encoding}, or give the path of a study file.") from None
+
+
+def outline(path: Path) -> str | None:
+    """The description of the study file at `path` (its docstring's first paragraph, on one
+    line), read from its source without running it; None if it defines neither data() nor
+    build_model() at its top level, as a module that is no study file. StudyFileError where
+    the source is no Python text, does not parse, or lacks one of the two."""
+    check_source(path)
+    try:
+        tree = ast.parse(path.read_bytes(), str(path))
+    except SyntaxError as exc:
+        where = f" at line {exc.lineno}" if exc.lineno else ""
+        raise StudyFileError(path, f"syntax error{where}: {exc.msg}.") from None
+    missing = {"data", "build_model"} - _top_level_names(tree)
+    if len(missing) == 2:
+        return None
+    if missing:
+        raise StudyFileError(path, f"defines no {missing.pop()}() function.")
+    return " ".join((ast.get_docstring(tree) or "").strip().split("\n\n")[0].split())
+
+
+def _top_level_names(tree: ast.Module) -> set[str]:
+    """The names a module's top-level statements bind: functions, classes, imports, assignments."""
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names.update(n.id for target in targets for n in ast.walk(target) if isinstance(n, ast.Name))
+    return names

@@ -57,6 +57,11 @@ def test_list_studies_gives_each_file_its_description_or_what_is_wrong(tmp_path,
     assert [(path.name, text.split(":")[0]) for path, text in found] == [
         ("bare.py", "(no description"), ("broken.py", "(broken"), ("good.py", "A tiny blobs study for the tests")]
     assert "syntax error" in found[1][1]
+    (tmp_path / "helper.py").write_text(f"open({str(tmp_path / 'ran')!r}, 'w').close()\n")  # no study file
+    (tmp_path / "half.py").write_text(f"open({str(tmp_path / 'ran')!r}, 'w').close()\ndef data(): pass\n")
+    assert list_studies(tmp_path) == found + [(tmp_path / "half.py", "(broken: defines no build_model() function.)")]
+    assert not (tmp_path / "ran").exists(), "listing a folder ran a file of it"
+    (tmp_path / "helper.py").unlink(), (tmp_path / "half.py").unlink()
     with pytest.raises(UsageError, match="no folder"):
         list_studies(tmp_path / "absent")
     assert main(["studies", str(tmp_path)]) == 0
