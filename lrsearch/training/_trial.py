@@ -238,7 +238,7 @@ class Preflight:
 def preflight(runner: TrialRunner, lane_count: int | None = 1, lane_cap: int = lanes.MAX_LANES) -> Preflight:
     """Check the study file against Keras before any real trial: the builder returns a
     Keras model that takes the data and loss, and the objective is in the logs. Raises
-    StudyFileError. It runs one eager `test_step` on a batch. With `lane_count` > 1 it sets
+    StudyFileError. It runs one eager `test_step` on a batch of each split. With `lane_count` > 1 it sets
     the runner to train in lanes if this model can (tracing the lanes' step, which the
     trials then use); with None, leaves the lanes to `TrialRunner.time_lanes` once the
     study's start trials are taken (`LANES_LATER`: as many as measured to pay, at most
@@ -252,12 +252,13 @@ def preflight(runner: TrialRunner, lane_count: int | None = 1, lane_cap: int = l
     model, optimizer = runner.new_model(probe, config)
     compiled_by_builder = getattr(model, "compiled", False)
     runner.compile(model, optimizer)
-    try:
-        logged = sorted(model.test_step(data.first_batch(runner.train, study.settings.batch_size)))
-    except Exception as exc:
-        raise StudyFileError(study.path, f"evaluating one batch with settings loss={study.settings.loss!r}, "
-                                         f"metrics={study.settings.compile_metrics!r} failed: "
-                                         f"{problem_of(exc)}") from exc
+    for split, part in (("training", runner.train), ("validation", runner.val)):
+        try:
+            logged = sorted(model.test_step(data.first_batch(part, study.settings.batch_size)))
+        except Exception as exc:
+            raise StudyFileError(study.path, f"evaluating one batch of the {split} data with settings "
+                                             f"loss={study.settings.loss!r}, metrics={study.settings.compile_metrics!r}"
+                                             f" failed: {problem_of(exc)}") from exc
     logged += [f"val_{name}" for name in logged]
     if study.settings.objective not in logged:
         raise StudyFileError(study.path, f"the objective {study.settings.objective!r} is not logged by this "

@@ -72,6 +72,8 @@ class Supervisor:
         self._interrupts = 0
         self._kill_reason: str | None = None
         self._failures_in_a_row = 0
+        self._trials_ended = 0  # in this run
+        self._last_failure: str | None = None
         self._deaths_without_trial = 0
         self._error: Exception | None = None  # what a worker's Fatal says `run` raises
 
@@ -141,6 +143,7 @@ class Supervisor:
             self.confirmations.release()
         if self._error is not None:
             raise self._error
+        self._all_failed()
         self.outcome.confirmation_left = self.confirmations.begun() and self.confirmations.left()
         return self.outcome
 
@@ -371,11 +374,20 @@ class Supervisor:
 
     def _on_trial_ended(self, index: int, event: TrialEnded) -> None:
         self._deaths_without_trial = 0
+        self._trials_ended += 1
         self._failures_in_a_row = self._failures_in_a_row + 1 if event.state == "FAIL" else 0
+        self._last_failure = event.fail_reason
         if self._failures_in_a_row >= MAX_FAILURES_IN_A_ROW and not self.stopping():
             self.outcome.failure_streak = (f"{self._failures_in_a_row} trials failed in a row; "
                                            f"the last with: {event.fail_reason}")
             self.stop()
+
+    def _all_failed(self) -> None:
+        """A run whose every trial failed, too few for a streak, ends as a streak does."""
+        if (self.outcome.failure_streak is None and 0 < self._trials_ended == self._failures_in_a_row
+                and not (self.outcome.interrupted or self.outcome.terminated)):
+            self.outcome.failure_streak = (f"all {self._trials_ended} trials of this run failed; "
+                                           f"the last with: {self._last_failure}")
 
     _HANDLERS: dict[type, Callable[["Supervisor", int, Event], None]] = {
         Starting: _on_starting, Ready: _on_ready, LanesTimed: _on_lanes_timed, Fatal: _on_fatal,

@@ -153,3 +153,17 @@ def test_a_keras_error_reads_as_one_plain_line():
     message = str(raised.value)
     assert "build_model() raised ValueError: Exception encountered when calling Reshape.call(). The total size" \
         in message and "\x1b" not in message and "\n" not in message, repr(message)
+
+
+def test_a_validation_split_the_model_cannot_take_is_refused_before_any_trial():
+    import numpy as np
+
+    from lrsearch.training import TrialRunner, preflight
+
+    def data_():
+        (x, y), (x_val, y_val) = blobs()
+        return (x, y), (np.concatenate([x_val, x_val[:, :1]], axis=1), y_val)  # a feature more than training's
+
+    runner = TrialRunner(define_study("misfit", data=data_, build_model=lambda: mlp(), settings=SETTINGS))
+    with pytest.raises(StudyFileError, match="evaluating one batch of the validation data .* failed: ValueError"):
+        preflight(runner, 1, 1)

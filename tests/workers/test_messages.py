@@ -80,6 +80,17 @@ def test_the_supervisor_acts_on_events():
     assert supervisor.stopping()
     assert supervisor.outcome.failure_streak == "5 trials failed in a row; the last with: ValueError: last"
 
+    few = Supervisor([], say=said.append)  # too few for a streak, but none of the run's trials ended otherwise
+    for reason in ("ValueError: x", "ValueError: y"):
+        few._on_event(0, TrialEnded("FAIL", reason))
+    few._all_failed()
+    assert few.outcome.failure_streak == "all 2 trials of this run failed; the last with: ValueError: y"
+    mixed = Supervisor([], say=said.append)
+    for state in ("FAIL", "PRUNED", "FAIL"):
+        mixed._on_event(0, TrialEnded(state, "ValueError: x" if state == "FAIL" else None))
+    mixed._all_failed()
+    assert mixed.outcome.failure_streak is None
+
     other = Supervisor([], say=said.append)
     other._on_event(0, Fatal("a bug", error=InternalError("a bug")))
     assert other.stopping() and other.outcome.fatal == "a bug" and str(other._error) == "a bug"
