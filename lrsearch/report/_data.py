@@ -341,11 +341,13 @@ def objective_vs_lr(trials: list["optuna.trial.FrozenTrial"]) -> pd.DataFrame:
 
 
 def at_plateau_floor(trials: list["optuna.trial.FrozenTrial"]) -> dict[int, tuple[int, int]]:
-    """The trials whose learning rate sat at ReduceLROnPlateau's floor for most of their
-    epochs: trial number -> (epochs there, epochs run). They learnt nothing more there,
-    and a shorter run (or a larger factor) would do."""
+    """The trials of the plateau schedule whose learning rate sat at ReduceLROnPlateau's
+    floor for most of their epochs: trial number -> (epochs there, epochs run). They learnt
+    nothing more there, and a shorter run (or a larger factor) would do."""
     found = {}
     for t in trials:
+        if trial_config(t).get("schedule") != "plateau":
+            continue  # another schedule's rate at 1e-7 is where it started: no floor it reached
         lrs = [v for v in read_trial(t).history.get("lr", []) if _finite(v)]
         floor = sum(v <= PLATEAU_MIN_LR * 1.0001 for v in lrs)
         if lrs and floor > len(lrs) / 2:

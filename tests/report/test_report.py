@@ -219,15 +219,17 @@ def test_the_summary_notes_a_top_trial_that_sat_at_the_plateau_floor(tmp_path):
     study.set_user_attr("objective", "val_accuracy")
     add_trial(study, curve=[0.5, 0.7, 0.8, 0.8, 0.8], schedule="constant")
     add_trial(study, curve=[0.5, 0.6, 0.7, 0.7, 0.7], schedule="constant")
-    history = dict(study.trials[1].user_attrs["history"], lr=[1e-2, 1e-3, 1e-7, 1e-7, 1e-7])
-    like = study.trials[1]
+    add_trial(study, curve=[0.5, 0.6, 0.7, 0.7, 0.7], schedule="plateau")
+    add_trial(study, curve=[0.5, 0.6, 0.7, 0.7, 0.7], lr=1e-7, schedule="constant")  # low, but no floor it reached
+    like = study.trials[2]
+    history = dict(like.user_attrs["history"], lr=[1e-2, 1e-3, 1e-7, 1e-7, 1e-7])
     study.add_trial(optuna.trial.create_trial(params=like.params, distributions=like.distributions, value=0.7,
                                               user_attrs=dict(like.user_attrs, history=history)))
     data = report_data.collect(study)
-    assert data.at_floor == {2: (3, 5)}
+    assert data.at_floor == {4: (3, 5)}
     summary = (write_report_for(study, tmp_path / "r") / "summary.md").read_text()
-    assert "Trial 2 spent 3 of its 5 epochs at the plateau schedule's floor (lr 1e-07)" in summary
-    assert "Trial 0 spent" not in summary and "Trial 1 spent" not in summary
+    assert "Trial 4 spent 3 of its 5 epochs at the plateau schedule's floor (lr 1e-07)" in summary
+    assert all(f"Trial {n} spent" not in summary for n in range(4))
 
 
 def test_empty_study(tmp_path):
