@@ -98,7 +98,8 @@ def fit(model: keras.Model, train, val, *, epochs: int, batch_size: int, callbac
             return model.fit(x, y, sample_weight=weights[0] if weights else None, validation_data=val,
                              epochs=epochs, batch_size=batch_size, callbacks=list(callbacks), shuffle=shuffle,
                              verbose=0)
-        return model.fit(train, validation_data=val, epochs=epochs, callbacks=list(callbacks), verbose=0)
+        return model.fit(train, validation_data=val, epochs=epochs, callbacks=list(callbacks), verbose=0,
+                         shuffle=False)  # a dataset shuffles itself: Keras would ignore True with a warning
     return _EpochLoop(model, train, val, batch_size).run(epochs, list(callbacks), shuffle, seed)
 
 
