@@ -75,7 +75,8 @@ class SearchOptions:
                           ("lanes", 1), ("seed", 0)):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
-                raise UsageError(f"{name} must be a whole number >= {low}, but got {value!r}.")
+                auto = " or None (measured, as --lanes auto)" if name == "lanes" else ""
+                raise UsageError(f"{name} must be a whole number >= {low}{auto}, but got {value!r}.")
         if self.timeout is not None and (isinstance(self.timeout, bool) or not isinstance(self.timeout, (int, float))
                                          or not self.timeout > 0):
             raise UsageError(f"timeout must be a number of seconds > 0, but got {self.timeout!r}.")
