@@ -135,14 +135,14 @@ class Pricing:
 
 def training_seconds(trials: Iterable[Any]) -> tuple[float, float]:
     """(the search's training seconds: its finished trials' from Optuna's start to end,
-    mean seconds of a full training: its complete trials'; 0.0 where none). Trials failed as
-    interrupted are left out: their end is when a later run found them. Takes Optuna
-    FrozenTrials or `record.TrialRecord`s."""
+    seconds of a full training: its complete trials' median, as a worker's first trials also
+    trace its model; 0.0 where none). Trials failed as interrupted are left out: their end is
+    when a later run found them. Takes Optuna FrozenTrials or `record.TrialRecord`s."""
     spans = [(_state(t), (t.datetime_complete - t.datetime_start).total_seconds()) for t in trials
              if _state(t) in ("COMPLETE", "PRUNED", "FAIL") and not _interrupted(t)
              and t.datetime_start is not None and t.datetime_complete is not None]
     full = [seconds for state, seconds in spans if state == "COMPLETE"]
-    return sum(seconds for _, seconds in spans), statistics.fmean(full) if full else 0.0
+    return sum(seconds for _, seconds in spans), statistics.median(full) if full else 0.0
 
 
 def price(study) -> Pricing:

@@ -176,6 +176,11 @@ def test_the_trainings_recorded_already_count_and_interrupted_trials_do_not():
     assert results.Pricing(0, 0, 0, 0.0, 0.0).note() is None  # no complete trial: nothing to say
 
 
+def test_a_full_training_costs_what_most_complete_trials_took_not_the_first_ones_that_traced_the_model():
+    study = timed_study([(0.5, 30.0)] * 2 + [(0.6 + 0.01 * i, 10.0) for i in range(8)])
+    assert results.training_seconds(study.trials) == (140.0, 10.0)  # their mean, 14 s, is no training's
+
+
 # --------------------------------------------------------------------------- for real
 
 
@@ -261,7 +266,8 @@ def test_no_confirm_records_nothing_and_confirm_refuses_what_it_cannot_do(cli, t
     failing.write_text(TINY.read_text().replace("def build_model(trial):\n", "def build_model(trial):\n"
                                                 "    if 'worker' in trial.user_attrs:\n"
                                                 "        raise ValueError('no')\n"))
-    assert cli("run", str(failing), "--storage", empty, "--n-trials", "1", "--no-report", cwd=tmp_path).returncode == 0
+    failed = cli("run", str(failing), "--storage", empty, "--n-trials", "1", "--no-report", cwd=tmp_path)
+    assert failed.returncode == 1 and "all 1 trials of this run failed" in failed.stderr
     nothing = cli("confirm", str(failing), "--storage", empty, cwd=tmp_path)
     assert nothing.returncode == 2 and "has no complete trial yet, so there is nothing to confirm" in nothing.stderr
 
