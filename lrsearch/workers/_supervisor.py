@@ -70,6 +70,7 @@ class Supervisor:
         self.lanes_timed = False  # a worker said how many lanes it timed to pay
         self._waiting_note: str | None = None
         self._interrupts = 0
+        self._said_lanes = False  # that workers trace lanes before their first trial
         self._kill_reason: str | None = None
         self._failures_in_a_row = 0
         self._trials_ended = 0  # in this run
@@ -337,6 +338,11 @@ class Supervisor:
 
     def _on_starting(self, index: int, event: Starting) -> None:
         self.stages[index] = event.stage
+        lanes = self.job.options.lanes if self.job else None
+        if event.stage == "model" and lanes and lanes > 1 and self.training_path is None and not self._said_lanes:
+            self._said_lanes = True  # the check traces the lanes' step, which runs recurrences in a loop of lanes
+            self.say(f"Each worker traces the step of its {lanes} lanes before its first trial (for a recurrent "
+                     f"model, a minute or more; --lanes 1 skips it).")
 
     def _on_ready(self, index: int, event: Ready) -> None:
         self.ready.add(index)

@@ -91,6 +91,16 @@ def test_the_supervisor_acts_on_events():
     mixed._all_failed()
     assert mixed.outcome.failure_streak is None
 
+    tracing = Supervisor([], say=said.append)  # explicit lanes: the start-up check traces them, which takes long
+    tracing.job = dataclasses.replace(JOB, options=SearchOptions(lanes=4))
+    del said[:]
+    for index in (0, 1):
+        tracing._on_event(index, Starting("model"))
+    assert said == ["Each worker traces the step of its 4 lanes before its first trial (for a recurrent model, a "
+                    "minute or more; --lanes 1 skips it)."]
+    supervisor._on_event(0, Starting("model"))  # lanes measured (the default): nothing to say
+    assert len(said) == 1
+
     other = Supervisor([], say=said.append)
     other._on_event(0, Fatal("a bug", error=InternalError("a bug")))
     assert other.stopping() and other.outcome.fatal == "a bug" and str(other._error) == "a bug"
