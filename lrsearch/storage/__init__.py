@@ -21,7 +21,7 @@ from lrsearch.storage._redact import check_url, describe_error, is_grpc, is_url,
 
 #: Name -> the module that holds it, imported (with Optuna) on first use.
 _WITH_OPTUNA = {"ResilientStorage": "_resilient", "rdb_under": "_resilient", "WriteBackStorage": "_writeback",
-                "NoWaitingTrial": "_writeback"}
+                "NoWaitingTrial": "_writeback", "journal_lock": "_journal_file"}
 
 __all__ = ["CLAIM_LOCK_PREFIX", "DEFAULT_STORAGE", "JournalDamagedError", "PROXY_HOST", "PROXY_PORT",
            "PROXY_THREADS", "check_journal", "check_url", "describe_error", "find_damage", "heartbeat_settings",

@@ -277,9 +277,9 @@ def _locked(path: str, required: bool = False):
     """Optuna's lock of the journal at `path`, the one its writers take (`PATH.lock`). Where
     the lock cannot be created (a read-only folder or a full disk, where this process could
     not append either) the file is read without it, unless `required`."""
-    from optuna.storages.journal import JournalFileSymlinkLock
+    from lrsearch.storage._journal_file import journal_lock
 
-    lock = JournalFileSymlinkLock(path)
+    lock = journal_lock(path)
     try:
         held = lock.acquire()
     except OSError as exc:

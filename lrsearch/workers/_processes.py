@@ -104,9 +104,9 @@ def _no_journal_writes(location: str | None):
     if not location or is_url(location) or not os.path.isfile(location):
         yield
         return
-    from optuna.storages.journal import JournalFileSymlinkLock
+    from lrsearch.storage import journal_lock
 
-    lock = JournalFileSymlinkLock(location, grace_period=JOURNAL_LOCK_GRACE)
+    lock = journal_lock(location, grace_period=JOURNAL_LOCK_GRACE)
     try:
         lock.acquire()
     except OSError:  # a folder this process cannot write to, nor can its workers

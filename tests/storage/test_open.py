@@ -3,11 +3,13 @@ from the environment, the optuna CLI hint; PostgreSQL where LRSEARCH_TEST_POSTGR
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import optuna
 import pytest
 
 from lrsearch.errors import StorageError, StorageOpenError
-from lrsearch.storage import ResilientStorage, _open as storage, rdb_under
+from lrsearch.storage import ResilientStorage, _open as storage, open_storage, rdb_under
 
 
 def roundtrip(opened, name: str = "s") -> list[float]:
@@ -131,3 +133,32 @@ def test_postgresql_when_a_server_is_given(postgres_url, unique_name):
     assert opened.is_heartbeat_enabled()
     assert roundtrip(opened, unique_name) == [0.25]
     optuna.delete_study(study_name=unique_name, storage=opened)
+
+
+def test_a_journal_in_another_folder_locks_with_a_link_that_leads_to_it_and_a_broken_lock_goes(tmp_path, monkeypatch):
+    """Optuna's lock links to the journal: a relative path to another folder made a link that
+    led nowhere, whose age Optuna could not read to break it, so every later process spun
+    on a killed writer's lock for ever."""
+    import os
+    import time
+
+    from lrsearch.storage import journal_lock
+    from lrsearch.storage._journal_file import LOCK_GRACE_S
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sub").mkdir()
+    optuna.create_study(study_name="s", storage=open_storage("sub/x.journal"))
+    lock = journal_lock("sub/x.journal")
+    assert lock.acquire()
+    try:
+        assert Path(os.readlink("sub/x.journal.lock")).resolve() == (tmp_path / "sub" / "x.journal")
+    finally:
+        lock.release()
+
+    os.symlink("sub/x.journal", "sub/x.journal.lock")  # as a killed writer left it before: leads to sub/sub/x.journal
+    stale = time.time() - LOCK_GRACE_S - 1
+    os.utime("sub/x.journal.lock", (stale, stale), follow_symlinks=False)
+    started = time.monotonic()
+    storage = open_storage("sub/x.journal")
+    optuna.load_study(study_name="s", storage=storage).enqueue_trial({})  # a write: takes the lock
+    assert time.monotonic() - started < 5 and not os.path.lexists("sub/x.journal.lock")
