@@ -286,7 +286,8 @@ def _without_sql(text: str) -> str:
 class _PlainDatabaseLog(logging.Filter):
     """Rewrites a log record without a database's statement, parameters or passwords; a
     database error it carries is worded by `describe_error` on its first line, with no
-    traceback."""
+    traceback. Drops Optuna's word that a failed read falls back to a slower one: where the
+    database is out of reach, the read fails again and the storage's wait says so."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
@@ -294,6 +295,8 @@ class _PlainDatabaseLog(logging.Filter):
             message = redact_text(record.getMessage(), "")
         except Exception:  # noqa: BLE001 - a record logging itself reports as malformed
             return True
+        if message.startswith("Caught an error from sqlalchemy") and "slower alternative" in message:
+            return False
         if error is not None and any(_is_database_error(e) for e in (error, error.__cause__, error.__context__) if e):
             message = f"{message.splitlines()[0] if message else type(error).__name__}: {describe_error(error)}"
             record.exc_info, record.exc_text = None, None
