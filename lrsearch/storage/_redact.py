@@ -106,7 +106,7 @@ def _other_readings(rest: str) -> list[str]:
 def check_url(storage: str) -> None:
     """StorageOpenError for a grpc:// URL that is not a proxy's address (`grpc_address`,
     whose message shows the URL redacted), a postgres:// URL (SQLAlchemy knows
-    postgresql://), or if URL `storage` holds a raw '@' that a driver may misread: more
+    postgresql://), an in-memory SQLite database (no file: each process would have its own), or if URL `storage` holds a raw '@' that a driver may misread: more
     than one (drivers end a password at its first '@' and take the rest for the host,
     which they then print), or one that SQLAlchemy reads otherwise (in a query after
     `host:port`), whose message shows no part of the URL but its scheme."""
@@ -118,6 +118,9 @@ def check_url(storage: str) -> None:
     scheme, _, rest = storage.partition("://")
     if scheme == "postgres":
         raise StorageOpenError("write postgresql://, not postgres:// (the name SQLAlchemy knows the database by).")
+    if scheme.partition("+")[0] == "sqlite" and rest.partition("?")[0] in ("", "/", "/:memory:"):
+        raise StorageOpenError(f"{storage} is an in-memory SQLite database, which each process holds alone, so that "
+                               f"the workers could not share it: give a file, e.g. sqlite:///study.db.")
     authority = _split_authority(rest)[0]
     if (authority and rest.count("@") > 1) or _misread(storage, authority):
         raise StorageOpenError(f"the {scheme} storage URL holds an '@' that a database driver may misread (and then "

@@ -9,7 +9,8 @@ import urllib.parse
 
 import pytest
 
-from lrsearch.storage import passwords_of, redact, redact_text
+from conftest import TINY
+from lrsearch.storage import check_url, passwords_of, redact, redact_text
 from lrsearch.storage._redact import grpc_address
 
 
@@ -176,6 +177,15 @@ def test_a_postgres_scheme_is_told_to_be_written_postgresql(capsys):
     assert main(["report", "--storage", "postgres://u:S3cret@127.0.0.1/db", "--study-name", "x"]) == 2
     err = capsys.readouterr().err
     assert "write postgresql://, not postgres://" in err and "S3cret" not in err
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:", "sqlite+pysqlite://"])
+def test_an_in_memory_sqlite_database_is_refused_before_any_worker_starts(url, tmp_path, capsys):
+    from lrsearch.cli import main
+
+    assert main(["run", str(TINY), "--storage", url, "--n-trials", "1"]) == 2
+    assert "is an in-memory SQLite database, which each process holds alone" in capsys.readouterr().err
+    check_url("sqlite:///study.db")  # a file: fine
 
 
 def test_redact_text_scrubs_pieces_of_a_password_a_driver_split():
