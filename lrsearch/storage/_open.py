@@ -24,7 +24,7 @@ import time
 import warnings
 from typing import TYPE_CHECKING, Callable
 
-from lrsearch.errors import LrsearchError, StorageError, StorageOpenError, UsageError
+from lrsearch.errors import LrsearchError, StorageOpenError, UsageError
 from lrsearch.storage._redact import (check_url, describe_error, is_grpc, is_url, keep_secret, plain_database_logs,
                                       redact)
 
@@ -164,8 +164,8 @@ def heartbeat_settings() -> tuple[int, int]:
         if interval < 1 or grace <= interval:
             raise ValueError
     except ValueError:
-        raise StorageError(f"LRSEARCH_HEARTBEAT must be 'INTERVAL,GRACE' in whole seconds with "
-                           f"1 <= INTERVAL < GRACE, but got {text!r}.") from None
+        raise UsageError(f"LRSEARCH_HEARTBEAT must be 'INTERVAL,GRACE' in whole seconds with "
+                         f"1 <= INTERVAL < GRACE, but got {text!r}.") from None
     return interval, grace
 
 
@@ -175,9 +175,12 @@ def storage_patience() -> float:
 
     text = os.environ.get("LRSEARCH_STORAGE_PATIENCE")
     try:
-        return DEFAULT_PATIENCE if not text else max(0.0, float(text))
+        patience = DEFAULT_PATIENCE if not text else float(text)
+        if not patience >= 0:
+            raise ValueError
     except ValueError:
-        raise StorageError(f"LRSEARCH_STORAGE_PATIENCE must be a number of seconds, but got {text!r}.") from None
+        raise UsageError(f"LRSEARCH_STORAGE_PATIENCE must be a number of seconds >= 0, but got {text!r}.") from None
+    return patience
 
 
 def _open_rdb(storage: str, interval: int, grace: int, connections: int | None):

@@ -8,7 +8,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from lrsearch.errors import StorageError, StorageOpenError
+from lrsearch.errors import StorageOpenError, UsageError
 from lrsearch.storage import ResilientStorage, _open as storage, open_storage, rdb_under
 
 
@@ -109,16 +109,17 @@ def test_heartbeat_settings_default_and_from_the_environment(monkeypatch):
 @pytest.mark.parametrize("text", ["2", "a,b", "5,5", "0,3"])
 def test_bad_heartbeat_settings_say_what_is_expected(monkeypatch, text):
     monkeypatch.setenv("LRSEARCH_HEARTBEAT", text)
-    with pytest.raises(StorageError, match=rf"INTERVAL,GRACE.*but got '{text}'"):
+    with pytest.raises(UsageError, match=rf"INTERVAL,GRACE.*but got '{text}'"):  # bad input: exit 2
         storage.heartbeat_settings()
 
 
 def test_storage_patience(monkeypatch):
-    monkeypatch.setenv("LRSEARCH_STORAGE_PATIENCE", "-3")
+    monkeypatch.setenv("LRSEARCH_STORAGE_PATIENCE", "0")
     assert storage.storage_patience() == 0.0
-    monkeypatch.setenv("LRSEARCH_STORAGE_PATIENCE", "soon")
-    with pytest.raises(StorageError, match="but got 'soon'"):
-        storage.storage_patience()
+    for text in ("soon", "-3", "nan"):
+        monkeypatch.setenv("LRSEARCH_STORAGE_PATIENCE", text)
+        with pytest.raises(UsageError, match=f"a number of seconds >= 0, but got '{text}'"):
+            storage.storage_patience()
 
 
 def test_the_optuna_cli_hint_quotes_and_redacts():
