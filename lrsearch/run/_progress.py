@@ -48,10 +48,15 @@ class LiveProgress:
         )
         self.bar.refresh()
 
-    def close(self) -> None:
+    def close(self, final_read: bool = True) -> None:
+        """End the bar's line, after a last read of the study unless not `final_read` (the
+        storage was lost: the read would wait for it again)."""
         if not self.bar.disable:
-            self.tick(force=True)
-            self.bar.close()
+            try:
+                if final_read:
+                    self.tick(force=True)
+            finally:
+                self.bar.close()
 
 
 class RunProgress:
@@ -82,9 +87,9 @@ class RunProgress:
         if self.confirm is not None:
             self.confirm.update(1)
 
-    def close(self) -> None:
+    def close(self, final_read: bool = True) -> None:
         if self.search is not None:
-            self.search.close()
+            self.search.close(final_read)
         if self.confirm is not None and not self.confirm.disable:
             self.confirm.close()
             print(f"Confirmed {self.confirm.n} of {self.confirm.total} training(s) in "

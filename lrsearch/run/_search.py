@@ -202,11 +202,13 @@ def supervise(pool, job, study, *, timer: "Timer", confirming=None, notes: bool 
         confirming.on_done = bars.confirmed
     timer.start()
     live = LiveNotes(study, job.options.storage) if notes else None
+    outcome = None
     try:
-        return pool.run(job, study, confirming=confirming,
-                        on_tick=lambda: (bars.tick(), live and live.tick(), timer.check(pool)))
+        outcome = pool.run(job, study, confirming=confirming,
+                           on_tick=lambda: (bars.tick(), live and live.tick(), timer.check(pool)))
+        return outcome
     finally:
-        bars.close()
+        bars.close(final_read=outcome is not None and not outcome.storage_error)
 
 
 def finish(outcome, study, hint: str | None, storage: str | None = None, in_python: bool = False,

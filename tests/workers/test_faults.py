@@ -115,6 +115,7 @@ def test_a_database_down_for_longer_than_the_patience_stops_the_run_and_the_same
         server("start")
     assert code == 75, run.stderr()
     assert "has been unreachable for" in run.stderr() and "run the same command again" in run.stderr()
+    assert "\nlrsearch run: error: storage " in run.stderr(), run.stderr()  # on a line of its own, not the bar's
     password = urllib.parse.urlsplit(fresh_postgres).password
     assert password not in run.stdout() + run.stderr()
     no_traceback(run)
