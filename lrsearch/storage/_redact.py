@@ -106,10 +106,11 @@ def _other_readings(rest: str) -> list[str]:
 def check_url(storage: str) -> None:
     """StorageOpenError for a grpc:// URL that is not a proxy's address (`grpc_address`,
     whose message shows the URL redacted), a postgres:// URL (SQLAlchemy knows
-    postgresql://), an in-memory SQLite database (no file: each process would have its own), or if URL `storage` holds a raw '@' that a driver may misread: more
-    than one (drivers end a password at its first '@' and take the rest for the host,
-    which they then print), or one that SQLAlchemy reads otherwise (in a query after
-    `host:port`), whose message shows no part of the URL but its scheme."""
+    postgresql://), an in-memory SQLite database (no file: each process would have its
+    own), or if URL `storage` holds a raw '@' that a driver may misread: more than one
+    (drivers end a password at its first '@' and take the rest for the host, which they
+    then print), or one that SQLAlchemy reads otherwise (in a query after `host:port`),
+    whose message shows no part of the URL but its scheme."""
     if not is_url(storage):
         return
     if is_grpc(storage):

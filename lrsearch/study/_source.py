@@ -33,6 +33,12 @@ def check_source(path: Path) -> None:
                                    f"{encoding}, or give the path of a study file.") from None
 
 
+def syntax_error(path: Path, exc: SyntaxError) -> StudyFileError:
+    """What a syntax error in the study file at `path` is, as its reader raises it."""
+    where = f" at line {exc.lineno}" if exc.lineno else ""
+    return StudyFileError(path, f"syntax error{where}: {exc.msg}.")
+
+
 def outline(path: Path) -> str | None:
     """The description of the study file at `path` (its docstring's first paragraph, on one
     line), read from its source without running it; None if it defines neither data() nor
@@ -42,8 +48,7 @@ def outline(path: Path) -> str | None:
     try:
         tree = ast.parse(path.read_bytes(), str(path))
     except SyntaxError as exc:
-        where = f" at line {exc.lineno}" if exc.lineno else ""
-        raise StudyFileError(path, f"syntax error{where}: {exc.msg}.") from None
+        raise syntax_error(path, exc) from None
     missing = {"data", "build_model"} - _top_level_names(tree)
     if len(missing) == 2:
         return None

@@ -35,7 +35,7 @@ from typing import Any, Callable, Iterator
 from lrsearch.errors import StudyFileError, StudyFileExit, UsageError, plain
 from lrsearch.lr import Space, SpaceError
 from lrsearch.study._directions import close_names, direction_of
-from lrsearch.study._source import check_source
+from lrsearch.study._source import check_source, syntax_error
 
 #: Optuna pruners `Settings.pruner` may name (`lrsearch.training._pruning.make_pruner`).
 PRUNERS = ("hyperband", "median")
@@ -332,8 +332,7 @@ def _import(path: Path) -> Any:
         try:
             spec.loader.exec_module(module)
         except SyntaxError as exc:
-            where = f" at line {exc.lineno}" if exc.lineno else ""
-            raise StudyFileError(path, f"syntax error{where}: {exc.msg}.") from None
+            raise syntax_error(path, exc) from None
         except (SpaceError, ValueError, TypeError) as exc:  # mostly Settings(...) or Space(...) refusing a value
             raise StudyFileError(path, f"{_line_in(path, exc)}{plain(str(exc))}") from None
     return module

@@ -238,12 +238,12 @@ class Preflight:
 def preflight(runner: TrialRunner, lane_count: int | None = 1, lane_cap: int = lanes.MAX_LANES) -> Preflight:
     """Check the study file against Keras before any real trial: the builder returns a
     Keras model that takes the data and loss, and the objective is in the logs. Raises
-    StudyFileError. It runs one eager `test_step` on a batch of each split. With `lane_count` > 1 it sets
-    the runner to train in lanes if this model can (tracing the lanes' step, which the
-    trials then use); with None, leaves the lanes to `TrialRunner.time_lanes` once the
-    study's start trials are taken (`LANES_LATER`: as many as measured to pay, at most
-    `lane_cap`; none for a study file with callbacks(), which lanes would give a stand-in
-    model). Sets `runner.preflight`."""
+    StudyFileError. It runs one eager `test_step` on a batch of each split. With
+    `lane_count` > 1 it sets the runner to train in lanes if this model can (tracing the
+    lanes' step, which the trials then use); with None, leaves the lanes to
+    `TrialRunner.time_lanes` once the study's start trials are taken (`LANES_LATER`: as many
+    as measured to pay, at most `lane_cap`; none for a study file with callbacks(), which
+    lanes would give a stand-in model). Sets `runner.preflight`."""
     study = runner.study
     probe = optuna.create_study(direction=study.settings.direction).ask()
     keras.backend.clear_session(free_memory=False)
