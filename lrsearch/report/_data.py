@@ -345,12 +345,10 @@ def at_plateau_floor(trials: list["optuna.trial.FrozenTrial"]) -> dict[int, tupl
     floor for most of their epochs: trial number -> (epochs there, epochs run). They learnt
     nothing more there, and a shorter run (or a larger factor) would do."""
     found = {}
-    for t in trials:
-        if trial_config(t).get("schedule") != "plateau":
-            continue  # another schedule's rate at 1e-7 is where it started: no floor it reached
+    for t in trials:  # another schedule's rate at 1e-7 is where it started: no floor it reached
         lrs = [v for v in read_trial(t).history.get("lr", []) if _finite(v)]
         floor = sum(v <= PLATEAU_MIN_LR * 1.0001 for v in lrs)
-        if lrs and floor > len(lrs) / 2:
+        if lrs and floor > len(lrs) / 2 and trial_config(t).get("schedule") == "plateau":
             found[t.number] = (floor, len(lrs))
     return found
 

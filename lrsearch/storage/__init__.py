@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import importlib
 
-from lrsearch.storage._journal import JournalDamagedError, check_journal, find_damage, repair_journal
+from lrsearch.storage._journal import JournalDamagedError, check_journal, find_damage, journal_lock, repair_journal
 from lrsearch.storage._open import (CLAIM_LOCK_PREFIX, DEFAULT_STORAGE, heartbeat_settings, open_storage, open_study,
                                     optuna_cli_hint, require_storage, study_names)
 from lrsearch.storage._proxy import PROXY_HOST, PROXY_PORT, PROXY_THREADS, is_loopback, serve_proxy
@@ -21,12 +21,13 @@ from lrsearch.storage._redact import check_url, describe_error, is_grpc, is_url,
 
 #: Name -> the module that holds it, imported (with Optuna) on first use.
 _WITH_OPTUNA = {"ResilientStorage": "_resilient", "rdb_under": "_resilient", "WriteBackStorage": "_writeback",
-                "NoWaitingTrial": "_writeback", "journal_lock": "_journal_file"}
+                "NoWaitingTrial": "_writeback"}
 
 __all__ = ["CLAIM_LOCK_PREFIX", "DEFAULT_STORAGE", "JournalDamagedError", "PROXY_HOST", "PROXY_PORT",
            "PROXY_THREADS", "check_journal", "check_url", "describe_error", "find_damage", "heartbeat_settings",
-           "is_grpc", "is_loopback", "is_url", "open_storage", "open_study", "optuna_cli_hint", "passwords_of",
-           "redact", "redact_text", "repair_journal", "require_storage", "serve_proxy", "study_names", *_WITH_OPTUNA]
+           "is_grpc", "is_loopback", "is_url", "journal_lock", "open_storage", "open_study", "optuna_cli_hint",
+           "passwords_of", "redact", "redact_text", "repair_journal", "require_storage", "serve_proxy", "study_names",
+           *_WITH_OPTUNA]
 
 
 def __getattr__(name: str):

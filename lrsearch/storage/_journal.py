@@ -16,6 +16,7 @@ that shows one only when asked (`cut_inconsistent`), saying what that drops.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import json
@@ -28,6 +29,10 @@ from contextlib import contextmanager
 
 from lrsearch.errors import StorageOpenError, UsageError, WriteError, write_error
 from lrsearch.storage._journal_replay import COMPLETE, CREATE_TRIAL, FAIL, PRUNED, SET_TRIAL_STATE_VALUES, Replay
+
+
+#: Seconds after which Optuna breaks a journal lock that was not released (its default).
+LOCK_GRACE_S = 30
 
 
 class JournalDamagedError(StorageOpenError, ValueError):
@@ -272,13 +277,35 @@ def _after_last_newline(f, size: int, chunk: int = 1 << 16) -> int:
     return 0
 
 
+def journal_lock(path: str, grace_period: int = LOCK_GRACE_S):
+    """Optuna's lock of the journal at `path`, the one its writers take (`PATH.lock`): a
+    symbolic link to the journal, broken after `grace_period` by the next writer if a
+    process killed while it wrote left it, as Optuna reads its age through the link. So it
+    links to the journal's absolute path: a relative path to a journal in another folder
+    made a link that led nowhere, whose age Optuna could never read, and every later
+    process spun on it for ever. Such a link, left before, is removed (`remove_broken_lock`)."""
+    from optuna.storages.journal import JournalFileSymlinkLock
+
+    path = os.path.abspath(path)
+    remove_broken_lock(path)
+    return JournalFileSymlinkLock(path, grace_period=grace_period)
+
+
+def remove_broken_lock(path: str) -> None:
+    """Remove the lock of the journal at `path` if it is a link that leads nowhere and is
+    older than `LOCK_GRACE_S`: a lock Optuna would break, could it read its age."""
+    lock = path + ".lock"
+    with contextlib.suppress(OSError):  # no lock, or another process removed it first
+        broken = os.path.islink(lock) and not os.path.exists(lock)
+        if broken and time.time() - os.lstat(lock).st_mtime > LOCK_GRACE_S:
+            os.unlink(lock)
+
+
 @contextmanager
 def _locked(path: str, required: bool = False):
     """Optuna's lock of the journal at `path`, the one its writers take (`PATH.lock`). Where
     the lock cannot be created (a read-only folder or a full disk, where this process could
     not append either) the file is read without it, unless `required`."""
-    from lrsearch.storage._journal_file import journal_lock
-
     lock = journal_lock(path)
     try:
         held = lock.acquire()

@@ -73,8 +73,7 @@ class Supervisor:
         self._said_lanes = False  # that workers trace lanes before their first trial
         self._kill_reason: str | None = None
         self._failures_in_a_row = 0
-        self._trials_ended = 0  # in this run
-        self._last_failure: str | None = None
+        self._trials_ended, self._last_failure = 0, None  # in this run; the last failed trial's reason
         self._deaths_without_trial = 0
         self._error: Exception | None = None  # what a worker's Fatal says `run` raises
 
@@ -168,9 +167,8 @@ class Supervisor:
             time.sleep(0.25)
 
     def _keep_tickets(self, workers: int = 0) -> None:
-        """Where workers claim by ticket (`_claims.keep_tickets`): tickets for this run's
-        `workers` as it starts, later for the trials running, made while workers start and
-        train rather than when they claim."""
+        """Where workers claim by ticket (`_claims.keep_tickets`): tickets for this run's `workers` as it starts,
+        later for the trials running, made while workers start and train rather than when they claim."""
         if not self.stopping():
             keep_tickets(self.study, self.study_lock, self.job.n_trials, workers)
 
@@ -340,7 +338,7 @@ class Supervisor:
         self.stages[index] = event.stage
         lanes = self.job.options.lanes if self.job else None
         if event.stage == "model" and lanes and lanes > 1 and self.training_path is None and not self._said_lanes:
-            self._said_lanes = True  # the check traces the lanes' step, which runs recurrences in a loop of lanes
+            self._said_lanes = True  # the start-up check traces the lanes' step
             self.say(f"Each worker traces the step of its {lanes} lanes before its first trial (for a recurrent "
                      f"model, a minute or more; --lanes 1 skips it).")
 

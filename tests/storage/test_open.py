@@ -144,7 +144,7 @@ def test_a_journal_in_another_folder_locks_with_a_link_that_leads_to_it_and_a_br
     import time
 
     from lrsearch.storage import journal_lock
-    from lrsearch.storage._journal_file import LOCK_GRACE_S
+    from lrsearch.storage._journal import LOCK_GRACE_S
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "sub").mkdir()
