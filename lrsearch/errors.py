@@ -26,9 +26,9 @@ import re
 #: Every exit code of the `lrsearch` command, and what it means (the README's table).
 EXIT_CODES = {
     0: "done",
-    1: "the search stopped: its trials failed one after another (the study file is probably wrong), or the "
-       "timeout passed before any trial could start (the message says where the workers were, e.g. in a "
-       "`data()` that did not return)",
+    1: "the search stopped: its trials failed one after another (five in a row, or every trial of a run) and "
+       "the study file is probably wrong, or the timeout passed before any trial could start (the message says "
+       "where the workers were, e.g. in a `data()` that did not return)",
     2: "bad input: an option, a study or config file, or a storage that cannot be opened (a wrong URL, a "
        "server that is down, a damaged journal)",
     70: "a bug in lrsearch; please report it",
