@@ -124,8 +124,8 @@ class Pricing:
         if not self.training_s:
             return None
         share = f"{PRICED_SHARE:.0%}"
-        basis = (f"a full training takes {self.training_s:.3g} s, {share} of the study's {self.search_s:.0f} s "
-                 f"of training is {PRICED_SHARE * self.search_s:.0f} s")
+        basis = (f"a full training takes {self.training_s:.3g} s, {share} of the study's {_seconds(self.search_s)} s "
+                 f"of training is {_seconds(PRICED_SHARE * self.search_s)} s")
         if not self.top:
             return (f"confirmation skipped: it would cost more than {share} of the search ({basis}); "
                     f"confirm anyway with --confirm K,N (confirm=(K, N)) or `lrsearch confirm`.")
@@ -293,8 +293,13 @@ def _cost(trials: Iterable[Any], confirmed: dict[int, Confirmation]) -> str:
     search_s, training_s = training_seconds(trials)
     trainings = sum(len(found.values) for found in confirmed.values())
     spent = trainings * training_s
-    share = f", {spent / search_s:.0%} of the search's {search_s:.0f} s" if search_s > 0 else ""
-    return f"Confirmation: {trainings} training(s), ~{spent:.0f} s of training{share}."
+    share = f", {spent / search_s:.0%} of the search's {_seconds(search_s)} s" if search_s > 0 else ""
+    return f"Confirmation: {trainings} training(s), ~{_seconds(spent)} s of training{share}."
+
+
+def _seconds(seconds: float) -> str:
+    """Whole seconds, or two significant digits below 10 (a short study's 1.2 s is not '1 s' nor '0 s')."""
+    return f"{seconds:.0f}" if seconds >= 10 else f"{seconds:.2g}"
 
 
 def _standing(trial, confirmed: dict[int, Confirmation]) -> tuple[int, int]:

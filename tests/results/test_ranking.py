@@ -174,6 +174,7 @@ def test_the_trainings_recorded_already_count_and_interrupted_trials_do_not():
     assert (results.price(study).top, results.price(study).seeds) == (2, 3)  # 6 recorded + 3 new
     assert {(t.number, t.seed) for t in results.plan(study)} == {(43, s) for s in seeds}
     assert results.Pricing(0, 0, 0, 0.0, 0.0).note() is None  # no complete trial: nothing to say
+    assert "of the study's 6.1 s of training is 1.2 s: 2 trainings" in results.Pricing(2, 1, 2, 6.1, 0.58).note()
 
 
 def test_a_full_training_costs_what_most_complete_trials_took_not_the_first_ones_that_traced_the_model():
