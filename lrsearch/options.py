@@ -18,8 +18,8 @@ class SearchOptions:
     `storage`: a journal file path or a database URL; `study_name`, `n_trials`, `epochs`
     and `seed` override the study's. `timeout` (seconds) stops starting new trainings.
     `workers` defaults to one per GPU (`gpus`: "all", "none" or "0,1"; `per_gpu` each),
-    else one per CPU core. `lanes`: trials each worker trains at once (None: as suit the
-    model and device, as measured; 1 repeats a one-worker run exactly). `accept_changes` resumes a study
+    else one per CPU core. `lanes`: trials each worker trains at once (None or "auto": as suit
+    the model and device, as measured; 1 repeats a one-worker run exactly). `accept_changes` resumes a study
     made with other settings; `recycle` restarts a worker after that many trials.
     `confirm` = (K, N) retrains the K best on N fresh seeds; True (the default) chooses K and
     N so that it costs at most `results.PRICED_SHARE` of the search's training time, or skips
@@ -55,6 +55,8 @@ class SearchOptions:
         unknown = sorted(set(given) - known)
         if unknown:
             raise UsageError(f"unknown option(s) {unknown}; the options are {sorted(known - {'joining'})}.")
+        if given.get("lanes") == "auto":  # as the command line spells None
+            given = {**given, "lanes": None}
         options = cls(**given)
         options.check()
         return dataclasses.replace(options, storage=os.fspath(options.storage))
@@ -75,7 +77,7 @@ class SearchOptions:
                           ("lanes", 1), ("seed", 0)):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
-                auto = " or None (measured, as --lanes auto)" if name == "lanes" else ""
+                auto = " or None (measured, as --lanes auto; \"auto\" too)" if name == "lanes" else ""
                 raise UsageError(f"{name} must be a whole number >= {low}{auto}, but got {value!r}.")
         if self.timeout is not None and (isinstance(self.timeout, bool) or not isinstance(self.timeout, (int, float))
                                          or not self.timeout > 0):
