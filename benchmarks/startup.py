@@ -4,10 +4,13 @@ the same study with `import keras` at the top of the file, as people often write
 run's own process then imports TensorFlow too). With --warm: seconds from calling
 `lrsearch.search` to its first trial starting, for a first search in a fresh Python
 process and for a second search of the same study in that process, as a notebook runs
-them (its workers warm).
+them (its workers warm). With --trained STUDY...: for each study file, the seconds from launching
+`lrsearch run STUDY --n-trials 2 --seed 0` to its first trial's end, and that trial's own seconds
+(a worker's first trial of a model also traces it), from Optuna's timestamps.
 
     .venv/bin/python benchmarks/startup.py --repeats 5
     .venv/bin/python benchmarks/startup.py --warm --repeats 5
+    .venv/bin/python benchmarks/startup.py --repeats 2 --trained studies/digits.py benchmarks/suite/lstm_sequences.py
 """
 
 from __future__ import annotations
@@ -51,6 +54,24 @@ def first_trial_s(study_file: Path, folder: Path, index: int) -> float:
         process.wait()
 
 
+def first_trained_s(study_file: Path, folder: Path, index: int) -> tuple[float, float]:
+    """(seconds from launching a 2-trial run of `study_file` to its first finished trial's end,
+    that trial's seconds)."""
+    import optuna
+
+    from lrsearch.storage import open_storage
+
+    journal = folder / f"t{index}.journal"
+    launched = datetime.datetime.now()
+    subprocess.run([sys.executable, "-m", "lrsearch", "run", str(study_file), "--storage", str(journal), "--seed", "0",
+                    "--n-trials", "2", "--no-confirm", "--no-report"], cwd=folder, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, check=True)
+    trials = optuna.load_study(study_name=study_file.stem, storage=open_storage(str(journal))).trials
+    first = min((t for t in trials if t.datetime_complete), key=lambda t: t.datetime_complete)
+    return (first.datetime_complete - launched).total_seconds(), (first.datetime_complete - first.datetime_start
+                                                                  ).total_seconds()
+
+
 def warm_pair(folder: str) -> None:
     """Two searches of blobs in this process, 2 trials of 1 epoch each: print the seconds from
     each call to the start of its first trial (Optuna's own timestamp)."""
@@ -88,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=5, help="launches per study file (default: 5)")
     parser.add_argument("--warm", action="store_true", help="a first and a second lrsearch.search in one process")
+    parser.add_argument("--trained", nargs="+", type=Path, metavar="STUDY",
+                        help="time each study file's first trial to its end instead")
     args = parser.parse_args(argv)
     import optuna
 
@@ -95,6 +118,15 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     with tempfile.TemporaryDirectory(prefix="lrsearch-startup-") as tmp:
         folder = Path(tmp)
+        if args.trained:
+            runs: dict[Path, list[tuple[float, float]]] = {path: [] for path in args.trained}
+            for launch in range(args.repeats * len(args.trained)):  # the files in turns: machine noise hits each
+                path = args.trained[launch % len(args.trained)]
+                runs[path].append(first_trained_s(path.resolve(), folder, launch))
+            for path, values in runs.items():
+                print(f"{path.name}: first trial ended after {statistics.median(v[0] for v in values):.2f} s, took "
+                      f"{statistics.median(v[1] for v in values):.2f} s (medians of {len(values)})")
+            return 0
         if args.warm:
             pairs = [warm_s(Path(tempfile.mkdtemp(dir=folder))) for _ in range(args.repeats)]
             for name, values in (("first search", [p[0] for p in pairs]), ("second search", [p[1] for p in pairs])):
