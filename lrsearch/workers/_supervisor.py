@@ -340,7 +340,7 @@ class Supervisor:
         if event.stage == "model" and lanes and lanes > 1 and self.training_path is None and not self._said_lanes:
             self._said_lanes = True  # the start-up check traces the lanes' step
             self.say(f"Each worker traces the step of its {lanes} lanes before its first trial (for a recurrent "
-                     f"model, a minute or more; --lanes 1 skips it).")
+                     f"model, tens of seconds; --lanes 1 skips it).")
 
     def _on_ready(self, index: int, event: Ready) -> None:
         self.ready.add(index)

@@ -96,8 +96,8 @@ def test_the_supervisor_acts_on_events():
     del said[:]
     for index in (0, 1):
         tracing._on_event(index, Starting("model"))
-    assert said == ["Each worker traces the step of its 4 lanes before its first trial (for a recurrent model, a "
-                    "minute or more; --lanes 1 skips it)."]
+    assert said == ["Each worker traces the step of its 4 lanes before its first trial (for a recurrent model, "
+                    "tens of seconds; --lanes 1 skips it)."]
     supervisor._on_event(0, Starting("model"))  # lanes measured (the default): nothing to say
     assert len(said) == 1
 
