@@ -91,11 +91,12 @@ class TableOptimizer(keras.optimizers.Optimizer):
             self.build(variables)
         numbers, step = self._numbers(), tf.cast(self.iterations, tf.float32)
         sparse = any(isinstance(g, tf.IndexedSlices) for g in grads)
+        sizes = [int(np.prod(variable.shape)) for variable in variables]
         weight, m, v = update(numbers, step, self._rate(numbers), _flat(variables), _flat(grads),
-                              self._m, self._v, _flat(_squares(grads)) if sparse else None)
+                              self._m, self._v, _flat(_squares(grads)) if sparse else None, sizes)
         self._m.assign(m)
         self._v.assign(v)
-        for variable, value in zip(variables, tf.split(weight, [int(np.prod(v.shape)) for v in variables])):
+        for variable, value in zip(variables, tf.split(weight, sizes)):
             variable.assign(tf.cast(tf.reshape(value, variable.shape), variable.dtype))
             if variable.constraint is not None:
                 variable.assign(variable.constraint(variable))

@@ -89,6 +89,18 @@ def hyperparameters(optimizer: keras.optimizers.Optimizer) -> LaneOptimizer | st
     return lane
 
 
+def _over_sqrt(x, y, sizes=None):
+    """x / sqrt(y) as Keras' steps take it, one variable at a time, when traced: TensorFlow's
+    graph optimizer makes it x * rsqrt(y), and its vectorised rsqrt rounds an element by its
+    place in the tensor (the last few of each take another path). So it is taken on each
+    variable's slice (`sizes`), cut by slicing: the optimizer would hoist an rsqrt that
+    follows a split, or precedes a concat, back onto the whole vector."""
+    if sizes is None or len(sizes) == 1:
+        return x * tf.math.rsqrt(y)
+    ends = np.cumsum(sizes)
+    return tf.concat([x[end - size:end] * tf.math.rsqrt(y[end - size:end]) for size, end in zip(sizes, ends)], 0)
+
+
 def learning_rate(h: dict, step):
     """A lane's learning rate at `step` (its optimizer's iterations), as its schedule gives it."""
     decayed = h["lr"] / (1.0 + h["decay"] * step)
@@ -127,23 +139,27 @@ def table(lanes: dict[int, LaneOptimizer], count: int) -> np.ndarray:
     return rows
 
 
-def update(h: dict, step, lr, weight, gradient, m, v, square=None):
+def update(h: dict, step, lr, weight, gradient, m, v, square=None, sizes=None):
     """One optimizer step of a lane (all its weights in one vector), as Keras' SGD,
     RMSprop, Adagrad and Adam take it; `h` is its `table` column by name; `square` is the
     gradient's square where it is not `tf.square(gradient)` (Keras squares sparse gradients
-    row by row).
+    row by row); `sizes`, the variables' sizes in the vector, where it must round as Keras'
+    own to the last bit (`_over_sqrt`).
 
     Every kind is one form (few operations on the vectors, which are most of a step's
     cost): m' = a m + b (g - a_in m), v' = c v + d (g^2 - c_in v), and the weight moves by
     e m' + f g + (k m' + l g) / (sqrt(v' + eps_in) + eps_out), where b, f and l scale
     with the rate and k with Adam's bias-corrected rate. Each kind's terms round as Keras'
-    own (Adam's m + (g - m)(1 - beta_1)): a BatchNorm CNN trained with Adam turns a
-    last-bit difference into a different model within an epoch."""
+    own in a traced step (Adam's m + (g - m)(1 - beta_1); RMSprop's and Adagrad's
+    x / sqrt(y), which TensorFlow's graph optimizer turns into x * rsqrt(y)): a BatchNorm
+    CNN, or RMSprop at a high rate, turns a last-bit difference into another model."""
     square = tf.square(gradient) if square is None else square
     local_step = step + 1.0
     alpha = lr * tf.sqrt(1.0 - tf.pow(h["beta_2"], local_step)) / (1.0 - tf.pow(h["beta_1"], local_step))
     new_m = h["a"] * m + (h["b"] + h["b_lr"] * lr) * (gradient - h["a_in"] * m)
     new_v = h["c"] * v + h["d"] * (square - h["c_in"] * v)
     moved = (h["k_alpha"] * alpha) * new_m + (h["l_lr"] * lr) * gradient
-    delta = h["e"] * new_m + (h["f_lr"] * lr) * gradient + moved / (tf.sqrt(new_v + h["eps_in"]) + h["eps_out"])
+    scaled = tf.where(h["eps_out"] > 0, moved / (tf.sqrt(new_v + h["eps_in"]) + h["eps_out"]),
+                      _over_sqrt(moved, new_v + h["eps_in"], sizes))
+    delta = h["e"] * new_m + (h["f_lr"] * lr) * gradient + scaled
     return weight + delta, new_m, new_v

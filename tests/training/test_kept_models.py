@@ -158,14 +158,21 @@ def test_loading_variables_of_another_shape_is_refused():
         kept_models._assign(mlp().variables, mlp().variables[:2])
 
 
-@pytest.mark.parametrize("config", ["adam", "sgd-momentum"])
-def test_adam_and_sgd_train_a_batchnorm_cnn_to_the_last_bit_as_keras_own(config):
+#: The kinds that must train as Keras' own to the last bit, RMSprop's and Adagrad's x / sqrt(y) among them.
+LAST_BIT = {"adam": LRConfig("adam", 1e-3), "sgd-momentum": LRConfig("sgd", 0.05, momentum=0.9),
+            "rmsprop": LRConfig("rmsprop", 0.01), "adagrad-decay": LRConfig("adagrad", 0.1, schedule="time_decay",
+                                                                          decay=0.01)}
+
+
+@pytest.mark.parametrize("config", sorted(LAST_BIT))
+def test_each_kind_trains_a_batchnorm_cnn_to_the_last_bit_as_keras_own(config):
     """A BatchNorm CNN turns a last-bit difference in a step into another model within an
-    epoch, so the most used kinds round as Keras' own: the same weights, bit for bit. Keras'
-    math, that is: TensorFlow's oneDNN kernels (its default on CPUs) round a step otherwise
-    for some tensors on some CPUs (one ulp of SGD's momentum on a BatchNorm scale after 5
-    steps, on one), Keras' optimizer and this one alike, so the two train in a process
-    without them (TF_ENABLE_ONEDNN_OPTS=0, read as TensorFlow is imported)."""
+    epoch (so does RMSprop at a high rate, after a few), so each kind rounds as Keras' own:
+    the same weights, bit for bit. Keras' math, that is: TensorFlow's oneDNN kernels (its
+    default on CPUs) round a step otherwise for some tensors on some CPUs (one ulp of SGD's
+    momentum on a BatchNorm scale after 5 steps, on one), Keras' optimizer and this one
+    alike, so the two train in a process without them (TF_ENABLE_ONEDNN_OPTS=0, read as
+    TensorFlow is imported)."""
     script = f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import test_kept_models as t; " \
              f"t.train_a_batchnorm_cnn_both_ways({config!r})"
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
@@ -176,7 +183,7 @@ def test_adam_and_sgd_train_a_batchnorm_cnn_to_the_last_bit_as_keras_own(config)
 def train_a_batchnorm_cnn_both_ways(config: str) -> None:
     """Train a BatchNorm CNN with Keras' optimizer for `config` and with the TableOptimizer
     of it; AssertionError unless their weights are the same, bit for bit."""
-    config = {"adam": LRConfig("adam", 1e-3), "sgd-momentum": LRConfig("sgd", 0.05, momentum=0.9)}[config]
+    config = LAST_BIT[config]
     images = np.random.default_rng(0).normal(size=(64, 8, 8, 1)).astype("float32")
     labels = (images.mean(axis=(1, 2, 3)) > 0).astype("float32")
     weights = []
