@@ -64,7 +64,12 @@ def one_cycle_rate(step, initial, peak, final, total, annihilation):
     half = ops.maximum(1.0, total * (1.0 - annihilation) / 2.0)
     cycle_end = 2.0 * half
     tail = ops.maximum(1.0, total - cycle_end)
-    up = initial + (peak - initial) * step / half
-    down = peak - (peak - initial) * (step - half) / half
+    # The rate's slope is one number, which the step multiplies: written as a product and a
+    # quotient of it, TensorFlow's graph optimizer would fold the two constants into one
+    # where they are constants (Keras' optimizer), and round otherwise than eagerly or than
+    # a trial runner's variables.
+    slope = (peak - initial) / half
+    up = initial + slope * step
+    down = peak - slope * (step - half)
     anneal = initial + (final - initial) * ops.minimum((step - cycle_end) / tail, 1.0)
     return ops.where(step < half, up, ops.where(step < cycle_end, down, anneal))
