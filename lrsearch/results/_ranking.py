@@ -47,9 +47,11 @@ class Task:
 
 @dataclasses.dataclass(frozen=True)
 class Confirmation:
-    """A trial's values on fresh seeds: seed -> objective at the last epoch, None where it diverged."""
+    """A trial's values on fresh seeds: seed -> objective at the last epoch, None where it
+    diverged; and seed -> the seconds its training took, where measured."""
 
     values: dict[int, float | None]
+    seconds: dict[int, float] = dataclasses.field(default_factory=dict, compare=False)
 
     @property
     def finite(self) -> list[float]:
@@ -84,7 +86,9 @@ def fresh_seeds(study_seed: int | None, n: int) -> list[int]:
 
 def confirmations(study) -> dict[int, Confirmation]:
     """The confirmations recorded with `study`, by trial number."""
-    return {number: Confirmation(values) for number, values in record.read_confirmations(study).items() if values}
+    seconds = record.read_confirmation_seconds(study)
+    return {number: Confirmation(values, seconds.get(number, {}))
+            for number, values in record.read_confirmations(study).items() if values}
 
 
 def plan(study, top: int | None = None, seeds: int | None = None) -> list[Task]:
@@ -288,13 +292,15 @@ def verdict(trials: Iterable[Any], direction: str, confirmed: dict[int, Confirma
 
 
 def _cost(trials: Iterable[Any], confirmed: dict[int, Confirmation]) -> str:
-    """What the recorded confirmation cost: its trainings, their seconds at a full training's
-    (`training_seconds`) and their share of the search's."""
+    """What the recorded confirmation cost: its trainings, their measured seconds (a full
+    training's, `training_seconds`, for those recorded without) and their share of the search's."""
     search_s, training_s = training_seconds(trials)
     trainings = sum(len(found.values) for found in confirmed.values())
-    spent = trainings * training_s
+    measured = [spent for found in confirmed.values() for seed, spent in found.seconds.items() if seed in found.values]
+    spent = sum(measured) + (trainings - len(measured)) * training_s
+    about = "" if len(measured) == trainings else "~"
     share = f", {spent / search_s:.0%} of the search's {_seconds(search_s)} s" if search_s > 0 else ""
-    return f"Confirmation: {trainings} training(s), ~{_seconds(spent)} s of training{share}."
+    return f"Confirmation: {trainings} training(s), {about}{_seconds(spent)} s of training{share}."
 
 
 def _seconds(seconds: float) -> str:

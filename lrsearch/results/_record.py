@@ -40,6 +40,7 @@ _INTERRUPTED, _RETRY_OF = "interrupted", "retry_of"
 _RANGE_TEST_PREFIX = "find_lr:"
 _BOUNDS = "find_lr_bounds"
 _CONFIRM_PREFIX = "confirm:"
+_CONFIRM_SECONDS_PREFIX = "confirm_s:"
 
 
 # --------------------------------------------------------------------------- the study
@@ -147,10 +148,27 @@ def read_confirmations(study) -> dict[int, dict[int, float | None]]:
     return found
 
 
-def write_confirmation(study, number: int, values: dict[int, float | None]) -> None:
-    """All the fresh-seed values of trial `number` known so far (non-finite ones as None)."""
+def write_confirmation(study, number: int, values: dict[int, float | None],
+                       seconds: dict[int, float] | None = None) -> None:
+    """All the fresh-seed values of trial `number` known so far (non-finite ones as None),
+    and the seconds of their trainings, where measured."""
     rounded = {str(seed): None if value is None else _rounded(value) for seed, value in sorted(values.items())}
     study.set_user_attr(f"{_CONFIRM_PREFIX}{number}", rounded)
+    if seconds:
+        study.set_user_attr(f"{_CONFIRM_SECONDS_PREFIX}{number}",
+                            {str(seed): round(float(spent), 3) for seed, spent in sorted(seconds.items())})
+
+
+def read_confirmation_seconds(study) -> dict[int, dict[int, float]]:
+    """trial number -> {seed: seconds its confirmation training took}, where measured (not
+    by studies confirmed before lrsearch recorded them)."""
+    found = {}
+    for key, seconds in study.user_attrs.items():
+        number = key[len(_CONFIRM_SECONDS_PREFIX):]
+        if key.startswith(_CONFIRM_SECONDS_PREFIX) and number.isdigit() and isinstance(seconds, dict):
+            found[int(number)] = {int(seed): float(spent) for seed, spent in seconds.items()
+                                  if seed.lstrip("-").isdigit() and isinstance(spent, (int, float))}
+    return found
 
 
 # --------------------------------------------------------------------------- a trial

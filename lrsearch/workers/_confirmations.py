@@ -126,13 +126,14 @@ class ConfirmationQueue:
         """A lane of worker `index` waits for a task."""
         self.idle[index] += 1
 
-    def confirmed(self, index: int, task: Task, value: float | None) -> None:
-        """Worker `index` trained `task` to `value`: record it with the values of its trial
-        that this run or others recorded so far."""
+    def confirmed(self, index: int, task: Task, value: float | None, seconds: float) -> None:
+        """Worker `index` trained `task` to `value` in `seconds`: record it with the values of
+        its trial that this run or others recorded so far."""
         self._unassign(index, task)
         with held(self.lock):
-            values = results.read_confirmations(self.study).get(task.number, {})
-            results.write_confirmation(self.study, task.number, {**values, task.seed: value})
+            found = results.confirmations(self.study).get(task.number, results.Confirmation({}))
+            results.write_confirmation(self.study, task.number, {**found.values, task.seed: value},
+                                       {**found.seconds, task.seed: seconds})
         self.claimed.pop(_key(task), None)
         self.confirming.on_done()
 

@@ -83,10 +83,11 @@ class Idle:
 
 @dataclasses.dataclass(frozen=True)
 class Confirmed:
-    """A confirmation training ended with `value` (None where it diverged)."""
+    """A confirmation training ended with `value` (None where it diverged) after `seconds`."""
 
     task: Task
     value: float | None
+    seconds: float
 
 
 @dataclasses.dataclass(frozen=True)

@@ -371,7 +371,7 @@ class Supervisor:
 
     def _on_confirmed(self, index: int, event: Confirmed) -> None:
         self._deaths_without_trial = 0
-        self.confirmations.confirmed(index, event.task, event.value)
+        self.confirmations.confirmed(index, event.task, event.value, event.seconds)
 
     def _on_confirm_failed(self, index: int, event: ConfirmFailed) -> None:
         self.confirmations.failed(index, event.task, event.reason)

@@ -17,6 +17,7 @@ import shutil
 import signal
 import tempfile
 import threading
+import time
 import warnings
 
 from lrsearch import internals, results
@@ -197,6 +198,7 @@ def serve_confirmations(runner, link: ParentLink) -> None:
         while (task := tasks.get()) is not None:
             if link.stopped():  # the run stopped since it sent the task: the task goes back to its queue
                 continue
+            started = time.perf_counter()
             try:
                 value = runner.retrain(LRConfig.from_dict(task.config), task.params, task.seed, task.number)
             except (StudyFileExit, InternalError) as exc:
@@ -205,7 +207,7 @@ def serve_confirmations(runner, link: ParentLink) -> None:
             except Exception as exc:
                 link.tell(ConfirmFailed(task, problem_of(exc)))
             else:
-                link.tell(Confirmed(task, value))
+                link.tell(Confirmed(task, value, time.perf_counter() - started))
             link.tell(Idle())
 
     if (clause := runner.time_lanes()) is not None:  # a worker that searched nothing before: its lanes now

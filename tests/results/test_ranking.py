@@ -116,6 +116,14 @@ def test_verdict_names_the_pick_how_the_raw_top_trial_fared_and_what_confirming_
         "The pick is trial 0: 0.9 +- 0 (2 seeds) on fresh seeds; the top trial by its own seed, 1 (0.95), "
         "scored 0.81 +- 0.014 (2 seeds) on fresh seeds. Confirmation: 4 training(s), ~40 s of training, 80% of "
         "the search's 50 s.")
+    # Measured seconds replace the estimate (a full training's median, 10 s) where recorded.
+    measured = {0: results.Confirmation({1: 0.9, 2: 0.9}, {1: 3.0, 2: 4.0}),
+                1: results.Confirmation({1: 0.8, 2: 0.82}, {1: 2.0, 2: 1.0})}
+    assert results.verdict(study.trials, "maximize", measured).endswith(
+        "Confirmation: 4 training(s), 10 s of training, 20% of the search's 50 s.")
+    measured[1] = results.Confirmation({1: 0.8, 2: 0.82}, {1: 2.0})
+    assert results.verdict(study.trials, "maximize", measured).endswith(
+        "Confirmation: 4 training(s), ~19 s of training, 38% of the search's 50 s.")
 
 
 START = datetime.datetime(2024, 5, 1, 12, 0, 0)

@@ -73,7 +73,12 @@ def test_confirm_records_fresh_seeds_returns_the_pick_and_resumes(tmp_path, caps
     recorded = results.read_confirmations(optuna.load_study(study_name="tiny", storage=open_storage(journal)))
     assert list(recorded) == [1] and list(recorded[1]) == seeds
     assert result.best.number == 1 and result.confirmation.values == recorded[1]
-    assert "on 1 fresh seed(s): 1 training(s)" in capsys.readouterr().out
+    assert list(result.confirmation.seconds) == seeds and 0 < result.confirmation.seconds[seeds[0]] < 120
+    out = capsys.readouterr().out
+    assert "on 1 fresh seed(s): 1 training(s)" in out
+    spent = result.confirmation.seconds[seeds[0]]
+    shown = f"{spent:.0f}" if spent >= 10 else f"{spent:.2g}"  # measured, not "~" an estimate
+    assert f"Confirmation: 1 training(s), {shown} s of training" in out
 
     again = lrsearch.confirm(str(TINY), storage=journal, top=1, seeds=1, workers=1)
     assert again.outcome == "nothing to do" and again.best.number == 1

@@ -44,9 +44,10 @@ def test_a_run_takes_the_trainings_no_other_live_run_claimed_and_waits_for_the_r
     assert {claims[t.number, t.seed].by for t in tasks[1:3]} == {worker_tag()}
 
     results.write_confirmation(optuna_study, 0, {7: 0.5})  # the other run records its training
-    queue.confirmed(0, tasks[1], 0.75)
+    queue.confirmed(0, tasks[1], 0.75, 2.5)
     queue.step(False, remaining=lambda: 0, live_running=lambda: [])
     assert results.read_confirmations(optuna_study) == {0: {7: 0.5, 8: 0.75}}
+    assert results.confirmations(optuna_study)[0].seconds == {8: 2.5}  # the other run's, recorded without
     assert queue.pending == [tasks[3]] and queue.left() and len(sent) == 2
 
     queue.release()  # the run ends: the training it did not record is free for the next

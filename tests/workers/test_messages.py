@@ -26,8 +26,8 @@ TASK = Task(number=3, seed=7, config={"optimizer": "adam", "schedule": "constant
 JOB = Job(study_path="study.py", study_name="s", n_trials=4, epochs=2, seed=1, options=SearchOptions(), confirm=True)
 MESSAGES = [Starting("data"), Ready("the compiled path"), LanesTimed(", 3 trials at once in lanes"), Fatal("stop"), Fatal("full", error=WriteError("x", "full")),
             StorageLost("down"), TrialEnded("FAIL", "ValueError: x"), TrialEnded("COMPLETE", None), Idle(),
-            Confirmed(TASK, 0.5), Confirmed(TASK, None), ConfirmFailed(TASK, "ValueError: y"), Done(), RunJob(JOB),
-            RunJob(JOB, 1, 2, Setting.now()), Confirm(TASK), Dismiss()]
+            Confirmed(TASK, 0.5, 1.25), Confirmed(TASK, None, 0.5), ConfirmFailed(TASK, "ValueError: y"), Done(),
+            RunJob(JOB), RunJob(JOB, 1, 2, Setting.now()), Confirm(TASK), Dismiss()]
 
 
 def test_every_message_type_is_tested_and_belongs_to_one_direction():
