@@ -28,7 +28,7 @@ def confirm(study_file: "str | os.PathLike | Any", *, top: int = DEFAULT_TOP, se
     complete trial or was made with other settings, and what `search` raises when its
     workers fail."""
     from lrsearch import results
-    from lrsearch.run._search import Timer, check_unchanged, finish, prestarted, supervise
+    from lrsearch.run._search import TRIALS_PER_LANE, Timer, check_unchanged, finish, prestarted, supervise
     from lrsearch.study import pickle_study, resolve_study
     from lrsearch.workers import Confirming, Job
 
@@ -49,13 +49,14 @@ def confirm(study_file: "str | os.PathLike | Any", *, top: int = DEFAULT_TOP, se
         raise UsageError(f"study {ref.study_name!r} has no complete trial yet, so there is nothing to confirm.")
     confirming = Confirming(top, seeds, after_running=False)
     recorded_seed = results.read_study(study).seed  # the study's, which its trials and fresh seeds derive from
+    tasks = results.plan(study, top, seeds)
+    slots = slots[:len(tasks)]  # no more workers than trainings
     job = Job(study_path=str(ref.study.path), study_pickle=pickle_study(ref.study), study_name=ref.study_name,
               n_trials=0, epochs=epochs, seed=settings.seed if recorded_seed is None else recorded_seed,
-              options=options, confirm=True)
-    tasks = results.plan(study, top, seeds)
+              options=options, confirm=True, lane_cap=max(1, len(tasks) // (TRIALS_PER_LANE * max(1, len(slots)))))
     outcome, timer = None, Timer(options.timeout)
     if tasks:
-        with prestarted(slots[:len(tasks)]) as pool:  # no more workers than trainings
+        with prestarted(slots) as pool:
             outcome = supervise(pool, job, study, timer=timer, confirming=confirming)
     else:
         print(f"The top {top} trials are confirmed on {seeds} fresh seed(s) already.")

@@ -288,7 +288,8 @@ def _lanes_clause(runner: TrialRunner, model: keras.Model, lane_count: int | Non
     if lane_count is None:
         why = lanes.why_alone(model, runner.train, runner.val)
         if why is None and lane_cap < 2:
-            why = "each worker's share of the trials is too small for lanes (a larger n_trials, --n-trials, allows them)"
+            why = ("each worker's share of the work is too small for lanes (a larger n_trials, --n-trials, or more "
+                   "trainings to confirm allow them)")
         if why is None and not runner.settings.keep_compiled:
             why = "settings.keep_compiled is off"
         if why is None:

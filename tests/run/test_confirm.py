@@ -74,8 +74,9 @@ def test_confirm_records_fresh_seeds_returns_the_pick_and_resumes(tmp_path, caps
     assert list(recorded) == [1] and list(recorded[1]) == seeds
     assert result.best.number == 1 and result.confirmation.values == recorded[1]
     assert list(result.confirmation.seconds) == seeds and 0 < result.confirmation.seconds[seeds[0]] < 120
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     assert "on 1 fresh seed(s): 1 training(s)" in out
+    assert "one trial at a time, because each worker's share of the work is too small" in out + err  # lanes untimed
     spent = result.confirmation.seconds[seeds[0]]
     shown = f"{spent:.0f}" if spent >= 10 else f"{spent:.2g}"  # measured, not "~" an estimate
     assert f"Confirmation: 1 training(s), {shown} s of training" in out

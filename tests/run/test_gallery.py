@@ -20,7 +20,8 @@ from lrsearch.study import data as lrdata, load_study
 
 GALLERY = Path(__file__).resolve().parent.parent / "gallery"
 FAST = ("Trials train with lrsearch's compiled epoch loop (in-memory arrays), one trial at a time, because each "
-        "worker's share of the trials is too small for lanes (a larger n_trials, --n-trials, allows them).")
+        "worker's share of the work is too small for lanes (a larger n_trials, --n-trials, or more trainings to "
+        "confirm allow them).")
 FALLBACK = "Trials train with model.fit (slower), because data() returns datasets, which only model.fit iterates, one trial at a time."
 PATH_LINE = "Trials train with "
 

@@ -118,8 +118,8 @@ def test_the_training_path_says_why_trials_train_one_at_a_time_and_that_a_compil
             return self.dense(x)
 
     assert preflight_path(lambda: mlp(), None).endswith(
-        "one trial at a time, because each worker's share of the trials is too small for lanes (a larger "
-        "n_trials, --n-trials, allows them)")
+        "one trial at a time, because each worker's share of the work is too small for lanes (a larger "
+        "n_trials, --n-trials, or more trainings to confirm allow them)")
     from lrsearch.training._trial import LANES_LATER
 
     runner = checked_runner(lambda: mlp(4000), None, lane_cap=2)  # lanes left to time later
