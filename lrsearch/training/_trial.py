@@ -266,7 +266,7 @@ def preflight(runner: TrialRunner, lane_count: int | None = 1, lane_cap: int = l
                                          f"or add the metric to settings.metrics.")
     fixed = set(probe.params) == space_params
     path = epoch_loop.training_path(model, runner.train, runner.val) + _lanes_clause(runner, model, lane_count,
-                                                                                        lane_cap)
+                                                                                        lane_cap, fixed)
     if compiled_by_builder:
         path += ("; build_model() returns a compiled model, whose compile() lrsearch replaces by its own (the "
                  "settings' loss and metrics, each trial's optimizer): return it uncompiled")
@@ -275,9 +275,11 @@ def preflight(runner: TrialRunner, lane_count: int | None = 1, lane_cap: int = l
     return runner.preflight
 
 
-def _lanes_clause(runner: TrialRunner, model: keras.Model, lane_count: int | None, lane_cap: int) -> str:
+def _lanes_clause(runner: TrialRunner, model: keras.Model, lane_count: int | None, lane_cap: int,
+                  fixed: bool) -> str:
     """How many trials at once a worker trains, and why no more, as a clause of the
-    training path; sets `runner` to train in lanes if it will (see `preflight`)."""
+    training path (`fixed`: whether `build_model` suggests nothing of its own); sets
+    `runner` to train in lanes if it will (see `preflight`)."""
     if epoch_loop.can_run_fast(model, runner.train, runner.val) is not None:
         return ", one trial at a time"  # the training path says why
     if lane_count is None and runner.study.callbacks is not None:
@@ -287,6 +289,9 @@ def _lanes_clause(runner: TrialRunner, model: keras.Model, lane_count: int | Non
         return ", one trial at a time, as --lanes 1 asks"
     if lane_count is None:
         why = lanes.why_alone(model, runner.train, runner.val)
+        if why is None and not fixed:
+            why = ("build_model() suggests its own parameters, so trials seldom share the compiled step that lanes "
+                   "share and each new one would trace the lanes' step again (--lanes K trains in lanes all the same)")
         if why is None and lane_cap < 2:
             why = ("each worker's share of the work is too small for lanes (a larger n_trials, --n-trials, or more "
                    "trainings to confirm allow them)")

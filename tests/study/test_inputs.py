@@ -133,6 +133,11 @@ def test_the_training_path_says_why_trials_train_one_at_a_time_and_that_a_compil
     assert runner.preflight.training_path.endswith(clause) and runner.time_lanes() is None  # timed once
     assert preflight_path(Subclassed, None).endswith(
         "one trial at a time, because the model is not a plain Sequential or functional model with a config")
+    suggesting = checked_runner(lambda trial: mlp(trial.suggest_int("units", 8, 64)), None, lane_cap=2)
+    assert suggesting.preflight.training_path.endswith(  # each trial's own model: lanes would trace it again
+        "one trial at a time, because build_model() suggests its own parameters, so trials seldom share the "
+        "compiled step that lanes share and each new one would trace the lanes' step again (--lanes K trains in "
+        "lanes all the same)") and suggesting.lanes_to_time is None
     assert preflight_path(lambda: mlp(), None, callbacks=lambda: []).endswith(
         "because the study file's callbacks() get a stand-in for the model in lanes (--lanes K trains in lanes all "
         "the same)")
