@@ -14,7 +14,8 @@ The saved model is compiled with the study's loss and metrics and the trial's op
 its last learning rate, without schedule or optimizer state: lrsearch's 1cycle schedule
 would need lrsearch to load. Where the model names no function or class of the study
 file's own (a loss, a metric, a layer), it loads with plain `keras.saving.load_model`;
-else with `load_model(path, study_file)`, or Keras' `custom_objects` naming those.
+else with `load_model(path, study_file)`, or Keras' `custom_objects` naming those. A model
+with a Lambda layer holds Python code, which Keras loads only with `safe_mode=False`.
 """
 
 from __future__ import annotations
@@ -79,20 +80,23 @@ def retrain(study_file: "str | os.PathLike | Study", *, storage: str | None = No
                "trial_value": cfg.value,
                "confirmation": None if cfg.confirmation is None else cfg.confirmation.values,
                "saved_optimizer": _compile_plain(model, cfg.lr_config, logs["lr"][-1], study_file.settings),
-               "custom_objects": sorted(needed_objects(model, study_file)), "logs": logs}
+               "custom_objects": sorted(needed_objects(model, study_file)),
+               "lambda_layers": sorted(set(_lambda_layers(model.get_config()))), "logs": logs}
     if output is not None:
         Path(output).parent.mkdir(parents=True, exist_ok=True)
         model.save(output)
         history_path(output).write_text(json.dumps(history, indent=1) + "\n", encoding="utf-8")
         say(f"Wrote {output} and {history_path(output)}; compiled with {history['saved_optimizer']}. "
-            f"{how_to_load(output, study_file, history['custom_objects'])}")
+            f"{how_to_load(output, study_file, history['custom_objects'], history['lambda_layers'])}")
     return model, history
 
 
-def load_model(path: str | os.PathLike, study_file: "str | os.PathLike | Study") -> "keras.Model":
+def load_model(path: str | os.PathLike, study_file: "str | os.PathLike | Study", *,
+               safe_mode: bool = True) -> "keras.Model":
     """Load a model saved by `lrsearch retrain` (or any .keras file of the study's model)
     with the study file's own functions and classes that it names (its loss, metrics,
-    layers): `keras.saving.load_model` with them as `custom_objects`."""
+    layers): `keras.saving.load_model` with them as `custom_objects`; `safe_mode=False`
+    for a model with a Lambda layer, from a file you trust, as Keras asks."""
     from lrsearch.devices import import_tensorflow
 
     import_tensorflow()
@@ -103,19 +107,25 @@ def load_model(path: str | os.PathLike, study_file: "str | os.PathLike | Study")
     if not Path(path).is_file():
         raise RetrainError(f"{path}: no such file; give the .keras file that lrsearch retrain wrote.")
     study = study_file if isinstance(study_file, Study) else load_study(study_file)
-    return keras.saving.load_model(path, custom_objects=custom_objects(study))
+    return keras.saving.load_model(path, custom_objects=custom_objects(study), safe_mode=safe_mode)
 
 
-def how_to_load(output: str | os.PathLike, study_file: "Study", names: list[str]) -> str:
-    """How the model saved at `output` loads, given the study's own objects it `names`."""
+def how_to_load(output: str | os.PathLike, study_file: "Study", names: list[str], lambdas: list[str]) -> str:
+    """How the model saved at `output` loads, given the study's own objects it `names` and
+    its Lambda layers (`lambdas`), whose Python code Keras loads only with safe_mode=False."""
+    unsafe = ", safe_mode=False" if lambdas else ""
+    trust = (f" Its Lambda layer{'s' * (len(lambdas) > 1)} ({', '.join(lambdas)}) hold{'s' * (len(lambdas) == 1)} "
+             f"Python code, which Keras loads only when told that the file is trusted (safe_mode=False).")
     if not names:
-        return "It loads with keras.saving.load_model, without lrsearch."
+        if not lambdas:
+            return "It loads with keras.saving.load_model, without lrsearch."
+        return f"It loads with keras.saving.load_model({str(output)!r}{unsafe}), without lrsearch." + trust
     where = "the study" if study_file.in_python else str(study_file.path)
     study = "study" if study_file.in_python else repr(where)
     objects = ", ".join(f"{name!r}: {name.split('>')[-1]}" for name in names)
-    return (f"It needs {where}'s own {', '.join(names)}: load it with lrsearch.load_model({str(output)!r}, {study}), "
-            f"or with Keras alone as keras.saving.load_model({str(output)!r}, custom_objects={{{objects}}}) with "
-            f"those imported from {where}.")
+    return (f"It needs {where}'s own {', '.join(names)}: load it with lrsearch.load_model({str(output)!r}, {study}"
+            f"{unsafe}), or with Keras alone as keras.saving.load_model({str(output)!r}, custom_objects={{{objects}}}"
+            f"{unsafe}) with those imported from {where}." + (trust if lambdas else ""))
 
 
 def custom_objects(study: "Study") -> dict[str, Any]:
@@ -151,6 +161,18 @@ def _named(config) -> Iterator[str]:
                         if isinstance(v, str))
         for value in config.values():
             yield from _named(value)
+
+
+def _lambda_layers(config) -> Iterator[str]:
+    """The names of the Lambda layers in a Keras config, nested models' included."""
+    if isinstance(config, (list, tuple)):
+        for value in config:
+            yield from _lambda_layers(value)
+    elif isinstance(config, dict):
+        if config.get("class_name") == "Lambda" and isinstance(config.get("config"), dict):
+            yield str(config["config"].get("name"))
+        for value in config.values():
+            yield from _lambda_layers(value)
 
 
 def _leaves(value) -> list:

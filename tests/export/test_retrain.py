@@ -177,3 +177,43 @@ def test_a_model_with_the_study_files_own_loss_and_metric_loads_as_the_output_sa
                                                                    "weighted_bce": module.weighted_bce})):
         np.testing.assert_allclose(loaded.predict(x_val, verbose=0), expected, rtol=1e-6)
         assert loaded.loss.__name__ == "weighted_bce"
+
+
+def test_a_model_with_a_lambda_layer_loads_as_the_output_says_with_safe_mode_off(tmp_path, capsys):
+    """A Lambda layer holds Python code, which Keras refuses to load unless told the file is
+    trusted: the output says safe_mode=False, and both ways it gives load the model."""
+    import keras
+
+    import lrsearch
+
+    def data():
+        x = np.random.default_rng(0).normal(size=(64, 3)).astype("float32")
+        y = (x.sum(axis=1) > 0).astype("float32")
+        return (x[:48], y[:48]), (x[48:], y[48:])
+
+    def build_model(trial):
+        inputs = keras.Input((3,))
+        doubled = keras.layers.Lambda(lambda t: t * 2.0, name="doubled")(inputs)
+        return keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(doubled))
+
+    study = lrsearch.define_study("with_lambda", data=data, build_model=build_model, settings=lrsearch.Settings(
+        loss="binary_crossentropy", metrics=["accuracy"], objective="val_accuracy", epochs=1))
+    journal = str(tmp_path / "lambda.journal")
+    stored = optuna.create_study(study_name="with_lambda", storage=open_storage(journal), direction="maximize")
+    stored.add_trial(optuna.trial.create_trial(
+        params={"lr": 0.01}, value=0.5, distributions={"lr": FloatDistribution(1e-7, 1.0, log=True)},
+        user_attrs={"config": {"optimizer": "adam", "lr": 0.01, "schedule": "constant"}, "epochs_run": 1,
+                    "history": {"val_accuracy": [0.5], "lr": [0.01]}}))
+    output = tmp_path / "model.keras"
+    trained, history = lrsearch.retrain(study, storage=journal, output=output, epochs=1)
+    said = capsys.readouterr().out
+    assert history["lambda_layers"] == ["doubled"] and history["custom_objects"] == []
+    assert f"It loads with keras.saving.load_model({str(output)!r}, safe_mode=False), without lrsearch. Its " \
+           f"Lambda layer (doubled) holds Python code" in said
+
+    x_val = data()[1][0]
+    with pytest.raises(ValueError, match="safe_mode=False"):
+        keras.saving.load_model(output)
+    for loaded in (keras.saving.load_model(output, safe_mode=False),
+                   lrsearch.load_model(output, study, safe_mode=False)):
+        np.testing.assert_allclose(loaded.predict(x_val, verbose=0), trained.predict(x_val, verbose=0), rtol=1e-6)
