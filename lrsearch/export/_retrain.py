@@ -283,9 +283,11 @@ def _joined(study_file: "Study", train, val) -> tuple:
     import keras
     import numpy as np
 
-    if not isinstance(train, tuple) or len(train) != len(val):
-        raise RetrainError(f"{study_file.path}: full data needs in-memory arrays with sample weights in both splits "
-                           f"or in neither, but data() returns "
-                           + ("datasets." if not isinstance(train, tuple) else "sample weights in one split only."))
+    if not isinstance(train, (tuple, list)):
+        raise RetrainError(f"{study_file.path}: --full-data needs in-memory arrays, which it joins, but data() "
+                           f"returns {type(train).__name__}s; retrain without it.")
+    if len(train) != len(val):
+        raise RetrainError(f"{study_file.path}: --full-data needs sample weights in both splits or in neither, but "
+                           f"data() returns them in one split only.")
     return keras.tree.map_structure(lambda a, b: np.concatenate([a, b]), train, val)
 

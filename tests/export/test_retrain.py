@@ -217,3 +217,19 @@ def test_a_model_with_a_lambda_layer_loads_as_the_output_says_with_safe_mode_off
     for loaded in (keras.saving.load_model(output, safe_mode=False),
                    lrsearch.load_model(output, study, safe_mode=False)):
         np.testing.assert_allclose(loaded.predict(x_val, verbose=0), trained.predict(x_val, verbose=0), rtol=1e-6)
+
+
+def test_full_data_on_datasets_is_refused_for_what_it_is(tmp_path, capsys):
+    from lrsearch.cli import main
+
+    gallery = Path(__file__).resolve().parent.parent / "gallery" / "cnn_tfdata.py"
+    journal = str(tmp_path / "tfdata.journal")
+    stored = optuna.create_study(study_name="cnn_tfdata", storage=open_storage(journal), direction="maximize")
+    stored.add_trial(optuna.trial.create_trial(
+        params={"lr": 0.01}, value=0.5, distributions={"lr": FloatDistribution(1e-3, 0.1, log=True)},
+        user_attrs={"config": {"optimizer": "adam", "lr": 0.01, "schedule": "constant"}, "epochs_run": 1,
+                    "history": {"val_accuracy": [0.5], "lr": [0.01]}}))
+    code = main(["retrain", str(gallery), "--storage", journal, "--full-data", "-o", str(tmp_path / "m.keras")])
+    err = capsys.readouterr().err
+    assert code == 2 and "--full-data needs in-memory arrays, which it joins, but data() returns " in err, err
+    assert "sample weights" not in err and "Traceback" not in err and not (tmp_path / "m.keras").exists()
