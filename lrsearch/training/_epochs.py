@@ -23,6 +23,7 @@ import inspect
 import logging
 import math
 import time
+import warnings
 
 import keras
 import numpy as np
@@ -98,8 +99,10 @@ def fit(model: keras.Model, train, val, *, epochs: int, batch_size: int, callbac
             return model.fit(x, y, sample_weight=weights[0] if weights else None, validation_data=val,
                              epochs=epochs, batch_size=batch_size, callbacks=list(callbacks), shuffle=shuffle,
                              verbose=0)
-        return model.fit(train, validation_data=val, epochs=epochs, callbacks=list(callbacks), verbose=0,
-                         shuffle=False)  # a dataset shuffles itself: Keras would ignore True with a warning
+        with warnings.catch_warnings():  # a dataset of unknown length ends each epoch so: nothing ran out
+            warnings.filterwarnings("ignore", "Your input ran out of data", UserWarning)
+            return model.fit(train, validation_data=val, epochs=epochs, callbacks=list(callbacks), verbose=0,
+                             shuffle=False)  # a dataset shuffles itself: Keras would ignore True with a warning
     return _EpochLoop(model, train, val, batch_size).run(epochs, list(callbacks), shuffle, seed)
 
 
