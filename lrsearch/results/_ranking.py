@@ -115,13 +115,15 @@ class Pricing:
     """A confirmation priced to its study: the `top` trials on `seeds` fresh seeds (0, 0:
     skipped), the first of `PRICED_CHOICES` whose trainings, with those recorded already,
     number at most `budget`: `PRICED_SHARE` of `search_s` (the study's training seconds)
-    over `training_s` (a full training's), both from `training_seconds`."""
+    over `training_s` (a full training's), both from `training_seconds`; `recorded` of them
+    trained already."""
 
     top: int
     seeds: int
     budget: int
     search_s: float
     training_s: float
+    recorded: int = 0
 
     def note(self) -> str | None:
         """One line on what the pricing chose and why; None without a complete trial to price by."""
@@ -130,6 +132,10 @@ class Pricing:
         share = f"{PRICED_SHARE:.0%}"
         basis = (f"a full training takes {self.training_s:.3g} s, {share} of the study's {_seconds(self.search_s)} s "
                  f"of training is {_seconds(PRICED_SHARE * self.search_s)} s")
+        if not self.top and self.recorded:
+            return (f"confirmation skipped: the {self.recorded} training(s) recorded already spend its budget of "
+                    f"{share} of the search ({basis}: {self.budget} trainings), so the top trials found since are "
+                    f"not confirmed; confirm them anyway with --confirm K,N (confirm=(K, N)) or `lrsearch confirm`.")
         if not self.top:
             return (f"confirmation skipped: it would cost more than {share} of the search ({basis}); "
                     f"confirm anyway with --confirm K,N (confirm=(K, N)) or `lrsearch confirm`.")
@@ -159,8 +165,8 @@ def price(study) -> Pricing:
     recorded = sum(len(values) for values in record.read_confirmations(study).values())
     for top, seeds in PRICED_CHOICES:
         if recorded + len(plan(study, top, seeds)) <= budget:
-            return Pricing(top, seeds, budget, search_s, training_s)
-    return Pricing(0, 0, budget, search_s, training_s)
+            return Pricing(top, seeds, budget, search_s, training_s, recorded)
+    return Pricing(0, 0, budget, search_s, training_s, recorded)
 
 
 @dataclasses.dataclass(frozen=True)

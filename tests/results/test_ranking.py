@@ -182,6 +182,14 @@ def test_the_trainings_recorded_already_count_and_interrupted_trials_do_not():
     assert (results.price(study).top, results.price(study).seeds) == (2, 3)  # 6 recorded + 3 new
     assert {(t.number, t.seed) for t in results.plan(study)} == {(43, s) for s in seeds}
     assert results.Pricing(0, 0, 0, 0.0, 0.0).note() is None  # no complete trial: nothing to say
+    spent = timed_study([(0.5 + 0.01 * i, 10.0) for i in range(10)])  # a budget of 2 trainings
+    results.write_confirmation(spent, 8, {seeds[0]: 0.5})  # confirmed before trial 9 was found
+    results.write_confirmation(spent, 7, {seeds[0]: 0.5})
+    assert spent.best_trial.number == 9 and results.price(spent).top == 0
+    assert results.price(spent).note().startswith(
+        "confirmation skipped: the 2 training(s) recorded already spend its budget of 20% of the search (a full "
+        "training takes 10 s, 20% of the study's 100 s of training is 20 s: 2 trainings), so the top trials found "
+        "since are not confirmed")
     assert "of the study's 6.1 s of training is 1.2 s: 2 trainings" in results.Pricing(2, 1, 2, 6.1, 0.58).note()
 
 
