@@ -100,7 +100,8 @@ def _search(study_or_path, options: SearchOptions, pool) -> SearchResult:
     confirming = Confirming.of(options.confirm)
     job = Job(study_path=str(study_file.path), study_pickle=study_pickle, study_name=name, n_trials=n_trials,
               epochs=epochs, seed=settings.seed, options=options, confirm=confirming is not None,
-              pruner=settings.pruner, lane_cap=max(1, n_trials // (TRIALS_PER_LANE * len(pool.slots))))
+              pruner=settings.pruner, lane_cap=max(1, n_trials // (TRIALS_PER_LANE * len(pool.slots))),
+              workers=len(pool.slots))
     fail_dead_local_trials(study)  # first: the trials a killed run of this machine left do not count
     remaining = n_trials - claimed_trials(study)
     if remaining > 0:

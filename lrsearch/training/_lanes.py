@@ -50,6 +50,11 @@ DISPATCH_BOUND_STEP = 0.002
 #: epoch of a small data set at most) and an evaluation, as a group's cost per call (an
 #: epoch) counts.
 MEASURED_SECONDS = 0.05
+#: How many times what a worker's first trial spent tracing the work left to it must take
+#: alone for lanes to be timed: timing traces a lanes' step for each count it tries (about six
+#: times a trial's trace on a small dropout MLP, which took 4.6 s to time, more than the
+#: 2.7 s its 18 trials left took alone), and lanes save at most about half the work left.
+TIMING_PAYBACK = 12.0
 
 
 def architecture_key(model: keras.Model) -> str | None:
@@ -89,6 +94,24 @@ def architecture_key(model: keras.Model) -> str | None:
 
 
 @dataclasses.dataclass(frozen=True)
+class WorkLeft:
+    """What lanes could save and what timing them costs: the training steps left to the
+    worker, and its first trial's seconds and steps (which traced the model's step)."""
+
+    steps: int
+    first_trial_s: float
+    first_trial_steps: int
+
+    def why_not_time(self, step: float) -> str | None:
+        """Why timing lanes cannot pay, for a step of `step` seconds alone; None if it may."""
+        traced = max(0.0, self.first_trial_s - self.first_trial_steps * step)
+        if self.steps * step >= TIMING_PAYBACK * traced:
+            return None
+        return (f"the trials left to this worker take about {self.steps * step:.2g} s alone, too little to pay "
+                f"for tracing and timing lanes (its first trial spent about {traced:.2g} s tracing its step)")
+
+
+@dataclasses.dataclass(frozen=True)
 class Choice:
     """How many lanes `choose` measured to pay and the traced group of that many; for one,
     no group and why, in a clause; else the measurement in words."""
@@ -99,10 +122,11 @@ class Choice:
 
 
 def choose(alone: epoch_loop.Trainer, model: keras.Model, optimizer: keras.optimizers.Optimizer, *, loss, metrics,
-           cap: int) -> Choice:
+           cap: int, left: WorkLeft | None = None) -> Choice:
     """The lanes that train the most trials a second for compiled `model` with `optimizer` on
     this device, timed here: one trial's step alone (on the kept model its trials reuse; one
-    lane if it takes over `DISPATCH_BOUND_STEP`), then the most lanes up to `cap`, halved
+    lane if it takes over `DISPATCH_BOUND_STEP`, or if the work `left` cannot pay for the
+    timing: `WorkLeft.why_not_time`), then the most lanes up to `cap`, halved
     while a trial would take more than `MAX_DELAY` times as long; one lane unless that count
     trains `MIN_GAIN` times the trials a second. Lanes must be able to take the model
     (`_assess`); `model` stays the kept model's, each group gets a clone."""
@@ -112,6 +136,8 @@ def choose(alone: epoch_loop.Trainer, model: keras.Model, optimizer: keras.optim
     if step > DISPATCH_BOUND_STEP:
         return Choice(1, None, f"a step takes {step * 1e3:.2g} ms alone, more than lanes, which share what a step "
                                f"costs besides its arithmetic, can save")
+    if left is not None and (why := left.why_not_time(step)) is not None:
+        return Choice(1, None, why)
     steps = min(64, max(4, int(MEASURED_SECONDS / step)))
     alone_run = loop.steps_run(steps)
     calls = max(1, round(MEASURED_SECONDS / epoch_loop.seconds(alone_run)))  # tiny data: an epoch is a moment

@@ -52,6 +52,7 @@ class TrialRunner:
         self.lanes = 1
         self.lanes_to_time: int | None = None  # the cap of the lanes `preflight` left to time later
         self.preflight: Preflight | None = None  # what `preflight` found, the lanes once timed
+        self.first_trial: tuple[float, int] | None = None  # its seconds and training steps: it traced the step
         self._building = threading.Lock()  # threads in lanes share the global seed
 
     def use_lanes(self, count: int, model: keras.Model, optimizer: keras.optimizers.Optimizer) -> str | None:
@@ -66,11 +67,15 @@ class TrialRunner:
             self.trainer, self.lanes = trainer, count
         return why
 
-    def choose_lanes(self, model: keras.Model, cap: int) -> "lanes.Choice":
-        """Measure how many lanes pay for the compiled `model` (`lanes.choose`) and train in
-        that many; the optimizer of `model` must be a fresh trial's."""
+    def choose_lanes(self, model: keras.Model, cap: int, trials_left: int | None = None) -> "lanes.Choice":
+        """Measure how many lanes pay for the compiled `model` (`lanes.choose`), given the
+        `trials_left` to this worker where known, and train in that many; the optimizer of
+        `model` must be a fresh trial's."""
+        left = None
+        if trials_left is not None and self.first_trial is not None:
+            left = lanes.WorkLeft(trials_left * self.epochs * self.steps_per_epoch(), *self.first_trial)
         choice = lanes.choose(self.trainer, model, model.optimizer, loss=self.settings.loss,
-                              metrics=self.settings.compile_metrics, cap=cap)
+                              metrics=self.settings.compile_metrics, cap=cap, left=left)
         if choice.count > 1:
             self.trainer = lanes.Lanes(self.train, self.val, loss=self.settings.loss,
                                        metrics=self.settings.compile_metrics, batch_size=self.settings.batch_size,
@@ -78,16 +83,17 @@ class TrialRunner:
             self.lanes = choice.count
         return choice
 
-    def time_lanes(self) -> str | None:
-        """Time the lanes `preflight` left to time (`LANES_LATER`), on a fresh trial's compiled model, and
-        train in as many as pay (`choose_lanes`); what was chosen, as a clause, and
-        `preflight` updated to say it; None if no lanes were left to time."""
+    def time_lanes(self, trials_left: int | None = None) -> str | None:
+        """Time the lanes `preflight` left to time (`LANES_LATER`), on a fresh trial's compiled
+        model, unless the `trials_left` to this worker cannot pay for it, and train in as many
+        as pay (`choose_lanes`); what was chosen, as a clause, and `preflight` updated to say
+        it; None if no lanes were left to time."""
         cap, self.lanes_to_time = self.lanes_to_time, None
         if cap is None:
             return None
         probe = optuna.create_study(direction=self.settings.direction).ask()
         try:
-            clause = _measured_lanes(self, self.build(probe, suggest(probe, self.study.space)), cap)
+            clause = _measured_lanes(self, self.build(probe, suggest(probe, self.study.space)), cap, trials_left)
         except Exception as exc:  # the first trial trained: the trials go on one at a time
             clause = f", one trial at a time, because timing lanes failed ({problem_of(exc)})"
         self.preflight = dataclasses.replace(self.preflight, training_path=self.preflight.training_path.replace(
@@ -139,7 +145,10 @@ class TrialRunner:
             model, optimizer = self.seeded_model(trial, config, seed, fresh_names=self.lanes == 1)
             self.trainer.fit(model, optimizer, epochs=self.epochs, callbacks=callbacks, seed=seed)
         finally:
-            self._record(trial, recorder.history, time.perf_counter() - started)
+            seconds = time.perf_counter() - started
+            self._record(trial, recorder.history, seconds)
+            if self.first_trial is None:
+                self.first_trial = seconds, len(recorder.history.get("loss", [])) * self.steps_per_epoch()
         return float(recorder.history[self.settings.objective][-1])
 
     def seeded_model(self, trial: Any, config: LRConfig, seed: int, fresh_names: bool):
@@ -309,9 +318,9 @@ def _lanes_clause(runner: TrialRunner, model: keras.Model, lane_count: int | Non
         f" (TensorFlow's {op} op and other ops without a vectorised form run lane by lane)" if op else "")
 
 
-def _measured_lanes(runner: TrialRunner, model: keras.Model, lane_cap: int) -> str:
+def _measured_lanes(runner: TrialRunner, model: keras.Model, lane_cap: int, trials_left: int | None) -> str:
     """The lanes clause for `--lanes auto`: as many lanes as `lanes.choose` measured to pay."""
-    choice = runner.choose_lanes(model, lane_cap)
+    choice = runner.choose_lanes(model, lane_cap, trials_left)
     if choice.count == 1:
         return f", one trial at a time, because {choice.said}"
     op = runner.trainer.lane_by_lane(model)

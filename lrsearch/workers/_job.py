@@ -37,6 +37,7 @@ class Job:
     confirm: bool = False  # once the study is full, retrain the trials the parent sends
     pruner: str | None = None  # `Settings.pruner`
     lane_cap: int = 32  # the most lanes a worker may choose
+    workers: int = 1  # the run's workers, which share its trials
     study_pickle: bytes | None = None
 
 

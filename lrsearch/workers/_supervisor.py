@@ -352,7 +352,7 @@ class Supervisor:
     def _on_lanes_timed(self, index: int, event: LanesTimed) -> None:
         if not self.lanes_timed:
             self.lanes_timed = True
-            self.say(f"Lanes, timed once the start trials were taken: {event.clause.removeprefix(', ')}.")
+            self.say(f"Lanes, chosen once the start trials were taken: {event.clause.removeprefix(', ')}.")
 
     def _on_fatal(self, index: int, event: Fatal) -> None:
         self.outcome.fatal = event.message

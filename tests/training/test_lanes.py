@@ -345,3 +345,17 @@ def test_a_lane_records_what_keras_evaluate_reports_at_the_study_batch_size(name
     assert study.settings.objective.removeprefix("val_") in expected
     for key, value in expected.items():
         assert history.history[f"val_{key}"][-1] == pytest.approx(value, rel=1e-5, abs=1e-6), key
+
+
+def test_lanes_are_timed_only_where_the_work_left_can_pay_for_tracing_them():
+    """A worker's first trial of 100 steps took 1 s, 0.9 s of it tracing (a step: 1 ms): timing
+    lanes, which traces them, pays only for work left of at least TIMING_PAYBACK such traces."""
+    from lrsearch.training._lanes import TIMING_PAYBACK, WorkLeft
+
+    small = WorkLeft(steps=1000, first_trial_s=1.0, first_trial_steps=100)
+    assert small.why_not_time(0.001) == ("the trials left to this worker take about 1 s alone, too little to pay "
+                                         "for tracing and timing lanes (its first trial spent about 0.9 s tracing "
+                                         "its step)")
+    enough = int(TIMING_PAYBACK * 0.9 / 0.001) + 1
+    assert WorkLeft(steps=enough, first_trial_s=1.0, first_trial_steps=100).why_not_time(0.001) is None
+    assert WorkLeft(steps=10, first_trial_s=0.05, first_trial_steps=100).why_not_time(0.001) is None  # no trace

@@ -49,7 +49,7 @@ def test_by_default_a_study_with_callbacks_trains_one_trial_at_a_time_and_says_w
     without = tmp_path / "without.py"
     without.write_text(TINY.read_text())
     for study_file, expected in ((CALLBACKS, "one trial at a time, because the study file's callbacks()"),
-                                 (without, "Lanes, timed once the start trials were taken: ")):
+                                 (without, "Lanes, chosen once the start trials were taken: ")):
         journal = str(tmp_path / f"{study_file.stem}.journal")
         run = run_cli("run", str(study_file), "--storage", journal, "--n-trials", "8", "--workers", "1",
                       "--no-confirm", "--no-report", cwd=tmp_path)

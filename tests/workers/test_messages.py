@@ -71,7 +71,7 @@ def test_the_supervisor_acts_on_events():
     assert supervisor.ready == {1, 2} and said == ["Trials train with a path."]
     supervisor._on_event(1, LanesTimed(", 3 trials at once in lanes, as measured (2.5x)"))
     supervisor._on_event(2, LanesTimed(", one trial at a time, because lanes were measured not to pay"))
-    assert said[1:] == ["Lanes, timed once the start trials were taken: 3 trials at once in lanes, as measured (2.5x)."]
+    assert said[1:] == ["Lanes, chosen once the start trials were taken: 3 trials at once in lanes, as measured (2.5x)."]
     del said[1:]
     for _ in range(4):
         supervisor._on_event(1, TrialEnded("FAIL", "ValueError: x"))
