@@ -198,12 +198,7 @@ def test_a_model_with_a_lambda_layer_loads_as_the_output_says_with_safe_mode_off
 
     study = lrsearch.define_study("with_lambda", data=data, build_model=build_model, settings=lrsearch.Settings(
         loss="binary_crossentropy", metrics=["accuracy"], objective="val_accuracy", epochs=1))
-    journal = str(tmp_path / "lambda.journal")
-    stored = optuna.create_study(study_name="with_lambda", storage=open_storage(journal), direction="maximize")
-    stored.add_trial(optuna.trial.create_trial(
-        params={"lr": 0.01}, value=0.5, distributions={"lr": FloatDistribution(1e-7, 1.0, log=True)},
-        user_attrs={"config": {"optimizer": "adam", "lr": 0.01, "schedule": "constant"}, "epochs_run": 1,
-                    "history": {"val_accuracy": [0.5], "lr": [0.01]}}))
+    journal = stored_adam_trial(tmp_path, "with_lambda")
     output = tmp_path / "model.keras"
     trained, history = lrsearch.retrain(study, storage=journal, output=output, epochs=1)
     said = capsys.readouterr().out
@@ -223,13 +218,20 @@ def test_full_data_on_datasets_is_refused_for_what_it_is(tmp_path, capsys):
     from lrsearch.cli import main
 
     gallery = Path(__file__).resolve().parent.parent / "gallery" / "cnn_tfdata.py"
-    journal = str(tmp_path / "tfdata.journal")
-    stored = optuna.create_study(study_name="cnn_tfdata", storage=open_storage(journal), direction="maximize")
-    stored.add_trial(optuna.trial.create_trial(
-        params={"lr": 0.01}, value=0.5, distributions={"lr": FloatDistribution(1e-3, 0.1, log=True)},
-        user_attrs={"config": {"optimizer": "adam", "lr": 0.01, "schedule": "constant"}, "epochs_run": 1,
-                    "history": {"val_accuracy": [0.5], "lr": [0.01]}}))
+    journal = stored_adam_trial(tmp_path, "cnn_tfdata")
     code = main(["retrain", str(gallery), "--storage", journal, "--full-data", "-o", str(tmp_path / "m.keras")])
     err = capsys.readouterr().err
     assert code == 2 and "--full-data needs in-memory arrays, which it joins, but data() returns " in err, err
     assert "sample weights" not in err and "Traceback" not in err and not (tmp_path / "m.keras").exists()
+
+
+def stored_adam_trial(folder: Path, name: str) -> str:
+    """A journal in `folder` whose study `name` holds one complete trial, Adam at lr 0.01,
+    of val_accuracy 0.5, as a search records it; the journal's path."""
+    journal = str(folder / f"{name}.journal")
+    stored = optuna.create_study(study_name=name, storage=open_storage(journal), direction="maximize")
+    stored.add_trial(optuna.trial.create_trial(
+        params={"lr": 0.01}, value=0.5, distributions={"lr": FloatDistribution(1e-3, 0.1, log=True)},
+        user_attrs={"config": {"optimizer": "adam", "lr": 0.01, "schedule": "constant"}, "epochs_run": 1,
+                    "history": {"val_accuracy": [0.5], "lr": [0.01]}}))
+    return journal
