@@ -279,7 +279,7 @@ class _Runner:
 
     lanes = 1
 
-    def time_lanes(self) -> None:
+    def time_lanes(self, trials_left: int | None = None) -> None:
         """No lanes to time: one trial at a time a worker."""
 
     def __init__(self, epochs: int, train_seconds: float, tracker: _Tracker) -> None:
@@ -339,9 +339,11 @@ class _Worker:
             if full and self.machine.confirming:
                 self.machine.events.put(("idle", self.index))
                 while isinstance(order := self.orders.get(), Confirm):  # until Dismiss
+                    started = time.perf_counter()
                     self.tracker.sleep(self.spec["epochs"] * self.spec["train_seconds"])
                     value = _logs(order.task.params, 0, 1)[OBJECTIVE]
-                    self.machine.events.put(("confirmed", self.index, order.task, value))
+                    self.machine.events.put(("confirmed", self.index, order.task, value,
+                                             time.perf_counter() - started))
                     self.machine.events.put(("idle", self.index))
             self.storage.flush()
         except BaseException:
