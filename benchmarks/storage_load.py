@@ -277,10 +277,7 @@ def _logs(params: dict, epoch: int, epochs: int) -> dict[str, float]:
 class _Runner:
     """`TrialRunner` without Keras: a trial's writes, with a sleep for each epoch's training."""
 
-    lanes = 1
-
-    def time_lanes(self, trials_left: int | None = None) -> None:
-        """No lanes to time: one trial at a time a worker."""
+    lanes, lanes_to_time = 1, None  # one trial at a time a worker: no lanes to time
 
     def __init__(self, epochs: int, train_seconds: float, tracker: _Tracker) -> None:
         self.epochs, self.train_seconds, self.tracker = epochs, train_seconds, tracker

@@ -149,30 +149,31 @@ def needed_objects(model: "keras.Model", study_file: "Study") -> dict[str, Any]:
     return {name: found for name, found in custom_objects(study_file).items() if name in named}
 
 
-def _named(config) -> Iterator[str]:
-    """The names a Keras config gives objects that are not Keras' own classes."""
+def _objects(config) -> Iterator[dict]:
+    """Every object's config nested in a Keras config (a dict with a class_name), nested models' included."""
     if isinstance(config, (list, tuple)):
         for value in config:
-            yield from _named(value)
+            yield from _objects(value)
     elif isinstance(config, dict):
-        module = config.get("module")
-        if "class_name" in config and not (isinstance(module, str) and module.split(".")[0] == "keras"):
-            yield from (str(v) for v in (config["class_name"], config.get("registered_name"), config.get("config"))
-                        if isinstance(v, str))
+        if "class_name" in config:
+            yield config
         for value in config.values():
-            yield from _named(value)
+            yield from _objects(value)
+
+
+def _named(config) -> Iterator[str]:
+    """The names a Keras config gives objects that are not Keras' own classes."""
+    for found in _objects(config):
+        module = found.get("module")
+        if not (isinstance(module, str) and module.split(".")[0] == "keras"):
+            yield from (str(v) for v in (found["class_name"], found.get("registered_name"), found.get("config"))
+                        if isinstance(v, str))
 
 
 def _lambda_layers(config) -> Iterator[str]:
-    """The names of the Lambda layers in a Keras config, nested models' included."""
-    if isinstance(config, (list, tuple)):
-        for value in config:
-            yield from _lambda_layers(value)
-    elif isinstance(config, dict):
-        if config.get("class_name") == "Lambda" and isinstance(config.get("config"), dict):
-            yield str(config["config"].get("name"))
-        for value in config.values():
-            yield from _lambda_layers(value)
+    """The names of the Lambda layers in a Keras config."""
+    return (str(found["config"].get("name")) for found in _objects(config)
+            if found["class_name"] == "Lambda" and isinstance(found.get("config"), dict))
 
 
 def _leaves(value) -> list:

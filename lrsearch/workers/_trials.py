@@ -44,6 +44,8 @@ def run_trials(job: Job, study, runner, claim: Callable[[], Claim], link: Parent
             threads[-1].start()
 
     def time_lanes() -> None:
+        if runner.lanes_to_time is None:  # nothing to time: no read of the study's trials
+            return
         left = max(0, job.n_trials - len(study.get_trials(deepcopy=False)))
         if (clause := runner.time_lanes(trials_left=-(-left // job.workers))) is not None:
             link.tell(LanesTimed(clause))
