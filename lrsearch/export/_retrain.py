@@ -15,7 +15,8 @@ its last learning rate, without schedule or optimizer state: lrsearch's 1cycle s
 would need lrsearch to load. Where the model names no function or class of the study
 file's own (a loss, a metric, a layer), it loads with plain `keras.saving.load_model`;
 else with `load_model(path, study_file)`, or Keras' `custom_objects` naming those. A model
-with a Lambda layer holds Python code, which Keras loads only with `safe_mode=False`.
+with a Lambda layer holds Python code, which Keras loads only with `safe_mode=False`; a
+mixed_float16 model gets its loss-scaled optimizer back only when loaded under that policy.
 """
 
 from __future__ import annotations
@@ -81,13 +82,16 @@ def retrain(study_file: "str | os.PathLike | Study", *, storage: str | None = No
                "confirmation": None if cfg.confirmation is None else cfg.confirmation.values,
                "saved_optimizer": _compile_plain(model, cfg.lr_config, logs["lr"][-1], study_file.settings),
                "custom_objects": sorted(needed_objects(model, study_file)),
-               "lambda_layers": sorted(set(_lambda_layers(model.get_config()))), "logs": logs}
+               "lambda_layers": sorted(set(_lambda_layers(model.get_config()))),
+               "load_policy": _load_policy(model.dtype_policy.name),
+               "logs": logs}
     if output is not None:
         Path(output).parent.mkdir(parents=True, exist_ok=True)
         model.save(output)
         history_path(output).write_text(json.dumps(history, indent=1) + "\n", encoding="utf-8")
-        say(f"Wrote {output} and {history_path(output)}; compiled with {history['saved_optimizer']}. "
-            f"{how_to_load(output, study_file, history['custom_objects'], history['lambda_layers'])}")
+        loading = how_to_load(output, study_file, history["custom_objects"], history["lambda_layers"],
+                              history["load_policy"])
+        say(f"Wrote {output} and {history_path(output)}; compiled with {history['saved_optimizer']}. {loading}")
     return model, history
 
 
@@ -95,8 +99,10 @@ def load_model(path: str | os.PathLike, study_file: "str | os.PathLike | Study",
                safe_mode: bool = True) -> "keras.Model":
     """Load a model saved by `lrsearch retrain` (or any .keras file of the study's model)
     with the study file's own functions and classes that it names (its loss, metrics,
-    layers): `keras.saving.load_model` with them as `custom_objects`; `safe_mode=False`
-    for a model with a Lambda layer, from a file you trust, as Keras asks."""
+    layers): `keras.saving.load_model` with them as `custom_objects`, under the global dtype
+    policy that a mixed_float16 model needs to get its optimizer back (`_load_policy`; the
+    caller's policy is restored after); `safe_mode=False` for a model with a Lambda layer,
+    from a file you trust, as Keras asks."""
     from lrsearch.devices import import_tensorflow
 
     import_tensorflow()
@@ -107,25 +113,60 @@ def load_model(path: str | os.PathLike, study_file: "str | os.PathLike | Study",
     if not Path(path).is_file():
         raise RetrainError(f"{path}: no such file; give the .keras file that lrsearch retrain wrote.")
     study = study_file if isinstance(study_file, Study) else load_study(study_file)
-    return keras.saving.load_model(path, custom_objects=custom_objects(study), safe_mode=safe_mode)
+    policy, previous = _saved_load_policy(path), keras.mixed_precision.global_policy()
+    if policy:
+        keras.mixed_precision.set_global_policy(policy)
+    try:
+        return keras.saving.load_model(path, custom_objects=custom_objects(study), safe_mode=safe_mode)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
 
 
-def how_to_load(output: str | os.PathLike, study_file: "Study", names: list[str], lambdas: list[str]) -> str:
-    """How the model saved at `output` loads, given the study's own objects it `names` and
-    its Lambda layers (`lambdas`), whose Python code Keras loads only with safe_mode=False."""
+def _load_policy(policy: str) -> str | None:
+    """The global dtype policy a model of dtype `policy` must be loaded under to get its
+    optimizer back: Keras' compile wraps the optimizer for loss scaling where the model's
+    policy is mixed_float16, and a Sequential or functional model loads with the global policy,
+    so loaded under another it gets a plain optimizer, and Keras drops the saved optimizer's
+    variables with a warning. None for every other policy."""
+    return policy if policy == "mixed_float16" else None
+
+
+def _saved_load_policy(path: str | os.PathLike) -> str | None:
+    """`_load_policy` of the model saved in the .keras file at `path` (None where it cannot tell)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))
+        policy = config["config"]["dtype"]
+    except (OSError, KeyError, TypeError, ValueError, zipfile.BadZipFile):
+        return None  # Keras' own load says what is wrong with the file
+    return _load_policy(policy["config"]["name"] if isinstance(policy, dict) else str(policy))
+
+
+def how_to_load(output: str | os.PathLike, study_file: "Study", names: list[str], lambdas: list[str],
+                policy: str | None = None) -> str:
+    """How the model saved at `output` loads, given the study's own objects it `names`, its
+    Lambda layers (`lambdas`), whose Python code Keras loads only with safe_mode=False, and
+    the global dtype policy it must be loaded under (`_load_policy`)."""
     unsafe = ", safe_mode=False" if lambdas else ""
     trust = (f" Its Lambda layer{'s' * (len(lambdas) > 1)} ({', '.join(lambdas)}) hold{'s' * (len(lambdas) == 1)} "
-             f"Python code, which Keras loads only when told that the file is trusted (safe_mode=False).")
+             f"Python code, which Keras loads only when told that the file is trusted (safe_mode=False)."
+             if lambdas else "")
+    under = (f" Keras gives back its loss-scaled optimizer only to a model loaded under its dtype policy: call "
+             f"keras.mixed_precision.set_global_policy({policy!r}) before keras.saving.load_model"
+             f"{' (lrsearch.load_model does)' if names else ''}; else the model loads with a plain optimizer, "
+             f"without the saved optimizer's state." if policy else "")
     if not names:
         if not lambdas:
-            return "It loads with keras.saving.load_model, without lrsearch."
-        return f"It loads with keras.saving.load_model({str(output)!r}{unsafe}), without lrsearch." + trust
+            return "It loads with keras.saving.load_model, without lrsearch." + under
+        return f"It loads with keras.saving.load_model({str(output)!r}{unsafe}), without lrsearch." + trust + under
     where = "the study" if study_file.in_python else str(study_file.path)
     study = "study" if study_file.in_python else repr(where)
     objects = ", ".join(f"{name!r}: {name.split('>')[-1]}" for name in names)
     return (f"It needs {where}'s own {', '.join(names)}: load it with lrsearch.load_model({str(output)!r}, {study}"
             f"{unsafe}), or with Keras alone as keras.saving.load_model({str(output)!r}, custom_objects={{{objects}}}"
-            f"{unsafe}) with those imported from {where}." + (trust if lambdas else ""))
+            f"{unsafe}) with those imported from {where}." + trust + under)
 
 
 def custom_objects(study: "Study") -> dict[str, Any]:

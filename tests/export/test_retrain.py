@@ -214,6 +214,52 @@ def test_a_model_with_a_lambda_layer_loads_as_the_output_says_with_safe_mode_off
         np.testing.assert_allclose(loaded.predict(x_val, verbose=0), trained.predict(x_val, verbose=0), rtol=1e-6)
 
 
+def test_a_mixed_float16_model_loads_with_its_loss_scaled_optimizer_as_the_output_says(tmp_path, capsys):
+    """Keras wraps a mixed_float16 model's optimizer for loss scaling in compile, from the
+    global policy, which a fresh process has at float32: loaded there, the model gets a plain
+    optimizer and drops the saved one's variables. The output says to set the policy first;
+    lrsearch.load_model does, and gives the caller's policy back."""
+    import keras
+
+    import lrsearch
+
+    def data():
+        x = np.random.default_rng(0).normal(size=(64, 3)).astype("float32")
+        y = (x.sum(axis=1) > 0).astype("float32")
+        return (x[:48], y[:48]), (x[48:], y[48:])
+
+    def build_model(trial):
+        return keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, activation="relu"),
+                                 keras.layers.Dense(1, activation="sigmoid", dtype="float32")])
+
+    study = lrsearch.define_study("mixed", data=data, build_model=build_model, settings=lrsearch.Settings(
+        loss="binary_crossentropy", metrics=["accuracy"], objective="val_accuracy", epochs=1))
+    journal = stored_adam_trial(tmp_path, "mixed")
+    output = tmp_path / "model.keras"
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        trained, history = lrsearch.retrain(study, storage=journal, output=output, epochs=1)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")  # as a fresh process loads it
+    assert type(trained.optimizer).__name__ == "LossScaleOptimizer" and history["load_policy"] == "mixed_float16"
+    assert "It loads with keras.saving.load_model, without lrsearch. Keras gives back its loss-scaled optimizer " \
+           "only to a model loaded under its dtype policy: call keras.mixed_precision.set_global_policy(" \
+           "'mixed_float16') before keras.saving.load_model;" in capsys.readouterr().out
+
+    with pytest.warns(UserWarning, match="Skipping variable loading for optimizer"):
+        assert type(keras.saving.load_model(output).optimizer).__name__ == "Adam"
+    loaded = lrsearch.load_model(output, study)
+    assert type(loaded.optimizer).__name__ == "LossScaleOptimizer"
+    assert keras.mixed_precision.global_policy().name == "float32"
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        assert type(keras.saving.load_model(output).optimizer).__name__ == "LossScaleOptimizer"
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    x_val = data()[1][0]
+    np.testing.assert_allclose(loaded.predict(x_val, verbose=0), trained.predict(x_val, verbose=0), rtol=1e-3)
+
+
 def test_full_data_on_datasets_is_refused_for_what_it_is(tmp_path, capsys):
     from lrsearch.cli import main
 
