@@ -178,6 +178,7 @@ class Settings:
 
     @property
     def stall_window(self) -> int:
+        """`stall_epochs`, else a tenth of `epochs` (a run's, where it sets them), at least 5."""
         return self.stall_epochs or max(5, self.epochs // 10)
 
 

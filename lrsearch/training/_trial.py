@@ -39,8 +39,8 @@ class TrialRunner:
 
     def __init__(self, study: Study, epochs: int | None = None, device: str = "cpu") -> None:
         self.study = study
-        self.settings = study.settings
-        self.epochs = epochs or study.settings.epochs
+        self.settings = dataclasses.replace(study.settings, epochs=epochs or study.settings.epochs)  # --epochs
+        self.epochs = self.settings.epochs
         self.device = device
         self._recorded_steps = False
         self._steps: int | None = None

@@ -5,6 +5,8 @@ Every test trains a real tiny Keras model on blobs-like data for one to a few ep
 
 from __future__ import annotations
 
+import dataclasses
+
 import logging
 import warnings as python_warnings
 from pathlib import Path
@@ -400,6 +402,18 @@ def test_a_trial_records_what_keras_evaluate_reports_at_the_study_batch_size(nam
     assert study.settings.objective.removeprefix("val_") in expected
     for key, value in expected.items():
         assert history.history[f"val_{key}"][-1] == pytest.approx(value, rel=1e-5, abs=1e-6), key
+
+
+@pytest.mark.parametrize("epochs, window", [(None, 5), (150, 15), (30, 5)])
+def test_the_stall_window_is_a_tenth_of_the_run_s_epochs(epochs, window):
+    """`--epochs` (a runner's epochs) sets the stalled stop's window, not the study file's epochs."""
+    study = load_study(GALLERY / "own_metric.py")
+    runner = TrialRunner(dataclasses.replace(study, settings=dataclasses.replace(study.settings, epochs=6)),
+                         epochs=epochs)
+    trial = optuna.create_study().ask()
+    pruning = runner.callbacks(trial, LRConfig("adam", 0.01), keras.callbacks.History(), prune=True)[-1]
+    assert isinstance(pruning, PruningCallback) and pruning.stall_window == window
+    assert runner.epochs == (epochs or 6)
 
 
 def test_batch_free_values_evaluate_in_one_batch_to_what_keras_reports(blobs):
