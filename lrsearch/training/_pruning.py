@@ -92,6 +92,7 @@ class PruningCallback(keras.callbacks.Callback):
                 f"the objective {self.monitor!r} is not in the training logs; they have {sorted(logs)}."
             )
         value = float(logs[self.monitor])
+        self.trial.report(value, epoch)  # first: a trial stopped at this epoch keeps its value, as its history does
         if epoch == 0:
             self._first = {"loss": loss, "objective": value}
         if loss > self._first["loss"] and loss > self.divergence_factor * self._best_loss:
@@ -102,7 +103,6 @@ class PruningCallback(keras.callbacks.Callback):
         if epoch + 1 == self.stall_window and self._stalled(loss):
             self._prune(STALLED, epoch, f"neither {self.monitor} nor loss improved by "
                                         f"{self.stall_min_delta:.0%} in {self.stall_window} epochs")
-        self.trial.report(value, epoch)
         if self.trial.should_prune():
             self._prune(BY_PRUNER, epoch, f"{self.monitor}={value:.4g} at epoch {epoch + 1}")
 

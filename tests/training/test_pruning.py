@@ -33,7 +33,7 @@ def test_nan_loss_in_a_batch_prunes_as_diverged():
 
 
 def test_exploding_loss_prunes_as_diverged_but_noise_does_not():
-    _, trial = make_trial()
+    study, trial = make_trial()
     cb = callback(trial)
     cb.on_train_begin()
     for epoch, loss in enumerate([1.0, 0.2, 0.25, 0.18]):  # noise below the first loss: fine
@@ -41,10 +41,11 @@ def test_exploding_loss_prunes_as_diverged_but_noise_does_not():
     with pytest.raises(optuna.TrialPruned):
         cb.on_epoch_end(4, {"loss": 3.0, "val_accuracy": 0.3})
     assert trial.user_attrs["pruned_reason"] == DIVERGED and trial.user_attrs["pruned_epoch"] == 4
+    assert study._storage.get_trial(trial._trial_id).intermediate_values[4] == 0.3  # the epoch it stopped at
 
 
 def test_flat_objective_and_loss_prune_as_stalled_at_the_window():
-    _, trial = make_trial()
+    study, trial = make_trial()
     cb = callback(trial, stall_window=4)
     cb.on_train_begin()
     for epoch in range(3):
@@ -52,6 +53,7 @@ def test_flat_objective_and_loss_prune_as_stalled_at_the_window():
     with pytest.raises(optuna.TrialPruned):
         cb.on_epoch_end(3, {"loss": 1.0997, "val_accuracy": 0.332})
     assert trial.user_attrs["pruned_reason"] == STALLED
+    assert study._storage.get_trial(trial._trial_id).intermediate_values == {0: 0.33, 1: 0.33, 2: 0.33, 3: 0.332}
 
 
 def test_a_learning_trial_is_not_stalled_even_if_accuracy_starts_high():
