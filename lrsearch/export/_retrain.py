@@ -81,17 +81,13 @@ def retrain(study_file: "str | os.PathLike | Study", *, storage: str | None = No
                "trial_value": cfg.value,
                "confirmation": None if cfg.confirmation is None else cfg.confirmation.values,
                "saved_optimizer": _compile_plain(model, cfg.lr_config, logs["lr"][-1], study_file.settings),
-               "custom_objects": sorted(needed_objects(model, study_file)),
-               "lambda_layers": sorted(set(_lambda_layers(model.get_config()))),
-               "load_policy": _load_policy(model.dtype_policy.name),
-               "logs": logs}
+               **_loading(model, study_file), "logs": logs}
     if output is not None:
         Path(output).parent.mkdir(parents=True, exist_ok=True)
         model.save(output)
         history_path(output).write_text(json.dumps(history, indent=1) + "\n", encoding="utf-8")
-        loading = how_to_load(output, study_file, history["custom_objects"], history["lambda_layers"],
-                              history["load_policy"])
-        say(f"Wrote {output} and {history_path(output)}; compiled with {history['saved_optimizer']}. {loading}")
+        say(f"Wrote {output} and {history_path(output)}; compiled with {history['saved_optimizer']}. "
+            f"{how_to_load(output, study_file, history)}")
     return model, history
 
 
@@ -144,11 +140,25 @@ def _saved_load_policy(path: str | os.PathLike) -> str | None:
     return _load_policy(policy["config"]["name"] if isinstance(policy, dict) else str(policy))
 
 
-def how_to_load(output: str | os.PathLike, study_file: "Study", names: list[str], lambdas: list[str],
-                policy: str | None = None) -> str:
-    """How the model saved at `output` loads, given the study's own objects it `names`, its
-    Lambda layers (`lambdas`), whose Python code Keras loads only with safe_mode=False, and
-    the global dtype policy it must be loaded under (`_load_policy`)."""
+def _loading(model: "keras.Model", study_file: "Study") -> dict[str, Any]:
+    """What loading the saved `model` takes, for its history: the study file's own functions
+    and classes that it names (`custom_objects`), those it names that the study file does not
+    hold at its top level (`unfound_objects`: a class made inside build_model), its Lambda
+    layers and the dtype policy to load it under (`_load_policy`)."""
+    import keras
+
+    config = keras.saving.serialize_keras_object(model)  # the model's own class, its layers, its compiled loss...
+    own, found = set(_own_names(config)), custom_objects(study_file)
+    return {"custom_objects": sorted(own & found.keys()), "unfound_objects": sorted(own - found.keys()),
+            "lambda_layers": sorted(set(_lambda_layers(config))), "load_policy": _load_policy(model.dtype_policy.name)}
+
+
+def how_to_load(output: str | os.PathLike, study_file: "Study", loading: dict[str, Any]) -> str:
+    """How the model saved at `output` loads, given `_loading`'s findings: the study's own
+    objects it names, those no loader finds, its Lambda layers, whose Python code Keras loads
+    only with safe_mode=False, and the global dtype policy to load it under."""
+    names, lambdas, policy = loading["custom_objects"], loading["lambda_layers"], loading["load_policy"]
+    where = "the study" if study_file.in_python else str(study_file.path)
     unsafe = ", safe_mode=False" if lambdas else ""
     trust = (f" Its Lambda layer{'s' * (len(lambdas) > 1)} ({', '.join(lambdas)}) hold{'s' * (len(lambdas) == 1)} "
              f"Python code, which Keras loads only when told that the file is trusted (safe_mode=False)."
@@ -157,16 +167,20 @@ def how_to_load(output: str | os.PathLike, study_file: "Study", names: list[str]
              f"keras.mixed_precision.set_global_policy({policy!r}) before keras.saving.load_model"
              f"{' (lrsearch.load_model does)' if names else ''}; else the model loads with a plain optimizer, "
              f"without the saved optimizer's state." if policy else "")
+    unfound = loading["unfound_objects"]
+    lost = (f" It also names {', '.join(unfound)}, which {where} does not define at its top level (a class or "
+            f"function made inside build_model, say): no loader can find {'them' if len(unfound) > 1 else 'it'} "
+            f"by name, so the model does not load until {where} defines {'them' if len(unfound) > 1 else 'it'} "
+            f"there." if unfound else "")
     if not names:
-        if not lambdas:
-            return "It loads with keras.saving.load_model, without lrsearch." + under
-        return f"It loads with keras.saving.load_model({str(output)!r}{unsafe}), without lrsearch." + trust + under
-    where = "the study" if study_file.in_python else str(study_file.path)
+        plain = ("It loads with keras.saving.load_model, without lrsearch." if not lambdas else
+                 f"It loads with keras.saving.load_model({str(output)!r}{unsafe}), without lrsearch.")
+        return ("It does not load as saved." if unfound else plain) + lost + trust + under
     study = "study" if study_file.in_python else repr(where)
     objects = ", ".join(f"{name!r}: {name.split('>')[-1]}" for name in names)
     return (f"It needs {where}'s own {', '.join(names)}: load it with lrsearch.load_model({str(output)!r}, {study}"
             f"{unsafe}), or with Keras alone as keras.saving.load_model({str(output)!r}, custom_objects={{{objects}}}"
-            f"{unsafe}) with those imported from {where}." + trust + under)
+            f"{unsafe}) with those imported from {where}." + lost + trust + under)
 
 
 def custom_objects(study: "Study") -> dict[str, Any]:
@@ -183,13 +197,6 @@ def custom_objects(study: "Study") -> dict[str, Any]:
             if (getattr(v, "__module__", None) or "").split(".")[0] != "keras"}
 
 
-def needed_objects(model: "keras.Model", study_file: "Study") -> dict[str, Any]:
-    """Those of `custom_objects` that the compiled `model`'s configs name: what
-    `keras.saving.load_model` needs beyond Keras."""
-    named = set(_named(model.get_config())) | set(_named(model.get_compile_config()))
-    return {name: found for name, found in custom_objects(study_file).items() if name in named}
-
-
 def _objects(config) -> Iterator[dict]:
     """Every object's config nested in a Keras config (a dict with a class_name), nested models' included."""
     if isinstance(config, (list, tuple)):
@@ -202,13 +209,18 @@ def _objects(config) -> Iterator[dict]:
             yield from _objects(value)
 
 
-def _named(config) -> Iterator[str]:
-    """The names a Keras config gives objects that are not Keras' own classes."""
+def _own_names(config) -> Iterator[str]:
+    """The names by which a Keras config refers to objects that are not Keras' own: a
+    function's name, a class's registered name (as `custom_objects` keys them); not Keras'
+    own forms of values (`__lambda__`, `__keras_tensor__`, `__tuple__`...)."""
     for found in _objects(config):
         module = found.get("module")
-        if not (isinstance(module, str) and module.split(".")[0] == "keras"):
-            yield from (str(v) for v in (found["class_name"], found.get("registered_name"), found.get("config"))
-                        if isinstance(v, str))
+        if isinstance(module, str) and module.split(".")[0] == "keras" or str(found["class_name"]).startswith("__"):
+            continue
+        name = found.get("config") if found["class_name"] == "function" else (found.get("registered_name")
+                                                                                or found["class_name"])
+        if isinstance(name, str):
+            yield name
 
 
 def _lambda_layers(config) -> Iterator[str]:

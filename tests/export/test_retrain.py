@@ -214,6 +214,54 @@ def test_a_model_with_a_lambda_layer_loads_as_the_output_says_with_safe_mode_off
         np.testing.assert_allclose(loaded.predict(x_val, verbose=0), trained.predict(x_val, verbose=0), rtol=1e-6)
 
 
+def _subclassed_net(name: str):
+    """A keras.Model subclass named `name`, made here, inside a function."""
+    import keras
+
+    def init(self, **kwargs):
+        keras.Model.__init__(self, **kwargs)
+        self.hidden, self.out = keras.layers.Dense(4, activation="relu"), keras.layers.Dense(1, activation="sigmoid")
+
+    return type(name, (keras.Model,), {"__init__": init, "call": lambda self, x: self.out(self.hidden(x))})
+
+
+TopNet = _subclassed_net("TopNet")  # of this module's top level, as a study file's own class
+
+
+def test_a_subclassed_model_names_its_class_and_one_made_inside_build_model_is_said_not_to_load(tmp_path, capsys):
+    """A model class of the study's own is one of its objects, as a layer is: the output names
+    it and lrsearch.load_model finds it; one made inside build_model no loader can find by
+    name, and the output says so instead of "it loads with keras.saving.load_model"."""
+    import keras
+
+    import lrsearch
+
+    def data():
+        x = np.random.default_rng(0).normal(size=(64, 3)).astype("float32")
+        y = (x.sum(axis=1) > 0).astype("float32")
+        return (x[:48], y[:48]), (x[48:], y[48:])
+
+    settings = lrsearch.Settings(loss="binary_crossentropy", metrics=["accuracy"], objective="val_accuracy", epochs=1)
+    top = lrsearch.define_study("top_net", data=data, build_model=lambda trial: TopNet(), settings=settings)
+    inner = lrsearch.define_study("inner_net", data=data, build_model=lambda trial: _subclassed_net("InnerNet")(),
+                                  settings=settings)
+    said = {}
+    for study in (top, inner):
+        output = tmp_path / f"{study.name}.keras"
+        lrsearch.retrain(study, storage=stored_adam_trial(tmp_path, study.name), output=output, epochs=1)
+        said[study.name] = capsys.readouterr().out
+        history = json.loads((tmp_path / f"{study.name}.history.json").read_text())
+        assert (history["custom_objects"], history["unfound_objects"]) == (
+            (["TopNet"], []) if study is top else ([], ["InnerNet"])), history
+    assert f"It needs the study's own TopNet: load it with lrsearch.load_model({str(tmp_path / 'top_net.keras')!r}, " \
+           f"study)" in said["top_net"]
+    assert type(lrsearch.load_model(tmp_path / "top_net.keras", top)).__name__ == "TopNet"
+    assert "It does not load as saved. It also names InnerNet, which the study does not define at its top level" \
+        in said["inner_net"] and "It loads with" not in said["inner_net"]
+    with pytest.raises(TypeError, match="InnerNet"):
+        keras.saving.load_model(tmp_path / "inner_net.keras")
+
+
 def test_a_mixed_float16_model_loads_with_its_loss_scaled_optimizer_as_the_output_says(tmp_path, capsys):
     """Keras wraps a mixed_float16 model's optimizer for loss scaling in compile, from the
     global policy, which a fresh process has at float32: loaded there, the model gets a plain
