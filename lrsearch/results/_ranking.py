@@ -144,15 +144,26 @@ class Pricing:
 
 
 def training_seconds(trials: Iterable[Any]) -> tuple[float, float]:
-    """(the search's training seconds: its finished trials' from Optuna's start to end,
-    seconds of a full training: its complete trials' median, as a worker's first trials also
-    trace its model; 0.0 where none). Trials failed as interrupted are left out: their end is
-    when a later run found them. Takes Optuna FrozenTrials or `record.TrialRecord`s."""
-    spans = [(_state(t), (t.datetime_complete - t.datetime_start).total_seconds()) for t in trials
+    """(the search's training seconds: its finished trials' `_trial_seconds`, seconds of a full
+    training: its complete trials' median, as a worker's first trials also trace its model;
+    0.0 where none). Trials failed as interrupted are left out: their end is when a later
+    run found them. Takes Optuna FrozenTrials or `record.TrialRecord`s."""
+    spans = [(_state(t), seconds) for t in trials
              if _state(t) in ("COMPLETE", "PRUNED", "FAIL") and not _interrupted(t)
-             and t.datetime_start is not None and t.datetime_complete is not None]
+             and (seconds := _trial_seconds(t)) is not None]
     full = [seconds for state, seconds in spans if state == "COMPLETE"]
     return sum(seconds for _, seconds in spans), statistics.median(full) if full else 0.0
+
+
+def _trial_seconds(trial) -> float | None:
+    """A trial's seconds as its worker timed them (`duration_s`), else from Optuna's start to
+    its end, which also counts a storage outage that held up its last record."""
+    timed = trial.duration_s if isinstance(trial, record.TrialRecord) else trial.user_attrs.get("duration_s")
+    if isinstance(timed, (int, float)) and math.isfinite(timed):
+        return float(timed)
+    if trial.datetime_start is None or trial.datetime_complete is None:
+        return None
+    return (trial.datetime_complete - trial.datetime_start).total_seconds()
 
 
 def price(study) -> Pricing:

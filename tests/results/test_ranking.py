@@ -129,10 +129,10 @@ def test_verdict_names_the_pick_how_the_raw_top_trial_fared_and_what_confirming_
 START = datetime.datetime(2024, 5, 1, 12, 0, 0)
 
 
-def timed_study(trials, *, interrupted=()):
+def timed_study(trials, *, interrupted=(), timed=None):
     """An in-memory study whose trials took real seconds: (value, seconds) each, a complete
     trial, or a pruned one where the value is None; the `interrupted` numbers failed as
-    interrupted."""
+    interrupted; `timed` gives the seconds a worker recorded for some (duration_s)."""
     study = made_study([])
     for number, (value, seconds) in enumerate(trials):
         state = (optuna.trial.TrialState.FAIL if number in interrupted else optuna.trial.TrialState.PRUNED
@@ -141,7 +141,8 @@ def timed_study(trials, *, interrupted=()):
         trial = optuna.trial.create_trial(
             state=state, value=value, params={"lr": config["lr"]},
             distributions={"lr": FloatDistribution(1e-7, 1.0, log=True)},
-            user_attrs={"config": config, **({"interrupted": "its run was killed"} if number in interrupted else {})})
+            user_attrs={"config": config, **({"interrupted": "its run was killed"} if number in interrupted else {}),
+                        **({"duration_s": (timed or {})[number]} if number in (timed or {}) else {})})
         trial.datetime_start, trial.datetime_complete = START, START + datetime.timedelta(seconds=seconds)
         study.add_trial(trial)
     return study
@@ -196,6 +197,11 @@ def test_the_trainings_recorded_already_count_and_interrupted_trials_do_not():
 def test_a_full_training_costs_what_most_complete_trials_took_not_the_first_ones_that_traced_the_model():
     study = timed_study([(0.5, 30.0)] * 2 + [(0.6 + 0.01 * i, 10.0) for i in range(8)])
     assert results.training_seconds(study.trials) == (140.0, 10.0)  # their mean, 14 s, is no training's
+
+
+def test_a_trial_costs_the_seconds_its_worker_timed_not_a_storage_outage_before_its_end_was_recorded():
+    study = timed_study([(0.5, 32.5), (0.6, 30.5)] + [(0.7, 5.0)] * 3, timed={0: 6.2, 1: 4.3, 2: 5.0})
+    assert results.training_seconds(study.trials) == (pytest.approx(25.5), 5.0)
 
 
 # --------------------------------------------------------------------------- for real
