@@ -40,6 +40,10 @@ class TrialsReadOnceATrial:
     def _get_trials(self, deepcopy=True, states=None, use_cache=False):
         return private_attribute(self.study, "_get_trials", "optuna")(deepcopy=deepcopy, states=states, use_cache=True)
 
+    def trials(self) -> list:
+        """The study's trials, from this trial's snapshot (not copies: read, don't change)."""
+        return self._get_trials(deepcopy=False)
+
 
 def trial_id(trial) -> int:
     """The storage's id of an Optuna `Trial` or `FrozenTrial` (no public accessor)."""

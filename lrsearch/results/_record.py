@@ -12,7 +12,7 @@ user attributes, each one a field here, written and read only through this modul
 - a trial (`TrialRecord`): worker, device, config, history (per-epoch logs, `lr`
   included), duration_s, and why it ended early: pruned_reason / pruned_epoch /
   pruned_detail, or fail_reason, with interrupted (the cause) for a trial that something
-  else ended (`interrupt_trial`: not counted, retried once); retry_of on such a retry;
+  else ended (`interrupt_trial`: not counted, retried); retry_of on such a retry;
 - for optuna-dashboard, by `lrsearch.dashboard._notes` rather than here: the notes of the study and
   its trials (study system attributes, in optuna-dashboard's format) and each trial's
   learning-rate chart (an artifact of the study, in a folder beside the storage).
@@ -304,11 +304,13 @@ def interruption(trial) -> str | None:
     return trial.user_attrs.get(_INTERRUPTED) if trial.state.name == "FAIL" else None
 
 
-def interrupt_trial(study, trial, cause: str) -> bool:
+def interrupt_trial(study, trial, cause: str, suspect: bool = False) -> bool:
     """Fail the RUNNING FrozenTrial `trial`, which `cause` ended rather than its own doing
-    (its run was killed or lost the storage, its machine vanished), as interrupted: it does
-    not count toward n_trials, keeps the values it reported, and its parameters are enqueued
-    once more (a retry is not retried again); False if it had finished meanwhile."""
+    (its run was stopped, killed or lost the storage; its machine vanished), as interrupted:
+    it does not count toward n_trials, keeps the values it reported, and its parameters are
+    enqueued once more; where the trial itself may have caused it (`suspect`: its machine
+    vanished, which a model too large for it does), a retry is not retried again. False if
+    it had finished meanwhile."""
     import optuna
 
     storage = internals.storage_of(study)
@@ -316,15 +318,22 @@ def interrupt_trial(study, trial, cause: str) -> bool:
     when = (f"after {trained}{f' of {epochs}' if epochs else ''} epoch(s), kept as its intermediate values"
             if trained else "before its first epoch ended")
     retried = trial.user_attrs.get(_RETRY_OF)
-    again = "its parameters are retried" if retried is None else f"not retried again (it retried trial {retried})"
-    reason = f"interrupted: {cause}, {when}; {again}"
+    again = suspect and retried is not None
+    outcome = f"not retried again (it retried trial {retried})" if again else "its parameters are retried"
+    reason = f"interrupted: {cause}, {when}; {outcome}"
     if not fail_trial(storage, internals.trial_id(trial), reason, interrupted=cause):
         return False
-    if retried is None:
+    if not again:
         study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.WAITING, params=trial.params,
                                                   distributions=trial.distributions,
                                                   user_attrs={_RETRY_OF: trial.number}))
     return True
+
+
+def fixed_beforehand(trial) -> bool:
+    """Whether the parameters of the FrozenTrial `trial` were fixed before a worker took it:
+    a retry of an interrupted trial, or one enqueued with parameters (`study.enqueue_trial`)."""
+    return _RETRY_OF in trial.user_attrs or "fixed_params" in trial.system_attrs
 
 
 def fail_running_trials(study, belongs: Callable[[str | None], bool], reason: str,
@@ -351,7 +360,7 @@ def fail_stale_trials(study) -> int:
         return 0
     grace = heartbeat_settings()[1]
     cause = f"its worker stopped sending heartbeats (none for {grace} s; the machine or process is gone)"
-    return sum(interrupt_trial(study, storage.get_trial(stale_id), cause) for stale_id in stale)
+    return sum(interrupt_trial(study, storage.get_trial(stale_id), cause, suspect=True) for stale_id in stale)
 
 
 def worker_tag(pid: int | None = None) -> str:

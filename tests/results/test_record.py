@@ -7,6 +7,7 @@ import optuna
 
 from lrsearch import results
 from lrsearch.report import pruning_reasons, trials_frame
+from lrsearch.results._record import interrupt_trial
 from lrsearch.run import _progress as progress
 
 
@@ -68,11 +69,12 @@ def test_the_objective_names_the_value_for_the_dashboard():
     assert study.metric_names == ["val_mae"]
 
 
-def test_an_interrupted_trial_keeps_its_values_is_not_counted_and_is_retried_once():
+def test_an_interrupted_trial_keeps_its_values_is_not_counted_and_is_retried():
     """A trial that something else ended: FAIL with the cause and the epochs it trained, its
-    intermediate values kept, not counted toward n_trials, its parameters enqueued once with
-    the trial they retry (a retry interrupted in turn is not retried again); a trial that
-    failed on its own still counts."""
+    intermediate values kept, not counted toward n_trials, its parameters enqueued again with
+    the trial they retry, each time a run is stopped under it; a retry whose machine vanished
+    (which the trial itself may have caused) is not retried again; a trial that failed on its
+    own still counts."""
     from lrsearch.workers import claimed_trials
 
     study = optuna.create_study(direction="maximize")
@@ -96,14 +98,18 @@ def test_an_interrupted_trial_keeps_its_values_is_not_counted_and_is_retried_onc
     assert results.read_trial(retry).retry_of == 0 and results.read_trial(failed).interrupted is None
     assert claimed_trials(study) == 1  # the failed one; the retry counts once a worker takes it
 
-    taken = study.ask()  # a worker takes the retry, with its parameters, and is interrupted in turn
+    taken = study.ask()  # a worker takes the retry, with its parameters, and its run is stopped in turn
     assert taken.number == 2 and taken.params == interrupted.params
-    assert results.fail_running_trials(study, lambda tag: True, "its machine vanished", interrupted=True) == 1
-    assert len(study.get_trials()) == 3 and claimed_trials(study) == 1
-    assert results.read_trial(study.get_trials()[2]).fail_reason.endswith("not retried again (it retried trial 0)")
+    assert results.fail_running_trials(study, lambda tag: True, "Ctrl-C twice", interrupted=True) == 1
+    assert results.read_trial(study.get_trials()[2]).fail_reason.endswith("its parameters are retried")
+    again = study.ask()
+    assert again.number == 3 and again.params == interrupted.params and again.user_attrs["retry_of"] == 2
+    assert interrupt_trial(study, study.get_trials()[3], "its machine vanished", suspect=True)
+    assert len(study.get_trials()) == 4 and claimed_trials(study) == 1
+    assert results.read_trial(study.get_trials()[3]).fail_reason.endswith("not retried again (it retried trial 2)")
     summary = progress.summary(study)
-    assert "3 trials - complete 0, pruned 0, failed 1, interrupted 2, running 0." in summary
-    assert "Interrupted (not counted; retried as trial(s) 2): 1 x the run was terminated (SIGTERM); " in summary
+    assert "4 trials - complete 0, pruned 0, failed 1, interrupted 3, running 0." in summary
+    assert "Interrupted (not counted; retried as trial(s) 2, 3): 1 x the run was terminated (SIGTERM); " in summary
 
 
 def test_a_retry_a_worker_enqueued_counts_once_another_process_takes_it(tmp_path):
