@@ -39,6 +39,7 @@ REASONS = {
     results.DIVERGED: "its loss turned NaN or exploded",
     results.STALLED: "neither its objective nor its loss moved in the first epochs",
     results.BY_PRUNER: "the study's Optuna pruner (Settings.pruner) ranked it below its peers",
+    results.BY_STUDY_FILE: "the study file's own code (build_model or a callback) raised optuna.TrialPruned",
 }
 STEPS = "_Epochs count from 1, as Keras prints them; the dashboard's step axis counts from 0 (step = epoch - 1)._"
 _ARTIFACT_PREFIX = "artifacts:"  # Optuna's system attribute of an uploaded artifact

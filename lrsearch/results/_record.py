@@ -34,7 +34,7 @@ from typing import Any, Callable, Iterable
 from lrsearch import internals
 
 
-DIVERGED, STALLED, BY_PRUNER = "diverged", "stalled", "pruner"
+DIVERGED, STALLED, BY_PRUNER, BY_STUDY_FILE = "diverged", "stalled", "pruner", "study file"
 UNKNOWN_FAILURE = "unknown"
 _INTERRUPTED, _RETRY_OF = "interrupted", "retry_of"
 _RANGE_TEST_PREFIX = "find_lr:"

@@ -45,6 +45,11 @@ def make_pruner(name: str | None, epochs: int) -> optuna.pruners.BasePruner:
     raise ValueError(f"unknown pruner {name!r}; choose from {', '.join(PRUNERS)} or None.")
 
 
+class Pruned(optuna.TrialPruned):
+    """The pruning callback's stop, its reason recorded (`write_pruned`); a plain
+    optuna.TrialPruned is the study file's own."""
+
+
 class PruningCallback(keras.callbacks.Callback):
     """Report `monitor` to `trial` each epoch and raise `optuna.TrialPruned` to stop it."""
 
@@ -121,4 +126,4 @@ class PruningCallback(keras.callbacks.Callback):
         write_pruned(self.trial, reason, epoch, detail)
         if self.model is not None:
             self.model.stop_training = True
-        raise optuna.TrialPruned(f"{reason}: {detail}")
+        raise Pruned(f"{reason}: {detail}")

@@ -21,7 +21,7 @@ from lrsearch.errors import StudyFileError
 from lrsearch.lr import LearningRateMonitor, LRConfig, make_callbacks, make_optimizer, suggest
 from lrsearch.study import Study, data, problem_of, user_code
 from lrsearch.training import _architecture as architecture, _epochs as epoch_loop, _lanes as lanes
-from lrsearch.training._pruning import PruningCallback
+from lrsearch.training._pruning import Pruned, PruningCallback
 
 
 #: Compiled models a worker keeps: one per architecture (a study whose `build_model` varies its layers has several).
@@ -144,6 +144,12 @@ class TrialRunner:
         try:
             model, optimizer = self.seeded_model(trial, config, seed, fresh_names=self.lanes == 1)
             self.trainer.fit(model, optimizer, epochs=self.epochs, callbacks=callbacks, seed=seed)
+        except optuna.TrialPruned as exc:
+            if not isinstance(exc, Pruned):  # the study file's build_model or callback pruned it
+                trained = len(recorder.history.get("loss", []))
+                results.write_pruned(trial, results.BY_STUDY_FILE, trained - 1 if trained else None,
+                                     str(exc) or "optuna.TrialPruned, without a message")
+            raise
         finally:
             seconds = time.perf_counter() - started
             self._record(trial, recorder.history, seconds)

@@ -23,6 +23,7 @@ from lrsearch.study import load_study  # noqa: E402
 from lrsearch.training import TrialRunner  # noqa: E402
 from lrsearch.training import _epochs as epoch_loop  # noqa: E402
 from lrsearch.lr import LRConfig  # noqa: E402
+from lrsearch import results  # noqa: E402
 from lrsearch.results import DIVERGED  # noqa: E402
 from lrsearch.training import PruningCallback  # noqa: E402
 from lrsearch.lr import LearningRateMonitor, make_callbacks, make_optimizer  # noqa: E402
@@ -414,6 +415,33 @@ def test_the_stall_window_is_a_tenth_of_the_run_s_epochs(epochs, window):
     pruning = runner.callbacks(trial, LRConfig("adam", 0.01), keras.callbacks.History(), prune=True)[-1]
     assert isinstance(pruning, PruningCallback) and pruning.stall_window == window
     assert runner.epochs == (epochs or 6)
+
+
+class _PrunesAtEpoch(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 1:
+            raise optuna.TrialPruned("the study's own check at epoch 2")
+
+
+@pytest.mark.parametrize("where", ["build_model", "callback"])
+def test_a_trial_the_study_file_prunes_records_why_not_as_the_pruner(where):
+    """optuna.TrialPruned raised by build_model or a study's callback is the study file's
+    reason, with its message and epoch, not "pruner" (no pruner is configured)."""
+    study = load_study(GALLERY / "own_metric.py")
+    if where == "build_model":
+        def build_model(trial):
+            raise optuna.TrialPruned("too many units")
+        study = dataclasses.replace(study, builder=build_model)
+    else:
+        study = dataclasses.replace(study, callbacks=lambda trial: [_PrunesAtEpoch()])
+    searched = optuna.create_study(direction="maximize")
+    searched.optimize(TrialRunner(study, epochs=3), n_trials=1)
+    trial = searched.trials[0]
+    assert trial.state.name == "PRUNED"
+    record = results.read_trial(trial)
+    assert (record.pruned_reason, record.pruned_detail, record.pruned_epoch) == (
+        ("study file", "too many units", None) if where == "build_model"
+        else ("study file", "the study's own check at epoch 2", 1))
 
 
 def test_batch_free_values_evaluate_in_one_batch_to_what_keras_reports(blobs):
