@@ -59,11 +59,20 @@ class LiveProgress:
                 self.bar.close()
 
 
+def _fresh_seeds(count: int, recorded: list[int]) -> str:
+    """`count` fresh seeds, said as more where the trials have `recorded` (their counts, sorted) already."""
+    if recorded == [0]:
+        return f"{count} fresh seed(s)"
+    already = recorded[0] if len(recorded) == 1 else f"{recorded[0]}-{recorded[-1]}"
+    return f"{count} more fresh seed(s) ({already} recorded already)"
+
+
 class RunProgress:
     """A run's bars: the trials finished (unless `searching` is False), then the
     confirmation's trainings."""
 
     def __init__(self, study, n_trials: int, searching: bool = True) -> None:
+        self.study = study
         self.search = LiveProgress(study, n_trials) if searching else None
         self.confirm: tqdm | None = None
 
@@ -76,9 +85,13 @@ class RunProgress:
         if self.search is not None:
             self.search.close()
         if tasks:
+            from lrsearch import results
+
             trials, seeds = sorted({t.number for t in tasks}), {t.seed for t in tasks}
-            print(f"Confirming trial(s) {', '.join(map(str, trials))} on {len(seeds)} fresh seed(s): {len(tasks)} "
-                  f"training(s) of {epochs} epochs on {workers} worker(s).", flush=True)
+            recorded = results.read_confirmations(self.study)
+            print(f"Confirming trial(s) {', '.join(map(str, trials))} on "
+                  f"{_fresh_seeds(len(seeds), sorted({len(recorded.get(number, {})) for number in trials}))}: "
+                  f"{len(tasks)} training(s) of {epochs} epochs on {workers} worker(s).", flush=True)
             self.confirm = tqdm(total=len(tasks), desc="confirm", unit="training", file=sys.stderr,
                                 dynamic_ncols=True)
             self._confirm_started = time.monotonic()

@@ -93,6 +93,21 @@ def test_plan_gives_the_top_trials_the_same_fresh_seeds_and_skips_what_is_record
     assert len(results.plan(study, top=4, seeds=2)) == 2  # a larger --top adds the next trial only
 
 
+def test_the_confirmation_says_how_many_more_seeds_where_some_are_recorded(capsys):
+    from lrsearch.run import _progress as progress
+
+    study = made_study([0.5, 0.9, 0.7])
+    say = progress.RunProgress(study, 3, searching=False)
+    say.confirming(results.plan(study, top=2, seeds=1), epochs=5, workers=2)
+    assert "Confirming trial(s) 1, 2 on 1 fresh seed(s): 2 training(s) of 5 epochs on 2 worker(s)." \
+        in capsys.readouterr().out
+    results.write_confirmation(study, 1, {results.fresh_seeds(3, 1)[0]: 0.85})
+    say.confirming(results.plan(study, top=2, seeds=2), epochs=5, workers=2)
+    assert "Confirming trial(s) 1, 2 on 2 more fresh seed(s) (0-1 recorded already): 3 training(s)" \
+        in capsys.readouterr().out
+    say.close()
+
+
 def test_export_ranks_by_the_confirmed_mean_and_the_file_carries_the_spread(tmp_path):
     study = made_study([0.9, 0.95, 0.8])
     results.write_confirmation(study, 0, {11: 0.9, 12: 0.88})
