@@ -106,7 +106,7 @@ def _other_readings(rest: str) -> list[str]:
 def check_url(storage: str) -> None:
     """StorageOpenError for a grpc:// URL that is not a proxy's address (`grpc_address`,
     whose message shows the URL redacted), a postgres:// URL (SQLAlchemy knows
-    postgresql://), an in-memory SQLite database (no file: each process would have its
+    postgresql://), a scheme that names no database SQLAlchemy knows (mongodb://), an in-memory SQLite database (no file: each process would have its
     own), or if URL `storage` holds a raw '@' that a driver may misread: more than one
     (drivers end a password at its first '@' and take the rest for the host, which they
     then print), or one that SQLAlchemy reads otherwise (in a query after `host:port`),
@@ -119,6 +119,11 @@ def check_url(storage: str) -> None:
     scheme, _, rest = storage.partition("://")
     if scheme == "postgres":
         raise StorageOpenError("write postgresql://, not postgres:// (the name SQLAlchemy knows the database by).")
+    if not scheme.startswith("redis") and not _known_database(storage):
+        raise StorageOpenError(f"cannot open storage {redact(storage)}: {scheme}:// names no database that "
+                               f"SQLAlchemy knows; give a journal file's path, a database URL (postgresql://, "
+                               f"mysql://, sqlite:///FILE), grpc://HOST:PORT of an `lrsearch storage-proxy`, or "
+                               f"redis://.")
     if scheme.partition("+")[0] == "sqlite" and rest.partition("?")[0] in ("", "/", "/:memory:"):
         raise StorageOpenError(f"{storage} is an in-memory SQLite database, which each process holds alone, so that "
                                f"the workers could not share it: give a file, e.g. sqlite:///study.db.")
@@ -127,6 +132,20 @@ def check_url(storage: str) -> None:
         raise StorageOpenError(f"the {scheme} storage URL holds an '@' that a database driver may misread (and then "
                                f"print part of the password): percent-encode '@' in the user name, password and "
                                f"query as %40 (':' as %3A, '/' as %2F) and try again.")
+
+
+def _known_database(storage: str) -> bool:
+    """Whether SQLAlchemy has a dialect for the database URL `storage` (its driver may still be missing)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import NoSuchModuleError
+
+    try:
+        make_url(storage).get_dialect()
+    except NoSuchModuleError:
+        return False
+    except Exception:  # noqa: BLE001 - opening it says what is wrong
+        return True
+    return True
 
 
 def _misread(storage: str, authority: str) -> bool:

@@ -45,6 +45,7 @@ def test_a_password_never_shows_in_the_open_error():
     with pytest.raises(StorageOpenError) as caught:
         storage.open_storage("nosuchdb://user:s3cret@host/db")
     assert "s3cret" not in str(caught.value) and "user:***@host" in str(caught.value)
+    assert "nosuchdb:// names no database that SQLAlchemy knows; give a journal file's path" in str(caught.value)
 
 
 @pytest.mark.parametrize("url, or_postgresql", [("postgresql+pg8000://u:p@127.0.0.1/db", True),
