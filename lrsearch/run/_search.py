@@ -180,6 +180,9 @@ def _announce(study, study_file: Study, options: SearchOptions) -> str:
     if not options.joining:
         print(f"Watch it live:  {program()} dashboard {study_args}")
         print(f"List trials:    {optuna_cli_hint(storage_url, name, program('optuna'))}")
+        if redact(storage_url) != storage_url:
+            print("                (*** stands for the storage's password, which lrsearch never prints: type it "
+                  "as you gave it)")
     return study_args
 
 

@@ -207,3 +207,18 @@ def test_all_lists_what_the_readme_documents():
     assert public == set(lrsearch.__all__) - {"__version__"}, (public, lrsearch.__all__)
     for name in lrsearch.__all__:
         assert hasattr(lrsearch, name)
+
+
+def test_the_watch_it_live_hint_says_what_stands_for_a_password_it_never_prints(capsys):
+    import optuna
+
+    from lrsearch.options import SearchOptions
+    from lrsearch.run._search import _announce
+    from lrsearch.study import load_study
+
+    study = optuna.create_study(study_name="s")
+    for storage, said in (("postgresql://u:S3cret@h/db", True), ("postgresql://u@h/db", False)):
+        _announce(study, load_study(TINY), SearchOptions.of(storage=storage, study_name="s"))
+        out = capsys.readouterr().out
+        assert "lrsearch dashboard" in out and "S3cret" not in out
+        assert ("(*** stands for the storage's password, which lrsearch never prints" in out) == said, out
