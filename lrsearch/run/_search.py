@@ -133,8 +133,9 @@ def _study_file(study_or_path) -> Study:
 
 
 def _opened(study_file: Study, options: SearchOptions) -> tuple[Any, Study]:
-    """The Optuna study the options name (created if new), and the study file with the
-    run's seed; UsageError if the stored study goes the other direction."""
+    """The Optuna study the options name (created if new, but by a worker without n_trials,
+    which joins a study), and the study file with the run's seed; UsageError if the stored
+    study goes the other direction, or a joining worker's does not exist."""
     import optuna
 
     from lrsearch.run import _progress as progress
@@ -146,7 +147,12 @@ def _opened(study_file: Study, options: SearchOptions) -> tuple[Any, Study]:
               "a postgresql:// storage", file=sys.stderr)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     name = options.study_name or study_file.name
-    study = open_study(storage_url, name, direction=settings.direction, notify=progress.say)
+    joins = options.joining and not options.n_trials  # creates no study: a mistyped name would stay behind
+    try:
+        study = open_study(storage_url, name, direction=None if joins else settings.direction, notify=progress.say)
+    except UsageError as exc:
+        raise UsageError(f"{exc} A worker without --n-trials joins a study that `lrsearch run` (or a worker given "
+                         f"--n-trials) made: start that first, or give its --study-name.") from None
     if study.direction.name.lower() != settings.direction:
         raise UsageError(f"study {name!r} in {redact(storage_url)} was created to "
                          f"{study.direction.name.lower()}, but the study says {settings.direction}.")

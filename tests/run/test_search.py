@@ -91,10 +91,22 @@ def test_a_study_file_in_process_returns_the_pick_and_writes_the_report(tmp_path
     assert joined.outcome == "nothing to do" and len(joined.study.get_trials(deepcopy=False)) == 3
 
 
-def test_joining_a_study_whose_run_recorded_no_n_trials_says_to_start_the_run_first(tmp_path):
+def test_joining_a_study_no_run_made_creates_none_and_one_without_n_trials_says_to_start_the_run(tmp_path):
+    import optuna
+
+    from lrsearch.storage import open_storage
+
+    journal = str(tmp_path / "t.journal")
+    optuna.create_study(study_name="other", storage=open_storage(journal))
+    with pytest.raises(UsageError, match=r"no study 'tiny' in .*t.journal; it holds \['other'\]\. A worker without "
+                                         r"--n-trials joins a study that `lrsearch run` \(or a worker given "
+                                         r"--n-trials\) made: start that first, or give its --study-name\."):
+        lrsearch.join(TINY, storage=journal, workers=1)
+    assert [s.study_name for s in optuna.get_all_study_summaries(open_storage(journal))] == ["other"]
+    optuna.create_study(study_name="tiny", storage=open_storage(journal), direction="maximize")  # made, not run
     with pytest.raises(UsageError, match=r"has no n_trials recorded by its run yet; start the run \(lrsearch run\) "
                                          r"first, or give this worker n_trials \(--n-trials\)"):
-        lrsearch.join(TINY, storage=str(tmp_path / "t.journal"), workers=1)
+        lrsearch.join(TINY, storage=journal, workers=1)
 
 
 @pytest.mark.parametrize("options, named", [
