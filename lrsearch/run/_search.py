@@ -118,7 +118,11 @@ def _search(study_or_path, options: SearchOptions, pool) -> SearchResult:
     if report_to is not None and outcome and outcome.terminated:  # SIGTERM asks the run to end at once
         print(f"No report written (terminated); `{program()} report {study_args}` writes it.", file=sys.stderr)
     elif report_to is not None:
-        folder = _write_report(options.storage, name, report_to)
+        try:
+            folder = _write_report(options.storage, name, report_to)
+        except KeyboardInterrupt:
+            print(f"No report written (interrupted); `{program()} report {study_args}` writes it.", file=sys.stderr)
+            raise
     return result_of(study, outcome, timer, folder)
 
 
