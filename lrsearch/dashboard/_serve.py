@@ -136,7 +136,12 @@ def serve(storage: str, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, stud
     opened = open_storage(storage)
     study_id = opened.get_study_id_from_name(study_name) if study_name else None
     write_notes(opened, storage, study_name, out)
-    server = make_dashboard_server(opened, host, port, notes.artifact_store(storage))
+    try:
+        charts = notes.artifact_store(storage)
+    except OSError as exc:  # a read-only folder: the studies are still worth serving
+        charts = None
+        print(f"note: the trials' learning-rate charts are not served: {exc}", file=out, flush=True)
+    server = make_dashboard_server(opened, host, port, charts)
     try:
         print(f"Dashboard: {dashboard_url(host, server.server_port, study_id)}", file=out, flush=True)
         if not is_loopback(host):

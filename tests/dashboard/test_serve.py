@@ -126,6 +126,26 @@ def test_dashboard_reads_a_study_while_a_run_writes_it(tmp_path):
     print(f"dashboard reads during the run: {len(snapshots)}, first {snapshots[:1]}, last {snapshots[-1:]}")
 
 
+def test_a_storage_whose_charts_folder_cannot_be_made_is_served_without_the_charts(tmp_path):
+    """A journal in a folder the dashboard cannot write to (here its charts folder's name is
+    taken by a file) is served all the same, saying that the charts are not."""
+    from lrsearch.storage import open_storage
+
+    journal = tmp_path / "ro.journal"
+    optuna.create_study(study_name="blobs", storage=open_storage(str(journal)), direction="maximize")
+    (tmp_path / "ro.journal.artifacts").write_text("not a folder")
+    log = tmp_path / "dashboard.log"
+    with open(log, "w") as out:
+        dashboard = start_dashboard(str(journal), out, tmp_path, None)
+        try:
+            base, study_id = dashboard_address(dashboard, log)
+            assert get_json(f"{base}/api/studies/{study_id}")["name"] == "blobs"
+            assert "note: the trials' learning-rate charts are not served: [Errno 17] File exists" in log.read_text()
+        finally:
+            os.killpg(dashboard.pid, signal.SIGINT)
+            dashboard.wait(timeout=30)
+
+
 def test_dashboard_command_refuses_a_missing_storage(tmp_path, capsys):
     from lrsearch.cli import main
 
