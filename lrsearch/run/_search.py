@@ -248,7 +248,8 @@ def finish(outcome, study, hint: str | None, storage: str | None = None, in_pyth
     if storage is not None:
         annotate(study, storage)
     if outcome and outcome.replaced_workers:
-        print(f"{outcome.replaced_workers} worker(s) died and were replaced; their trials were marked failed.")
+        print(f"{outcome.replaced_workers} worker(s) died and were replaced; the trials they were training, if any, "
+              f"were marked failed.")
     if outcome and outcome.confirm_failures:
         print(f"{len(outcome.confirm_failures)} confirmation training(s) failed: "
               + "; ".join(outcome.confirm_failures[:3]), file=sys.stderr)
