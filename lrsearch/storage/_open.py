@@ -54,7 +54,8 @@ def open_storage(storage: str, *, notify: Callable[[str], None] | None = None,
     `patience` seconds (default `storage_patience()`; `lrsearch.storage._resilient`); RDB
     storages and storage proxies record heartbeats of running trials.
 
-    A journal file is checked first and refused if damaged (`lrsearch.journal`); a write
+    A journal file is checked first and refused if damaged (`lrsearch.journal`), and a new
+    one's folders are made; a write
     to it that fails for want of space raises WriteError. A URL a driver would misread is
     refused (`check_url`). A server that cannot be reached fails at once, unless
     `wait_to_open` (a worker joining a run). `connections`: the database connections
@@ -72,6 +73,10 @@ def open_storage(storage: str, *, notify: Callable[[str], None] | None = None,
     resilient = ResilientStorage(None, redact(storage), patience=storage_patience() if patience is None else patience,
                                  notify=notify, abort=abort)
     if not is_url(storage):
+        try:  # a new journal's folders, as a report's are made
+            os.makedirs(os.path.dirname(os.path.abspath(storage)), exist_ok=True)
+        except OSError as exc:
+            raise _cannot_open(storage, exc) from None
         check_journal(storage)
         resilient.inner = JournalStorage(JournalFile(storage))
     elif storage.startswith("redis"):

@@ -3,6 +3,8 @@ from the environment, the optuna CLI hint; PostgreSQL where LRSEARCH_TEST_POSTGR
 
 from __future__ import annotations
 
+import os
+
 from pathlib import Path
 
 import optuna
@@ -39,6 +41,16 @@ def test_sqlite_is_an_rdb_with_heartbeats(tmp_path):
 def test_a_storage_that_cannot_be_opened_is_a_storage_open_error(url):
     with pytest.raises(StorageOpenError, match=r"cannot open storage"):
         storage.open_storage(url)
+
+
+def test_a_new_journal_in_folders_that_do_not_exist_yet_makes_them():
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        journal = os.path.join(folder, "new", "sub", "j.journal")
+        study = storage.open_study(journal, "s", direction="minimize")
+        study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=1)
+        assert os.path.isfile(journal) and len(study.trials) == 1
 
 
 def test_a_password_never_shows_in_the_open_error():
@@ -81,8 +93,9 @@ def test_open_study_creates_with_a_direction_and_otherwise_reads_only_what_exist
 def test_open_study_on_a_storage_that_cannot_be_opened_redacts_the_password(tmp_path, direction):
     with pytest.raises(StorageOpenError, match="cannot open storage nosuchdb://user:\\*\\*\\*@host/db"):
         storage.open_study("nosuchdb://user:s3cret@host/db", "s", direction=direction)
-    with pytest.raises(StorageOpenError, match="cannot open storage .*x.journal: FileNotFoundError"):
-        storage.open_study(str(tmp_path / "no" / "such" / "x.journal"), "s", direction="maximize")
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(StorageOpenError, match="cannot open storage .*x.journal: FileExistsError"):
+        storage.open_study(str(tmp_path / "a_file" / "x.journal"), "s", direction="maximize")  # a file, no folder
 
 
 def test_what_is_a_url_and_what_an_rdb():
