@@ -151,10 +151,20 @@ def _driver_hint(storage: str, exc: Exception) -> str:
 
 
 def require_storage(storage: str) -> None:
-    """UsageError unless `storage` is a URL or an existing journal file (reading must not
-    create an empty one)."""
-    if not is_url(storage) and not os.path.isfile(storage):
-        raise UsageError(f"no storage file {storage!r}; run `lrsearch run` first or give --storage.")
+    """UsageError unless `storage` is an existing journal file, or a URL but one of an SQLite
+    file that does not exist (reading must not create an empty one)."""
+    path = storage if not is_url(storage) else _sqlite_file(storage)
+    if path is not None and not os.path.isfile(path):
+        raise UsageError(f"no storage file {path!r}; run `lrsearch run` first or give --storage.")
+
+
+def _sqlite_file(storage: str) -> str | None:
+    """The file of an sqlite:/// URL `storage` (None for any other URL)."""
+    if storage.partition("://")[0].partition("+")[0] != "sqlite":
+        return None
+    from sqlalchemy.engine import make_url
+
+    return make_url(storage).database or None
 
 
 def heartbeat_settings() -> tuple[int, int]:

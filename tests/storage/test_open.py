@@ -53,6 +53,14 @@ def test_a_new_journal_in_folders_that_do_not_exist_yet_makes_them():
         assert os.path.isfile(journal) and len(study.trials) == 1
 
 
+def test_reading_a_sqlite_file_that_does_not_exist_creates_none(tmp_path):
+    typo = tmp_path / "typo.db"
+    with pytest.raises(UsageError, match=r"no storage file '.*typo.db'; run `lrsearch run` first"):
+        storage.open_study(f"sqlite:///{typo}", "s")
+    assert not typo.exists()
+    assert storage.open_study(f"sqlite:///{typo}", "s", direction="minimize").direction.name == "MINIMIZE"
+
+
 def test_a_password_never_shows_in_the_open_error():
     with pytest.raises(StorageOpenError) as caught:
         storage.open_storage("nosuchdb://user:s3cret@host/db")
