@@ -45,6 +45,12 @@ class TrialsReadOnceATrial:
         return self._get_trials(deepcopy=False)
 
 
+def enqueued_with_params(trial) -> bool:
+    """Whether the FrozenTrial `trial` was enqueued with parameters (`Study.enqueue_trial`,
+    which keeps them in a system attribute of its own)."""
+    return "fixed_params" in trial.system_attrs
+
+
 def trial_id(trial) -> int:
     """The storage's id of an Optuna `Trial` or `FrozenTrial` (no public accessor)."""
     return private_attribute(trial, "_trial_id", "optuna")

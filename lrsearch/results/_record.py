@@ -333,7 +333,7 @@ def interrupt_trial(study, trial, cause: str, suspect: bool = False) -> bool:
 def fixed_beforehand(trial) -> bool:
     """Whether the parameters of the FrozenTrial `trial` were fixed before a worker took it:
     a retry of an interrupted trial, or one enqueued with parameters (`study.enqueue_trial`)."""
-    return _RETRY_OF in trial.user_attrs or "fixed_params" in trial.system_attrs
+    return _RETRY_OF in trial.user_attrs or internals.enqueued_with_params(trial)
 
 
 def fail_running_trials(study, belongs: Callable[[str | None], bool], reason: str,
