@@ -268,7 +268,29 @@ def _repeated_batches(train, batch_size: int, seed: int):
         rows = len(train[0])
         dataset = tf.data.Dataset.from_tensor_slices(tuple(train)).shuffle(rows, seed=seed)
         return dataset.batch(min(batch_size, rows), drop_remainder=True).repeat()
-    return train.repeat()
+    if hasattr(train, "element_spec"):
+        return train.repeat()
+    return _py_dataset_batches(tf, train)
+
+
+def _py_dataset_batches(tf, train):
+    """A Keras PyDataset's batches in order, pass after pass, as a tf.data dataset."""
+    def spec(value):
+        value = np.asarray(value)
+        return tf.TensorSpec((None, *value.shape[1:]), tf.as_dtype(value.dtype))
+
+    def batch(index):
+        value = train[index]
+        return tuple(value) if isinstance(value, list) else value
+
+    def batches():
+        while True:
+            for index in range(len(train)):
+                yield batch(index)
+            train.on_epoch_end()
+
+    signature = tf.nest.map_structure(spec, batch(0))
+    return tf.data.Dataset.from_generator(batches, output_signature=signature)
 
 
 def check_positive(**values: float) -> None:

@@ -155,6 +155,32 @@ def test_range_test_reads_tf_data_datasets():
     assert len(losses) > 20
 
 
+class Batches(keras.utils.PyDataset):
+    """A PyDataset of (x, y) batches, yielded as lists, that counts its passes."""
+
+    def __init__(self, x, y, batch):
+        super().__init__()
+        self.x, self.y, self.batch, self.passes = x, y, batch, 0
+
+    def __len__(self):
+        return math.ceil(len(self.x) / self.batch)
+
+    def __getitem__(self, index):
+        rows = slice(index * self.batch, (index + 1) * self.batch)
+        return [self.x[rows], self.y[rows]]
+
+    def on_epoch_end(self):
+        self.passes += 1
+
+
+def test_range_test_reads_a_keras_py_dataset_pass_after_pass():
+    model = compiled_model("adam")
+    batches = Batches(*tiny_data(), 16)
+    losses, stopped = rangetest.run_range_test(model, batches, batch_size=16, iterations=120, beta=0.9)
+    assert len(losses) > 20
+    assert batches.passes >= len(losses) // len(batches) - 1  # 4 batches a pass: it went round
+
+
 @pytest.mark.parametrize("bad, message", [
     ({"start_lr": 0.0}, "start_lr"), ({"end_lr": 1e-8}, "end_lr must be > start_lr"),
     ({"iterations": 0}, "iterations"), ({"beta": 1.0}, "beta"), ({"diverge_factor": 1.0}, "diverge_factor"),
