@@ -18,6 +18,27 @@ def schedule_of(optimizer) -> Any:
     return rate if isinstance(rate, keras.optimizers.schedules.LearningRateSchedule) else None
 
 
+def clone_layers(model):
+    """`keras.models.clone_model(model)`, not compiled. Keras compiles the clone of a compiled
+    model from its compile config, which finds a study's own loss or metric only where Keras'
+    registry holds it, and rebuilds a Lambda layer only outside its safe mode (no public
+    switch but a global one); the caller compiles the clone with the objects at hand, and the
+    study's code is the worker's own."""
+    import keras
+
+    try:
+        from keras.src.saving.serialization_lib import SafeModeScope
+    except ImportError as error:
+        raise unsupported("keras", "keras.src.saving.serialization_lib.SafeModeScope") from error
+    compiled = private_attribute(model, "compiled", "keras")
+    model.compiled = False
+    try:
+        with SafeModeScope(False):
+            return keras.models.clone_model(model)
+    finally:
+        model.compiled = compiled
+
+
 def symbolic_build(model, batch) -> None:
     """Build a compiled model's weights, compiled metrics and loss from one `batch`, as
     `model.fit` does before training, without running a step (no public equivalent)."""

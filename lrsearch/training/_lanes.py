@@ -21,6 +21,7 @@ import threading
 
 import keras
 
+from lrsearch import internals
 from lrsearch.errors import plain
 from lrsearch.training import _epochs as epoch_loop, _kept_models as kept_models
 from lrsearch.training._lane_engine import Engine
@@ -130,7 +131,7 @@ def choose(alone: epoch_loop.Trainer, model: keras.Model, optimizer: keras.optim
     while a trial would take more than `MAX_DELAY` times as long; one lane unless that count
     trains `MIN_GAIN` times the trials a second. Lanes must be able to take the model
     (`_assess`); `model` stays the kept model's, each group gets a clone."""
-    template = keras.models.clone_model(model)  # before the kept model's optimizer is made tunable
+    template = internals.clone_layers(model)  # before the kept model's optimizer is made tunable
     loop = alone.kept_loop(model, optimizer)  # as `Lanes` takes only what the kept models can train
     step = epoch_loop.seconds(loop.steps_run(4)) / 4
     if step > DISPATCH_BOUND_STEP:
@@ -143,11 +144,11 @@ def choose(alone: epoch_loop.Trainer, model: keras.Model, optimizer: keras.optim
     calls = max(1, round(MEASURED_SECONDS / epoch_loop.seconds(alone_run)))  # tiny data: an epoch is a moment
     tried, fallback = [], False
     for count in reversed(_counts(cap)):  # the most first: trials a second grow with the lanes while they pay
-        group = _traced_group(keras.models.clone_model(template), alone.train, alone.val, loss=loss, metrics=metrics,
+        group = _traced_group(internals.clone_layers(template), alone.train, alone.val, loss=loss, metrics=metrics,
                               batch_size=alone.batch_size, lanes=count, fallback=fallback)
         if isinstance(group, _Broken) and group.op and not re.match(CONVOLUTIONS, group.op) and not fallback:
             fallback = True  # a cheap op, such as dropout's seeds: measure lanes that run it lane by lane
-            group = _traced_group(keras.models.clone_model(template), alone.train, alone.val, loss=loss,
+            group = _traced_group(internals.clone_layers(template), alone.train, alone.val, loss=loss,
                                   metrics=metrics, batch_size=alone.batch_size, lanes=count, fallback=fallback)
         if isinstance(group, _Broken):
             return Choice(1, None, group.broken)

@@ -285,6 +285,26 @@ def test_lanes_are_measured_to_pay_for_a_small_model_and_not_tried_for_convoluti
     assert "tensorflow" not in printed.err.lower() + printed.out.lower()
 
 
+def test_lanes_are_timed_for_a_lambda_layer_and_a_loss_function_that_keras_registry_lacks():
+    """Keras clones a compiled model with its loss found by name, and a Lambda layer only
+    outside safe mode: timing lanes failed on both, and such a study trained one at a time."""
+    def own_loss(y_true, y_pred):  # a study file's function, not registered with Keras
+        return keras.losses.categorical_crossentropy(y_true, y_pred)
+
+    def with_lambda():
+        return keras.Sequential([keras.Input((2,)), keras.layers.Lambda(lambda t: t * 2.0),
+                                 keras.layers.Dense(8, activation="relu"), keras.layers.Dense(3, activation="softmax")])
+
+    train, val = blobs(rows=40 * BATCH)
+    trainer = epoch_loop.Trainer(train, val, loss=own_loss, metrics=METRICS, batch_size=BATCH, keep=2)
+    model = seeded(with_lambda, 0, train[0])
+    optimizer = make_optimizer(CONFIGS["adam"], STEPS, 2)
+    model.compile(optimizer=optimizer, loss=own_loss, metrics=METRICS)
+    choice = lanes.choose(trainer, model, optimizer, loss=own_loss, metrics=METRICS, cap=2)
+    assert re.match(r"an epoch of 2 lanes took|lanes were measured not to pay|a step takes", choice.said), choice.said
+    assert model.compiled
+
+
 def test_auto_lanes_leave_any_model_with_a_convolution_alone_untimed_and_name_its_layer():
     """`--lanes auto` neither traces nor times lanes for a convolution, nested or not: they
     would run it one lane after another (a CNN's trials took longer in lanes than alone)."""
