@@ -324,6 +324,8 @@ def _import(path: Path) -> Any:
         raise StudyFileError(path, "cannot be imported as a Python module.")
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module  # dataclasses and pickling look modules up here
+    if (folder := str(path.resolve().parent)) not in sys.path:
+        sys.path.append(folder)  # modules beside the file import, as with `python study.py` (after installed ones)
     if _imports_tensorflow_at_load(path):
         from lrsearch.devices import import_tensorflow
 

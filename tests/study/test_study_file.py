@@ -39,6 +39,17 @@ def test_a_good_study_file_loads(tmp_path):
     assert study.space.optimizers == ("adam",) and study.space.lr == (1e-3, 1e-1)
 
 
+def test_a_study_file_imports_a_module_beside_it_from_any_working_directory(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.chdir(tmp_path.parent)
+    folder = tmp_path / "my studies"
+    folder.mkdir()
+    (folder / "helpers_beside_the_study.py").write_text("ROWS = [[1.0]]\n")
+    source = GOOD.replace("import lrsearch", "import lrsearch\nfrom helpers_beside_the_study import ROWS")
+    study = load_study(write(folder, source.replace("return ([[0.0]]", "return (ROWS")))
+    assert study.load_data()[0][0] == [[1.0]]
+
+
 @pytest.mark.parametrize("text, message", [
     (GOOD.replace("def data():", "def data(:"), "syntax error at line"),
     (GOOD.replace("def build_model(trial):", "def make_model(trial):"), "defines no build_model()"),
