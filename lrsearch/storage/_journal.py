@@ -97,6 +97,7 @@ def check_journal(path: str) -> None:
     """Raise JournalDamagedError, saying what to do, if the journal is damaged."""
     damage, data = _checked(path)
     if damage is not None:
+        _refuse_other_files(path, data)
         raise JournalDamagedError(_damage_message(path, damage, data))
 
 
@@ -145,6 +146,7 @@ def _cut_at_damage(path: str, cut_inconsistent: bool) -> RepairResult:
     damage, records = _scan(path, data)
     if damage is None:
         return RepairResult(backup=None, records_kept=records, lines_dropped=0, bytes_dropped=0)
+    _refuse_other_files(path, data)
     if damage.inconsistent and not cut_inconsistent:
         raise JournalDamagedError(_damage_message(path, damage, data, repairing=True))
     backup = _backup(path, data)
@@ -154,6 +156,17 @@ def _cut_at_damage(path: str, cut_inconsistent: bool) -> RepairResult:
         os.fsync(f.fileno())
     return RepairResult(backup, damage.line - 1, damage.lines - damage.line + 1, len(data) - damage.offset, damage,
                         *_dropped(data[damage.offset:]))
+
+
+def _refuse_other_files(path: str, data: bytes) -> None:
+    """UsageError where `data` does not start as a journal does (a record, or the first part
+    of one): the file is something else, which repairing would empty."""
+    if data.startswith(b'{"op_code"'):
+        return
+    hint = (f"; it is an SQLite database: as a storage, give sqlite:///{os.path.abspath(path)}"
+            if data.startswith(b"SQLite format 3\0") else "")
+    raise UsageError(f"{path} is not an Optuna journal file: its first line is not a journal record{hint}. It was "
+                     f"left as it is.")
 
 
 def _damage_message(path: str, damage: Damage, data: bytes, repairing: bool = False) -> str:
