@@ -8,7 +8,7 @@ import os
 
 from lrsearch.errors import UsageError
 from lrsearch.storage import DEFAULT_STORAGE
-from lrsearch.study import check_name
+from lrsearch.study import MAX_SEED, check_name
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,6 +79,11 @@ class SearchOptions:
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
                 auto = " or None (measured, as --lanes auto; \"auto\" too)" if name == "lanes" else ""
                 raise UsageError(f"{name} must be a whole number >= {low}{auto}, but got {value!r}.")
+        if not isinstance(self.report, (bool, str, os.PathLike)):
+            raise UsageError(f"report must be True (./lrsearch-report-NAME), a folder or False, but got "
+                             f"{self.report!r}.")
+        if self.seed is not None and self.seed > MAX_SEED:
+            raise UsageError(f"seed must be a whole number from 0 to {MAX_SEED} (2**31 - 1), but got {self.seed!r}.")
         if self.timeout is not None and (isinstance(self.timeout, bool) or not isinstance(self.timeout, (int, float))
                                          or not self.timeout > 0):
             raise UsageError(f"timeout must be a number of seconds > 0, but got {self.timeout!r}.")

@@ -21,16 +21,17 @@ def add_study_arguments(parser: argparse.ArgumentParser, file_required: bool = F
     parser.add_argument("--study-name", default=None, help="study name (default: the study file's name)")
 
 
-def at_least(low: int):
-    """An argparse type: a whole number >= `low`."""
+def at_least(low: int, high: int | None = None):
+    """An argparse type: a whole number >= `low` (and <= `high`, if given)."""
 
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a whole number, but got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be >= {low}, but got {value}")
+        if value < low or high is not None and value > high:
+            raise argparse.ArgumentTypeError(f"must be >= {low}" + (f" and <= {high}" if high is not None else "")
+                                             + f", but got {value}")
         return value
 
     return parse

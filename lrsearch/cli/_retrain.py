@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import argparse
 
-from lrsearch.cli._arguments import add_study_arguments
+from lrsearch.cli._arguments import add_study_arguments, at_least
+from lrsearch.study import MAX_SEED
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,8 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--full-data", action="store_true",
                         help="train on the training and validation rows together (a final model: nothing is "
                              "held out, so only training metrics are reported)")
-    parser.add_argument("--seed", type=int, help="seed to train on (default: the trial's own)")
-    parser.add_argument("--epochs", type=int, help="epochs to train (default: the study's)")
+    parser.add_argument("--seed", type=at_least(0, MAX_SEED), help="seed to train on (default: the trial's own)")
+    parser.add_argument("--epochs", type=at_least(1), help="epochs to train (default: the study's)")
 
 
 def main(args: argparse.Namespace) -> int:

@@ -18,6 +18,7 @@ from lrsearch.cli._arguments import add_worker_arguments, at_least, given_option
 from lrsearch.options import SearchOptions
 from lrsearch.results import DEFAULT_SEEDS, DEFAULT_TOP, PRICED_SHARE
 from lrsearch.storage import DEFAULT_STORAGE
+from lrsearch.study import MAX_SEED
 
 
 def confirm_spec(text: str) -> tuple[int, int]:
@@ -57,7 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser, joining: bool = False) -> Non
     parser.add_argument("--epochs", type=at_least(1),
                         help="epochs a trial trains (default: the ones its run recorded)" if joining else
                         "override the study file's epochs (for quick tries)")
-    parser.add_argument("--seed", type=at_least(0),
+    parser.add_argument("--seed", type=at_least(0, MAX_SEED),
                         help="override the study file's seed; with --workers 1 a run is repeatable (see the README)"
                              + ("; default: the study's own" if joining else ""))
     parser.add_argument("--timeout", type=seconds,

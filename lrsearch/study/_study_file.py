@@ -41,6 +41,10 @@ from lrsearch.study._source import check_source, syntax_error
 PRUNERS = ("hyperband", "median")
 
 
+#: The largest seed: Keras takes seeds below 2**32, and a trial trains on the seed plus its
+#: number, a confirmation training on more (`results.SEED_OFFSET`).
+MAX_SEED = 2**31 - 1
+
 #: Study files are imported as modules named this plus the file's stem.
 STUDY_MODULE_PREFIX = "lrsearch_study_"
 
@@ -160,8 +164,8 @@ class Settings:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a whole number >= 1, but got {value!r}.")
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
-            raise ValueError(f"seed must be a whole number >= 0, but got {self.seed!r}.")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or not 0 <= self.seed <= MAX_SEED:
+            raise ValueError(f"seed must be a whole number from 0 to {MAX_SEED} (2**31 - 1), but got {self.seed!r}.")
         if self.stall_epochs is not None and (not isinstance(self.stall_epochs, int) or self.stall_epochs < 1):
             raise ValueError(f"stall_epochs must be a whole number >= 1, but got {self.stall_epochs!r}.")
         for name in ("keep_compiled", "check_finite"):

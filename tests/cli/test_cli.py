@@ -3,6 +3,7 @@ resume, plain-Optuna storage, and clear errors for broken study files."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -130,6 +131,9 @@ def test_bad_option_values_exit_2(cli, tiny_study, journal):
     assert result.returncode == 2 and "--n-trials: must be >= 1, but got 0" in result.stderr
     result = cli("run", str(tiny_study), "--storage", journal, "--gpus", "first")
     assert result.returncode == 2 and "--gpus takes" in result.stderr
+    result = cli("run", str(tiny_study), "--storage", journal, "--seed", str(2**32))
+    assert result.returncode == 2 and "--seed: must be >= 0 and <= 2147483647, but got 4294967296" in result.stderr
+    assert not os.path.exists(journal)
 
 
 def test_verbose_shows_the_traceback(cli, tmp_path):

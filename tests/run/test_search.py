@@ -113,6 +113,8 @@ def test_joining_a_study_no_run_made_creates_none_and_one_without_n_trials_says_
     (dict(n_trials=0), "n_trials must be a whole number >= 1, but got 0"),
     (dict(epochs=2.5), "epochs must be a whole number >= 1"),
     (dict(seed=-1), "seed must be a whole number >= 0"),
+    (dict(seed=2**32), "seed must be a whole number from 0 to 2147483647 (2**31 - 1), but got 4294967296"),
+    (dict(report=5), "report must be True (./lrsearch-report-NAME), a folder or False, but got 5"),
     (dict(workers=0), "workers must be a whole number >= 1"),
     (dict(lanes=0), 'lanes must be a whole number >= 1 or None (measured, as --lanes auto; "auto" too), but got 0'),
     (dict(lanes="four"), "lanes must be a whole number >= 1 or None"),
