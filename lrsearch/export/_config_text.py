@@ -51,7 +51,9 @@ def parse(text: str, path: Path) -> Any:
     if not text.strip():
         raise ConfigError("the file is empty.")
     try:
-        document = _parse_yaml(text) if path.suffix.lower() in (".yaml", ".yml") else _parse_json(text)
+        suffix = path.suffix.lower()
+        as_yaml = suffix in (".yaml", ".yml") or suffix != ".json" and not text.lstrip().startswith("{")
+        document = _parse_yaml(text) if as_yaml else _parse_json(text)
     except RecursionError:
         raise ConfigError("not a configuration: it nests deeper than Python reads.") from None
     _check_values(document)

@@ -19,6 +19,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lrsearch.errors import ready_to_write, writing
 from lrsearch.lr import SCHEDULES, ConfigError, LRConfig
 from lrsearch.export._config_file import (SCHEMA, SCHEMA_MANY, SCHEMA_VERSION, ExportedConfig, check_count,
                                           confirmation_document)
@@ -80,8 +81,13 @@ def reading_hint(path: Path, configs: list[ExportedConfig], *, many: bool, fmt: 
 
 
 def file_format(out: str | os.PathLike, fmt: str | None = None) -> str:
-    """The format of the file `out`: `fmt`, else from its suffix (.yaml, .yml), else json."""
-    return fmt or ("yaml" if Path(out).suffix.lower() in (".yaml", ".yml") else "json")
+    """The format of the file `out`: from its suffix (.json; .yaml, .yml), else `fmt`, else
+    json; ConfigError where `fmt` contradicts the suffix (load_config reads by the suffix)."""
+    named = {".json": "json", ".yaml": "yaml", ".yml": "yaml"}.get(Path(out).suffix.lower())
+    if fmt is not None and named is not None and fmt != named:
+        raise ConfigError(f"{os.fspath(out)!r} names a {named.upper()} file, but the format asked for is {fmt}: "
+                          f"name it .{'yaml' if fmt == 'yaml' else 'json'}, or leave the format out.")
+    return named or fmt or "json"
 
 
 def to_document(config: ExportedConfig) -> dict[str, Any]:
@@ -143,7 +149,7 @@ def exported_configs(
         raise ConfigError("give either a trial number or a top count, not both.")
     if top is not None:
         check_count("top", top)
-    from lrsearch.results import confirmations, model_params, rank, read_study, read_trial
+    from lrsearch.results import confirmations, model_params, not_complete, rank, read_study, read_trial
 
     trials = study.get_trials(deepcopy=False)
     confirmed = confirmations(study)
@@ -154,8 +160,7 @@ def exported_configs(
             raise ConfigError(f"study {study.study_name!r} has no trial {trial}; it has {len(trials)} trials "
                               f"(0-{len(trials) - 1}).")
         if chosen[0].state.name != "COMPLETE":
-            raise ConfigError(f"trial {trial} is {chosen[0].state.name.lower()}, not complete; only complete trials "
-                              f"have a value to export.")
+            raise ConfigError(f"{not_complete(chosen[0])}; only complete trials have a value to export.")
     else:
         chosen = rank(trials, study.direction.name.lower(), confirmed, facts["objective"])[:top or 1]
         if not chosen:
@@ -189,9 +194,9 @@ def write(configs: list[ExportedConfig], out: str | os.PathLike, *, fmt: str | N
           many: bool = False) -> Path:
     """Write one configuration (or, with `many`, a ranked list) as JSON or YAML."""
     out = Path(out)
-    fmt = file_format(out, fmt)
-    if fmt not in FORMATS:
+    if fmt is not None and fmt not in FORMATS:
         raise ConfigError(f"format must be one of {list(FORMATS)}, but got {fmt!r}.")
+    fmt = file_format(out, fmt)
     if many:
         document: Any = {"schema": SCHEMA_MANY, "schema_version": SCHEMA_VERSION,
                          "configs": [to_document(c) for c in configs]}
@@ -203,8 +208,9 @@ def write(configs: list[ExportedConfig], out: str | os.PathLike, *, fmt: str | N
         text = yaml.safe_dump(document, sort_keys=False)
     else:
         text = json.dumps(document, indent=2, allow_nan=False) + "\n"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text, encoding="utf-8")
+    ready_to_write(out)
+    with writing(out):
+        out.write_text(text, encoding="utf-8")
     return out
 
 

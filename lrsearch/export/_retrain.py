@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 from lrsearch import results
-from lrsearch.errors import UsageError
+from lrsearch.errors import UsageError, ready_to_write, writing
 from lrsearch.lr import LRConfig, describe
 
 if TYPE_CHECKING:
@@ -59,6 +59,9 @@ def retrain(study_file: "str | os.PathLike | Study", *, storage: str | None = No
     trainings over 2 s, and the result."""
     if output is not None and Path(output).suffix != ".keras":
         raise RetrainError(f"the output must be a .keras file (Keras' own format), but got {str(output)!r}.")
+    if output is not None:  # before the training, which a file that cannot be written would waste
+        ready_to_write(output)
+        ready_to_write(history_path(output))
     from lrsearch.devices import import_tensorflow
 
     import_tensorflow()  # first, quietly: the imports below and the study may load TensorFlow
@@ -83,9 +86,10 @@ def retrain(study_file: "str | os.PathLike | Study", *, storage: str | None = No
                "saved_optimizer": _compile_plain(model, cfg.lr_config, logs["lr"][-1], study_file.settings),
                **_loading(model, study_file), "logs": logs}
     if output is not None:
-        Path(output).parent.mkdir(parents=True, exist_ok=True)
-        model.save(output)
-        history_path(output).write_text(json.dumps(history, indent=1) + "\n", encoding="utf-8")
+        with writing(output):
+            model.save(output)
+        with writing(history_path(output)):
+            history_path(output).write_text(json.dumps(history, indent=1) + "\n", encoding="utf-8")
         say(f"Wrote {output} and {history_path(output)}; compiled with {history['saved_optimizer']}. "
             f"{how_to_load(output, study_file, history)}")
     return model, history
@@ -321,8 +325,8 @@ def _check(study, name: str, study_file: "Study", trial: int | None) -> None:
         raise RetrainError(f"study {name!r} has no trial {trial}; it has {len(trials)} trials"
                            + (f" (0-{len(trials) - 1})." if trials else "."))
     if trial is not None and trials[trial].state.name != "COMPLETE":
-        raise RetrainError(f"trial {trial} is {trials[trial].state.name.lower()}, not complete; retrain a complete "
-                           f"trial (lrsearch export --top K lists the best).")
+        raise RetrainError(f"{results.not_complete(trials[trial])}; retrain a complete trial (lrsearch export "
+                           f"--top K lists the best).")
     settings = study_file.settings
     changed = results.changes(study, objective=settings.objective, batch_size=settings.batch_size,
                              space=study_file.space.to_dict())

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from lrsearch.errors import UsageError
 from lrsearch.lr import Space
-from lrsearch.rangetest._range_test import RangeTestResult, check_positive, find_lr, run_isolated
+from lrsearch.rangetest._inputs import check_positive
+from lrsearch.rangetest._range_test import RangeTestResult, find_lr, run_isolated
 from lrsearch.rangetest._store import request, store_result, stored_result
 from lrsearch.results import read_bounds, write_bounds
 

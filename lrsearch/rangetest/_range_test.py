@@ -41,6 +41,7 @@ import numpy as np
 
 from lrsearch import internals
 from lrsearch.errors import UsageError
+from lrsearch.rangetest._inputs import DEFAULTS, RULES, check_inputs, check_sweep
 from lrsearch.lr import LRConfig
 from lrsearch.results import range_test_key
 
@@ -49,13 +50,10 @@ if TYPE_CHECKING:
 
     from lrsearch.study import Study
 
-RULES = ("min/10", "steepest")
 #: How far above the lowest smoothed loss at lower learning rates the smoothed loss at the
 #: suggestion must lie to count as a bump: 25%, far above the moving average's noise
 #: (about 1% on clean curves) and what one sees as a rise on the figure.
 BUMP_MARGIN = 0.25
-DEFAULTS = {"start_lr": 1e-7, "end_lr": 10.0, "iterations": 2000, "beta": 0.98, "diverge_factor": 4.0,
-            "rule": "min/10"}
 
 
 class Bump(NamedTuple):
@@ -211,13 +209,8 @@ def run_range_test(model: "keras.Model", train, *, batch_size: int, start_lr: fl
     from lrsearch.devices import import_tensorflow
 
     tf = import_tensorflow()
-    check_positive(start_lr=start_lr, end_lr=end_lr, iterations=iterations, batch_size=batch_size)
-    if end_lr <= start_lr:
-        raise UsageError(f"end_lr must be > start_lr, but got end_lr={end_lr} <= start_lr={start_lr}.")
-    if not 0 <= beta < 1:
-        raise UsageError(f"beta must lie in [0, 1), but got {beta}.")
-    if diverge_factor <= 1:
-        raise UsageError(f"diverge_factor must be > 1, but got {diverge_factor}.")
+    check_sweep(start_lr=start_lr, end_lr=end_lr, iterations=iterations, batch_size=batch_size, beta=beta,
+                 diverge_factor=diverge_factor)
     dataset = _repeated_batches(train, batch_size, seed)
     internals.symbolic_build(model, next(iter(dataset)))  # as the epoch loop does: weights and compiled metrics
     optimizer = model.optimizer
@@ -293,12 +286,6 @@ def _py_dataset_batches(tf, train):
     return tf.data.Dataset.from_generator(batches, output_signature=signature)
 
 
-def check_positive(**values: float) -> None:
-    for name, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
-            raise UsageError(f"{name} must be a positive number, but got {value!r}.")
-
-
 def find_lr(study: "Study", optimizer: str = "sgd", *, batch_size: int | None = None, momentum: float | None = None,
             start_lr: float = DEFAULTS["start_lr"], end_lr: float = DEFAULTS["end_lr"],
             iterations: int = DEFAULTS["iterations"], rule: str = DEFAULTS["rule"], beta: float = DEFAULTS["beta"],
@@ -313,15 +300,13 @@ def find_lr(study: "Study", optimizer: str = "sgd", *, batch_size: int | None = 
 
     from lrsearch.training import TrialRunner
 
-    if rule not in RULES:
-        raise UsageError(f"rule must be one of {list(RULES)}, but got {rule!r}.")
-    if optimizer != "sgd" and momentum is not None:
-        raise UsageError(f"momentum applies to sgd only, but got momentum={momentum} with {optimizer!r}.")
+    settings = study.settings
+    batch_size = batch_size or settings.batch_size
+    check_inputs(optimizer, momentum=momentum, rule=rule, start_lr=start_lr, end_lr=end_lr, iterations=iterations,
+                 batch_size=batch_size, beta=beta, diverge_factor=diverge_factor)
     if optimizer == "sgd" and momentum is None:
         momentum = 0.0
     started = time.perf_counter()
-    settings = study.settings
-    batch_size = batch_size or settings.batch_size
     runner = TrialRunner(study, epochs=1)
     if not isinstance(runner.train, tuple) and batch_size != settings.batch_size:
         raise UsageError(f"{study.path}: data() returns batched datasets, whose batch size "

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from lrsearch.rangetest._range_test import DEFAULTS, RangeTestResult, find_lr
+from lrsearch.rangetest._inputs import DEFAULTS, check_inputs
+from lrsearch.rangetest._range_test import RangeTestResult, find_lr
 from lrsearch.results import read_range_test, write_range_test
 
 if TYPE_CHECKING:
@@ -34,13 +35,14 @@ def store_result(optuna_study: "optuna.Study", result: RangeTestResult) -> str:
 
 def request(study: "Study", optimizer: str, **options: Any) -> dict[str, Any]:
     """The complete inputs (`find_lr`'s keyword arguments) of a range test of `study`
-    with `optimizer`; options left out or None take the defaults."""
+    with `optimizer`; options left out or None take the defaults. UsageError if one is wrong."""
     unknown = sorted(set(options) - {"batch_size", "momentum", *DEFAULTS})
     if unknown:
         raise TypeError(f"unknown range-test option(s) {unknown}.")
     inputs = {"optimizer": optimizer, "batch_size": study.settings.batch_size,
               "momentum": 0.0 if optimizer == "sgd" else None, **DEFAULTS}
     inputs.update({k: v for k, v in options.items() if v is not None})
+    check_inputs(**inputs)
     return inputs
 
 

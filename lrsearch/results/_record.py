@@ -239,6 +239,13 @@ def read_trial(trial, study: StudyRecord = StudyRecord()) -> TrialRecord:
     )
 
 
+def not_complete(trial) -> str:
+    """What a trial that is not complete is, in words: "trial 3 failed"."""
+    state = trial.state.name
+    return f"trial {trial.number} " + {"FAIL": "failed", "PRUNED": "was pruned", "RUNNING": "is still running",
+                                       "WAITING": "is waiting to run"}.get(state, f"is {state.lower()}")
+
+
 def read_trials(study, states: Iterable[str] | None = None) -> list[TrialRecord]:
     """The records of `study`'s trials (optionally only those in `states`), by number."""
     shared = read_study(study)

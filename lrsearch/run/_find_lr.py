@@ -43,7 +43,8 @@ def find_lr(study_file: "str | os.PathLike | Any", *, storage: str = DEFAULT_STO
     import_tensorflow()  # first: the study file may import Keras, the test trains here
     import optuna
 
-    from lrsearch.rangetest import find_lr_cached
+    from lrsearch.errors import ready_to_write
+    from lrsearch.rangetest import find_lr_cached, request
     from lrsearch.report import save_curve
     from lrsearch.storage import open_study, redact
     from lrsearch.study import Study, load_study, resolve_study
@@ -52,11 +53,14 @@ def find_lr(study_file: "str | os.PathLike | Any", *, storage: str = DEFAULT_STO
     options = {"batch_size": batch_size, "momentum": momentum, "start_lr": start_lr, "end_lr": end_lr,
                "iterations": iterations, "rule": rule}
     optimizers = _check(study, options, optimizers)
+    for optimizer in optimizers:
+        request(study, optimizer, **options)  # every input checked before the storage is touched
     name = resolve_study(study, study_name=study_name).study_name
+    out = out or f"lrsearch-find-lr-{name}"
+    ready_to_write(out, folder=True)
     storage = os.fspath(storage)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     optuna_study = open_study(storage, name, direction=study.settings.direction)
-    out = out or f"lrsearch-find-lr-{name}"
     runs = []
     for optimizer in optimizers:
         result, reused = find_lr_cached(study, optuna_study, optimizer, recompute=recompute, **options)

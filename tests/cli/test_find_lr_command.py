@@ -6,6 +6,7 @@ input.
 from __future__ import annotations
 
 import argparse
+import os
 
 import pytest
 
@@ -65,10 +66,19 @@ def test_find_lr_command_warns_of_the_blobs_sgd_bump_and_the_report_shows_it(tmp
 
 def test_find_lr_command_rejects_bad_input(tmp_path):
     from lrsearch.cli import _find_lr as find_lr
-    from lrsearch.errors import UsageError
+    from lrsearch.errors import UsageError, WriteError
 
     base = [str(BLOBS), "--storage", str(tmp_path / "s.journal")]
     with pytest.raises(UsageError, match="--iterations must be > 0"):
         find_lr.main(parse([*base, "--iterations", "0"]))
     with pytest.raises(UsageError, match="--momentum applies to sgd only"):
         find_lr.main(parse([*base, "--momentum", "0.9"]))
+    sgd = [*base, "--optimizer", "sgd"]
+    with pytest.raises(UsageError, match=r"momentum must lie in \[0, 1\), but got 2.0"):
+        find_lr.main(parse([*sgd, "--momentum", "2"]))
+    with pytest.raises(UsageError, match="end_lr must be > start_lr"):
+        find_lr.main(parse([*sgd, "--start-lr", "1", "--end-lr", "0.1"]))
+    (tmp_path / "a file").write_text("")
+    with pytest.raises(WriteError, match="a file is in the way of a folder on the path writing"):
+        find_lr.main(parse([*sgd, "--out", str(tmp_path / "a file")]))
+    assert sorted(os.listdir(tmp_path)) == ["a file"]  # no storage made, no study in it

@@ -120,7 +120,7 @@ def test_top_k_and_trial_n(blobs_journal, tmp_path, capsys):
     pruned = [t.number for t in study.trials if t.state.name == "PRUNED"]
     if pruned:
         assert main(["export", str(BLOBS), "--storage", path, "--trial", str(pruned[0])]) == 2
-        assert "is pruned, not complete" in capsys.readouterr().err
+        assert "was pruned; only complete trials have a value" in capsys.readouterr().err
     assert main(["export", str(BLOBS), "--storage", path, "--trial", "999"]) == 2
     assert "has no trial 999" in capsys.readouterr().err
     assert main(["export", str(BLOBS), "--storage", path, "--study-name", "nope"]) == 2
@@ -278,8 +278,9 @@ def test_a_yaml_export_holds_the_same_keras_optimizer(tmp_path):
     assert as_yaml["config"]["learning_rate"] == as_json["config"]["learning_rate"]
 
 
-@pytest.mark.parametrize("name, top", [("one.json", None), ("one.yml", None), ("top.json", 3), ("top.yaml", 3)])
-def test_the_printed_way_to_read_the_file_works_for_each_shape(blobs_journal, tmp_path, capsys, name, top):
+@pytest.mark.parametrize("name, top, fmt", [("one.json", None, None), ("one.yml", None, None), ("top.json", 3, None),
+                                            ("top.yaml", 3, None), ("no_suffix", None, "yaml"), ("top", 3, None)])
+def test_the_printed_way_to_read_the_file_works_for_each_shape(blobs_journal, tmp_path, capsys, name, top, fmt):
     """What `lrsearch export` prints, run as printed: load_config gives the best, and Keras
     reads the best's optimizer, from one configuration or a --top K list, JSON or YAML."""
     import keras
@@ -288,7 +289,7 @@ def test_the_printed_way_to_read_the_file_works_for_each_shape(blobs_journal, tm
     import lrsearch
 
     path, _ = blobs_journal
-    configs = lrsearch.export_study(BLOBS, storage=path, top=top, output=tmp_path / name)
+    configs = lrsearch.export_study(BLOBS, storage=path, top=top, output=tmp_path / name, fmt=fmt)
     (wrote,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Wrote ")]
     (with_lrsearch,) = re.findall(r"cfg = (lrsearch\.load_config\([^)]*\))", wrote)
     (with_keras,) = re.findall(r"(keras\.optimizers\.deserialize\(.*\['optimizer'\]\))$", wrote)
@@ -297,6 +298,22 @@ def test_the_printed_way_to_read_the_file_works_for_each_shape(blobs_journal, tm
     optimizer = eval(with_keras, namespace)
     assert type(optimizer).__name__.lower() == configs[0].lr_config.optimizer
     assert (f"({top} configurations, best first)" in wrote) is (top is not None)
+
+
+def test_an_output_that_cannot_be_written_or_contradicts_its_format_is_refused_naming_it(blobs_journal, tmp_path):
+    import lrsearch
+    from lrsearch.errors import WriteError
+
+    path, _ = blobs_journal
+    (tmp_path / "folder.json").mkdir()
+    (tmp_path / "file").write_text("")
+    for output, cause in (("folder.json", "a folder is in the way of the file"),
+                          ("file/best.json", "a file is in the way of a folder on the path")):
+        with pytest.raises(WriteError, match=f"^{cause} writing {re.escape(str(tmp_path / output))}$"):
+            lrsearch.export_study(BLOBS, storage=path, output=tmp_path / output, verbose=False)
+    with pytest.raises(ConfigError, match="names a JSON file, but the format asked for is yaml: name it .yaml"):
+        lrsearch.export_study(BLOBS, storage=path, output=tmp_path / "best.json", fmt="yaml", verbose=False)
+    assert sorted(os.listdir(tmp_path)) == ["file", "folder.json"]
 
 
 def test_a_file_without_a_keras_optimizer_is_read_through_load_config(tmp_path):

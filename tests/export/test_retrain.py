@@ -123,7 +123,7 @@ def test_refusals_say_why_without_a_traceback(searched, tmp_path, monkeypatch, c
     out = str(tmp_path / "m.keras")
     cases = [
         (["--storage", empty], "has no complete trial yet, so there is nothing to retrain"),
-        (["--storage", empty, "--trial", "0"], "trial 0 is fail, not complete"),
+        (["--storage", empty, "--trial", "0"], "trial 0 failed; retrain a complete trial"),
         (["--storage", journal, "--trial", "99"], "has no trial 99; it has 4 trials (0-3)"),
         (["--storage", journal, "-o", str(tmp_path / "m.h5")], "the output must be a .keras file"),
     ]
@@ -136,6 +136,10 @@ def test_refusals_say_why_without_a_traceback(searched, tmp_path, monkeypatch, c
     code, err = main(["retrain", str(edited), "--storage", journal, "-o", out]), capsys.readouterr().err
     assert code == 2 and "batch_size 32 -> 16" in err, err
     assert not (tmp_path / "m.keras").exists()
+    (tmp_path / "folder.keras").mkdir()
+    code, printed = main(["retrain", str(study_file), "--storage", journal, "-o", "folder.keras"]), capsys.readouterr()
+    assert code == 74 and printed.err.endswith("a folder is in the way of the file writing folder.keras\n"), printed.err
+    assert printed.out == "" and "Traceback" not in printed.err  # refused before training
 
 
 OWN_LOSS = Path(__file__).resolve().parent.parent / "gallery" / "own_loss.py"
