@@ -170,11 +170,22 @@ def ready_to_write(path: str | os.PathLike, folder: bool = False) -> None:
 
 
 def plain(text: str) -> str:
-    """`text` without terminal colour codes (Keras colours some of its messages)."""
-    return _ANSI.sub("", text)
+    """`text` without terminal colour codes (Keras colours some of its messages), and
+    without what TensorFlow adds to an op's error in a compiled function: the Python frames
+    that defined the op, its graph-node tags and, for a label out of range, every label of
+    the batch (what stays says what went wrong)."""
+    text = _ANSI.sub("", text)
+    if _OP_STACK in text:
+        text = "\n".join(line for line in text.splitlines() if not _OP_NOISE.match(line))
+        text = _LABEL_VALUES.sub("", text.replace("Graph execution error:", ""))
+    return text
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+_OP_STACK = "defined at (most recent call last):"
+_OP_NOISE = re.compile(r'\s*(Detected at node .* defined at \(most recent call last\):|File ".*", line \d+, in '
+                       r'|\[\[\{\{node )|\s*$')
+_LABEL_VALUES = re.compile(r"\s*Label values:[-\d\s]*")
 
 
 class InternalError(LrsearchError):

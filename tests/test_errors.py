@@ -149,3 +149,23 @@ def test_a_write_that_fails_for_want_of_space_exits_74_naming_the_file(tmp_path)
     assert result.returncode == 74, result.stderr
     assert "Traceback" not in result.stderr and "bug" not in result.stderr
     assert re.search(rf"error: the file grew past the size allowed writing {re.escape(str(out))}/\S+", result.stderr)
+
+
+def test_an_op_error_of_a_compiled_step_reads_as_its_cause_alone():
+    """A label out of range past the first batch: TensorFlow's text, as a trial's exception
+    says it, becomes one line that is the same for every batch (the failures group)."""
+    tf = pytest.importorskip("tensorflow")
+    keras = pytest.importorskip("keras")
+    from lrsearch.study import problem_of
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    said = set()
+    for bad_row in (40, 70):
+        labels = [0] * 96
+        labels[bad_row] = 5
+        with pytest.raises(tf.errors.InvalidArgumentError) as raised:
+            model.fit(tf.zeros((96, 4)), tf.constant(labels), batch_size=32, verbose=0)
+        assert "defined at (most recent call last)" in str(raised.value)  # what is cut
+        said.add(problem_of(raised.value))
+    assert said == {"InvalidArgumentError: Received a label value of 5 which is outside the valid range of [0, 2)."}
