@@ -46,6 +46,7 @@ def export_study(study_file: "str | os.PathLike | Study | None" = None, *, stora
     loaded `Study`), or `study_name` in `storage`; `verbose` prints each configuration and
     the file written."""
     from lrsearch.lr import describe
+    from lrsearch.results import describe_model
     from lrsearch.study import resolve_study
 
     ref = resolve_study(study_file, storage=storage, study_name=study_name)
@@ -54,8 +55,9 @@ def export_study(study_file: "str | os.PathLike | Study | None" = None, *, stora
     if verbose:
         for rank, cfg in enumerate(configs, start=1):
             fresh = f" (fresh seeds: {cfg.confirmation.describe()})" if cfg.confirmation else ""
+            model = f"; model {described}" if (described := describe_model(cfg.model_params)) else ""
             print(f"{'#' + str(rank) + ' ' if top else ''}trial {cfg.trial_number}: {cfg.objective}="
-                  f"{cfg.value:.4g}{fresh}  {describe(cfg.lr_config.to_dict())}")
+                  f"{cfg.value:.4g}{fresh}  {describe(cfg.lr_config.to_dict())}{model}")
         print(f"Wrote {path}" + (f" ({len(configs)} configurations, best first)" if top is not None else "")
               + f"; {reading_hint(path, configs, many=top is not None, fmt=fmt)}")
     return configs

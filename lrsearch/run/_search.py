@@ -143,7 +143,7 @@ def _opened(study_file: Study, options: SearchOptions) -> tuple[Any, Study]:
     import optuna
 
     from lrsearch.run import _progress as progress
-    from lrsearch.storage import is_url, open_study, redact
+    from lrsearch.storage import NoSuchStudy, is_url, open_study, redact
 
     storage_url, settings = options.storage, study_file.settings
     if options.joining and not is_url(storage_url):
@@ -154,7 +154,7 @@ def _opened(study_file: Study, options: SearchOptions) -> tuple[Any, Study]:
     joins = options.joining and not options.n_trials  # creates no study: a mistyped name would stay behind
     try:
         study = open_study(storage_url, name, direction=None if joins else settings.direction, notify=progress.say)
-    except UsageError as exc:
+    except NoSuchStudy as exc:
         raise UsageError(f"{exc} A worker without --n-trials joins a study that `lrsearch run` (or a worker given "
                          f"--n-trials) made: start that first, or give its --study-name.") from None
     if study.direction.name.lower() != settings.direction:

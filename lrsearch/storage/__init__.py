@@ -14,8 +14,8 @@ from __future__ import annotations
 import importlib
 
 from lrsearch.storage._journal import JournalDamagedError, check_journal, find_damage, journal_lock, repair_journal
-from lrsearch.storage._open import (CLAIM_LOCK_PREFIX, DEFAULT_STORAGE, heartbeat_settings, open_storage, open_study,
-                                    optuna_cli_hint, require_storage, study_names)
+from lrsearch.storage._open import (CLAIM_LOCK_PREFIX, DEFAULT_STORAGE, NoSuchStudy, heartbeat_settings, open_storage,
+                                    open_study, optuna_cli_hint, require_storage, study_names)
 from lrsearch.storage._proxy import PROXY_HOST, PROXY_PORT, PROXY_THREADS, is_loopback, serve_proxy
 from lrsearch.storage._redact import check_url, describe_error, is_grpc, is_url, passwords_of, redact, redact_text
 
@@ -23,7 +23,7 @@ from lrsearch.storage._redact import check_url, describe_error, is_grpc, is_url,
 _WITH_OPTUNA = {"ResilientStorage": "_resilient", "rdb_under": "_resilient", "WriteBackStorage": "_writeback",
                 "NoWaitingTrial": "_writeback"}
 
-__all__ = ["CLAIM_LOCK_PREFIX", "DEFAULT_STORAGE", "JournalDamagedError", "PROXY_HOST", "PROXY_PORT",
+__all__ = ["CLAIM_LOCK_PREFIX", "DEFAULT_STORAGE", "NoSuchStudy", "JournalDamagedError", "PROXY_HOST", "PROXY_PORT",
            "PROXY_THREADS", "check_journal", "check_url", "describe_error", "find_damage", "heartbeat_settings",
            "is_grpc", "is_loopback", "is_url", "journal_lock", "open_storage", "open_study", "optuna_cli_hint",
            "passwords_of", "redact", "redact_text", "repair_journal", "require_storage", "serve_proxy", "study_names",

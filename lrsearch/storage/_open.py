@@ -42,6 +42,10 @@ HEARTBEAT_INTERVAL = 10
 GRACE_PERIOD = 90
 
 
+class NoSuchStudy(UsageError):
+    """The storage holds no study of the name asked for (`open_study` without a direction)."""
+
+
 def is_rdb(storage: str) -> bool:
     """Whether `storage` is a database URL (SQLAlchemy's); a storage proxy is none."""
     return is_url(storage) and not storage.startswith("redis") and not is_grpc(storage)
@@ -123,7 +127,7 @@ def open_study(storage: str, study_name: str, *, direction: str | None = None, s
     except Exception as exc:  # a wrong URL, a server that is down, a file we cannot write
         raise _cannot_open(storage, exc) from None
     if study_name not in names:
-        raise UsageError(f"no study {study_name!r} in {redact(storage)}; it holds {names or 'none'}.")
+        raise NoSuchStudy(f"no study {study_name!r} in {redact(storage)}; it holds {names or 'none'}.")
     return optuna.load_study(study_name=study_name, storage=opened, sampler=sampler, pruner=pruner)
 
 

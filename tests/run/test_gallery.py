@@ -14,6 +14,7 @@ from pathlib import Path
 import optuna
 import pytest
 
+import lrsearch
 from lrsearch import results
 from lrsearch.storage import open_storage
 from lrsearch.study import data as lrdata, load_study
@@ -63,7 +64,7 @@ def untrained_value(study_file: Path, params: dict) -> float:
 
 
 @pytest.mark.parametrize("kind, path_line", KINDS)
-def test_gallery_study(cli, tmp_path, kind, path_line):
+def test_gallery_study(cli, tmp_path, capsys, kind, path_line):
     study_file = GALLERY / f"{kind}.py"
     journal = str(tmp_path / "x.journal")
     started = time.monotonic()
@@ -96,3 +97,9 @@ def test_gallery_study(cli, tmp_path, kind, path_line):
         assert best < untrained, (best, untrained)
     else:
         assert best > untrained, (best, untrained)
+
+    capsys.readouterr()
+    (exported,) = lrsearch.export_study(study_file, storage=journal, output=tmp_path / "best.json")
+    printed, model = capsys.readouterr().out.splitlines()[0], results.describe_model(exported.model_params)
+    assert exported.trial_number == top.number and printed.startswith(f"trial {top.number}: ")
+    assert printed.endswith(f"; model {model}") if model else "; model" not in printed, printed

@@ -236,3 +236,10 @@ def test_the_watch_it_live_hint_says_what_stands_for_a_password_it_never_prints(
         out = capsys.readouterr().out
         assert "lrsearch dashboard" in out and "S3cret" not in out
         assert ("(*** stands for the storage's password, which lrsearch never prints" in out) == said, out
+
+
+def test_a_bad_environment_setting_is_named_without_the_joining_workers_hint(tmp_path, monkeypatch):
+    monkeypatch.setenv("LRSEARCH_HEARTBEAT", "abc")
+    with pytest.raises(UsageError) as raised:
+        lrsearch.search(TINY, storage=str(tmp_path / "j.journal"), n_trials=1, workers=1, report=False)
+    assert "LRSEARCH_HEARTBEAT" in str(raised.value) and "A worker without" not in str(raised.value), raised.value
