@@ -12,6 +12,7 @@ matching lengths, at least one row and, unless the settings turn it off, for NaN
 
 from __future__ import annotations
 
+import collections.abc
 import math
 from typing import Any
 
@@ -109,8 +110,12 @@ def first_batch(train: Any, batch_size: int) -> Any:
 
 def _split(study: Study, name: str, part: Any) -> tuple:
     if not (isinstance(part, (tuple, list)) and len(part) in (2, 3)):
+        streams = isinstance(part, collections.abc.Iterator)  # a generator, say
         raise StudyFileError(study.path, f"data()'s {name} part must be an (x, y) or (x, y, sample_weight) "
-                                         f"tuple, but is {_kind(part)}.")
+                                         f"tuple, but is {_kind(part)}." + (
+                                             " To stream batches, give a tf.data.Dataset (tf.data.Dataset."
+                                             "from_generator wraps a generator) or a keras.utils.PyDataset."
+                                             if streams else ""))
     split = tuple(_as_arrays(item) for item in part)
     lengths = {f"{name} {role}{where}": len(array) if array.ndim else 0
                for role, item in zip(ROLES, split) for where, array in _named_leaves(item, "")}

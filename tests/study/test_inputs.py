@@ -93,6 +93,19 @@ def test_a_split_without_rows_is_refused(rows, val_rows, split):
     assert f"data()'s {split} split holds no rows (x (0, 2), y (0, 3))" in str(raised.value)
 
 
+def test_generators_are_refused_with_the_forms_that_stream_batches():
+    def generators():
+        train, val = blobs()
+        return (batch for batch in [train]), (batch for batch in [val])
+
+    study = define_study("streamed", data=generators, build_model=lambda: mlp(), settings=SETTINGS)
+    with pytest.raises(StudyFileError) as raised:
+        data.load(study)
+    assert str(raised.value).endswith("must be an (x, y) or (x, y, sample_weight) tuple, but is a generator. To "
+                                      "stream batches, give a tf.data.Dataset (tf.data.Dataset.from_generator wraps a "
+                                      "generator) or a keras.utils.PyDataset."), raised.value
+
+
 def checked_runner(build_model, lanes, lane_cap=1, callbacks=None):
     from lrsearch.training import TrialRunner, preflight
 
