@@ -343,7 +343,8 @@ def _joined(study_file: "Study", train, val) -> tuple:
 
     if not isinstance(train, (tuple, list)):
         raise RetrainError(f"{study_file.path}: --full-data needs in-memory arrays, which it joins, but data() "
-                           f"returns {type(train).__name__}s; retrain without it.")
+                           f"returns {'a tf.data.Dataset' if hasattr(train, 'element_spec') else 'a PyDataset'} for "
+                           f"training; retrain without it.")
     if len(train) != len(val):
         raise RetrainError(f"{study_file.path}: --full-data needs sample weights in both splits or in neither, but "
                            f"data() returns them in one split only.")
