@@ -319,8 +319,8 @@ def test_full_data_on_datasets_is_refused_for_what_it_is(tmp_path, capsys):
     journal = stored_adam_trial(tmp_path, "cnn_tfdata")
     code = main(["retrain", str(gallery), "--storage", journal, "--full-data", "-o", str(tmp_path / "m.keras")])
     err = capsys.readouterr().err
-    assert code == 2 and "--full-data needs in-memory arrays, which it joins, but data() returns a tf.data.Dataset for "\
-                          "training; retrain without it." in err, err
+    assert code == 2 and ("--full-data needs in-memory arrays, which it joins, but data() returns a tf.data.Dataset "
+                          "for training; retrain without it.") in err, err
     assert "sample weights" not in err and "Traceback" not in err and not (tmp_path / "m.keras").exists()
 
 
