@@ -147,18 +147,13 @@ def writing(path: str | os.PathLike):
         raise (write_error(exc, path) or WriteError(path, (exc.strerror or str(exc)).lower())) from None
 
 
-def ready_to_write(path: str | os.PathLike, folder: bool = False) -> None:
-    """Check, before the work that produces it, that the file `path` (or with `folder`,
-    files in the folder `path`) can be written: its folders are made, and a file is opened
-    for appending and closed (removed again if it was not there). WriteError naming it
-    where not (a folder or file in the way, no permission, a read-only file system)."""
+def ready_to_write(path: str | os.PathLike) -> None:
+    """Check, before the work that produces it, that the file `path` can be written: its
+    folders are made, and it is opened for appending and closed (removed again if it was
+    not there). WriteError naming it where not (a folder or file in the way, no permission,
+    a read-only file system). For a folder to write in: `report.check_writable`."""
     path = Path(path)
     with writing(path):
-        if folder:
-            path.mkdir(parents=True, exist_ok=True)
-            if not os.access(path, os.W_OK | os.X_OK):
-                raise PermissionError(errno.EACCES, "permission denied", str(path))
-            return
         if path.is_dir():
             raise WriteError(path, "a folder is in the way of the file")
         path.parent.mkdir(parents=True, exist_ok=True)

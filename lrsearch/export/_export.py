@@ -47,11 +47,11 @@ def export_study(study_file: "str | os.PathLike | Study | None" = None, *, stora
     the file written."""
     from lrsearch.lr import describe
     from lrsearch.results import describe_model
-    from lrsearch.study import resolve_study
+    from lrsearch.study import file_stem, resolve_study
 
     ref = resolve_study(study_file, storage=storage, study_name=study_name)
     configs = exported_configs(ref.open(), trial=trial, top=top, study_file=ref.study)
-    path = write(configs, output or f"{ref.study_name}-best.{fmt or 'json'}", fmt=fmt, many=top is not None)
+    path = write(configs, output or f"{file_stem(ref.study_name)}-best.{fmt or 'json'}", fmt=fmt, many=top is not None)
     if verbose:
         for rank, cfg in enumerate(configs, start=1):
             fresh = f" (fresh seeds: {cfg.confirmation.describe()})" if cfg.confirmation else ""

@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 
 from lrsearch.errors import UsageError, writing
+from lrsearch.study import file_stem
 
 
 def report_folder(study_name: str, where: bool | str | os.PathLike | None = None) -> Path:
@@ -16,9 +17,9 @@ def report_folder(study_name: str, where: bool | str | os.PathLike | None = None
     if isinstance(where, (str, os.PathLike)):
         if not str(where).strip():
             raise UsageError("the report folder is an empty path; name a folder, or leave it out for "
-                             f"./lrsearch-report-{study_name}.")
+                             f"./lrsearch-report-{file_stem(study_name)}.")
         return Path(where)
-    return Path(f"lrsearch-report-{study_name}")
+    return Path(f"lrsearch-report-{file_stem(study_name)}")
 
 
 def check_writable(folder: str | os.PathLike) -> None:

@@ -43,11 +43,10 @@ def find_lr(study_file: "str | os.PathLike | Any", *, storage: str = DEFAULT_STO
     import_tensorflow()  # first: the study file may import Keras, the test trains here
     import optuna
 
-    from lrsearch.errors import ready_to_write
     from lrsearch.rangetest import find_lr_cached, request
-    from lrsearch.report import save_curve
+    from lrsearch.report import check_writable, save_curve
     from lrsearch.storage import open_study, redact
-    from lrsearch.study import Study, load_study, resolve_study
+    from lrsearch.study import Study, file_stem, load_study, resolve_study
 
     study = study_file if isinstance(study_file, Study) else load_study(study_file)
     options = {"batch_size": batch_size, "momentum": momentum, "start_lr": start_lr, "end_lr": end_lr,
@@ -56,8 +55,8 @@ def find_lr(study_file: "str | os.PathLike | Any", *, storage: str = DEFAULT_STO
     for optimizer in optimizers:
         request(study, optimizer, **options)  # every input checked before the storage is touched
     name = resolve_study(study, study_name=study_name).study_name
-    out = out or f"lrsearch-find-lr-{name}"
-    ready_to_write(out, folder=True)
+    out = out or f"lrsearch-find-lr-{file_stem(name)}"
+    check_writable(out)
     storage = os.fspath(storage)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     optuna_study = open_study(storage, name, direction=study.settings.direction)

@@ -5,8 +5,9 @@ study files of a folder (`list_studies`)."""
 
 from lrsearch.study._reference import StudyRef, list_studies, resolve_study
 from lrsearch.study.data import load
-from lrsearch.study._study_file import (MAX_SEED, PRUNERS, Settings, Study, check_name, define_study, load_study,
-                                        pickle_study, problem_of, unpickle_study, user_code)
+from lrsearch.study._study_file import (MAX_SEED, PRUNERS, Settings, Study, check_name, define_study, file_stem,
+                                        load_study, pickle_study, problem_of, unpickle_study, user_code)
 
-__all__ = ["MAX_SEED", "PRUNERS", "Settings", "Study", "StudyRef", "check_name", "define_study", "list_studies", "load",
-           "load_study", "pickle_study", "problem_of", "resolve_study", "unpickle_study", "user_code"]
+__all__ = ["MAX_SEED", "PRUNERS", "Settings", "Study", "StudyRef", "check_name", "define_study", "file_stem",
+           "list_studies", "load", "load_study", "pickle_study", "problem_of", "resolve_study", "unpickle_study",
+           "user_code"]

@@ -26,6 +26,7 @@ import dataclasses
 import importlib.util
 import inspect
 import os
+import re
 import sys
 import threading
 import traceback
@@ -262,6 +263,13 @@ def check_name(name: Any) -> str:
     if not isinstance(name, str) or not name.strip():
         raise UsageError(f"a study's name must be a non-empty string (study_name, --study-name), but got {name!r}.")
     return name
+
+
+def file_stem(name: str) -> str:
+    """A study's name as part of the default names of the files and folders written for it
+    in the working directory: path separators and other characters that a file name should
+    not hold become "_" ("a/b" -> "a_b", "../x" -> "x")."""
+    return re.sub(r"[^\w .-]+", "_", name).strip("._ ") or "study"
 
 
 def _assemble(path: Path, name: str, description: str, *, data: Any, build_model: Any, settings: Any, space: Any,

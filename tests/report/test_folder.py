@@ -15,6 +15,8 @@ def test_report_folder_is_the_folder_given_else_one_named_for_the_study(tmp_path
     assert str(report_folder("tiny")) == "lrsearch-report-tiny"
     assert str(report_folder("tiny", True)) == "lrsearch-report-tiny"
     assert report_folder("tiny", tmp_path / "r") == tmp_path / "r"
+    for name, folder in (("a/b", "a_b"), ("../../up", "up"), ("my study", "my study"), ("..", "study")):
+        assert str(report_folder(name)) == f"lrsearch-report-{folder}"  # in the working directory, one folder
 
 
 def test_check_writable_leaves_nothing_behind_and_names_what_is_in_the_way(tmp_path):
