@@ -56,6 +56,9 @@ def list_studies(folder: str | os.PathLike = "studies") -> list[tuple[Path, str]
     is run (a folder's scripts may do anything when imported). UsageError if the folder does
     not exist."""
     folder = Path(folder)
+    if folder.is_file():
+        raise UsageError(f"{str(folder)!r} is a file; give the folder that holds the study files (its folder: "
+                         f"{str(folder.parent)!r}).")
     if not folder.is_dir():
         raise UsageError(f"no folder {str(folder)!r}.")
     found = []

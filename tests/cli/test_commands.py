@@ -64,6 +64,8 @@ def test_list_studies_gives_each_file_its_description_or_what_is_wrong(tmp_path,
     (tmp_path / "helper.py").unlink(), (tmp_path / "half.py").unlink()
     with pytest.raises(UsageError, match="no folder"):
         list_studies(tmp_path / "absent")
+    with pytest.raises(UsageError, match="good.py' is a file; give the folder that holds the study files"):
+        list_studies(tmp_path / "good.py")
     assert main(["studies", str(tmp_path)]) == 0
     width = len(str(tmp_path / "broken.py"))
     assert capsys.readouterr().out.splitlines()[2] == f"{str(tmp_path / 'good.py'):<{width}}  {found[2][1]}"
