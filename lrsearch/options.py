@@ -63,9 +63,15 @@ class SearchOptions:
 
     def slots(self) -> list:
         """The worker slots these options ask for (`lrsearch.devices.plan`); UsageError if wrong."""
+        import sys
+
         from lrsearch import devices
 
-        return devices.plan(self.workers, devices.parse_gpus(self.gpus), self.per_gpu)
+        gpus = devices.parse_gpus(self.gpus)
+        if self.per_gpu > 1 and not gpus:
+            print(f"note: --per-gpu {self.per_gpu} has no effect: no GPU is used, so workers go one per CPU core "
+                  f"(--workers sets how many).", file=sys.stderr)
+        return devices.plan(self.workers, gpus, self.per_gpu)
 
     def check(self) -> None:
         """UsageError naming the option whose value is wrong."""

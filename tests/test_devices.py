@@ -68,6 +68,17 @@ def test_plan_without_gpus_gives_one_single_threaded_worker_per_core(monkeypatch
     assert plan(16, []) == [Slot(None, 1)] * 16
 
 
+def test_per_gpu_without_a_gpu_in_use_says_it_has_no_effect(monkeypatch, capsys):
+    from lrsearch.options import SearchOptions
+
+    monkeypatch.setattr(devices, "cpu_count", lambda: 2)
+    assert SearchOptions.of(gpus="none", per_gpu=3).slots() == [Slot(None, 1)] * 2
+    assert capsys.readouterr().err == ("note: --per-gpu 3 has no effect: no GPU is used, so workers go one per CPU "
+                                       "core (--workers sets how many).\n")
+    SearchOptions.of(gpus="none").slots()
+    assert capsys.readouterr().err == ""
+
+
 def test_plan_spreads_workers_over_gpus(monkeypatch):
     monkeypatch.setattr(devices, "cpu_count", lambda: 16)
     assert plan(None, ["0", "1"]) == [Slot("0", 8), Slot("1", 8)]
