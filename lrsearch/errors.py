@@ -165,11 +165,11 @@ def ready_to_write(path: str | os.PathLike) -> None:
 
 
 def plain(text: str) -> str:
-    """`text` without terminal colour codes (Keras colours some of its messages), and
-    without what TensorFlow adds to an op's error in a compiled function: the Python frames
-    that defined the op, its graph-node tags and, for a label out of range, every label of
-    the batch (what stays says what went wrong)."""
-    text = _ANSI.sub("", text)
+    """`text` without terminal colour codes (Keras colours some of its messages), the list
+    of arguments that Keras adds to a layer's error, and what TensorFlow adds to an op's
+    error in a compiled function: the Python frames that defined the op, its graph-node tags
+    and, for a label out of range, every label of the batch (what stays says what went wrong)."""
+    text = _CALL_ARGUMENTS.sub("", _ANSI.sub("", text))
     if _OP_STACK in text:
         text = "\n".join(line for line in text.splitlines() if not _OP_NOISE.match(line))
         text = _LABEL_VALUES.sub("", text.replace("Graph execution error:", ""))
@@ -177,6 +177,7 @@ def plain(text: str) -> str:
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+_CALL_ARGUMENTS = re.compile(r"\s*Arguments received by [\w.]+\(\):.*", re.S)
 _OP_STACK = "defined at (most recent call last):"
 _OP_NOISE = re.compile(r'\s*(Detected at node .* defined at \(most recent call last\):|File ".*", line \d+, in '
                        r'|\[\[\{\{node )|\s*$')
