@@ -63,8 +63,9 @@ def _fresh_seeds(count: int, recorded: list[int]) -> str:
     """`count` fresh seeds, said as more where the trials have `recorded` (their counts, sorted) already."""
     if recorded == [0]:
         return f"{count} fresh seed(s)"
-    already = recorded[0] if len(recorded) == 1 else f"{recorded[0]}-{recorded[-1]}"
-    return f"{count} more fresh seed(s) ({already} recorded already)"
+    if len(recorded) == 1:
+        return f"{count} more fresh seed(s) ({recorded[0]} recorded already)"
+    return f"up to {count} more fresh seed(s) each ({recorded[0]} to {recorded[-1]} recorded already)"
 
 
 class RunProgress:
