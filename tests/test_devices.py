@@ -133,6 +133,7 @@ def test_find_lr_prints_no_tensorflow_start_up_lines(tmp_path):
     assert "suggested lr" in output
 
 
+@pytest.mark.slow  # runs of the CLI
 def test_a_study_file_that_imports_keras_at_the_top_starts_without_tensorflow_lines(tmp_path):
     """The command's own process loads the study file, which then imports TensorFlow."""
     study_file = tmp_path / "keras_at_top.py"

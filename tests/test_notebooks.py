@@ -47,6 +47,7 @@ def test_notebooks_are_committed_without_outputs():
         assert not with_outputs, f"{path.name}: cells {with_outputs} have outputs; clear them before committing"
 
 
+@pytest.mark.slow  # the seed tutorial's figures, trained in the notebook
 def test_notebook_01_learning_rate_dynamics_reproduces_the_seed(monkeypatch):
     notebook = execute("01_learning_rate_dynamics.ipynb", monkeypatch)
     code = [c for c in notebook.cells if c.cell_type == "code"]
@@ -70,6 +71,7 @@ def test_notebook_02_defines_a_study_searches_it_in_workers_reports_exports_and_
     assert image_count(code) >= 4  # importance, parallel coordinates, objective vs lr, the retrained curves
 
 
+@pytest.mark.slow  # range tests and two trainings in the notebook
 def test_notebook_03_lr_range_test_1cycle_beats_a_constant_rate(monkeypatch):
     notebook = execute("03_lr_range_test_1cycle.ipynb", monkeypatch)
     code = [c for c in notebook.cells if c.cell_type == "code"]

@@ -6,6 +6,8 @@ import math
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
@@ -17,6 +19,7 @@ import time_to_target  # noqa: E402
 ROWS = 128
 
 
+@pytest.mark.slow  # an epoch of each suite model
 def test_every_suite_study_loads_states_its_target_and_trains_an_epoch():
     from lrsearch.study import define_study, load_study
     from lrsearch.training import train

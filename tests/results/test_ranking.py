@@ -103,7 +103,7 @@ def test_the_confirmation_says_how_many_more_seeds_where_some_are_recorded(capsy
         in capsys.readouterr().out
     results.write_confirmation(study, 1, {results.fresh_seeds(3, 1)[0]: 0.85})
     say.confirming(results.plan(study, top=2, seeds=2), epochs=5, workers=2)
-    assert "Confirming trial(s) 1, 2 on 2 more fresh seed(s) (0-1 recorded already): 3 training(s)" \
+    assert "Confirming trial(s) 1, 2 on up to 2 more fresh seed(s) each (0 to 1 recorded already): 3 training(s)" \
         in capsys.readouterr().out
     say.close()
 
@@ -285,6 +285,7 @@ def test_run_confirms_the_top_trials_and_everything_ranks_by_the_mean(cli, tmp_p
     assert again.returncode == 0 and "confirmed on 3 fresh seed(s) already" in again.stdout
 
 
+@pytest.mark.slow  # three runs of the CLI
 def test_no_confirm_records_nothing_and_confirm_refuses_what_it_cannot_do(cli, tmp_path):
     journal = str(tmp_path / "c.journal")
     run = cli("run", str(TINY), "--storage", journal, "--n-trials", "2", "--workers", "1", "--no-confirm",
@@ -324,6 +325,7 @@ def with_good_trials(journal: str, name: str = "scripted") -> None:
 
 @pytest.mark.parametrize("workers", [("--workers", "2"), ("--workers", "1", "--lanes", "2")],
                          ids=["two workers", "two lanes"])
+@pytest.mark.slow  # a run per form, a worker killed
 def test_a_worker_killed_during_a_confirmation_training_is_replaced_and_its_training_redone(tmp_path, workers):
     """With lanes, the worker holds two trainings when it dies: both are redone."""
     journal = str(tmp_path / "c.journal")
@@ -346,6 +348,7 @@ def test_a_worker_killed_during_a_confirmation_training_is_replaced_and_its_trai
     assert "1 worker(s) died and were replaced" in run.stdout()
 
 
+@pytest.mark.slow  # two runs of the CLI
 def test_ctrl_c_during_the_confirmation_keeps_what_finished_and_the_same_command_completes_it(tmp_path):
     journal = str(tmp_path / "c.journal")
     gate = tmp_path / "gate"

@@ -34,6 +34,7 @@ def check_trials_inside(study, record) -> int:
     return len(finished)
 
 
+@pytest.mark.slow  # range tests, then runs of the CLI
 def test_run_bounds_from_find_lr_prints_records_and_workers_keep_them(cli, tiny_study, journal):
     first = cli("run", str(tiny_study), "--storage", journal, "--bounds-from-find-lr", "--n-trials", "3",
                 "--epochs", "3", "--workers", "1", "--no-report")
@@ -79,6 +80,7 @@ def test_a_record_for_other_ranges_is_not_applied(tiny_study):
     assert bounds.apply_recorded_bounds(edited, optuna_study) is edited
 
 
+@pytest.mark.slow  # a run of the CLI
 def test_a_study_file_error_in_the_range_test_exits_2(cli, tiny_study, tmp_path):
     """The range test runs in a spawned process; its StudyFileError reaches the user."""
     broken = tmp_path / "broken.py"

@@ -27,18 +27,19 @@ FALLBACK = "Trials train with model.fit (slower), because data() returns dataset
 PATH_LINE = "Trials train with "
 
 KINDS = [
-    pytest.param("binary_auc", FAST, id="binary_auc"),
-    pytest.param("regression_mae", FAST, id="regression_mae"),
-    pytest.param("cnn_tfdata", FALLBACK, id="cnn_tfdata"),
-    pytest.param("lstm_sequences", FAST, id="lstm_sequences"),
+    pytest.param("binary_auc", FAST, id="binary_auc", marks=pytest.mark.slow),
+    pytest.param("regression_mae", FAST, id="regression_mae", marks=pytest.mark.slow),
+    pytest.param("cnn_tfdata", FALLBACK, id="cnn_tfdata", marks=pytest.mark.slow),
+    pytest.param("lstm_sequences", FAST, id="lstm_sequences", marks=pytest.mark.slow),
     # no custom train_step, so the fast loop trains it (a worker just does not keep it compiled, nor in lanes)
     pytest.param("subclassed", FAST.replace(FAST[FAST.index("each"):], "the model is not a plain Sequential or "
-                                            "functional model with a config."), id="subclassed"),
+                                            "functional model with a config."), id="subclassed",
+                 marks=pytest.mark.slow),
     pytest.param("two_inputs", FAST, id="two_inputs"),
     pytest.param("varying_architecture", FAST.split(", because")[0] + ", because build_model() suggests its own "
                  "parameters, so trials seldom share the compiled step that lanes share and each new one would trace "
                  "the lanes' step again (--lanes K trains in lanes all the same).", id="varying_architecture"),
-    pytest.param("multi_output", FAST, id="multi_output"),
+    pytest.param("multi_output", FAST, id="multi_output", marks=pytest.mark.slow),
 ]
 
 

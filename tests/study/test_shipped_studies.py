@@ -42,7 +42,8 @@ def test_csv_multiclass_gives_integer_labels_of_its_three_classes():
     assert np.abs(x.mean(axis=0)).max() < 1e-5
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", [name if name == "digits" else pytest.param(name, marks=pytest.mark.slow)
+                                  for name in NAMES])  # the CNN by default, the others with the slow tests
 def test_study_runs_to_completion_through_the_cli(name, tmp_path, cli, journal):
     import optuna
 

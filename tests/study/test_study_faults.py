@@ -37,7 +37,8 @@ FAULTS = {
     "build_model() raises": ((BUILD, BUILD + "    raise ValueError('no such layer')\n"),
                              "build_model() raised ValueError: no such layer"),
     "data() raises": ((DATA, DATA + "    return {}['x']\n"), "data() raised KeyError: 'x'"),
-    "seed as a string": ((SETTINGS, "seed='1')"), "seed must be a whole number from 0 to 2147483647 (2**31 - 1), but got '1'"),
+    "seed as a string": ((SETTINGS, "seed='1')"),
+                         "seed must be a whole number from 0 to 2147483647 (2**31 - 1), but got '1'"),
     "seed out of range": ((SETTINGS, "seed=2**32)"), "seed must be a whole number from 0 to 2147483647"),
     "nan in the space": (("seed=3)\n", "seed=3)\nspace = lrsearch.Space(lr=(float('nan'), 0.1))\n"),
                          "lr must be a pair of finite numbers, but got (nan, 0.1)"),
@@ -69,7 +70,12 @@ def running_trials(journal: str) -> int:
                if trial.state.name == "RUNNING")
 
 
-@pytest.mark.parametrize("fault", list(FAULTS))
+#: Faults met in a worker like another of the list, each a run of its own: with the slow tests.
+LIKE_ANOTHER = ("sys.exit in data()", "os._exit in data()", "data() raises", "x and y of different lengths")
+
+
+@pytest.mark.parametrize("fault", [pytest.param(fault, marks=pytest.mark.slow) if fault in LIKE_ANOTHER else fault
+                                   for fault in FAULTS])
 def test_a_faulty_study_file_stops_the_run_with_exit_2_and_names_itself(cli, tmp_path, fault):
     (old, new), message = FAULTS[fault]
     path = study_file(tmp_path, old, new)

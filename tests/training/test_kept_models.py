@@ -164,6 +164,7 @@ LAST_BIT = {"adam": LRConfig("adam", 1e-3), "sgd-momentum": LRConfig("sgd", 0.05
                                                                           decay=0.01)}
 
 
+@pytest.mark.slow  # a CNN trained by each optimizer, twice
 def test_each_kind_trains_a_batchnorm_cnn_to_the_last_bit_as_keras_own():
     """A BatchNorm CNN turns a last-bit difference in a step into another model within an
     epoch (so does RMSprop at a high rate, after a few), so each kind rounds as Keras' own:

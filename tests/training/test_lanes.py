@@ -223,7 +223,7 @@ def functional():
 
 
 @pytest.mark.parametrize("build, lane_by_lane", [(conv, "Conv2D"), (dropout, "StatelessRandomGetKeyCounter"),
-                                                 (gru, None), (functional, None)])
+                                                 pytest.param(gru, None, marks=pytest.mark.slow), (functional, None)])
 def test_common_layers_train_in_lanes_as_alone(build, lane_by_lane):
     rng = np.random.default_rng(3)
     labels = rng.integers(0, 3, 2 * ROWS)

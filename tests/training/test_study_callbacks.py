@@ -42,6 +42,7 @@ def test_the_study_callbacks_see_each_epoch_and_stop_the_trial(tmp_path, monkeyp
         assert mine[0] == "train_begin" and mine[-1] == "train_end", (number, lines)
 
 
+@pytest.mark.slow  # a run of the CLI
 def test_by_default_a_study_with_callbacks_trains_one_trial_at_a_time_and_says_why(tmp_path, monkeypatch):
     """Lanes would give the callbacks a stand-in for the model, so the automatic choice
     takes one lane for them; the same study without callbacks() times lanes once its start trials are taken."""

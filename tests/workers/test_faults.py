@@ -75,8 +75,8 @@ def running_trials(storage: str, at_least: int) -> bool:
 
 
 @pytest.mark.postgres
-@pytest.mark.slow
-@pytest.mark.parametrize("outage, lanes", [("restart", "1"), ("stopped 15 s", "2")],
+@pytest.mark.parametrize("outage, lanes", [("restart", "1"),
+                                           pytest.param("stopped 15 s", "2", marks=pytest.mark.slow)],
                          ids=["restart", "stopped 15 s, in lanes"])  # one at a time and in lanes: each way once
 def test_a_database_outage_under_a_run_is_waited_out(tmp_path, fresh_postgres, server, outage, lanes):
     run = Command(tmp_path, "run", str(SCRIPTED), "--storage", fresh_postgres, "--n-trials", "6",

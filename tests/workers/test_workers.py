@@ -52,6 +52,7 @@ def test_a_worker_killed_mid_trial_fails_that_trial_and_is_replaced(tmp_path, jo
     assert sorted(path.name for path in scratch.iterdir()) == []
 
 
+@pytest.mark.slow  # lanes traced in a run of the CLI
 def test_a_worker_killed_with_trials_in_lanes_fails_each_of_them_and_is_replaced(tmp_path, journal):
     """Three trials at once in one worker: all three end FAIL with the worker's death, none
     stays RUNNING, and the replacement finishes the study in lanes again."""
@@ -151,6 +152,7 @@ def test_c_workers_stop_after_their_trial_when_the_run_is_gone(tmp_path, journal
     assert states(journal) in (["COMPLETE"], ["PRUNED"])
 
 
+@pytest.mark.slow  # a run of the CLI; the start sampler's own tests count enqueued trials
 def test_enqueued_trials_are_run_not_counted_as_done(tmp_path, journal, cli, tiny_study):
     study = optuna.create_study(study_name="tiny", storage=open_storage(journal), direction="maximize")
     for lr in (0.01, 0.02):
