@@ -233,8 +233,8 @@ def no_traceback(*texts: str) -> None:
 def test_run_confirms_the_top_trials_and_everything_ranks_by_the_mean(cli, tmp_path):
     journal = str(tmp_path / "c.journal")
     with_good_trials(journal, "tiny")
-    run = cli("run", str(TINY), "--storage", journal, "--n-trials", "6", "--workers", "2", "--confirm", "2,2",
-              cwd=tmp_path)
+    run = cli("run", str(TINY), "--storage", journal, "--n-trials", "6", "--workers", "1", "--confirm", "2,2",
+              cwd=tmp_path)  # two workers: test_a_worker_killed_during_a_confirmation_training_...
     assert run.returncode == 0, run.stderr
     no_traceback(run.stdout, run.stderr)
     study = load(journal, "tiny")

@@ -35,7 +35,7 @@ KINDS = [
     pytest.param("subclassed", FAST.replace(FAST[FAST.index("each"):], "the model is not a plain Sequential or "
                                             "functional model with a config."), id="subclassed",
                  marks=pytest.mark.slow),
-    pytest.param("two_inputs", FAST, id="two_inputs"),
+    pytest.param("two_inputs", FAST, id="two_inputs", marks=pytest.mark.slow),
     pytest.param("varying_architecture", FAST.split(", because")[0] + ", because build_model() suggests its own "
                  "parameters, so trials seldom share the compiled step that lanes share and each new one would trace "
                  "the lanes' step again (--lanes K trains in lanes all the same).", id="varying_architecture"),

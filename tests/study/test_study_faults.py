@@ -139,7 +139,8 @@ def one_trial_study(tmp_path_factory):
 @pytest.mark.parametrize("change, message", [
     (("seed=3)\n", "seed=3)\nspace = lrsearch.Space(lr=(1e-3, 0.5))\n"), "space lr [1e-07, 1.0] -> [0.001, 0.5]"),
     (("layers.Dense(8, ", "layers.Dense(16, "), "layers Dense(8) Dense(3) -> Dense(16) Dense(3)"),
-    (('activation="relu"', 'activation="tanh"'), "the same layers, configured otherwise"),
+    pytest.param(('activation="relu"', 'activation="tanh"'), "the same layers, configured otherwise",
+                 marks=pytest.mark.slow),
 ])
 def test_resuming_a_study_whose_file_changed_stops_unless_accepted(cli, tmp_path, one_trial_study, change, message):
     shutil.copytree(one_trial_study, tmp_path, dirs_exist_ok=True)

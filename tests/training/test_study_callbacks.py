@@ -17,7 +17,7 @@ from lrsearch.storage import open_storage
 CALLBACKS = Path(__file__).resolve().parent.parent / "studies" / "callbacks.py"
 
 
-@pytest.mark.parametrize("lanes", ["1", "2"])
+@pytest.mark.parametrize("lanes", ["1", pytest.param("2", marks=pytest.mark.slow)])
 def test_the_study_callbacks_see_each_epoch_and_stop_the_trial(tmp_path, monkeypatch, lanes):
     log, journal = tmp_path / "log.txt", str(tmp_path / "c.journal")
     monkeypatch.setenv("LRSEARCH_TEST_CALLBACK_LOG", str(log))
