@@ -14,7 +14,8 @@ from lrsearch.export import FORMATS
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_study_arguments(parser)
     parser.add_argument("-o", "--output", default=None,
-                        help="file to write (default: ./STUDY_NAME-best.json, or .yaml with --format yaml)")
+                        help="file to write, or - for standard output (default: ./STUDY_NAME-best.json, or .yaml "
+                             "with --format yaml)")
     parser.add_argument("--format", choices=FORMATS, default=None,
                         help="file format (default: from the --output suffix, else json)")
     which = parser.add_mutually_exclusive_group()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
     from lrsearch.study import Study
 
 FORMATS = ("json", "yaml")
+#: The output that means standard output.
+STDOUT = "-"
 #: What every `keras` section says.
 KERAS_NOTE = ("keras.optimizers.deserialize(keras['optimizer']) builds the optimizer with Keras alone; each "
               "callback is keras.callbacks.<class_name>(**config). Both are written from lr_config and training, "
@@ -42,7 +45,7 @@ def export_study(study_file: "str | os.PathLike | Study | None" = None, *, stora
                  trial: int | None = None, fmt: str | None = None, verbose: bool = True) -> list[ExportedConfig]:
     """`lrsearch export`: write the pick of a stored study (or trial number `trial`, or the
     `top` best, best first) to `output` (default: ./STUDY_NAME-best.json, or .yaml with
-    `fmt` "yaml") and return what was written. The study is the study file's (a path or a
+    `fmt` "yaml"; "-": standard output) and return what was written. The study is the study file's (a path or a
     loaded `Study`), or `study_name` in `storage`; `verbose` prints each configuration and
     the file written."""
     from lrsearch.lr import describe
@@ -51,15 +54,23 @@ def export_study(study_file: "str | os.PathLike | Study | None" = None, *, stora
 
     ref = resolve_study(study_file, storage=storage, study_name=study_name)
     configs = exported_configs(ref.open(), trial=trial, top=top, study_file=ref.study)
-    path = write(configs, output or f"{file_stem(ref.study_name)}-best.{fmt or 'json'}", fmt=fmt, many=top is not None)
+    many = top is not None
+    to_stdout = output is not None and os.fspath(output) == STDOUT
+    if to_stdout:  # the document alone on standard output, for a pipe; the lines below go to stderr
+        sys.stdout.write(render(configs, _known(fmt) or "json", many=many))
+        sys.stdout.flush()
+    else:
+        path = write(configs, output or f"{file_stem(ref.study_name)}-best.{fmt or 'json'}", fmt=fmt, many=many)
     if verbose:
+        say = sys.stderr if to_stdout else sys.stdout
         for rank, cfg in enumerate(configs, start=1):
             fresh = f" (fresh seeds: {cfg.confirmation.describe()})" if cfg.confirmation else ""
             model = f"; model {described}" if (described := describe_model(cfg.model_params)) else ""
             print(f"{'#' + str(rank) + ' ' if top else ''}trial {cfg.trial_number}: {cfg.objective}="
-                  f"{cfg.value:.4g}{fresh}  {describe(cfg.lr_config.to_dict())}{model}")
-        print(f"Wrote {path}" + (f" ({len(configs)} configurations, best first)" if top is not None else "")
-              + f"; {reading_hint(path, configs, many=top is not None, fmt=fmt)}")
+                  f"{cfg.value:.4g}{fresh}  {describe(cfg.lr_config.to_dict())}{model}", file=say)
+        if not to_stdout:
+            print(f"Wrote {path}" + (f" ({len(configs)} configurations, best first)" if many else "")
+                  + f"; {reading_hint(path, configs, many=many, fmt=fmt)}")
     return configs
 
 
@@ -196,24 +207,31 @@ def write(configs: list[ExportedConfig], out: str | os.PathLike, *, fmt: str | N
           many: bool = False) -> Path:
     """Write one configuration (or, with `many`, a ranked list) as JSON or YAML."""
     out = Path(out)
-    if fmt is not None and fmt not in FORMATS:
-        raise ConfigError(f"format must be one of {list(FORMATS)}, but got {fmt!r}.")
-    fmt = file_format(out, fmt)
+    text = render(configs, file_format(out, _known(fmt)), many=many)
+    ready_to_write(out)
+    with writing(out):
+        out.write_text(text, encoding="utf-8")
+    return out
+
+
+def render(configs: list[ExportedConfig], fmt: str, *, many: bool = False) -> str:
+    """The text of one configuration (or, with `many`, a ranked list) in `fmt`, json or yaml."""
     if many:
         document: Any = {"schema": SCHEMA_MANY, "schema_version": SCHEMA_VERSION,
                          "configs": [to_document(c) for c in configs]}
     else:
         document = to_document(configs[0])
-    if fmt == "yaml":
+    if _known(fmt) == "yaml":
         import yaml
 
-        text = yaml.safe_dump(document, sort_keys=False)
-    else:
-        text = json.dumps(document, indent=2, allow_nan=False) + "\n"
-    ready_to_write(out)
-    with writing(out):
-        out.write_text(text, encoding="utf-8")
-    return out
+        return yaml.safe_dump(document, sort_keys=False)
+    return json.dumps(document, indent=2, allow_nan=False) + "\n"
+
+
+def _known(fmt: str | None) -> str | None:
+    if fmt is not None and fmt not in FORMATS:
+        raise ConfigError(f"format must be one of {list(FORMATS)}, but got {fmt!r}.")
+    return fmt
 
 
 def _study_facts(study: "optuna.Study", study_file: Any) -> dict[str, Any]:

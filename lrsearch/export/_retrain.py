@@ -274,7 +274,7 @@ class _Retraining:
         settings = self.study_file.settings
         say(f"Retraining trial {cfg.trial_number} ({settings.objective} {cfg.value:.4g}"
             + (f", fresh seeds {cfg.confirmation.describe()}" if cfg.confirmation else "")
-            + f"): {describe(config.to_dict())}, seed {seed}, {epochs} epochs, on {self.used}.")
+            + f"): {describe(config.to_dict())}, seed {seed}, {epochs} epoch{'' if epochs == 1 else 's'}, on {self.used}.")
         if self.full_data:
             say("Full data: no rows are held out, so only training metrics are reported"
                 + (f" and the plateau schedule watches {self.monitor}" if config.schedule == "plateau" else "")

@@ -316,6 +316,25 @@ def test_an_output_that_cannot_be_written_or_contradicts_its_format_is_refused_n
     assert sorted(os.listdir(tmp_path)) == ["file", "folder.json"]
 
 
+def test_output_dash_writes_the_document_to_standard_output_and_no_file(blobs_journal, tmp_path, monkeypatch,
+                                                                        capsys):
+    import yaml
+
+    from lrsearch.cli import main
+
+    path, study = blobs_journal
+    best = max((t for t in study.trials if t.state.name == "COMPLETE"), key=lambda t: t.value)
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert main(["export", str(BLOBS), "--storage", path, "-o", "-"]) == 0
+    printed = capsys.readouterr()
+    assert json.loads(printed.out)["study"]["trial"] == best.number  # the document alone: it parses whole
+    assert printed.err.startswith(f"trial {best.number}: val_accuracy=") and "Wrote" not in printed.err
+    assert main(["export", str(BLOBS), "--storage", path, "-o", "-", "--format", "yaml", "--top", "2"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out)["configs"][0]["study"]["trial"] == best.number
+    assert os.listdir(tmp_path) == []
+
+
 def test_a_file_without_a_keras_optimizer_is_read_through_load_config(tmp_path):
     from lrsearch.export._export import reading_hint
 
