@@ -10,6 +10,7 @@ workers using the journal first."""
 from __future__ import annotations
 
 import argparse
+import os
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from lrsearch.storage import repair_journal
 
-    result = repair_journal(args.journal, cut_inconsistent=args.cut_inconsistent)
+    result = repair_journal(os.path.expanduser(args.journal), cut_inconsistent=args.cut_inconsistent)
     damage = result.damage
     if damage is None:
         print(f"{args.journal}: no damage found ({result.records_kept} records); left as it is.")

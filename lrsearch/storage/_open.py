@@ -77,12 +77,13 @@ def open_storage(storage: str, *, notify: Callable[[str], None] | None = None,
     resilient = ResilientStorage(None, redact(storage), patience=storage_patience() if patience is None else patience,
                                  notify=notify, abort=abort)
     if not is_url(storage):
+        path = os.path.expanduser(storage)  # "~/x.journal" quoted, or from Python, as the shell would
         try:  # a new journal's folders, as a report's are made
-            os.makedirs(os.path.dirname(os.path.abspath(storage)), exist_ok=True)
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         except OSError as exc:
             raise _cannot_open(storage, exc) from None
-        check_journal(storage)
-        resilient.inner = JournalStorage(JournalFile(storage))
+        check_journal(path)
+        resilient.inner = JournalStorage(JournalFile(path))
     elif storage.startswith("redis"):
         from optuna.exceptions import ExperimentalWarning
 

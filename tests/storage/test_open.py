@@ -53,6 +53,14 @@ def test_a_new_journal_in_folders_that_do_not_exist_yet_makes_them():
         assert os.path.isfile(journal) and len(study.trials) == 1
 
 
+def test_a_journal_path_starting_with_a_tilde_is_under_home_as_the_shell_would_have_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    assert roundtrip(storage.open_storage("~/runs/x.journal")) == [0.25]
+    assert (tmp_path / "home" / "runs" / "x.journal").stat().st_size > 0
+    assert not (tmp_path / "~").exists()
+
+
 def test_reading_a_sqlite_file_that_does_not_exist_creates_none(tmp_path):
     typo = tmp_path / "typo.db"
     with pytest.raises(UsageError, match=r"no storage file '.*typo.db'; run `lrsearch run` first"):
