@@ -209,7 +209,9 @@ def trials_frame(trials: list["optuna.trial.FrozenTrial"], objective: str, direc
     columns = ["number", "state", "value", *CONFIRMED_COLUMNS, *CONFIG_FIELDS, "model", "best_value", "best_epoch",
                "epochs_run", "duration_s", "pruned_reason", "pruned_epoch", "pruned_detail", "fail_reason", "device",
                "reported", "datetime_start", "datetime_complete"]
-    return pd.DataFrame(rows, columns=columns)
+    counts = {name: "Int64" for name in ("confirmed_seeds", "confirmed_diverged", "best_epoch", "epochs_run",
+                                         "pruned_epoch")}  # whole numbers, blank where none, not 3.0 and NaN
+    return pd.DataFrame(rows, columns=columns).astype(counts)
 
 
 def importance(trials: list["optuna.trial.FrozenTrial"], direction: str) -> Importance | None:

@@ -313,6 +313,8 @@ def test_report_command_after_a_blobs_run(blobs_journal, tmp_path):
         assert image.shape[0] > 200 and image.shape[1] > 400 and image.std() > 0.01  # not blank
     trials = pd.read_csv(out / "trials.csv")
     assert len(trials) == 12 and set(trials["state"]) <= {"COMPLETE", "PRUNED"}
+    epochs_run = (out / "trials.csv").read_text().splitlines()[1].split(",")[list(trials.columns).index("epochs_run")]
+    assert epochs_run.isdigit()  # a count reads 20, not 20.0
     summary = (out / "summary.md").read_text()
     best = study.best_trial
     assert f"| {best.number} | {best.value:.4g} |" in summary
