@@ -24,13 +24,20 @@ class StudyRef:
     storage: str
     study_name: str
     study: Study | None = None
+    path: str | None = None  # the study file's path as given, loaded or not
 
     def open(self, **options):
         """The Optuna study; UsageError naming the studies there if it is absent
-        (`lrsearch.storage.open_study`, which takes `options`)."""
-        from lrsearch.storage import open_study
+        (`lrsearch.storage.open_study`, which takes `options`), and the study file if that
+        is absent too (a mistyped path)."""
+        from lrsearch.storage import NoSuchStudy, open_study
 
-        return open_study(self.storage, self.study_name, **options)
+        try:
+            return open_study(self.storage, self.study_name, **options)
+        except NoSuchStudy as exc:
+            if self.path is not None and not os.path.exists(self.path):
+                raise NoSuchStudy(f"no file {self.path!r}, and {exc}") from None
+            raise
 
 
 def resolve_study(study_file: "str | os.PathLike | Study | None" = None, *, storage: str | None = None,
@@ -47,7 +54,8 @@ def resolve_study(study_file: "str | os.PathLike | Study | None" = None, *, stor
         name = Path(study_file).stem
     if name is None:
         raise UsageError("give a study file, or --study-name (with --storage if it is not the default).")
-    return StudyRef(storage=os.fspath(storage or DEFAULT_STORAGE), study_name=name, study=study)
+    path = os.fspath(study_file) if study_file and not isinstance(study_file, Study) else None
+    return StudyRef(storage=os.fspath(storage or DEFAULT_STORAGE), study_name=name, study=study, path=path)
 
 
 def list_studies(folder: str | os.PathLike = "studies") -> list[tuple[Path, str]]:

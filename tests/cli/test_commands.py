@@ -19,7 +19,7 @@ from lrsearch.study import StudyRef, list_studies, resolve_study
 def test_resolve_study_names_the_study_from_the_file_or_the_name():
     ref = resolve_study(TINY)
     assert (ref.storage, ref.study_name, ref.study.name) == ("lrsearch.journal", "tiny", "tiny")
-    assert resolve_study(TINY, study_name="x", load=False) == StudyRef("lrsearch.journal", "x", None)
+    assert resolve_study(TINY, study_name="x", load=False) == StudyRef("lrsearch.journal", "x", None, str(TINY))
     assert resolve_study(storage="db.journal", study_name="x") == StudyRef("db.journal", "x", None)
     assert resolve_study(ref.study, storage=Path("a.journal")).study is ref.study  # a loaded study as it is
     with pytest.raises(UsageError, match="give a study file, or --study-name"):
@@ -47,6 +47,9 @@ def test_the_report_command_prints_where_the_summary_is(tmp_path, capsys):
     assert capsys.readouterr().out == f"Report: {tmp_path / 'out'}/summary.md\n"
     assert main(["report", str(TINY), "--storage", journal]) == 2
     assert "lrsearch report: error: no study 'tiny' in" in capsys.readouterr().err
+    missing = str(tmp_path / "studies" / "nofile.py")  # a mistyped path names the file too
+    assert main(["report", missing, "--storage", journal]) == 2
+    assert f"lrsearch report: error: no file {missing!r}, and no study 'nofile' in" in capsys.readouterr().err
 
 
 def test_list_studies_gives_each_file_its_description_or_what_is_wrong(tmp_path, capsys):
