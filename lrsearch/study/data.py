@@ -39,7 +39,12 @@ def load(study: Study) -> tuple[Any, Any]:
         if not (is_dataset(val) or isinstance(val, (tuple, list))):
             raise StudyFileError(study.path, f"data()'s validation part must be a dataset like its training part, "
                                              f"or an (x, y) pair, not {_kind(val)}.")
-        return train, val if is_dataset(val) else _split(study, "validation", val)
+        if not is_dataset(val):
+            return train, _split(study, "validation", val)
+        if _holds_no_batch(val):
+            raise StudyFileError(study.path, "data()'s validation dataset holds no batch; give it at least one "
+                                             "example (a filter or take() may have emptied it).")
+        return train, val
     if is_dataset(val):
         raise StudyFileError(study.path, "data() returns training arrays with a validation dataset; give both "
                                          "as arrays or both as datasets.")
@@ -55,6 +60,17 @@ def is_dataset(part: Any) -> bool:
     except ImportError:  # pragma: no cover - lrsearch always has Keras where it trains
         return False
     return isinstance(part, keras.utils.PyDataset)
+
+
+def _holds_no_batch(dataset: Any) -> bool:
+    """Whether a dataset is known to be empty: a PyDataset's len(), a tf.data dataset's
+    cardinality where TensorFlow knows it (not counted: it may be long)."""
+    if hasattr(dataset, "cardinality"):
+        return int(dataset.cardinality()) == 0
+    try:
+        return len(dataset) == 0
+    except TypeError:  # a PyDataset without len()
+        return False
 
 
 def rows(split: tuple) -> int:

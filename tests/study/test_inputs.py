@@ -93,6 +93,19 @@ def test_a_split_without_rows_is_refused(rows, val_rows, split):
     assert f"data()'s {split} split holds no rows (x (0, 2), y (0, 3))" in str(raised.value)
 
 
+def test_an_empty_validation_dataset_is_refused_by_name():
+    import tensorflow as tf
+
+    def datasets():
+        (x, y), (vx, vy) = blobs()
+        return (tf.data.Dataset.from_tensor_slices((x, y)).batch(16),
+                tf.data.Dataset.from_tensor_slices((vx, vy)).batch(16).take(0))
+
+    study = define_study("emptied", data=datasets, build_model=lambda: mlp(), settings=SETTINGS)
+    with pytest.raises(StudyFileError, match="data\\(\\)'s validation dataset holds no batch; give it at least one"):
+        data.load(study)
+
+
 def test_generators_are_refused_with_the_forms_that_stream_batches():
     def generators():
         train, val = blobs()
