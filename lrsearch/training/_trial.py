@@ -268,12 +268,13 @@ def preflight(runner: TrialRunner, lane_count: int | None = 1, lane_cap: int = l
     compiled_by_builder = getattr(model, "compiled", False)
     runner.compile(model, optimizer)
     for split, part in (("training", runner.train), ("validation", runner.val)):
+        batch = data.first_batch(part, study.settings.batch_size)
         try:
-            logged = sorted(model.test_step(data.first_batch(part, study.settings.batch_size)))
+            logged = sorted(model.test_step(batch))
         except Exception as exc:
-            raise StudyFileError(study.path, f"evaluating one batch of the {split} data with settings "
-                                             f"loss={study.settings.loss!r}, metrics={study.settings.compile_metrics!r}"
-                                             f" failed: {problem_of(exc)}") from exc
+            raise StudyFileError(study.path, f"evaluating one batch of the {split} data failed ({_inputs(model, batch)}"
+                                             f"; loss {study.settings.loss!r}, metrics "
+                                             f"{list(study.settings.compile_metrics)!r}): {problem_of(exc)}") from exc
     logged += [f"val_{name}" for name in logged]
     if study.settings.objective not in logged:
         raise StudyFileError(study.path, f"the objective {study.settings.objective!r} is not logged by this "
@@ -288,6 +289,18 @@ def preflight(runner: TrialRunner, lane_count: int | None = 1, lane_cap: int = l
     runner.preflight = Preflight(path, architecture.describe(model) if fixed else None)
     keras.backend.clear_session(free_memory=False)
     return runner.preflight
+
+
+def _inputs(model: keras.Model, batch) -> str:
+    """What met in a batch's evaluation: the batch's shapes (x, y, sample weights) and the
+    model's input shape, where Keras knows it."""
+    items = batch if isinstance(batch, (tuple, list)) else (batch,)
+    shapes = ", ".join(f"{role} {data.map_arrays(lambda a: tuple(a.shape), item)}"
+                       for role, item in zip(data.ROLES, items))
+    try:
+        return f"batch {shapes}; model input {model.input_shape}"
+    except (AttributeError, ValueError):  # a subclassed model has no input shape
+        return f"batch {shapes}"
 
 
 def _lanes_clause(runner: TrialRunner, model: keras.Model, lane_count: int | None, lane_cap: int,

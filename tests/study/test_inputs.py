@@ -196,6 +196,8 @@ def test_a_validation_split_the_model_cannot_take_is_refused_before_any_trial():
         return (x, y), (np.concatenate([x_val, x_val[:, :1]], axis=1), y_val)  # a feature more than training's
 
     runner = TrialRunner(define_study("misfit", data=data_, build_model=lambda: mlp(), settings=SETTINGS))
-    with pytest.raises(StudyFileError, match="evaluating one batch of the validation data .* failed: ValueError") as r:
+    with pytest.raises(StudyFileError) as r:
         preflight(runner, 1, 1)
+    assert ("evaluating one batch of the validation data failed (batch x (20, 3), y (20, 3); model input (None, 2); "
+            "loss 'categorical_crossentropy', metrics ['accuracy']): ValueError") in str(r.value), r.value
     assert str(r.value).endswith("but received input with shape (20, 3)"), r.value  # Keras' argument list cut
