@@ -162,6 +162,8 @@ def exported_configs(
         raise ConfigError("give either a trial number or a top count, not both.")
     if top is not None:
         check_count("top", top)
+    if trial is not None:
+        check_count("trial", trial, low=0)
     from lrsearch.results import confirmations, model_params, not_complete, rank, read_study, read_trial
 
     trials = study.get_trials(deepcopy=False)

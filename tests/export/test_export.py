@@ -147,6 +147,8 @@ def test_export_study_is_the_command_as_a_function(blobs_journal, tmp_path, monk
         lrsearch.export_study(storage=path, study_name="blobs")
     with pytest.raises(lrsearch.UsageError, match="no study 'nope'"):
         lrsearch.export_study(BLOBS, storage=path, study_name="nope")
+    with pytest.raises(ConfigError, match="trial must be a whole number >= 0, but got '1'"):
+        lrsearch.export_study(BLOBS, storage=path, trial="1")
 
 
 def test_one_cycle_trial_without_recorded_steps_counts_them_from_the_study_file():
