@@ -275,15 +275,20 @@ def file_stem(name: str) -> str:
 def _assemble(path: Path, name: str, description: str, *, data: Any, build_model: Any, settings: Any, space: Any,
               callbacks: Any, in_python: bool = False) -> Study:
     """Check a study's parts (from a file's module or from `define_study`); StudyFileError."""
-    where = "is given" if in_python else "defines"
-    if not callable(data):
-        raise StudyFileError(path, f"{where} no data() function. Add `def data():` returning "
-                             "((x_train, y_train), (x_val, y_val)).")
-    if not callable(build_model):
-        raise StudyFileError(path, f"{where} no build_model() function. Add `def build_model(trial):` "
-                             "returning an uncompiled Keras model.")
-    if not isinstance(settings, Settings):
-        raise StudyFileError(path, f"{where} no `settings = lrsearch.Settings(loss=..., objective=...)`.")
+    for part, value, wanted, hint in (
+            ("data", data, "callable", "Add `def data():` returning ((x_train, y_train), (x_val, y_val))."),
+            ("build_model", build_model, "callable", "Add `def build_model(trial):` returning an uncompiled Keras "
+                                                     "model."),
+            ("settings", settings, Settings, "Add `settings = lrsearch.Settings(loss=..., objective=...)`.")):
+        if wanted == "callable" and callable(value) or wanted is Settings and isinstance(value, Settings):
+            continue
+        kind = "a function" if wanted == "callable" else "lrsearch.Settings(...)"
+        if in_python:
+            raise StudyFileError(path, f"{part}= must be {kind}, but got {type(value).__name__}.")
+        if value is None:
+            raise StudyFileError(path, f"defines no {part + '() function' if wanted == 'callable' else '`settings`'}. "
+                                       f"{hint}")
+        raise StudyFileError(path, f"{part} must be {kind}, but is {type(value).__name__}. {hint}")
     if space is None:
         space = Space()
     elif isinstance(space, dict):

@@ -149,10 +149,11 @@ def test_define_study_checks_its_parts_as_a_study_file_is_checked():
     study = lrsearch.define_study("mine", **parts, space={"optimizers": ["adam"]})
     assert study.in_python and study.name == "mine" and study.space.optimizers == ("adam",)
     assert not tiny.in_python
-    with pytest.raises(StudyFileError, match="<study mine defined in Python>: is given no data"):
-        lrsearch.define_study("mine", **{**parts, "data": None})
-    with pytest.raises(StudyFileError, match="no `settings = lrsearch.Settings"):
-        lrsearch.define_study("mine", **{**parts, "settings": {"loss": "mse"}})
+    for part, value, kind in (("data", None, "a function, but got NoneType"),
+                              ("build_model", 5, "a function, but got int"),
+                              ("settings", {"loss": "mse"}, r"lrsearch.Settings\(...\), but got dict")):
+        with pytest.raises(StudyFileError, match=f"<study mine defined in Python>: {part}= must be {kind}.$"):
+            lrsearch.define_study("mine", **{**parts, part: value})
     with pytest.raises(StudyFileError, match="bad `space`"):
         lrsearch.define_study("mine", **parts, space={"optimizers": ["lion"]})
     with pytest.raises(UsageError, match="name must be a non-empty string"):

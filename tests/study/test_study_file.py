@@ -54,6 +54,7 @@ def test_a_study_file_imports_a_module_beside_it_from_any_working_directory(tmp_
     (GOOD.replace("def data():", "def data(:"), "syntax error at line"),
     (GOOD.replace("def build_model(trial):", "def make_model(trial):"), "defines no build_model()"),
     (GOOD.replace("def data():", "def dataset():"), "defines no data()"),
+    (GOOD.replace("def data():", "data = 5\ndef dataset():"), "data must be a function, but is int. Add `def data():`"),
     (GOOD.replace("settings =", "config ="), "defines no `settings"),
     (GOOD.replace('"optimizers"', '"optimisers"'), "unknown space option 'optimisers'. Did you mean 'optimizers'?"),
     (GOOD.replace('epochs=3', 'epochs=0'), "line 5: epochs must be a whole number >= 1"),
