@@ -14,7 +14,7 @@ import importlib
 from lrsearch.lr._catalogue import OPTIMIZERS, PARAMS, PLATEAU_MIN_LR, SCHEDULES, Param, config_field
 from lrsearch.lr._config import ConfigError, LRConfig, describe
 from lrsearch.lr._space import Space, SpaceError, suggest
-from lrsearch.lr._start import start_params
+from lrsearch.lr._start import STARTS, start_params
 
 #: Keras objects by name -> their module, imported (with Keras) on first use.
 _KERAS_OBJECTS = {"LearningRateMonitor": "_keras_objects", "ReduceLROnPlateau": "_keras_objects",
@@ -22,7 +22,7 @@ _KERAS_OBJECTS = {"LearningRateMonitor": "_keras_objects", "ReduceLROnPlateau": 
                   "one_cycle_rate": "_one_cycle", "ONE_CYCLE_ANNIHILATION": "_one_cycle",
                   "ONE_CYCLE_FINAL_DIV": "_one_cycle"}
 
-__all__ = ["OPTIMIZERS", "PARAMS", "PLATEAU_MIN_LR", "SCHEDULES",
+__all__ = ["OPTIMIZERS", "PARAMS", "PLATEAU_MIN_LR", "SCHEDULES", "STARTS",
            "ConfigError", "LRConfig", "Param", "Space", "SpaceError", "config_field", "describe", "start_params",
            "suggest",
            *_KERAS_OBJECTS]

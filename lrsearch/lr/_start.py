@@ -26,15 +26,15 @@ STARTS: tuple[tuple[str, dict[str, float]], ...] = (
 ONE_CYCLE_PEAK = 10.0
 
 
-def start_params(space: Space) -> list[dict[str, Any]]:
+def start_params(space: Space, starts: tuple[tuple[str, dict[str, float]], ...] = STARTS) -> list[dict[str, Any]]:
     """The parameters, by Optuna name, of the trials a new study of `space` starts from
-    (`STARTS` whose optimizer the space holds, with its constant schedule if it has one):
+    (`starts` whose optimizer the space holds, with its constant schedule if it has one):
     only what the space samples, clipped into its ranges; what they leave out (another
     schedule's parameters, the model's own) the sampler draws."""
     schedule = "constant" if "constant" in space.schedules else space.schedules[0]
     rate = SCHEDULES[schedule].lr
-    starts = []
-    for optimizer, values in STARTS:
+    chosen = []
+    for optimizer, values in starts:
         if optimizer not in space.optimizers:
             continue
         params: dict[str, Any] = {}
@@ -47,5 +47,5 @@ def start_params(space: Space) -> list[dict[str, Any]]:
             low, high = getattr(space, name)
             if low < high:
                 params[name] = min(max(value, low), high)
-        starts.append(params)
-    return starts
+        chosen.append(params)
+    return chosen
