@@ -47,7 +47,8 @@ FAULTS = {
     "objective None": (('objective="val_accuracy"', "objective=None"),
                        "objective must be the name of a logged metric, but got None"),
     "a misspelt loss": (('loss="categorical_crossentropy"', 'loss="categorical_crosentropy"'),
-                        "settings loss='categorical_crosentropy'"),
+                        "loss 'categorical_crosentropy', metrics ['accuracy']): ValueError: Could not interpret loss "
+                        "identifier: categorical_crosentropy"),
     "x and y of different lengths": (("onehot[:100]), (x[100:]", "onehot[:90]), (x[100:]"),
                                      "data()'s train arrays differ in length (train x: 100, train y: 90)"),
 }
