@@ -35,6 +35,7 @@ from typing import Any, Callable, Iterator
 
 from lrsearch.errors import StudyFileError, StudyFileExit, UsageError, plain
 from lrsearch.lr import Space, SpaceError
+from lrsearch.study import _dtype_policy as policies
 from lrsearch.study._directions import close_names, direction_of
 from lrsearch.study._source import check_source, syntax_error
 
@@ -200,6 +201,7 @@ class Study:
     builder: Callable[..., Any]
     callbacks: Callable[..., Any] | None = None
     in_python: bool = False  # made by `define_study`, not loaded from a file
+    dtype_policy: str | None = None  # Keras' global policy its file set (`_dtype_policy`), if not the default
 
     def with_seed(self, seed: int) -> "Study":
         """The same study with settings.seed = `seed` (`lrsearch run --seed`)."""
@@ -207,7 +209,7 @@ class Study:
 
     def build_model(self, trial: Any, passthrough: tuple[type[BaseException], ...] = ()) -> Any:
         """Call the file's builder, passing the trial if it takes one (see `user_code`)."""
-        with user_code(self.path, "build_model()", passthrough):
+        with user_code(self.path, "build_model()", passthrough), policies.building_under(self.dtype_policy):
             return self.builder(trial) if _takes_argument(self.builder) else self.builder()
 
     def call_callbacks(self, trial: Any) -> Any:
@@ -234,8 +236,8 @@ def load_study(path: str | os.PathLike) -> Study:
         raise StudyFileError(path, "no such file. Give the path of a study file, e.g. studies/blobs.py.")
     if path.suffix != ".py":
         raise StudyFileError(path, "a study file is a Python file ending in .py.")
-    module = _import(path)
-    return _assemble(path, path.stem, describe(module),
+    module, policy = policies.set_by(lambda: _import(path))
+    return _assemble(path, path.stem, describe(module), dtype_policy=policy,
                      **{part: getattr(module, part, None) for part in ("data", "build_model", "settings", "space",
                                                                        "callbacks")})
 
@@ -255,7 +257,8 @@ def define_study(name: str, *, data: Callable[[], Any], build_model: Callable[..
     if "/" in check_name(name):
         raise UsageError(f"a study's name must be a non-empty string without '/', but got {name!r}.")
     return _assemble(Path(f"<study {name} defined in Python>"), name, description, data=data,
-                     build_model=build_model, settings=settings, space=space, callbacks=callbacks, in_python=True)
+                     build_model=build_model, settings=settings, space=space, callbacks=callbacks, in_python=True,
+                     dtype_policy=policies.in_use())
 
 
 def check_name(name: Any) -> str:
@@ -273,7 +276,7 @@ def file_stem(name: str) -> str:
 
 
 def _assemble(path: Path, name: str, description: str, *, data: Any, build_model: Any, settings: Any, space: Any,
-              callbacks: Any, in_python: bool = False) -> Study:
+              callbacks: Any, in_python: bool = False, dtype_policy: str | None = None) -> Study:
     """Check a study's parts (from a file's module or from `define_study`); StudyFileError."""
     for part, value, wanted, hint in (
             ("data", data, "callable", "Add `def data():` returning ((x_train, y_train), (x_val, y_val))."),
@@ -302,7 +305,7 @@ def _assemble(path: Path, name: str, description: str, *, data: Any, build_model
         raise StudyFileError(path, f"`callbacks` must be a function, callbacks(trial), returning a list of Keras "
                                    f"callbacks, not {type(callbacks).__name__}.")
     return Study(path=path, name=name, description=description, settings=settings, space=space, data=data,
-                 builder=build_model, callbacks=callbacks, in_python=in_python)
+                 builder=build_model, callbacks=callbacks, in_python=in_python, dtype_policy=dtype_policy)
 
 
 def pickle_study(study: Study) -> bytes | None:

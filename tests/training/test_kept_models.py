@@ -82,6 +82,38 @@ def test_a_mixed_precision_model_trains_trial_after_trial_with_keras_loss_scalin
         keras.mixed_precision.set_global_policy("float32")
 
 
+def test_a_policy_set_as_the_study_file_loads_builds_its_models_in_every_thread_and_leaves_the_caller_s_alone(
+        tmp_path):
+    """Keras keeps its dtype policy per thread and clear_session resets it: a study file that
+    sets mixed_float16 as it is imported still builds mixed models after the preflight's
+    clear_session and in a lane's thread, while the loading session keeps float32."""
+    import threading
+
+    import optuna
+
+    from lrsearch.study import load_study
+    from lrsearch.training import TrialRunner, preflight
+
+    path = tmp_path / "mixed_at_import.py"
+    path.write_text(MIXED_PRECISION.replace("import lrsearch\n", "import keras\nimport lrsearch\n\n"
+                                            "keras.mixed_precision.set_global_policy('mixed_float16')\n", 1)
+                    .replace('    keras.mixed_precision.set_global_policy("mixed_float16")\n', ""))
+    study = load_study(path)
+    assert study.dtype_policy == "mixed_float16" and keras.mixed_precision.global_policy().name == "float32"
+    runner = TrialRunner(study)
+    preflight(runner, 1, 1)  # clears the session
+    config = LRConfig(optimizer="adam", lr=1e-3)
+    policies = [runner.new_model(optuna.trial.FixedTrial({}), config)[0].dtype_policy.name]
+    thread = threading.Thread(target=lambda: policies.append(
+        runner.new_model(optuna.trial.FixedTrial({}), config)[0].dtype_policy.name))
+    thread.start()
+    thread.join()
+    assert policies == ["mixed_float16", "mixed_float16"]
+    assert keras.mixed_precision.global_policy().name == "float32"
+    assert runner.retrain(config, {}, 3) is not None  # trains with Keras' loss scaling
+    assert keras.mixed_precision.global_policy().name == "float32"
+
+
 def embedded() -> keras.Model:
     """A model whose Embedding's gradients come as IndexedSlices."""
     keras.backend.clear_session(free_memory=False)
