@@ -56,6 +56,11 @@ if TYPE_CHECKING:
 BUMP_MARGIN = 0.25
 
 
+#: The fall of the smoothed loss, relative to its value after the warm-up, below which a
+#: range test is said to show no learning (`RangeTestResult.warning`).
+LEARNED = 0.05
+
+
 class Bump(NamedTuple):
     """The smoothed loss at the suggestion, and the lowest one at lower learning rates."""
 
@@ -123,7 +128,20 @@ class RangeTestResult:
                 f"{how}; {end} after {len(self.losses)} iterations ({self.duration_s:.1f} s)")
 
     def warning(self) -> str | None:
-        """One line on the bump the suggestion sits on, and what to do; None without one."""
+        """One line on what makes the suggestion doubtful, and what to do: the loss never
+        fell (by `LEARNED` of its value after the warm-up), it still fell at the sweep's end,
+        or the suggestion sits on a bump; None where nothing does."""
+        warmup = min(round(1 / (1 - self.beta)), len(self.smoothed) - 1)
+        after_warmup = np.asarray(self.smoothed[warmup:], float)
+        start, lowest = after_warmup[0], np.nanmin(after_warmup) if np.isfinite(after_warmup).any() else np.nan
+        if math.isfinite(start) and not start - lowest > LEARNED * abs(start):
+            return (f"warning: the smoothed loss never fell by {LEARNED:.0%} of its {start:.3g} at any lr from "
+                    f"{self.lrs[warmup]:.3g} up: the model did not learn in this sweep, so the suggestion says "
+                    f"nothing; check that it trains (its data, its loss, a train_step of its own) before searching")
+        if self.stopped == "end" and self.min_lr >= self.lrs[int(0.95 * (len(self.lrs) - 1))]:
+            return (f"warning: the smoothed loss was still falling at the sweep's end (lr {self.lrs[-1]:.3g}), so its "
+                    f"minimum, and the suggestion, may lie higher: run the test again with a higher end_lr "
+                    f"(--end-lr) or more iterations")
         if self.bump is None:
             return None
         loss, low, low_lr = self.bump
@@ -254,16 +272,27 @@ def run_range_test(model: "keras.Model", train, *, batch_size: int, start_lr: fl
 
 def _repeated_batches(train, batch_size: int, seed: int):
     from lrsearch.devices import import_tensorflow
+    from lrsearch.study import data
 
     tf = import_tensorflow()
 
     if isinstance(train, (tuple, list)):
-        rows = len(train[0])
-        dataset = tf.data.Dataset.from_tensor_slices(tuple(train)).shuffle(rows, seed=seed)
+        rows = data.rows(train)
+        # tf.data reads a list as one tensor (several inputs or outputs stacked, or refused), a tuple as a structure
+        dataset = tf.data.Dataset.from_tensor_slices(_as_structure(train)).shuffle(rows, seed=seed)
         return dataset.batch(min(batch_size, rows), drop_remainder=True).repeat()
     if hasattr(train, "element_spec"):
         return train.repeat()
     return _py_dataset_batches(tf, train)
+
+
+def _as_structure(tree):
+    """`tree` with its lists made tuples, the nesting tf.data slices element by element."""
+    if isinstance(tree, dict):
+        return {key: _as_structure(value) for key, value in tree.items()}
+    if isinstance(tree, (tuple, list)):
+        return tuple(_as_structure(value) for value in tree)
+    return tree
 
 
 def _py_dataset_batches(tf, train):

@@ -58,11 +58,11 @@ def test_rules_on_a_known_curve():
     assert suggest_lr(lrs, loss, "steepest")[0] == steepest_lr
 
 
-def synthetic_result(losses, rule: str = "min/10") -> RangeTestResult:
+def synthetic_result(losses, rule: str = "min/10", stopped: str = "diverged") -> RangeTestResult:
     """A range-test result of made-up batch losses over 1e-6..10 (beta 0.9: 10 warm-up iterations)."""
     return RangeTestResult(optimizer="sgd", batch_size=32, momentum=0.0, start_lr=1e-6, end_lr=10.0,
                            iterations=len(losses), beta=0.9, diverge_factor=4.0, rule=rule,
-                           losses=tuple(losses), stopped="diverged", duration_s=0.1)
+                           losses=tuple(losses), stopped=stopped, duration_s=0.1)
 
 
 #: log10 of the learning rates of the synthetic curves, 100 iterations a decade.
@@ -81,6 +81,16 @@ def test_a_clean_curve_gives_no_bump_warning():
         result = synthetic_result(clean_curve(), rule)
         assert 0.02 < result.min_lr / 10 < 0.06 and 3e-4 < result.steepest_lr < 3e-3
         assert result.bump is None and result.warning() is None
+
+
+def test_a_loss_that_never_falls_or_still_falls_at_the_end_says_the_suggestion_says_little():
+    noise = np.random.default_rng(1).normal(0, 0.01, LOG_LRS.size)
+    flat = synthetic_result(1.1 + noise, stopped="end")  # a model that does not learn (gradients lost)
+    assert flat.warning().startswith("warning: the smoothed loss never fell by 5% of its 1.1") and \
+        "the suggestion says nothing" in flat.warning()
+    falling = synthetic_result(2.0 - 0.2 * (LOG_LRS + 6) + noise, stopped="end")  # too few iterations, or end_lr low
+    assert falling.min_lr > 5 and "still falling at the sweep's end (lr 10)" in falling.warning()
+    assert "--end-lr" in falling.warning()
 
 
 def test_a_suggestion_on_a_bump_warns_what_was_seen_and_what_to_do():
@@ -179,6 +189,24 @@ def test_range_test_reads_a_keras_py_dataset_pass_after_pass():
     losses, stopped = rangetest.run_range_test(model, batches, batch_size=16, iterations=120, beta=0.9)
     assert len(losses) > 20
     assert batches.passes >= len(losses) // len(batches) - 1  # 4 batches a pass: it went round
+
+
+def test_range_test_reads_inputs_and_outputs_given_as_lists():
+    """Two inputs of different widths and two outputs, each given as a Python list (tf.data
+    would stack a list into one tensor, or refuse it)."""
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(96, 4)).astype("float32"), rng.normal(size=(96, 3)).astype("float32")
+    first, second = (a[:, 0] > 0).astype("int32"), (b[:, 0] > 0).astype("int32")
+    keras.backend.clear_session(free_memory=False)
+    inputs = [keras.Input((4,)), keras.Input((3,))]
+    hidden = keras.layers.Dense(8, activation="relu")(keras.layers.Concatenate()(inputs))
+    model = keras.Model(inputs, [keras.layers.Dense(2, activation="softmax")(hidden),
+                                 keras.layers.Dense(2, activation="softmax")(hidden)])
+    model.compile(optimizer=make_optimizer(LRConfig(optimizer="adam", lr=1e-7), 1, 1),
+                  loss=["sparse_categorical_crossentropy"] * 2)
+    losses, stopped = rangetest.run_range_test(model, ([a, b], [first, second]), batch_size=16, iterations=60,
+                                               beta=0.9)
+    assert len(losses) > 20 and np.isfinite(losses[:20]).all()
 
 
 @pytest.mark.parametrize("bad, message", [
