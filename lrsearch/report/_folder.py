@@ -13,10 +13,12 @@ from lrsearch.study import file_stem
 
 def report_folder(study_name: str, where: bool | str | os.PathLike | None = None) -> Path:
     """Where the report of `study_name` goes: `where` if it names a folder, else
-    ./lrsearch-report-STUDY_NAME. UsageError for an empty path."""
+    ./lrsearch-report-STUDY_NAME. UsageError for an empty path, and for "-": a report is a
+    folder of files, which cannot go to standard output as an export can."""
     if isinstance(where, (str, os.PathLike)):
-        if not str(where).strip():
-            raise UsageError("the report folder is an empty path; name a folder, or leave it out for "
+        if not str(where).strip() or os.fspath(where) == "-":
+            raise UsageError(f"the report folder is {'-' if os.fspath(where) == '-' else 'an empty path'}; a report "
+                             f"is a folder of files: name one, or leave it out for "
                              f"./lrsearch-report-{file_stem(study_name)}.")
         return Path(where)
     return Path(f"lrsearch-report-{file_stem(study_name)}")

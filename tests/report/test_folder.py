@@ -41,6 +41,8 @@ def test_a_report_path_that_cannot_be_made_is_a_write_error_and_an_empty_one_bad
 
     with pytest.raises(UsageError, match="the report folder is an empty path"):
         report_folder("tiny", "")
+    with pytest.raises(UsageError, match="the report folder is -; a report is a folder of files: name one"):
+        report_folder("tiny", "-")
     with pytest.raises(WriteError, match="file name too long writing"):
         check_writable(tmp_path / ("x" * 300))
     (tmp_path / "file").write_text("")
