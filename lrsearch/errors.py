@@ -188,3 +188,8 @@ class InternalError(LrsearchError):
     """A bug in lrsearch, not in the user's input or study."""
 
     exit_code = 70  # EX_SOFTWARE
+
+
+def counted(count: int, noun: str) -> str:
+    """'1 epoch', '3 epochs': `count` and `noun`, plural but for one."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"

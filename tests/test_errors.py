@@ -169,3 +169,9 @@ def test_an_op_error_of_a_compiled_step_reads_as_its_cause_alone():
         assert "defined at (most recent call last)" in str(raised.value)  # what is cut
         said.add(problem_of(raised.value))
     assert said == {"InvalidArgumentError: Received a label value of 5 which is outside the valid range of [0, 2)."}
+
+
+def test_counted_is_plural_but_for_one():
+    from lrsearch.errors import counted
+
+    assert [counted(n, "epoch") for n in (0, 1, 2)] == ["0 epochs", "1 epoch", "2 epochs"]

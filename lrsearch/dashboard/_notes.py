@@ -30,6 +30,7 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 from lrsearch import internals, results
+from lrsearch.errors import counted
 from lrsearch.lr import describe
 from lrsearch.storage import DEFAULT_STORAGE, is_url, redact
 
@@ -116,7 +117,7 @@ def study_note(study, shared: results.StudyRecord, storage: str) -> str:
     if shared.study_file:
         lines.append(f"- **Study file**: `{shared.study_file}` (its data, model and settings)")
     lines.append(f"- **Objective**: {_text(objective)} ({shared.direction}), taken at a trial's last epoch")
-    lines.append(f"- **Training**: {shared.epochs} epoch{'' if shared.epochs == 1 else 's'} per trial, batch size {shared.batch_size}"
+    lines.append(f"- **Training**: {counted(shared.epochs, 'epoch')} per trial, batch size {shared.batch_size}"
                  + (f", seed {seed} (trial k trains on seed {seed} + k)" if seed is not None else ""))
     lines.append("- **Trials**: each finished trial's note gives its configuration, value and best epoch, why it "
                  "was pruned or failed, its duration, and its learning rate per epoch (with a chart)")

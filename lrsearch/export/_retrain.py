@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 from lrsearch import results
-from lrsearch.errors import UsageError, ready_to_write, writing
+from lrsearch.errors import UsageError, counted, ready_to_write, writing
 from lrsearch.lr import LRConfig, describe
 
 if TYPE_CHECKING:
@@ -274,7 +274,7 @@ class _Retraining:
         settings = self.study_file.settings
         say(f"Retraining trial {cfg.trial_number} ({settings.objective} {cfg.value:.4g}"
             + (f", fresh seeds {cfg.confirmation.describe()}" if cfg.confirmation else "")
-            + f"): {describe(config.to_dict())}, seed {seed}, {epochs} epoch{'' if epochs == 1 else 's'}, on {self.used}.")
+            + f"): {describe(config.to_dict())}, seed {seed}, {counted(epochs, 'epoch')}, on {self.used}.")
         if self.full_data:
             say("Full data: no rows are held out, so only training metrics are reported"
                 + (f" and the plateau schedule watches {self.monitor}" if config.schedule == "plateau" else "")

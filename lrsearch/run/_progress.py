@@ -10,6 +10,7 @@ import time
 
 from tqdm import tqdm
 
+from lrsearch.errors import counted
 from lrsearch.lr import describe
 
 
@@ -92,7 +93,7 @@ class RunProgress:
             recorded = results.read_confirmations(self.study)
             print(f"Confirming trial(s) {', '.join(map(str, trials))} on "
                   f"{_fresh_seeds(len(seeds), sorted({len(recorded.get(number, {})) for number in trials}))}: "
-                  f"{len(tasks)} training(s) of {epochs} epoch{'' if epochs == 1 else 's'} on {workers} worker(s).", flush=True)
+                  f"{len(tasks)} training(s) of {counted(epochs, 'epoch')} on {workers} worker(s).", flush=True)
             self.confirm = tqdm(total=len(tasks), desc="confirm", unit="training", file=sys.stderr,
                                 dynamic_ncols=True)
             self._confirm_started = time.monotonic()

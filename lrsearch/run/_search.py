@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lrsearch.errors import SearchStopped, StorageUnavailableError, UsageError
+from lrsearch.errors import SearchStopped, StorageUnavailableError, UsageError, counted
 from lrsearch.options import SearchOptions
 from lrsearch.run._result import SearchResult, result_of
 from lrsearch.storage import DEFAULT_STORAGE
@@ -105,7 +105,7 @@ def _search(study_or_path, options: SearchOptions, pool) -> SearchResult:
     fail_dead_local_trials(study)  # first: the trials a killed run of this machine left do not count
     remaining = n_trials - claimed_trials(study)
     if remaining > 0:
-        print(f"Running up to {remaining} of {n_trials} trials ({epochs} epoch{'' if epochs == 1 else 's'} each) on {len(pool.slots)} "
+        print(f"Running up to {remaining} of {n_trials} trials ({counted(epochs, 'epoch')} each) on {len(pool.slots)} "
               f"worker(s): {', '.join(slot.describe() for slot in pool.slots)}", flush=True)
     timer = Timer(options.timeout)
     outcome = supervise(pool, job, study, timer=timer, confirming=confirming, notes=not options.joining)
