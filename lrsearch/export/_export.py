@@ -45,9 +45,9 @@ def export_study(study_file: "str | os.PathLike | Study | None" = None, *, stora
                  trial: int | None = None, fmt: str | None = None, verbose: bool = True) -> list[ExportedConfig]:
     """`lrsearch export`: write the pick of a stored study (or trial number `trial`, or the
     `top` best, best first) to `output` (default: ./STUDY_NAME-best.json, or .yaml with
-    `fmt` "yaml"; "-": standard output) and return what was written. The study is the study file's (a path or a
-    loaded `Study`), or `study_name` in `storage`; `verbose` prints each configuration and
-    the file written."""
+    `fmt` "yaml"; "-": standard output) and return what was written. The study is the
+    study file's (a path or a loaded `Study`), or `study_name` in `storage`; `verbose`
+    prints each configuration and the file written (to stderr where the file is stdout)."""
     from lrsearch.lr import describe
     from lrsearch.results import describe_model
     from lrsearch.study import file_stem, resolve_study
@@ -231,6 +231,7 @@ def render(configs: list[ExportedConfig], fmt: str, *, many: bool = False) -> st
 
 
 def _known(fmt: str | None) -> str | None:
+    """`fmt` if it is None or one of `FORMATS`; ConfigError otherwise."""
     if fmt is not None and fmt not in FORMATS:
         raise ConfigError(f"format must be one of {list(FORMATS)}, but got {fmt!r}.")
     return fmt
