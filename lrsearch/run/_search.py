@@ -96,7 +96,12 @@ def _search(study_or_path, options: SearchOptions, pool) -> SearchResult:
     _record_settings(study, study_file, epochs, options.accept_changes,
                      n_trials=None if options.joining else n_trials)
     study_args = _announce(study, study_file, options)
-    _learning_rate_bounds(options, study_file, study)
+    try:
+        _learning_rate_bounds(options, study_file, study)
+    except BaseException:  # a range test that failed or was interrupted: no trial was asked
+        if blank:
+            _delete(study)
+        raise
     confirming = Confirming.of(options.confirm)
     job = Job(study_path=str(study_file.path), study_pickle=study_pickle, study_name=name, n_trials=n_trials,
               epochs=epochs, seed=settings.seed, options=options, confirm=confirming is not None,
@@ -266,7 +271,7 @@ def finish(outcome, study, hint: str | None, storage: str | None = None, in_pyth
 
 
 def _delete(study) -> None:
-    """Delete `study` from its storage."""
+    """Delete `study` from its storage: a study this run made, which stopped before its first trial."""
     import optuna
 
     from lrsearch import internals

@@ -82,10 +82,16 @@ def test_a_record_for_other_ranges_is_not_applied(tiny_study):
 
 @pytest.mark.slow  # a run of the CLI
 def test_a_study_file_error_in_the_range_test_exits_2(cli, tiny_study, tmp_path):
-    """The range test runs in a spawned process; its StudyFileError reaches the user."""
+    """The range test runs in a spawned process; its StudyFileError reaches the user, and
+    the study the run made for it is deleted (no trial was asked)."""
+    import optuna
+
+    from lrsearch.storage import open_storage
+
     broken = tmp_path / "broken.py"
     broken.write_text(tiny_study.read_text().replace("def data():", "def data():\n    raise RuntimeError('no data')"))
-    result = cli("run", str(broken), "--storage", str(tmp_path / "s.journal"), "--bounds-from-find-lr",
-                 "--workers", "1", "--no-report")
+    journal = str(tmp_path / "s.journal")
+    result = cli("run", str(broken), "--storage", journal, "--bounds-from-find-lr", "--workers", "1", "--no-report")
     assert result.returncode == 2, result.stdout + result.stderr
-    assert "data() raised RuntimeError: no data" in result.stderr
+    assert "data() raised RuntimeError: no data" in result.stderr and "Traceback" not in result.stderr
+    assert optuna.get_all_study_names(open_storage(journal)) == []
