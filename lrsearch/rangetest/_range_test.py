@@ -278,21 +278,11 @@ def _repeated_batches(train, batch_size: int, seed: int):
 
     if isinstance(train, (tuple, list)):
         rows = data.rows(train)
-        # tf.data reads a list as one tensor (several inputs or outputs stacked, or refused), a tuple as a structure
-        dataset = tf.data.Dataset.from_tensor_slices(_as_structure(train)).shuffle(rows, seed=seed)
+        dataset = tf.data.Dataset.from_tensor_slices(data.as_tuples(train)).shuffle(rows, seed=seed)
         return dataset.batch(min(batch_size, rows), drop_remainder=True).repeat()
     if hasattr(train, "element_spec"):
         return train.repeat()
     return _py_dataset_batches(tf, train)
-
-
-def _as_structure(tree):
-    """`tree` with its lists made tuples, the nesting tf.data slices element by element."""
-    if isinstance(tree, dict):
-        return {key: _as_structure(value) for key, value in tree.items()}
-    if isinstance(tree, (tuple, list)):
-        return tuple(_as_structure(value) for value in tree)
-    return tree
 
 
 def _py_dataset_batches(tf, train):

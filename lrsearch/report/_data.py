@@ -202,16 +202,13 @@ def trials_frame(trials: list["optuna.trial.FrozenTrial"], objective: str, direc
         for key in ("duration_s", "pruned_reason", "pruned_detail", "fail_reason", "device"):
             row[key] = getattr(rec, key)
         row["pruned_epoch"] = None if rec.pruned_epoch is None else rec.pruned_epoch + 1
-        row["reported"] = _last_value(t)
-        row["datetime_start"] = t.datetime_start
-        row["datetime_complete"] = t.datetime_complete
+        row.update(reported=_last_value(t), datetime_start=t.datetime_start, datetime_complete=t.datetime_complete)
         rows.append(row)
     columns = ["number", "state", "value", *CONFIRMED_COLUMNS, *CONFIG_FIELDS, "model", "best_value", "best_epoch",
                "epochs_run", "duration_s", "pruned_reason", "pruned_epoch", "pruned_detail", "fail_reason", "device",
                "reported", "datetime_start", "datetime_complete"]
-    counts = {name: "Int64" for name in ("confirmed_seeds", "confirmed_diverged", "best_epoch", "epochs_run",
-                                         "pruned_epoch")}  # whole numbers, blank where none, not 3.0 and NaN
-    return pd.DataFrame(rows, columns=columns).astype(counts)
+    counts = ("confirmed_seeds", "confirmed_diverged", "best_epoch", "epochs_run", "pruned_epoch")
+    return pd.DataFrame(rows, columns=columns).astype(dict.fromkeys(counts, "Int64"))  # 3 and blank, not 3.0 and NaN
 
 
 def importance(trials: list["optuna.trial.FrozenTrial"], direction: str) -> Importance | None:

@@ -88,6 +88,16 @@ def leaves(tree: Any) -> list[np.ndarray]:
     return [array for _, array in _named_leaves(tree, "")]
 
 
+def as_tuples(tree: Any) -> Any:
+    """`tree` with its lists made tuples: tf.data slices a tuple element by element, but
+    reads a list as one tensor (several inputs or outputs stacked, or refused)."""
+    if isinstance(tree, dict):
+        return {key: as_tuples(value) for key, value in tree.items()}
+    if isinstance(tree, (tuple, list)):
+        return tuple(as_tuples(value) for value in tree)
+    return tree
+
+
 def map_arrays(function, tree: Any) -> Any:
     """`tree` with `function` applied to each of its arrays."""
     if isinstance(tree, dict):
