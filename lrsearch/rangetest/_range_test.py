@@ -101,12 +101,17 @@ class RangeTestResult:
     def __post_init__(self) -> None:
         lrs = lr_steps(self.start_lr, self.end_lr, self.iterations)[: len(self.losses)]
         smoothed = smooth(self.losses, self.beta)
-        warmup = round(1 / (1 - self.beta))
+        warmup = self.warmup
         suggestion, min_lr, steepest_lr = suggest_lr(lrs, smoothed, self.rule, warmup=warmup)
         for name, value in (("lrs", tuple(float(v) for v in lrs)), ("smoothed", tuple(float(v) for v in smoothed)),
                             ("suggestion", suggestion), ("min_lr", min_lr), ("steepest_lr", steepest_lr),
                             ("bump", find_bump(lrs, smoothed, suggestion, warmup))):
             object.__setattr__(self, name, value)
+
+    @property
+    def warmup(self) -> int:
+        """Iterations the smoothed loss takes to forget its start (1 / (1 - beta))."""
+        return round(1 / (1 - self.beta))
 
     @property
     def key(self) -> str:
@@ -131,7 +136,7 @@ class RangeTestResult:
         """One line on what makes the suggestion doubtful, and what to do: the loss never
         fell (by `LEARNED` of its value after the warm-up), it still fell at the sweep's end,
         or the suggestion sits on a bump; None where nothing does."""
-        warmup = min(round(1 / (1 - self.beta)), len(self.smoothed) - 1)
+        warmup = min(self.warmup, len(self.smoothed) - 1)
         after_warmup = np.asarray(self.smoothed[warmup:], float)
         start, lowest = after_warmup[0], np.nanmin(after_warmup) if np.isfinite(after_warmup).any() else np.nan
         if math.isfinite(start) and not start - lowest > LEARNED * abs(start):

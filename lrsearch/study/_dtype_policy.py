@@ -29,24 +29,21 @@ def _set(name: str | None) -> None:
         keras.mixed_precision.set_global_policy(name or keras.config.floatx())
 
 
-def set_by(run) -> tuple[object, str | None]:
-    """Call `run()`; return what it returned and the policy it left set where that is not
-    Keras' default (else None), with the policy set back to what it was before."""
-    before = current()
-    try:
-        returned = run()
-        after = current()
-    finally:
-        _set(before)
-    keras = sys.modules.get("keras")
-    return returned, after if keras is not None and after != keras.config.floatx() else None
-
-
 def in_use() -> str | None:
     """This thread's global policy where it is not Keras' default (`define_study` keeps it)."""
     keras = sys.modules.get("keras")
     name = current()
     return name if keras is not None and name != keras.config.floatx() else None
+
+
+def set_by(run) -> tuple[object, str | None]:
+    """Call `run()`; return what it returned and the policy it left set where that is not
+    Keras' default (`in_use`), with the policy set back to what it was before."""
+    before = current()
+    try:
+        return run(), in_use()
+    finally:
+        _set(before)
 
 
 @contextlib.contextmanager
